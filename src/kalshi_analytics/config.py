@@ -1,0 +1,159 @@
+"""Settings: one pydantic-settings object read from the environment (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kalshi_analytics.redact import mask_url
+
+
+class KalshiEnv(StrEnum):
+    PROD = "prod"
+    DEMO = "demo"
+    SIM = "sim"
+
+
+# KALSHI_API.md §1: the recommended dedicated external endpoints.
+KALSHI_URLS: dict[KalshiEnv, tuple[str, str]] = {
+    KalshiEnv.PROD: (
+        "https://external-api.kalshi.com/trade-api/v2",
+        "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+    ),
+    KalshiEnv.DEMO: (
+        "https://external-api.demo.kalshi.co/trade-api/v2",
+        "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
+    ),
+}
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+class SettingsError(Exception):
+    """A setting has an invalid value; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    kalshi_env: KalshiEnv = Field(KalshiEnv.SIM, description="prod | demo | sim (the built-in simulator)")
+    kalshi_api_base: str | None = Field(None, description="REST base URL; overrides KALSHI_ENV")
+    kalshi_ws_url: str | None = Field(None, description="WebSocket URL; overrides KALSHI_ENV")
+    kalshi_api_key_id: str | None = Field(None, description="Kalshi API key id for signed requests")
+    kalshi_private_key_path: Path | None = Field(None, description="PEM file with the Kalshi RSA private key")
+
+    db_url: str | None = Field(None, description="PostgreSQL URL; unset = embedded PostgreSQL")
+    test_database_url: str | None = Field(None, description="PostgreSQL URL the test suite uses")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("kalshi-analytics")),
+        validation_alias="KALSHI_ANALYTICS_DATA_DIR",
+        description="where the embedded database and caches live",
+    )
+
+    poll_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "kv"] = "kv"
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
+    )
+
+    sim_host: str = "127.0.0.1"
+    sim_port: int = Field(8765, ge=1, le=65535)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("db_url", "test_database_url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in POSTGRES_SCHEMES:
+            raise ValueError(f"must be a postgresql:// URL, got {mask_url(v)!r}")
+        return v
+
+    @field_validator("kalshi_api_base", "kalshi_ws_url")
+    @classmethod
+    def _url(cls, v: str | None, info: Any) -> str | None:
+        if v is None or v == "":
+            return None
+        allowed = ("http://", "https://") if info.field_name == "kalshi_api_base" else ("ws://", "wss://")
+        if not v.startswith(allowed):
+            raise ValueError(f"must start with {' or '.join(allowed)}, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("kalshi_private_key_path")
+    @classmethod
+    def _key_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_file():
+            raise ValueError(f"no such file: {v}")
+        return v.expanduser() if v is not None else None
+
+    @property
+    def api_base(self) -> str:
+        """The REST base URL in use: an explicit KALSHI_API_BASE wins over KALSHI_ENV."""
+        if self.kalshi_api_base:
+            return self.kalshi_api_base
+        if self.kalshi_env is KalshiEnv.SIM:
+            return f"http://{self.sim_host}:{self.sim_port}/trade-api/v2"
+        return KALSHI_URLS[self.kalshi_env][0]
+
+    @property
+    def ws_url(self) -> str:
+        if self.kalshi_ws_url:
+            return self.kalshi_ws_url
+        if self.kalshi_env is KalshiEnv.SIM:
+            return f"ws://{self.sim_host}:{self.sim_port}/trade-api/ws/v2"
+        return KALSHI_URLS[self.kalshi_env][1]
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return (alias if isinstance(alias, str) else field).upper()
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad variable, e.g. ``POLL_INTERVAL_SECONDS: Input should be greater than 0 (got '-1')``."""
+    parts = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        shown = ""
+        if isinstance(given, str | int | float) and "got" not in msg:
+            shown = f" (got {mask_url(str(given))!r})"
+        parts.append(f"{_env_name(err['loc'])}: {msg}{shown}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into a one-line :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

@@ -1,0 +1,72 @@
+"""Choosing the database for a process: ``DB_URL`` when given, else the embedded server (migrated on request)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import migrate
+from kalshi_analytics.config import Settings
+from kalshi_analytics.db import ServerInfo, check_connection, create_engine, display_url
+from kalshi_analytics.embedded import start_embedded
+from kalshi_analytics.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    url: str
+    embedded: bool
+    created: bool  # the embedded server was initialised by this call
+
+    @property
+    def display(self) -> str:
+        return display_url(self.url)
+
+
+async def choose_database(settings: Settings) -> DatabaseChoice:
+    if settings.db_url:
+        return DatabaseChoice(url=settings.db_url, embedded=False, created=False)
+    emb = await asyncio.to_thread(start_embedded, settings.embedded_pgdata)
+    return DatabaseChoice(url=emb.url, embedded=True, created=emb.created)
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    choice: DatabaseChoice
+    server: ServerInfo
+    migrations: migrate.MigrationStatus
+
+    def lines(self) -> list[str]:
+        kind = "embedded (pgserver)" if self.choice.embedded else "external (DB_URL)"
+        mig = self.migrations
+        state = "at head" if mig.at_head else f"behind head {mig.head} — run `kalshi-analytics db upgrade`"
+        return [
+            f"database:   {self.choice.display}",
+            f"kind:       {kind}",
+            f"server:     PostgreSQL {self.server.version}",
+            f"migrations: {mig.current or 'none'} ({state})",
+        ]
+
+
+async def database_status(engine: AsyncEngine, choice: DatabaseChoice) -> DatabaseStatus:
+    server = await check_connection(engine)
+    return DatabaseStatus(choice=choice, server=server, migrations=await migrate.status(engine))
+
+
+async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseChoice, AsyncEngine]:
+    """Choose, connect (failing fast with a masked URL) and, when asked, migrate to head."""
+    choice = await choose_database(settings)
+    engine = create_engine(choice.url)
+    try:
+        await check_connection(engine)
+        if upgrade:
+            await migrate.upgrade(engine)
+            log.info("database_migrated", database=choice.display, head=migrate.head_revision())
+    except BaseException:
+        await engine.dispose()
+        raise
+    return choice, engine

@@ -1,0 +1,50 @@
+"""The embedded PostgreSQL (``pgserver``) used when ``DB_URL`` is unset: created once, then reused."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from kalshi_analytics.logging import get_logger
+
+DATABASE_NAME = "kalshi"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbeddedDatabase:
+    url: str  # libpq form, unix socket
+    pgdata: Path
+    created: bool  # True when this call ran initdb
+
+
+def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatabase:
+    """Start (or attach to) the private server in ``pgdata`` and make sure ``database`` exists.
+
+    The server outlives this process on purpose: the next run attaches to it instead of starting again.
+    Blocking; call it from a thread inside an event loop.
+    """
+    # pgserver narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR; neither helps a user.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver  # imported lazily: it is only needed when no DB_URL is given
+    created = not (pgdata / "PG_VERSION").exists()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return EmbeddedDatabase(url=server.get_uri(database), pgdata=pgdata, created=created)
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server if one runs in ``pgdata``; True when one was stopped."""
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    return True

@@ -1,0 +1,23 @@
+"""ORM tables, in one place because they cross features."""
+
+from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
+from kalshi_analytics.models.base import Base
+from kalshi_analytics.models.markets import Event, Market, Series
+from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat
+from kalshi_analytics.models.snapshots import MarketCandle1m, MarketSnapshot, OrderbookSnapshot
+from kalshi_analytics.models.trades import Trade
+
+__all__ = [
+    "BacktestExecution",
+    "BacktestResult",
+    "Base",
+    "Event",
+    "FeedGap",
+    "Market",
+    "MarketCandle1m",
+    "MarketSnapshot",
+    "OrderbookSnapshot",
+    "RecorderHeartbeat",
+    "Series",
+    "Trade",
+]

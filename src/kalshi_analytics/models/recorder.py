@@ -1,0 +1,55 @@
+"""Recorder bookkeeping: feed gaps (the coverage report) and instance heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kalshi_analytics.models.base import Base
+
+GAP_CAUSES = ("seq_jump", "disconnect", "outage", "startup", "other")
+
+
+class FeedGap(Base):
+    """A stretch where the feed may have lost data, and how (and whether) it was repaired."""
+
+    __tablename__ = "feed_gaps"
+    __table_args__ = (
+        CheckConstraint(
+            "cause IN ('seq_jump', 'disconnect', 'outage', 'startup', 'other')",
+            name="cause",
+        ),
+        Index("ix_feed_gaps_gap_start", "gap_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    detected_at: Mapped[datetime]
+    channel: Mapped[str]
+    sid: Mapped[int | None] = mapped_column(Integer)
+    market_ticker: Mapped[str | None]  # None = the whole subscription
+    cause: Mapped[str]
+    seq_expected: Mapped[int | None] = mapped_column(BigInteger)
+    seq_received: Mapped[int | None] = mapped_column(BigInteger)
+    gap_start: Mapped[datetime]
+    gap_end: Mapped[datetime | None]
+    repaired_at: Mapped[datetime | None]
+    repair_method: Mapped[str | None]
+    details: Mapped[dict[str, Any] | None]
+
+
+class RecorderHeartbeat(Base):
+    """One row per recorder instance; the leader holds the advisory lock, standbys wait for it."""
+
+    __tablename__ = "recorder_heartbeats"
+
+    instance_id: Mapped[str] = mapped_column(primary_key=True)
+    role: Mapped[str]  # leader | standby | stopped
+    hostname: Mapped[str]
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    leader_since: Mapped[datetime | None]
+    info: Mapped[dict[str, Any] | None]
