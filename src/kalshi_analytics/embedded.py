@@ -30,6 +30,7 @@ def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatab
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported lazily: it is only needed when no DB_URL is given
+
     created = not (pgdata / "PG_VERSION").exists()
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)

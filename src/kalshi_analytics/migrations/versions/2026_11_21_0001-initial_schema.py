@@ -66,9 +66,7 @@ def upgrade() -> None:
         sa.Column("window_end", postgresql.TIMESTAMP(timezone=True), nullable=False),
         sa.Column("market_filter", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("status", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("created_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("started_at", postgresql.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("finished_at", postgresql.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
@@ -95,9 +93,7 @@ def upgrade() -> None:
         sa.Column("mutually_exclusive", sa.Boolean(), nullable=True),
         sa.Column("strike_date", postgresql.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("raw", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.Column(
-            "updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("event_ticker", name=op.f("pk_events")),
     )
     op.create_index(op.f("ix_events_series_ticker"), "events", ["series_ticker"], unique=False)
@@ -162,9 +158,7 @@ def upgrade() -> None:
         sa.Column("open_interest", sa.Numeric(), nullable=True),
         sa.Column("status", sa.Text(), nullable=True),
         sa.Column("raw_data", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.CheckConstraint(
-            "source IN ('poll', 'websocket', 'backfill')", name=op.f("ck_market_snapshots_source")
-        ),
+        sa.CheckConstraint("source IN ('poll', 'websocket', 'backfill')", name=op.f("ck_market_snapshots_source")),
         sa.PrimaryKeyConstraint("ticker", "ts", "source", name=op.f("pk_market_snapshots")),
         postgresql_partition_by="RANGE (ts)",
     )
@@ -191,12 +185,8 @@ def upgrade() -> None:
         sa.Column("price_ranges", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("volume", sa.Numeric(), nullable=True),
         sa.Column("open_interest", sa.Numeric(), nullable=True),
-        sa.Column(
-            "created_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-        sa.Column(
-            "updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("created_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("raw", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.PrimaryKeyConstraint("ticker", name=op.f("pk_markets")),
     )
@@ -214,9 +204,7 @@ def upgrade() -> None:
         sa.Column("yes_sizes", postgresql.ARRAY(sa.Numeric()), nullable=False),
         sa.Column("no_prices", postgresql.ARRAY(sa.Numeric(precision=10, scale=4)), nullable=False),
         sa.Column("no_sizes", postgresql.ARRAY(sa.Numeric()), nullable=False),
-        sa.CheckConstraint(
-            "source IN ('poll', 'websocket', 'backfill')", name=op.f("ck_orderbook_snapshots_source")
-        ),
+        sa.CheckConstraint("source IN ('poll', 'websocket', 'backfill')", name=op.f("ck_orderbook_snapshots_source")),
         sa.PrimaryKeyConstraint("ticker", "ts", "source", name=op.f("pk_orderbook_snapshots")),
         postgresql_partition_by="RANGE (ts)",
     )
@@ -241,9 +229,7 @@ def upgrade() -> None:
         sa.Column("fee_type", sa.Text(), nullable=True),
         sa.Column("fee_multiplier", sa.Numeric(precision=10, scale=4), nullable=True),
         sa.Column("raw", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.Column(
-            "updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("updated_at", postgresql.TIMESTAMP(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("ticker", name=op.f("pk_series")),
     )
     op.create_table(

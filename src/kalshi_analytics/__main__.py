@@ -1,0 +1,3 @@
+from kalshi_analytics.cli import main
+
+main()

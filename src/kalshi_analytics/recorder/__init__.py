@@ -1,0 +1,1 @@
+"""The recorder: polling, streaming, gap repair and the batched writes into PostgreSQL."""

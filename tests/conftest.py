@@ -1,0 +1,123 @@
+"""Test databases: a real PostgreSQL, never a mock.
+
+By default an embedded server (pgserver) in a temporary directory; with TEST_DATABASE_URL set, that server.
+Each session creates its own database, runs the real migrations on it once, and every test runs inside an
+outer transaction that is rolled back, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from kalshi_analytics import migrate
+from kalshi_analytics.db import create_engine
+from kalshi_analytics.embedded import start_embedded
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
+
+
+@pytest.fixture(scope="session")
+def embedded_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded PostgreSQL for this session (admin URL to its ``postgres`` database)."""
+    pgdata = tmp_path_factory.mktemp("pgdata")
+    emb = start_embedded(pgdata, database="postgres")
+    yield emb.url
+    import pgserver
+
+    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+
+
+@pytest.fixture(scope="session")
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The server the suite runs on: TEST_DATABASE_URL when set, else the embedded one."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return str(request.getfixturevalue("embedded_server_url"))
+
+
+@pytest.fixture(scope="session")
+def all_server_urls(request: pytest.FixtureRequest, server_url: str) -> list[str]:
+    """Every server to check portability on: the embedded one, plus TEST_DATABASE_URL when given."""
+    urls = [str(request.getfixturevalue("embedded_server_url"))]
+    if server_url not in urls:
+        urls.append(server_url)
+    return urls
+
+
+async def create_database(server: str) -> str:
+    """Create an empty, uniquely named database on ``server`` and return its URL."""
+    name = f"ka_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, pool_size=1)
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(server, pool_size=1)
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+async def fresh_database_url(server_url: str) -> AsyncIterator[str]:
+    """An empty database (no migrations) for tests of the migrations themselves."""
+    url = await create_database(server_url)
+    yield url
+    await drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """This session's database, migrated to head once with the real migrations."""
+    url = await create_database(server_url)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    yield url
+    await drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside an outer transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        outer = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(conn: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """An ORM session on the rolled-back connection; its commits become savepoints."""
+    async with AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False) as s:
+        yield s

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "kalshi_analytics"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "KALSHI_", "LOG_"))}
+    full_env.update(env or {})
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("args", [[], ["db"], ["db", "upgrade"], ["db", "status"], ["up"]])
+def test_help_is_useful_at_every_level(args: list[str]) -> None:
+    result = run_cli(*args, "--help")
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+    assert len(result.stdout.strip().splitlines()) > 4
+
+
+def test_closed_port_fails_fast_with_one_masked_line() -> None:
+    started = time.monotonic()
+    result = run_cli("db", "status", env={"DB_URL": "postgresql://kalshi:hunter2@127.0.0.1:9/kalshi"})
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < 10
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cannot connect to postgresql://kalshi:***@127.0.0.1:9/kalshi")
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_stops_at_start_with_one_line() -> None:
+    result = run_cli("db", "status", env={"POLL_INTERVAL_SECONDS": "0"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: invalid setting POLL_INTERVAL_SECONDS: Input should be greater than 0 (got '0')"
+    )
+
+
+def test_up_creates_then_reuses_the_embedded_database(tmp_path: Path) -> None:
+    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path)}
+    try:
+        first = run_cli("up", env=env, timeout=120)
+        assert first.returncode == 0, first.stderr
+        assert f"embedded PostgreSQL created in {tmp_path / 'pgdata'}" in first.stdout
+        assert "(at head)" in first.stdout
+        assert "server:     PostgreSQL" in first.stdout
+
+        second = run_cli("up", env=env, timeout=120)
+        assert second.returncode == 0, second.stderr
+        assert "embedded PostgreSQL reused" in second.stdout
+
+        status = run_cli("db", "status", env=env)
+        assert status.returncode == 0
+        assert "kind:       embedded (pgserver)" in status.stdout
+    finally:
+        stop = run_cli("db", "stop", env=env)
+        assert stop.returncode == 0
+
+
+def test_db_commands_on_an_external_server(fresh_database_url: str) -> None:
+    env = {"DB_URL": fresh_database_url}
+    up = run_cli("db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "migrated to 0001" in up.stdout
+    down = run_cli("db", "downgrade", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "now at base (empty)" in down.stdout
+    status = run_cli("db", "status", env=env)
+    assert "migrations: none (behind head 0001" in status.stdout
+    assert "kind:       external (DB_URL)" in status.stdout
