@@ -8,6 +8,8 @@ outer transaction that is rolled back, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,21 +20,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kalshi_analytics import migrate
 from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded
+from kalshi_analytics.embedded import start_embedded, stop_embedded
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
 
 
+def make_pg_dir() -> Path:
+    """A directory the embedded server may live in.
+
+    Not pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which cannot enter pytest's
+    private (0700) temporary tree.
+    """
+    path = Path(tempfile.mkdtemp(prefix="ka-test-pg-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    path = make_pg_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def embedded_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def embedded_server_url() -> Iterator[str]:
     """An embedded PostgreSQL for this session (admin URL to its ``postgres`` database)."""
-    pgdata = tmp_path_factory.mktemp("pgdata")
+    root = make_pg_dir()
+    pgdata = root / "pgdata"
     emb = start_embedded(pgdata, database="postgres")
     yield emb.url
-    import pgserver
-
-    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    stop_embedded(pgdata)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,8 @@ def test_invalid_setting_stops_at_start_with_one_line() -> None:
     )
 
 
-def test_up_creates_then_reuses_the_embedded_database(tmp_path: Path) -> None:
+def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
+    tmp_path = pg_dir
     env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path)}
     try:
         first = run_cli("up", env=env, timeout=120)
