@@ -19,7 +19,13 @@ from decimal import Decimal
 
 from bench.common import fresh_database, median
 from kalshi_analytics.db import create_engine, session_factory, unit_of_work
-from kalshi_analytics.recorder.bulk import PreparedSnapshots, SnapshotRow, prepare_snapshots, write_snapshots
+from kalshi_analytics.recorder.bulk import (
+    PreparedSnapshots,
+    SnapshotRow,
+    prepare_snapshots,
+    prepare_snapshots_cooperatively,
+    write_snapshots,
+)
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 PRICES = [Decimal(i) / 100 for i in range(101)]
@@ -86,8 +92,7 @@ async def write_all(sessions, batches, pipelined: bool) -> tuple[float, list[flo
 
         async def encoder() -> None:
             for b in batches:
-                # Encoding is CPU-bound Python; in a thread it overlaps the server's work on the previous batch.
-                await queue.put(await asyncio.to_thread(prepare_snapshots, b))
+                await queue.put(await prepare_snapshots_cooperatively(b))
             await queue.put(None)
 
         async def writer() -> None:

@@ -7,6 +7,7 @@ idempotent path when it actually contains a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,20 @@ def prepare_snapshots(rows: Sequence[SnapshotRow]) -> PreparedSnapshots:
             f"{_text(status)}\t{_json(raw)}\n"
         )
     return PreparedSnapshots(payload="".join(lines).encode(), rows=len(rows))
+
+
+async def prepare_snapshots_cooperatively(rows: Sequence[SnapshotRow], slice_rows: int = 500) -> PreparedSnapshots:
+    """:func:`prepare_snapshots` in slices, yielding to the event loop between them.
+
+    Encoding runs while the previous batch is being written: between slices the loop keeps feeding the
+    server the previous COPY, so client and server work at the same time (a thread would fight the event loop
+    for the GIL instead).
+    """
+    parts = []
+    for start in range(0, len(rows), slice_rows):
+        parts.append(prepare_snapshots(rows[start : start + slice_rows]).payload)
+        await asyncio.sleep(0)
+    return PreparedSnapshots(payload=b"".join(parts), rows=len(rows))
 
 
 async def _chunks(payload: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
