@@ -1,0 +1,1 @@
+"""Kalshi exchange boundary (placeholder, filled below)."""
