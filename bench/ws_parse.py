@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-from kalshi_analytics.kalshi.wire import parse_ws_message
+from kalshi_analytics.kalshi import parse_ws_message
 
 
 def make_frames(n: int, seed: int = 7) -> list[str]:
