@@ -65,8 +65,9 @@ from kalshi_analytics.kalshi.domain import (
 from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.status import BookSide, LifecycleEvent, MarketResult, MarketStatus, Side
 
-#: A legacy price field: JSON int = cents, string = dollars (see ``_convert.cents``).
-Cents = int | Decimal | str | None
+#: A legacy price field: JSON int (or float) = cents, string = dollars (see ``_convert.cents``). No ``Decimal`` in
+#: this union on purpose: in JSON mode pydantic would turn a string into a Decimal and lose the unit distinction.
+Cents = int | float | str | None
 #: Any timestamp form: Unix seconds, RFC3339 string.
 AnyTime = int | Decimal | str | None
 
