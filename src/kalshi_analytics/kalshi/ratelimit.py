@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+_EPSILON = 1e-9
+
 #: Default token cost of one request.
 REQUEST_COST_TOKENS = 10
 
@@ -107,7 +109,7 @@ class TokenBucket:
     def try_acquire(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if available now."""
         self._refill()
-        if self._tokens >= n:
+        if self._tokens + _EPSILON >= n:  # tolerate float rounding after a computed sleep
             self._tokens -= n
             return True
         return False
