@@ -29,11 +29,12 @@ def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatab
     # pgserver narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR; neither helps a user.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver  # imported lazily: it is only needed when no DB_URL is given
+    from pgserver.postgres_server import get_server  # lazily: only needed when no DB_URL is given
+
     created = not (pgdata / "PG_VERSION").exists()
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = get_server(pgdata, cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
@@ -44,7 +45,7 @@ def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server if one runs in ``pgdata``; True when one was stopped."""
     if not (pgdata / "postmaster.pid").exists():
         return False
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    get_server(pgdata, cleanup_mode="stop").cleanup()
     return True
