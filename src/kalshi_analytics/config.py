@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     kalshi_ws_url: str | None = Field(None, description="WebSocket URL; overrides KALSHI_ENV")
     kalshi_api_key_id: str | None = Field(None, description="Kalshi API key id for signed requests")
     kalshi_private_key_path: Path | None = Field(None, description="PEM file with the Kalshi RSA private key")
+    kalshi_rate_tier: Literal["basic", "advanced", "expert", "premier", "paragon", "prime", "prestige"] = Field(
+        "basic", description="Kalshi usage tier: sets the client-side REST read budget (basic = 20 requests/s)"
+    )
+    kalshi_rate_limit_rps: float | None = Field(
+        None, gt=0, description="REST requests/s budget overriding the tier (e.g. for the simulator)"
+    )
+    kalshi_ws_tickers_per_command: int = Field(500, ge=1, le=10_000, description="max tickers per WS command")
+    kalshi_ws_watchdog_seconds: float | None = Field(
+        60.0, gt=0, description="restart a WebSocket silent for this long (unset = no watchdog)"
+    )
 
     db_url: str | None = Field(None, description="PostgreSQL URL; unset = embedded PostgreSQL")
     test_database_url: str | None = Field(None, description="PostgreSQL URL the test suite uses")
@@ -69,6 +79,11 @@ class Settings(BaseSettings):
 
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(8765, ge=1, le=65535)
+
+    @field_validator("kalshi_rate_tier", mode="before")
+    @classmethod
+    def _lower_tier(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
 
     @field_validator("log_level", mode="before")
     @classmethod
