@@ -73,28 +73,25 @@ def all_server_urls(request: pytest.FixtureRequest, server_url: str) -> list[str
     return urls
 
 
-async def create_database(server: str) -> str:
-    """Create an empty, uniquely named database on ``server`` and return its URL."""
-    name = f"ka_test_{uuid.uuid4().hex[:12]}"
+async def _admin(server: str, statement: str) -> None:
     admin = create_engine(server, pool_size=1)
     try:
         async with admin.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            await conn.execute(text(statement))
     finally:
         await admin.dispose()
+
+
+async def create_database(server: str) -> str:
+    """Create an empty, uniquely named database on ``server`` and return its URL."""
+    name = f"ka_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_database(server: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(server, pool_size=1)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
+    await _admin(server, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture
