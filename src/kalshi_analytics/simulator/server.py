@@ -64,6 +64,7 @@ class SimulatorConfig:
     backpressure_frames: int = 20_000
     ws_ping_interval: float | None = 10.0  # Kalshi pings every 10 s
     access_log: bool = False
+    start_paused: bool = False  # the clock waits for Simulator.resume() (e.g. after subscribing)
 
 
 class TokenBucket:
@@ -110,7 +111,7 @@ class Simulator:
         self.buckets: dict[str, TokenBucket] = {}
         self.requests = 0
         self.injected: dict[str, int] = {"rate_limited": 0, "server_error": 0, "unauthorized": 0}
-        self.paused = False
+        self.paused = config.start_paused
         self.port = config.port
         self.app = self._build_app()
 
