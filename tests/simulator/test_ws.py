@@ -368,7 +368,7 @@ async def test_markets_close_on_their_own_and_new_ones_are_listed() -> None:
 
 async def test_same_seed_same_first_messages() -> None:
     async def first(n: int) -> list[str]:
-        cfg = config(seed=21, markets=15, speed=60, start_paused=True)
+        cfg = config(seed=21, markets=15, speed=600, start_paused=True)
         async with run_simulator(cfg) as s, websockets.connect(s.ws_url) as ws:
             await send(
                 ws,
