@@ -15,6 +15,7 @@ from kalshi_analytics.database import choose_database, database_status, open_dat
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
+from kalshi_analytics.simulator.cli import simulate
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status and the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("simulate")(simulate)
 
 
 class CliError(Exception):

@@ -1,0 +1,117 @@
+"""How many WebSocket messages/s the simulator emits to ONE plain ``websockets`` client.
+
+The simulator runs in its own process (as ``kalshi-analytics simulate`` would), the client here subscribes to
+ticker, trade, market_lifecycle_v2 and orderbook_delta on every open market and counts frames for a few
+seconds, checking ``seq`` continuity per sid on the way.
+
+    .venv/bin/python bench/sim_ws_emit.py [--seconds 5] [--markets 300] [--speed 600] [--activity 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import time
+
+import httpx
+import websockets
+
+
+def _serve(port: int, markets: int, speed: float, activity: float) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    from kalshi_analytics.simulator import SimulatorConfig, run_simulator
+
+    async def main() -> None:
+        cfg = SimulatorConfig(port=port, seed=42, markets=markets, speed=speed, activity=activity, rate_limit=None)
+        async with run_simulator(cfg):
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _measure(port: int, seconds: float) -> dict[str, float]:
+    base = f"http://127.0.0.1:{port}/trade-api/v2"
+    async with httpx.AsyncClient(base_url=base) as http:
+        for _ in range(100):
+            try:
+                r = await http.get("/markets", params={"status": "open", "limit": 1000})
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        tickers = [m["ticker"] for m in r.json()["markets"]]
+    async with websockets.connect(f"ws://127.0.0.1:{port}/trade-api/ws/v2", max_size=None, max_queue=None) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "id": 1,
+                    "cmd": "subscribe",
+                    "params": {"channels": ["ticker", "trade", "market_lifecycle_v2"], "send_initial_snapshot": True},
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {"id": 2, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_tickers": tickers}}
+            )
+        )
+        last: dict[int, int] = {}
+        gaps = 0
+        n = 0
+        by_type: dict[str, int] = {}
+        await asyncio.sleep(0.5)  # warm-up: let the snapshot burst pass
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+        while True:
+            raw = await ws.recv()
+            msg = json.loads(raw)
+            sid, seq = msg.get("sid"), msg.get("seq")
+            if seq is not None and sid is not None:
+                if sid in last and seq != last[sid] + 1:
+                    gaps += 1
+                last[sid] = seq
+            typ = msg.get("type", "?")
+            by_type[typ] = by_type.get(typ, 0) + 1
+            n += 1
+            if (n & 1023) == 0 and time.perf_counter() >= deadline:
+                break
+        elapsed = time.perf_counter() - t0
+    return {"messages": n, "seconds": elapsed, "msg_per_s": n / elapsed, "seq_gaps": gaps, **by_type}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--markets", type=int, default=300)
+    ap.add_argument("--speed", type=float, default=600.0)
+    ap.add_argument("--activity", type=float, default=4.0)
+    args = ap.parse_args()
+    port = _free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(port, args.markets, args.speed, args.activity), daemon=True
+    )
+    proc.start()
+    try:
+        result = asyncio.run(_measure(port, args.seconds))
+    finally:
+        proc.terminate()
+        proc.join(5)
+    print(json.dumps(result, indent=2))
+    print(f"simulator → one websockets client: {result['msg_per_s']:,.0f} msg/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""The simulated exchange as a server: one uvicorn on one port serving REST, WebSocket and the admin API.
+
+    async with run_simulator(SimulatorConfig(seed=7, markets=40, speed=60, port=0)) as sim:
+        httpx.get(sim.base_url + "/markets")        # http://127.0.0.1:<port>/trade-api/v2
+        websockets.connect(sim.ws_url)              # ws://127.0.0.1:<port>/trade-api/ws/v2
+        sim.set_faults(ws_drop_fraction=0.1)
+
+The simulated clock runs ``speed`` simulated seconds per real second, advancing the model in small steps from
+a task in the current event loop. When a WebSocket consumer falls behind (its queue above
+``backpressure_frames``) the clock waits for it instead of piling up frames, so the stream is lossless unless a
+fault says otherwise; the simulated clock then simply runs slower than ``speed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+
+from kalshi_analytics.logging import get_logger
+from kalshi_analytics.simulator.auth import AuthError, KeyStore
+from kalshi_analytics.simulator.faults import Faults, MessageLog
+from kalshi_analytics.simulator.model import Market, MarketModel
+from kalshi_analytics.simulator.rest import API, error_response, routes
+from kalshi_analytics.simulator.ws import PROTOCOL_EXTENSION, WS_PATH, Hub, WebSocketEndpoint
+
+log = get_logger(__name__)
+
+TOO_MANY = b'{"error":"too many requests"}'
+
+
+@dataclass
+class SimulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0 = any free port (read it back from Simulator.port)
+    seed: int = 1
+    markets: int = 50  # markets kept open (listed / trading); a tenth as many settled ones as history
+    speed: float = 1.0  # simulated seconds per real second
+    activity: float = 1.0  # multiplier on every market's trade rate
+    legacy_format: bool = False  # integer-cent era payloads (REST and WS), cent grid and whole contracts
+    start_ts: float | None = None  # simulated start (Unix s); None = now, rounded down to the minute
+    settlement_timer_seconds: tuple[int, int] = (60, 300)
+    require_auth: bool = False  # demand signed requests (unsigned ones get 401)
+    public_keys: dict[str, str | Path] = field(default_factory=dict)  # key id → PEM text or file
+    rate_limit: float | None = 100.0  # REST requests per second per client (token bucket); None = off
+    rate_burst: float | None = None  # bucket capacity; default 2 s of rate
+    faults: Faults = field(default_factory=Faults)
+    log_size: int = 2_000_000
+    tick_interval: float = 0.01  # real seconds between clock steps
+    max_events_per_step: int = 4_000
+    backpressure_frames: int = 20_000
+    ws_ping_interval: float | None = 10.0  # Kalshi pings every 10 s
+    access_log: bool = False
+    start_paused: bool = False  # the clock waits for Simulator.resume() (e.g. after subscribing)
+
+
+class TokenBucket:
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Simulator:
+    """A running simulated exchange: model, hub, log, faults and the URLs to reach it."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.model = MarketModel(
+            seed=config.seed,
+            markets=config.markets,
+            start_ts=config.start_ts,
+            activity=config.activity,
+            legacy=config.legacy_format,
+            settlement_timer_seconds=config.settlement_timer_seconds,
+        )
+        self.hub = Hub(self.model, config.log_size, config.legacy_format)
+        self.hub.faults = config.faults
+        self.keys = KeyStore()
+        for key_id, pem in config.public_keys.items():
+            if isinstance(pem, Path):
+                self.keys.add_file(key_id, pem)
+            else:
+                self.keys.add(key_id, pem)
+        self.fault_rng = random.Random(config.seed ^ 0xFA17)  # noqa: S311 - reproducible faults
+        self.buckets: dict[str, TokenBucket] = {}
+        self.requests = 0
+        self.injected: dict[str, int] = {"rate_limited": 0, "server_error": 0, "unauthorized": 0}
+        self.paused = config.start_paused
+        self.port = config.port
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ public controls
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host()}:{self.port}{API}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._host()}:{self.port}{WS_PATH}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self._host()}:{self.port}/_sim"
+
+    def _host(self) -> str:
+        host = self.config.host
+        return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a display name, not a bind
+
+    @property
+    def log(self) -> MessageLog:
+        return self.hub.log
+
+    @property
+    def faults(self) -> Faults:
+        return self.hub.faults
+
+    def set_faults(self, **changes: Any) -> Faults:
+        """Change fault settings (see :class:`Faults`); ``rate_limit_storm_seconds=N`` starts an N-second storm."""
+        self.hub.faults = self.hub.faults.update(changes, time.monotonic())
+        self.hub.apply_faults()
+        log.info("simulator faults changed", **{k: v for k, v in self.hub.faults.model_dump().items() if v})
+        return self.hub.faults
+
+    def reset_faults(self) -> Faults:
+        self.hub.faults = Faults()
+        self.hub.apply_faults()
+        return self.hub.faults
+
+    def settle(self, ticker: str, result: Literal["yes", "no"] = "yes", finalize: bool = False) -> Market:
+        """Settle ``ticker`` mid-stream: close now, determine with ``result``, finalize after the timer."""
+        return self.model.force_settle(ticker, result, finalize)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def state(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "seed": m.seed,
+            "now_ts": m.now,
+            "speed": self.config.speed,
+            "paused": self.paused,
+            "markets": len(m.market_list),
+            "events": len(m.event_list),
+            "markets_by_status": m.status_counts(),
+            "trades_generated": m.trades_generated,
+            "connections": len(self.hub.connections),
+            "subscriptions": sum(len(c.subs) for c in self.hub.connections.values()),
+            "ws_frames_logged": self.log.total,
+            "ws_frames_sent": self.log.sent,
+            "ws_frames_dropped": self.log.dropped,
+            "rest_requests": self.requests,
+            "injected": dict(self.injected),
+            "faults": self.faults.model_dump(),
+        }
+
+    # ------------------------------------------------------------------ the clock
+
+    async def run_clock(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        anchor_real, anchor_sim = loop.time(), self.model.now
+        while True:
+            self.hub.apply_faults()
+            now_real = loop.time()
+            if self.paused or (cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames):
+                anchor_real, anchor_sim = now_real, self.model.now
+                await asyncio.sleep(cfg.tick_interval)
+                continue
+            target = anchor_sim + cfg.speed * (now_real - anchor_real)
+            n = self.model.advance_to(target, cfg.max_events_per_step)
+            if n >= cfg.max_events_per_step:
+                # behind: let the sockets drain, then continue from where the model stopped
+                anchor_real, anchor_sim = loop.time(), self.model.now
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(cfg.tick_interval)
+
+    # ------------------------------------------------------------------ HTTP front door
+
+    def _build_app(self) -> Starlette:
+        async def not_found(request: Request, exc: Exception) -> Response:
+            status = exc.status_code if isinstance(exc, HTTPException) else 500
+            code = {404: "not_found", 405: "method_not_allowed"}.get(status, "internal_server_error")
+            return error_response(status, code, str(getattr(exc, "detail", "error")).lower())
+
+        app = Starlette(
+            routes=[
+                *routes(self),
+                WebSocketRoute(WS_PATH, WebSocketEndpoint(self.hub, self.keys, self.config.require_auth)),
+            ],
+            exception_handlers={HTTPException: not_found},
+        )
+        return app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """ASGI entry: auth, rate limits and REST faults in front of the Starlette app."""
+        if scope["type"] != "http" or not scope["path"].startswith("/trade-api/"):
+            await self.app(scope, receive, send)
+            return
+        self.requests += 1
+        faults = self.hub.faults
+        rng = self.fault_rng
+        if faults.latency_ms or faults.latency_jitter_ms:
+            await asyncio.sleep((faults.latency_ms + rng.uniform(0, faults.latency_jitter_ms)) / 1000)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            key_id = self.keys.verify(headers, scope["method"], scope["path"])
+            if key_id is None and self.config.require_auth:
+                raise AuthError("authentication required")
+        except AuthError as exc:
+            self.injected["unauthorized"] += 1
+            body = json.dumps({"error": {"code": "unauthorized", "message": str(exc), "details": ""}}).encode()
+            await _respond(send, 401, body)
+            return
+        storm = faults.rate_limit_storm_until is not None and time.monotonic() < faults.rate_limit_storm_until
+        if storm or (faults.rate_limit_fraction and rng.random() < faults.rate_limit_fraction):
+            self.injected["rate_limited"] += 1
+            await _respond(send, 429, TOO_MANY)
+            return
+        if self.config.rate_limit:
+            client = key_id or (scope.get("client") or ("?", 0))[0]
+            bucket = self.buckets.get(client)
+            if bucket is None:
+                rate = self.config.rate_limit
+                bucket = self.buckets[client] = TokenBucket(rate, self.config.rate_burst or 2 * rate)
+            if not bucket.take():
+                await _respond(send, 429, TOO_MANY)
+                return
+        if faults.server_error_fraction and rng.random() < faults.server_error_fraction:
+            self.injected["server_error"] += 1
+            status = rng.choice((500, 502, 503))
+            body = json.dumps(
+                {"error": {"code": "internal_server_error", "message": "simulated server error", "details": ""}}
+            ).encode()
+            await _respond(send, status, body)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _ws_protocol_class() -> Any:
+    """uvicorn's sans-I/O WebSocket protocol, exposing itself to the app so silence can stop its pings."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # pragma: no cover - older uvicorn: default protocol, pings keep flowing during silence
+        return "auto"
+
+    class SimWebSocketProtocol(WebSocketsSansIOProtocol):
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            if scope is not None:
+                scope["extensions"][PROTOCOL_EXTENSION] = self
+
+    return SimWebSocketProtocol
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the embedding program owns Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
+    """Serve a simulator in the current event loop until the block exits."""
+    config = config or SimulatorConfig()
+    sim = Simulator(config)
+    uv_config = uvicorn.Config(
+        sim,
+        host=config.host,
+        port=config.port,
+        ws=_ws_protocol_class(),
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=20.0,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        access_log=config.access_log,
+        log_config=None,
+    )
+    server = _EmbeddedServer(uv_config)
+    serve = asyncio.create_task(server.serve(), name="simulator-http")
+    while not server.started:
+        if serve.done():
+            serve.result()  # raises the bind error
+            raise RuntimeError("simulator server stopped during start-up")
+        await asyncio.sleep(0.01)
+    sockets = [s for srv in server.servers for s in (srv.sockets or ())]
+    sim.port = sockets[0].getsockname()[1]
+    clock = asyncio.create_task(sim.run_clock(), name="simulator-clock")
+    log.info(
+        "simulator started",
+        url=sim.base_url,
+        ws=sim.ws_url,
+        seed=config.seed,
+        markets=len(sim.model.market_list),
+        speed=config.speed,
+    )
+    try:
+        yield sim
+    finally:
+        clock.cancel()
+        for conn in list(sim.hub.connections.values()):
+            conn.close(1001, "simulator stopping")
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await clock
+        try:
+            await asyncio.wait_for(serve, 5.0)
+        except (TimeoutError, asyncio.CancelledError):  # pragma: no cover
+            server.force_exit = True
+        log.info("simulator stopped")
