@@ -39,6 +39,9 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     rate_limit_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Answer this share 429.")] = 0.0,
     error_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Answer this share of REST 5xx.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to every REST response.")] = 0.0,
+    truncate_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Cut this share of REST bodies in half.")
+    ] = 0.0,
 ) -> None:
     """Serve Kalshi's REST + WebSocket API from a seeded market model (faults adjustable at /_sim/faults)."""
     from kalshi_analytics.cli import fail, run, settings
@@ -86,6 +89,7 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             rate_limit_fraction=rate_limit_fraction,
             server_error_fraction=error_fraction,
             latency_ms=latency_ms,
+            truncate_fraction=truncate_fraction,
         ),
     )
 

@@ -27,6 +27,9 @@ class Faults(BaseModel):
         None, description="answer every REST request 429 until this monotonic time (set via *_storm_seconds)"
     )
     server_error_fraction: float = Field(0.0, ge=0.0, le=1.0, description="answer this share of REST requests 5xx")
+    truncate_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="cut this share of REST response bodies in half (a broken transfer)"
+    )
     latency_ms: float = Field(0.0, ge=0.0, le=60_000, description="add this delay to every REST response")
     latency_jitter_ms: float = Field(0.0, ge=0.0, le=60_000, description="plus a uniform random 0..jitter")
 

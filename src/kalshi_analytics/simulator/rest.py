@@ -456,6 +456,10 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
             raise ApiError(409, "conflict", str(exc)) from None
         return JSONResponse({"market": wire.market_json(m, legacy)})
 
+    async def inject(request: Request) -> Response:
+        text = (await request.body()).decode("utf-8", errors="replace")
+        return JSONResponse({"connections": sim.inject_ws_frame(text)})
+
     async def clock(request: Request) -> Response:
         if request.method == "POST":
             paused = request.query_params.get("paused")
@@ -492,6 +496,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         Route("/_sim/trades", h(trades_generated)),
         Route("/_sim/settle/{ticker}", h(settle), methods=["POST"]),
         Route("/_sim/clock", h(clock), methods=["GET", "POST"]),
+        Route("/_sim/inject", h(inject), methods=["POST"]),
     ]
 
 

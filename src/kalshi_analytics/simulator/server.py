@@ -110,7 +110,13 @@ class Simulator:
         self.fault_rng = random.Random(config.seed ^ 0xFA17)  # noqa: S311 - reproducible faults
         self.buckets: dict[str, TokenBucket] = {}
         self.requests = 0
-        self.injected: dict[str, int] = {"rate_limited": 0, "server_error": 0, "unauthorized": 0}
+        self.injected: dict[str, int] = {
+            "rate_limited": 0,
+            "server_error": 0,
+            "unauthorized": 0,
+            "truncated": 0,
+            "ws_raw_frames": 0,
+        }
         self.paused = config.start_paused
         self.port = config.port
         self.app = self._build_app()
@@ -156,6 +162,17 @@ class Simulator:
     def settle(self, ticker: str, result: Literal["yes", "no"] = "yes", finalize: bool = False) -> Market:
         """Settle ``ticker`` mid-stream: close now, determine with ``result``, finalize after the timer."""
         return self.model.force_settle(ticker, result, finalize)
+
+    def inject_ws_frame(self, text: str) -> int:
+        """Send ``text`` verbatim to every open WebSocket (e.g. malformed JSON); returns how many got it.
+
+        Not a data frame: it consumes no ``seq`` and is not in the message log, only counted.
+        """
+        conns = [c for c in self.hub.connections.values() if not c.closing]
+        for conn in conns:
+            conn.push(text)
+        self.injected["ws_raw_frames"] += len(conns)
+        return len(conns)
 
     def pause(self) -> None:
         self.paused = True
@@ -265,7 +282,32 @@ class Simulator:
             ).encode()
             await _respond(send, status, body)
             return
+        if faults.truncate_fraction and rng.random() < faults.truncate_fraction:
+            self.injected["truncated"] += 1
+            await self.app(scope, receive, _truncating(send))
+            return
         await self.app(scope, receive, send)
+
+
+def _truncating(send: Any) -> Any:
+    """An ASGI ``send`` that delivers only the first half of the response body (with a matching length)."""
+    start: dict[str, Any] = {}
+    body = bytearray()
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        cut = bytes(body[: len(body) // 2])
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(cut)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": cut})
+
+    return wrapped
 
 
 async def _respond(send: Any, status: int, body: bytes) -> None:
