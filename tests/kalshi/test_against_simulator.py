@@ -248,3 +248,21 @@ async def test_bad_frames_are_counted_and_skipped_and_the_loop_lives_on(sim: Sim
         assert ws.counters.unknown_type == 1
         assert ws.connected
         assert sum(isinstance(e, domain.TickerUpdate) for e in events) > 5, "recording went on"
+
+
+async def test_watchdog_restarts_a_silent_connection(sim: Simulator) -> None:
+    async with KalshiWsClient(sim.ws_url, watchdog_timeout=1.0, backoff=Backoff(initial=0.05, maximum=0.2)) as ws:
+        await ws.wait_connected()
+        await ws.subscribe("ticker")
+        await asyncio.sleep(0.3)
+        sim.set_faults(ws_silence=True)  # the socket stays open, nothing arrives, not even pings
+        events = await collect(
+            ws, time.monotonic() + 6.0, stop_when=lambda evs: isinstance(evs[-1], domain.Disconnected)
+        )
+        sim.reset_faults()
+        dropped = [e for e in events if isinstance(e, domain.Disconnected)]
+        assert dropped, "the silent connection was restarted"
+        assert dropped[0].reason.startswith("watchdog")
+        assert ws.counters.watchdog_restarts == 1
+        more = await collect(ws, time.monotonic() + 5.0, stop_when=lambda evs: isinstance(evs[-1], domain.TickerUpdate))
+        assert isinstance(more[-1], domain.TickerUpdate), "data flows again on the new connection"
