@@ -174,11 +174,20 @@ async def test_every_dropped_frame_is_reported_as_a_gap(sim: Simulator) -> None:
     """With 10 % of frames dropped, the gaps the client reports are exactly the simulator's drop runs."""
     tickers = [m.ticker for m in sim.model.market_list if m.status == "active"]
     async with KalshiWsClient(sim.ws_url) as ws:
+        await ws.wait_connected()
         await ws.subscribe("trade")
         await ws.subscribe("orderbook_delta", tickers)
         await ws.subscribe("ticker")
+        # The first frame of a sid is its baseline (Kalshi does not promise seq 1), so drops before it are
+        # undetectable by protocol: let every sid deliver once before frames start to vanish.
+        sids = {sid for sub in ws.subscriptions for sid in sub.sids}
+        events = await collect(
+            ws,
+            time.monotonic() + 5.0,
+            stop_when=lambda evs: sids <= {getattr(e, "sid", None) for e in evs},
+        )
         sim.set_faults(ws_drop_fraction=0.10)
-        events = await collect(ws, time.monotonic() + 4.0)
+        events += await collect(ws, time.monotonic() + 4.0)
         sim.pause()
         sim.reset_faults()
         events += await collect(ws, time.monotonic() + 0.5)
