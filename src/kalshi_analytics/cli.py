@@ -15,6 +15,7 @@ from kalshi_analytics.database import choose_database, database_status, open_dat
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
+from kalshi_analytics.recorder import cli as recorder_cli
 
 T = TypeVar("T")
 
@@ -147,6 +148,9 @@ def up() -> None:
             await engine.dispose()
 
     run(go)
+
+
+app.command("gaps")(recorder_cli.gaps)
 
 
 def main() -> None:
