@@ -64,15 +64,6 @@ def minute_of(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def _first(values: Iterable[Decimal | None]) -> Decimal | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _extremes(values: Sequence[Decimal | None]) -> tuple[Decimal | None, Decimal | None]:
-    present = [v for v in values if v is not None]
-    return (max(present), min(present)) if present else (None, None)
-
-
 def aggregate_candles(rows: Iterable[SnapshotRow], max_spread: Decimal = DEFAULT_MAX_SPREAD) -> list[Candle]:
     """Per (ticker, minute) aggregates of ``rows``, in any order; sorted by (ticker, minute).
 
@@ -80,37 +71,50 @@ def aggregate_candles(rows: Iterable[SnapshotRow], max_spread: Decimal = DEFAULT
     (bid/ask, volume, open interest) are the latest non-null values.
     """
     groups: dict[tuple[str, datetime], list[SnapshotRow]] = defaultdict(list)
+    minutes: dict[datetime, datetime] = {}  # a batch's rows share few distinct minutes; truncate each ts once
     for r in rows:
-        groups[(r.ticker, minute_of(r.ts))].append(r)
+        ts = r.ts
+        minute = minutes.get(ts)
+        if minute is None:
+            minute = minutes[ts] = minute_of(ts)
+        groups[(r.ticker, minute)].append(r)
     out: list[Candle] = []
     for (ticker, minute), group in sorted(groups.items()):
-        group.sort(key=lambda r: (r.ts, r.received_at))
+        if len(group) > 1:
+            group.sort(key=lambda r: (r.ts, r.received_at))
         probs = [implied_probability(r.yes_bid, r.yes_ask, r.last_price, max_spread) for r in group]
-        prices = [r.last_price for r in group]
-        prob_high, prob_low = _extremes(probs)
-        price_high, price_low = _extremes(prices)
         out.append(
             Candle(
-                ticker=ticker,
-                minute=minute,
-                first_ts=group[0].ts,
-                last_ts=group[-1].ts,
-                prob_open=_first(probs),
-                prob_high=prob_high,
-                prob_low=prob_low,
-                prob_close=_first(reversed(probs)),
-                price_open=_first(prices),
-                price_high=price_high,
-                price_low=price_low,
-                price_close=_first(reversed(prices)),
-                yes_bid_close=_first(r.yes_bid for r in reversed(group)),
-                yes_ask_close=_first(r.yes_ask for r in reversed(group)),
-                volume=_first(r.volume for r in reversed(group)),
-                open_interest=_first(r.open_interest for r in reversed(group)),
-                snapshots=len(group),
+                ticker,
+                minute,
+                group[0].ts,
+                group[-1].ts,
+                *_ohlc(probs),
+                *_ohlc([r.last_price for r in group]),
+                _last([r.yes_bid for r in group]),
+                _last([r.yes_ask for r in group]),
+                _last([r.volume for r in group]),
+                _last([r.open_interest for r in group]),
+                len(group),
             )
         )
     return out
+
+
+_NO_OHLC: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def _ohlc(values: list[Decimal | None]) -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
+    """(first, max, min, last) of the non-null values, in the given (time) order."""
+    present = [v for v in values if v is not None]
+    return (present[0], max(present), min(present), present[-1]) if present else _NO_OHLC
+
+
+def _last(values: list[Decimal | None]) -> Decimal | None:
+    for v in reversed(values):
+        if v is not None:
+            return v
+    return None
 
 
 _TYPES = {
