@@ -15,6 +15,7 @@ from kalshi_analytics.database import choose_database, database_status, open_dat
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
+from kalshi_analytics.recorder import cli as recorder_cli
 from kalshi_analytics.simulator.cli import simulate
 
 T = TypeVar("T")
@@ -149,6 +150,9 @@ def up() -> None:
             await engine.dispose()
 
     run(go)
+
+
+app.command("gaps")(recorder_cli.gaps)
 
 
 def main() -> None:
