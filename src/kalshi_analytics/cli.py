@@ -158,6 +158,6 @@ app.command("gaps")(recorder_cli.gaps)
 def main() -> None:
     try:
         app()
-    except CliError as exc:
-        fail(str(exc))
-    sys.exit(0)
+    except CliError as exc:  # raised outside a command's own handling: still one line, no traceback
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
