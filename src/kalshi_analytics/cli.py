@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from kalshi_analytics import __version__, migrate
+from kalshi_analytics.api import cli as api_cli
 from kalshi_analytics.config import Settings, SettingsError, load_settings
 from kalshi_analytics.database import choose_database, database_status, open_database
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
@@ -153,6 +154,7 @@ def up() -> None:
 
 
 app.command("gaps")(recorder_cli.gaps)
+app.command("api")(api_cli.api)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -75,6 +76,22 @@ class Settings(BaseSettings):
     log_format: Literal["json", "kv"] = "kv"
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
+    )
+
+    api_host: str = Field("127.0.0.1", description="address the API listens on")
+    api_port: int = Field(8000, ge=1, le=65535, description="port the API listens on")
+    api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `kalshi-analytics api`")
+    api_rate_limit_enabled: bool = Field(True, description="enforce the per-client rate limits below")
+    api_rate_read: str = Field("1200/minute", description="per-client limit of ordinary reads (slowapi/limits syntax)")
+    api_rate_expensive: str = Field(
+        "60/minute", description="per-client limit of raw-history pages and stream connects"
+    )
+    api_ready_heartbeat_max_age_seconds: float = Field(
+        15.0, gt=0, description="readiness fails when the leader recorder's heartbeat is older than this"
+    )
+    api_stream_heartbeat_seconds: float = Field(15.0, gt=0, description="SSE keep-alive comment interval")
+    api_max_spread: Decimal = Field(
+        Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
     )
 
     sim_host: str = "127.0.0.1"

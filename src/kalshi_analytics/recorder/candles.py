@@ -10,29 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, NamedTuple
 
+from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD, implied_probability
 from kalshi_analytics.recorder.bulk import SnapshotRow
-
-DEFAULT_MAX_SPREAD = Decimal("0.10")
-TICK = Decimal("0.0001")
-TWO = Decimal(2)
-
-
-def implied_probability(
-    yes_bid: Decimal | None,
-    yes_ask: Decimal | None,
-    last_price: Decimal | None,
-    max_spread: Decimal = DEFAULT_MAX_SPREAD,
-) -> Decimal | None:
-    """Mid of the YES bid/ask when both exist and the spread is at most ``max_spread``, else the last price.
-
-    The mid is rounded half-up to the 0.0001 grid of ``NUMERIC(10,4)`` (what PostgreSQL would store).
-    """
-    if yes_bid is not None and yes_ask is not None and Decimal(0) <= yes_ask - yes_bid <= max_spread:
-        return ((yes_bid + yes_ask) / TWO).quantize(TICK, rounding=ROUND_HALF_UP)
-    return last_price
 
 
 class Candle(NamedTuple):

@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, lifespan, errors, rate limits, health, live stream."""

@@ -1,0 +1,132 @@
+"""The API application: ``create_app(settings)`` factory, lifespan, middleware and routers.
+
+The database engine is built in the lifespan (never at import) unless one is handed in (tests, ``up``), and
+closed there. Routes live under ``/api/v1``; ``/metrics`` sits at the root where Prometheus looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import __version__, migrate
+from kalshi_analytics.api import health, stream
+from kalshi_analytics.api.errors import install_error_handlers
+from kalshi_analytics.api.ratelimit import RateLimits
+from kalshi_analytics.config import Settings, load_settings
+from kalshi_analytics.db import create_engine, libpq_url, session_factory
+from kalshi_analytics.logging import configure_logging, get_logger
+from kalshi_analytics.markets import endpoints as markets
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+API_POOL_SIZE = 10
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    database_url: str | None = None,
+) -> FastAPI:
+    """Build the app. The engine comes from ``engine`` (kept open: the caller owns it), else is created in the
+    lifespan from ``database_url``, ``DB_URL``, or the embedded server (and disposed at shutdown)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        if engine is not None:
+            eng = engine
+        else:
+            url = database_url or settings.db_url
+            if url is None:
+                from kalshi_analytics.database import choose_database
+
+                url = (await choose_database(settings)).url
+            eng = create_engine(url, pool_size=API_POOL_SIZE)
+        sessions = session_factory(eng)
+        hub = stream.StreamHub(libpq_url(eng.url), sessions, max_spread=settings.api_max_spread)
+        app.state.engine = eng
+        app.state.sessions = sessions
+        app.state.stream_hub = hub
+        app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            if owned:
+                await eng.dispose()
+
+    app = FastAPI(
+        title="Kalshi Analytics API",
+        version=__version__,
+        summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.metrics = health.ApiMetrics()
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(health.router)
+    v1.include_router(markets.router)
+    v1.include_router(stream.router)
+    app.include_router(v1)
+    app.include_router(health.metrics_router)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (multi-worker): settings from the environment."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+async def serve_api(
+    settings: Settings,
+    database: AsyncEngine | str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Run the API in this process and event loop until cancelled (for ``up``, next to the recorder).
+
+    ``database`` is an engine the caller keeps owning, or a URL; None = ``DB_URL``/embedded.
+    """
+    import uvicorn
+
+    if isinstance(database, AsyncEngine):
+        app = create_app(settings, engine=database)
+    else:
+        app = create_app(settings, database_url=database)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()

@@ -1,0 +1,191 @@
+"""One error body for everything: RFC 9457 ``application/problem+json`` plus the request's path and method.
+
+``{"type", "title", "status", "detail", "instance", "path", "method"}`` and, for validation errors,
+``errors: [{"field", "message"}]``. Raise an :class:`ApiError` subclass anywhere; unknown routes, wrong
+methods, validation failures, rate limits and unexpected exceptions all come out in the same shape, and an
+unexpected exception is logged with its traceback but answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kalshi_analytics.logging import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://kalshi-analytics.dev/problems/"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where the bad value is, e.g. `query.limit`")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus the request path and method."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str = Field(description="this occurrence: the request path (plus an id for server errors)")
+    path: str
+    method: str
+    errors: list[FieldError] | None = None
+
+
+class ApiError(Exception):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers
+        self.errors = errors
+
+
+class NotFoundError(ApiError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class BadRequestError(ApiError):
+    pass
+
+
+class InvalidParameterError(ApiError):
+    """A parameter that passed type validation but makes no sense (a bad cursor, start after end, …)."""
+
+    status = 422
+    slug = "validation-error"
+    title = "Validation error"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid request: {field}: {message}", errors=[{"field": field, "message": message}])
+
+
+class RateLimitedError(ApiError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class ServiceUnavailableError(ApiError):
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+
+_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("too-large", "Request too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Validation error"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    detail: str | None = None,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    default_slug, default_title = _SLUGS.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (slug or default_slug),
+        "title": title or default_title,
+        "status": status,
+        "detail": detail,
+        "instance": instance or request.url.path,
+        "path": request.url.path,
+        "method": request.method,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return problem_response(
+        request, exc.status, detail=exc.detail, slug=exc.slug, title=exc.title, headers=exc.headers, errors=exc.errors
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route {request.method} {request.url.path}"
+    return problem_response(request, exc.status_code, detail=detail, headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return problem_response(request, 422, detail=f"invalid request: {fields}", errors=errors)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    incident = uuid.uuid4().hex[:12]
+    log.error("api_unhandled_error", path=request.url.path, method=request.method, incident=incident, exc_info=exc)
+    return problem_response(
+        request,
+        500,
+        detail=f"an unexpected error occurred (incident {incident})",
+        instance=f"{request.url.path}#incident-{incident}",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+#: For ``responses=`` in route declarations, so the OpenAPI document names the error body.
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        s: {"model": Problem, "description": _SLUGS.get(s, ("", "Error"))[1], "content": {PROBLEM_JSON: {}}}
+        for s in statuses
+    }

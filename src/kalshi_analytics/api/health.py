@@ -1,0 +1,225 @@
+"""Liveness, readiness, recorder status and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kalshi_analytics.api.deps import SessionDep
+from kalshi_analytics.api.errors import problem_response, problem_responses
+from kalshi_analytics.api.ratelimit import rate_limit
+from kalshi_analytics.recorder.leader import latest_leader_heartbeat
+
+READY_CHECK_TIMEOUT_SECONDS = 3.0
+
+router = APIRouter(tags=["health"])
+
+
+class Liveness(BaseModel):
+    status: str = "ok"
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready | not_ready")
+    checks: dict[str, Check]
+
+
+@router.get("/health", operation_id="getHealth", summary="Liveness: the process answers.", response_model=Liveness)
+async def health() -> Liveness:
+    return Liveness()
+
+
+async def readiness_checks(request: Request) -> dict[str, Check]:
+    engine = request.app.state.engine
+    settings = request.app.state.settings
+    head: str | None = request.app.state.migration_head
+    checks: dict[str, Check] = {}
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS), engine.connect() as conn:
+            checks["database"] = Check(ok=True, detail="reachable")
+            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            at_head = current == head
+            checks["migrations"] = Check(
+                ok=at_head, detail=f"at head {head}" if at_head else f"at {current or 'none'}, head is {head}"
+            )
+            beat = await latest_leader_heartbeat(conn)
+            limit = settings.api_ready_heartbeat_max_age_seconds
+            if beat is None:
+                checks["recorder"] = Check(ok=False, detail="no leader recorder heartbeat recorded")
+            else:
+                # Age by the database's clock, the one that wrote the heartbeat.
+                age = float(
+                    (await conn.execute(text("SELECT extract(epoch FROM now() - :t)"), {"t": beat[1]})).scalar_one()
+                )
+                checks["recorder"] = Check(
+                    ok=age <= limit, detail=f"leader {beat[0]} heartbeat {age:.1f} s ago (limit {limit:g} s)"
+                )
+    except Exception as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+        checks["database"] = Check(ok=False, detail=f"unreachable: {reason}")
+    return checks
+
+
+@router.get(
+    "/ready",
+    operation_id="getReadiness",
+    summary="Readiness: database reachable, migrations at head, leader recorder heartbeat fresh.",
+    response_model=Readiness,
+    responses=problem_responses(503),
+)
+async def ready(request: Request) -> Response:
+    checks = await readiness_checks(request)
+    failed = [f"{name}: {c.detail}" for name, c in checks.items() if not c.ok]
+    if failed:
+        return problem_response(
+            request,
+            503,
+            detail="not ready — " + "; ".join(failed),
+            extra={"checks": {k: v.model_dump() for k, v in checks.items()}},
+        )
+    return JSONResponse(Readiness(status="ready", checks=checks).model_dump())
+
+
+# ------------------------------------------------------------------------------------------- recorder status
+class Instance(BaseModel):
+    instance_id: str
+    role: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_seconds: float
+    leader_since: datetime | None
+    info: dict[str, Any] | None
+
+
+class Gap(BaseModel):
+    id: int
+    detected_at: datetime
+    channel: str
+    market_ticker: str | None
+    cause: str
+    gap_start: datetime
+    gap_end: datetime | None
+    repaired_at: datetime | None
+    repair_method: str | None
+
+
+class RecorderStatus(BaseModel):
+    leader: Instance | None
+    lag_seconds: float | None = Field(description="age of the leader's last heartbeat")
+    instances: list[Instance]
+    open_gaps: int
+    recent_gaps: list[Gap]
+
+
+@router.get(
+    "/recorder/status",
+    operation_id="getRecorderStatus",
+    summary="Recorder instances and heartbeats, the leader, its lag and the most recent feed gaps.",
+    response_model=RecorderStatus,
+    dependencies=[Depends(rate_limit("read"))],
+    responses=problem_responses(429),
+)
+async def recorder_status(session: SessionDep) -> RecorderStatus:
+    rows = (
+        await session.execute(
+            text(
+                "SELECT instance_id, role, hostname, pid, started_at, heartbeat_at, leader_since, info, "
+                "extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds "
+                "FROM recorder_heartbeats ORDER BY heartbeat_at DESC LIMIT 100"
+            )
+        )
+    ).mappings()
+    instances = [Instance.model_validate(dict(r)) for r in rows]
+    leader = next((i for i in instances if i.role == "leader"), None)
+    gaps = (
+        await session.execute(
+            text(
+                "SELECT id, detected_at, channel, market_ticker, cause, gap_start, gap_end, repaired_at, repair_method "
+                "FROM feed_gaps ORDER BY gap_start DESC LIMIT 50"
+            )
+        )
+    ).mappings()
+    open_gaps = (await session.execute(text("SELECT count(*) FROM feed_gaps WHERE repaired_at IS NULL"))).scalar_one()
+    return RecorderStatus(
+        leader=leader,
+        lag_seconds=leader.heartbeat_age_seconds if leader else None,
+        instances=instances,
+        open_gaps=open_gaps,
+        recent_gaps=[Gap.model_validate(dict(g)) for g in gaps],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+class ApiMetrics:
+    """API request metrics in a private registry (one per app, so tests and several apps never collide)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "kalshi_api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "kalshi_api_request_duration_seconds",
+            "HTTP request duration (to the end of the response headers for streams)",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware overhead): counts and times each request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
+                self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get(
+    "/metrics",
+    operation_id="getMetrics",
+    summary="Prometheus metrics of this API process.",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(request: Request) -> Response:
+    m: ApiMetrics = request.app.state.metrics
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,76 @@
+"""Per-client rate limits by route class ("read", "expensive"), configured by settings.
+
+Built on ``limits`` — the engine slowapi wraps — used through a FastAPI dependency rather than slowapi's
+decorator, because the decorator binds its limits at import time while our limits come from the
+``Settings`` handed to :func:`~kalshi_analytics.api.app.create_app` (tests build apps with tiny limits).
+The key is the client address as slowapi's ``get_remote_address`` sees it. Counters live in process memory
+(moving window): with N replicas/workers a client may get up to N× the limit — fine for abuse protection;
+use a shared ``limits`` storage (Redis) if exact global limits are ever needed.
+A refused request gets 429 problem+json with ``Retry-After`` (seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from slowapi.util import get_remote_address
+
+from kalshi_analytics.api.errors import RateLimitedError
+from kalshi_analytics.config import Settings
+
+RouteClass = Literal["read", "expensive"]
+
+
+@dataclass
+class RateLimits:
+    enabled: bool
+    items: dict[str, RateLimitItem]
+    limiter: MovingWindowRateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            enabled=settings.api_rate_limit_enabled,
+            items={"read": parse(settings.api_rate_read), "expensive": parse(settings.api_rate_expensive)},
+            limiter=MovingWindowRateLimiter(MemoryStorage()),
+        )
+
+    def check(self, route_class: str, key: str) -> None:
+        if not self.enabled:
+            return
+        item = self.items[route_class]
+        if not self.limiter.hit(item, route_class, key):
+            reset, _ = self.limiter.get_window_stats(item, route_class, key)
+            retry = max(1, math.ceil(reset - time.time()))
+            raise RateLimitedError(
+                f"rate limit {item} for {route_class} requests exceeded; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+
+def validate_limit(value: str) -> str:
+    parse(value)  # raises ValueError on a malformed limit
+    return value
+
+
+def charge(request: Request, route_class: RouteClass) -> None:
+    """Charge one request of ``route_class`` from inside an endpoint (when the class depends on parameters)."""
+    limits: RateLimits = request.app.state.rate_limits
+    limits.check(route_class, get_remote_address(request))
+
+
+def rate_limit(route_class: RouteClass) -> Callable[[Request], Awaitable[None]]:
+    """A dependency charging one request of ``route_class`` to the calling client."""
+
+    async def dependency(request: Request) -> None:
+        charge(request, route_class)
+
+    return dependency

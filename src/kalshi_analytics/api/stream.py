@@ -1,0 +1,240 @@
+"""Live market updates as Server-Sent Events, fed by PostgreSQL LISTEN/NOTIFY.
+
+The recorder's sink sends ``NOTIFY market_updates, '{"tickers": [...]}'`` when a batch commits. Each API
+process holds ONE listening connection (:class:`StreamHub`); on a notification it fetches, in one query, the
+latest snapshot of the touched tickers that some subscriber wants and fans it out to the subscribers'
+queues. Any number of API replicas can run: each listens for itself. Notifications that arrive while a fetch
+runs are coalesced (a subscriber wants the latest state, not every intermediate one); a slow subscriber's
+queue drops its oldest update rather than growing. After the listener reconnects, every wanted ticker is
+re-sent, since notifications sent while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
+from kalshi_analytics.api.ratelimit import rate_limit
+from kalshi_analytics.logging import get_logger
+from kalshi_analytics.markets import service
+from kalshi_analytics.markets.pricing import implied_probability_with_source
+from kalshi_analytics.markets.schemas import Snapshot
+from kalshi_analytics.recorder.sink import NOTIFY_CHANNEL
+
+log = get_logger(__name__)
+
+MAX_STREAM_TICKERS = 200
+SUBSCRIBER_QUEUE = 256
+
+
+@dataclass(eq=False)
+class Subscriber:
+    tickers: frozenset[str]
+    queue: asyncio.Queue[Snapshot] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
+    dropped: int = 0
+
+    def offer(self, snap: Snapshot) -> None:
+        if self.queue.full():
+            with suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(snap)
+
+
+class StreamHub:
+    """One LISTEN connection per process, fanning out latest snapshots to SSE subscribers."""
+
+    def __init__(
+        self,
+        dsn: str,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        max_spread: Decimal,
+        channel: str = NOTIFY_CHANNEL,
+        reconnect_max_seconds: float = 10.0,
+    ) -> None:
+        self._dsn = dsn
+        self._sessions = sessions
+        self._max_spread = max_spread
+        self._channel = channel
+        self._reconnect_max = reconnect_max_seconds
+        self._subs: set[Subscriber] = set()
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+        self.notifications = 0
+
+    # ---------------------------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen_loop(), name="api-stream-listen"),
+            asyncio.create_task(self._dispatch_loop(), name="api-stream-dispatch"),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+
+    # -------------------------------------------------------------------------------------------- subscribers
+    def subscribe(self, tickers: Sequence[str]) -> Subscriber:
+        sub = Subscriber(frozenset(tickers))
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def _wanted(self) -> set[str]:
+        return set(itertools.chain.from_iterable(s.tickers for s in self._subs))
+
+    async def latest(self, tickers: Sequence[str]) -> list[Snapshot]:
+        async with self._sessions() as session, session.begin():
+            rows = await service.latest_snapshots(session, tickers)
+        return [self.snapshot(r) for r in rows]
+
+    def snapshot(self, row: RowMapping) -> Snapshot:
+        p, src = implied_probability_with_source(row["yes_bid"], row["yes_ask"], row["last_price"], self._max_spread)
+        return Snapshot.model_validate({**row, "implied_probability": p, "implied_probability_source": src})
+
+    # ------------------------------------------------------------------------------------------------ internals
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.notifications += 1
+        try:
+            tickers = json.loads(payload)["tickers"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("stream_bad_notify_payload", payload=payload[:200])
+            return
+        wanted = self._wanted()
+        touched = {t for t in tickers if isinstance(t, str) and t in wanted}
+        if touched:
+            self._pending |= touched
+            self._wake.set()
+
+    async def _listen_loop(self) -> None:
+        delay = 0.2
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": "kalshi-analytics-api-listen"}
+                )
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _c, ev=closed: ev.set())
+                await conn.add_listener(self._channel, self._on_notify)
+                self.listening.set()
+                delay = 0.2
+                if self._subs:  # we may have missed notifications while reconnecting
+                    self._pending |= self._wanted()
+                    self._wake.set()
+                while not closed.is_set():
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), 10)
+                    if not closed.is_set():
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)  # notice a dead peer
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("stream_listener_down", error=repr(exc), retry_in=delay)
+            finally:
+                self.listening.clear()
+                if conn is not None and not conn.is_closed():
+                    with suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._reconnect_max)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            tickers, self._pending = sorted(self._pending), set()
+            if not tickers or not self._subs:
+                continue
+            try:
+                snaps = await self.latest(tickers)
+            except Exception as exc:  # database trouble: keep the tickers for the next attempt
+                log.warning("stream_fetch_failed", error=repr(exc))
+                self._pending |= set(tickers)
+                await asyncio.sleep(1)
+                self._wake.set()
+                continue
+            for snap in snaps:
+                for sub in list(self._subs):
+                    if snap.ticker in sub.tickers:
+                        sub.offer(snap)
+
+
+def sse_event(snap: Snapshot) -> str:
+    data = snap.__pydantic_serializer__.to_json(snap).decode()
+    return f"event: snapshot\nid: {snap.ticker}@{snap.ts.isoformat()}\ndata: {data}\n\n"
+
+
+router = APIRouter(tags=["stream"])
+
+
+@router.get(
+    "/stream",
+    operation_id="streamMarketUpdates",
+    summary="Server-Sent Events: the latest snapshot of each chosen ticker whenever the recorder writes one.",
+    response_class=StreamingResponse,
+    dependencies=[Depends(rate_limit("expensive"))],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "`event: snapshot` messages (data = Snapshot)"},
+        **problem_responses(422, 429),
+    },
+)
+async def stream(
+    request: Request,
+    tickers: Annotated[str, Query(min_length=1, max_length=20_000, description="comma-separated market tickers")],
+) -> StreamingResponse:
+    wanted = sorted({t.strip() for t in tickers.split(",") if t.strip()})
+    if not wanted:
+        raise InvalidParameterError("query.tickers", "name at least one ticker")
+    if len(wanted) > MAX_STREAM_TICKERS:
+        raise InvalidParameterError("query.tickers", f"at most {MAX_STREAM_TICKERS} tickers per stream")
+    hub: StreamHub = request.app.state.stream_hub
+    heartbeat: float = request.app.state.settings.api_stream_heartbeat_seconds
+
+    async def events() -> AsyncIterator[str]:
+        sub = hub.subscribe(wanted)  # inside the generator: its finally always runs, so no subscriber leaks
+        try:
+            yield "retry: 3000\n: connected\n\n"
+            for snap in await hub.latest(wanted):
+                yield sse_event(snap)
+            while True:
+                try:
+                    snap = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield sse_event(snap)
+        finally:
+            hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

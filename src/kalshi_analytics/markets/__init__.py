@@ -1,0 +1,1 @@
+"""Markets: pricing rules, queries, API endpoints and response schemas."""

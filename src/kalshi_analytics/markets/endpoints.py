@@ -1,0 +1,215 @@
+"""The markets API: list/search, detail, latest snapshot, history (raw or candles), order book, trades."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import RowMapping
+
+from kalshi_analytics.api.deps import SessionDep, SettingsDep
+from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
+from kalshi_analytics.api.ratelimit import charge, rate_limit
+from kalshi_analytics.markets import service
+from kalshi_analytics.markets.pricing import implied_probability_with_source
+from kalshi_analytics.markets.schemas import (
+    BookLevel,
+    Candle,
+    CandleHistory,
+    MarketPage,
+    MarketResponse,
+    MarketSummary,
+    OrderBook,
+    Snapshot,
+    SnapshotPage,
+    Trade,
+    TradePage,
+)
+
+ONE = Decimal(1)
+
+router = APIRouter(prefix="/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
+read_limited = [Depends(rate_limit("read"))]
+expensive_limited = [Depends(rate_limit("expensive"))]
+
+Ticker = Annotated[str, Path(min_length=1, max_length=200, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000)")]
+Cursor = Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")]
+
+
+def json(model: BaseModel) -> Response:
+    """Serialise once, in pydantic-core (the route's ``response_model`` still documents the shape)."""
+    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json")
+
+
+def _prob(row: RowMapping | dict[str, Any], max_spread: Decimal) -> dict[str, Any]:
+    p, src = implied_probability_with_source(row["yes_bid"], row["yes_ask"], row["last_price"], max_spread)
+    return {"implied_probability": p, "implied_probability_source": src}
+
+
+def snapshot_model(row: RowMapping | dict[str, Any], max_spread: Decimal) -> Snapshot:
+    return Snapshot.model_validate({**row, **_prob(row, max_spread)})
+
+
+@router.get(
+    "",
+    operation_id="listMarkets",
+    summary="List and search markets with their latest quote (keyset pagination).",
+    response_model=MarketPage,
+    dependencies=read_limited,
+)
+async def list_markets(
+    *,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Annotated[str | None, Query(max_length=200, description="status, or several comma-separated")] = None,
+    category: Annotated[str | None, Query(max_length=200)] = None,
+    series: Annotated[str | None, Query(max_length=200, description="series ticker")] = None,
+    event: Annotated[str | None, Query(max_length=200, description="event ticker")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="case-insensitive title search")] = None,
+    sort: service.MarketSort = "ticker",
+    order: service.SortOrder = "asc",
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    rows, next_cursor = await service.list_markets(
+        session,
+        service.MarketFilter(status=status, category=category, series=series, event=event, q=q),
+        sort=sort,
+        order=order,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = [MarketSummary.model_validate({**r, **_prob(r, settings.api_max_spread)}) for r in rows]
+    return json(MarketPage(items=items, next_cursor=next_cursor))
+
+
+@router.get(
+    "/{ticker}",
+    operation_id="getMarket",
+    summary="One market: catalogue fields, latest quote, implied probability, settlement.",
+    response_model=MarketResponse,
+    dependencies=read_limited,
+)
+async def get_market(ticker: Ticker, session: SessionDep, settings: SettingsDep) -> Response:
+    row = await service.get_market(session, ticker)
+    return json(
+        MarketResponse.model_validate(
+            {
+                **row,
+                **_prob(row, settings.api_max_spread),
+                "yes_price": row["yes_bid"],
+                "no_price": row["no_bid"],
+                "last_updated": row["ts"] or row["updated_at"],
+            }
+        )
+    )
+
+
+@router.get(
+    "/{ticker}/latest",
+    operation_id="getLatestSnapshot",
+    summary="The latest recorded snapshot of a market.",
+    response_model=Snapshot,
+    dependencies=read_limited,
+)
+async def latest(ticker: Ticker, session: SessionDep, settings: SettingsDep) -> Response:
+    return json(snapshot_model(await service.latest_snapshot(session, ticker), settings.api_max_spread))
+
+
+@router.get(
+    "/{ticker}/history",
+    operation_id="getMarketHistory",
+    summary="Price history in [start, end): candles (interval=1m|5m|1h|1d) or raw snapshots, cursor-paginated.",
+    response_model=CandleHistory | SnapshotPage,
+    dependencies=read_limited,
+)
+async def history(
+    *,
+    request: Request,
+    ticker: Ticker,
+    session: SessionDep,
+    settings: SettingsDep,
+    start: Annotated[datetime | None, Query(description="inclusive; default end − 1 day")] = None,
+    end: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    interval: Annotated[service.Interval | None, Query(description="candle size; omit for raw snapshots")] = None,
+    limit: Limit = 1000,
+    cursor: Cursor = None,
+) -> Response:
+    try:
+        start_, end_ = service.window(start, end)
+    except OverflowError:
+        raise InvalidParameterError("query.start", "out of range") from None
+    if interval is not None:
+        if cursor is not None:
+            raise InvalidParameterError("query.cursor", "candles are not paginated; narrow start/end instead")
+        rows = await service.candles(session, ticker, interval, start_, end_)
+        return json(
+            CandleHistory(
+                ticker=ticker,
+                interval=interval,
+                start=start_,
+                end=end_,
+                candles=[Candle.model_validate(r) for r in rows],
+            )
+        )
+    charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
+    rows, next_cursor = await service.snapshot_page(session, ticker, start=start_, end=end_, limit=limit, cursor=cursor)
+    items = [snapshot_model(r, settings.api_max_spread) for r in rows]
+    return json(SnapshotPage(ticker=ticker, items=items, next_cursor=next_cursor))
+
+
+@router.get(
+    "/{ticker}/orderbook",
+    operation_id="getOrderBook",
+    summary="The latest recorded order book, or the one in force at `at`.",
+    response_model=OrderBook,
+    dependencies=read_limited,
+)
+async def get_orderbook(
+    ticker: Ticker,
+    session: SessionDep,
+    depth: Annotated[int, Query(ge=1, le=1000, description="levels per side")] = 20,
+    at: Annotated[datetime | None, Query(description="a past moment: the book recorded at or before it")] = None,
+) -> Response:
+    row = await service.orderbook(session, ticker, service.utc(at))
+    yes = service.levels_best_first(row["yes_prices"], row["yes_sizes"], depth)
+    no = service.levels_best_first(row["no_prices"], row["no_sizes"], depth)
+    return json(
+        OrderBook(
+            ticker=row["ticker"],
+            ts=row["ts"],
+            received_at=row["received_at"],
+            source=row["source"],
+            sequence=row["sequence"],
+            yes=[BookLevel.model_validate(lv) for lv in yes],
+            no=[BookLevel.model_validate(lv) for lv in no],
+            best_yes_bid=yes[0]["price"] if yes else None,
+            best_yes_ask=ONE - no[0]["price"] if no else None,
+        )
+    )
+
+
+@router.get(
+    "/{ticker}/trades",
+    operation_id="listTrades",
+    summary="Public trades of a market, newest first, cursor-paginated.",
+    response_model=TradePage,
+    dependencies=read_limited,
+)
+async def list_trades(
+    *,
+    ticker: Ticker,
+    session: SessionDep,
+    start: Annotated[datetime | None, Query(description="inclusive")] = None,
+    end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    rows, next_cursor = await service.trade_page(
+        session, ticker, start=service.utc(start), end=service.utc(end), limit=limit, cursor=cursor
+    )
+    return json(TradePage(ticker=ticker, items=[Trade.model_validate(r) for r in rows], next_cursor=next_cursor))

@@ -1,0 +1,170 @@
+"""Response models of the markets API (pydantic v2).
+
+Prices and counts are exact decimals serialised as JSON **strings** (``"0.4350"``): dollars 0–1, which read
+directly as probabilities; strings because a JSON number would be parsed as a binary float by most clients.
+Times are ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Price = Decimal
+ProbabilitySourceField = Literal["mid", "last"] | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class MarketSummary(_Model):
+    """A row of the markets list, with the latest recorded quote."""
+
+    ticker: str
+    title: str | None
+    event_ticker: str
+    series_ticker: str | None
+    category: str | None
+    status: str
+    close_time: datetime | None
+    volume: Decimal | None
+    open_interest: Decimal | None
+    yes_bid: Price | None
+    yes_ask: Price | None
+    last_price: Price | None
+    implied_probability: Price | None
+    implied_probability_source: ProbabilitySourceField
+    last_updated: datetime | None = Field(description="exchange time of the latest snapshot")
+
+
+class MarketPage(_Model):
+    items: list[MarketSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class MarketResponse(_Model):
+    """One market: catalogue fields, latest quote, implied probability and settlement when known."""
+
+    ticker: str
+    title: str | None
+    subtitle: str | None
+    event_ticker: str
+    series_ticker: str | None
+    category: str | None
+    status: str
+    open_time: datetime | None
+    close_time: datetime | None
+    yes_price: Price | None = Field(description="best YES bid (the seed's yes_price)")
+    no_price: Price | None = Field(description="best NO bid (the seed's no_price)")
+    yes_bid: Price | None
+    yes_ask: Price | None
+    no_bid: Price | None
+    no_ask: Price | None
+    last_price: Price | None
+    implied_probability: Price | None = Field(
+        description="mid of YES bid/ask when both exist and the spread is ≤ API_MAX_SPREAD, else the last price"
+    )
+    implied_probability_source: ProbabilitySourceField
+    volume: Decimal | None
+    open_interest: Decimal | None
+    result: str | None = Field(description="yes | no | … once determined")
+    settlement_value: Price | None
+    settled_at: datetime | None
+    last_updated: datetime = Field(description="latest snapshot's exchange time, else the catalogue update time")
+
+
+class Snapshot(_Model):
+    """One recorded state of a market (``market_snapshots``)."""
+
+    ticker: str
+    ts: datetime = Field(description="exchange time")
+    received_at: datetime
+    source: str
+    sequence: int | None
+    yes_bid: Price | None
+    yes_ask: Price | None
+    no_bid: Price | None
+    no_ask: Price | None
+    last_price: Price | None
+    yes_bid_size: Decimal | None
+    yes_ask_size: Decimal | None
+    volume: Decimal | None
+    open_interest: Decimal | None
+    status: str | None
+    implied_probability: Price | None
+    implied_probability_source: ProbabilitySourceField
+
+
+class SnapshotPage(_Model):
+    ticker: str
+    items: list[Snapshot]
+    next_cursor: str | None
+
+
+class Candle(_Model):
+    """OHLC of implied probability (``prob_*``) and of the last trade price (``price_*``) over one bucket."""
+
+    start: datetime
+    first_ts: datetime
+    last_ts: datetime
+    prob_open: Price | None
+    prob_high: Price | None
+    prob_low: Price | None
+    prob_close: Price | None
+    price_open: Price | None
+    price_high: Price | None
+    price_low: Price | None
+    price_close: Price | None
+    yes_bid_close: Price | None
+    yes_ask_close: Price | None
+    volume: Decimal | None = Field(description="cumulative volume at the bucket's close")
+    open_interest: Decimal | None
+    snapshots: int
+
+
+class CandleHistory(_Model):
+    ticker: str
+    interval: str
+    start: datetime
+    end: datetime
+    candles: list[Candle]
+
+
+class BookLevel(_Model):
+    price: Price
+    size: Decimal
+
+
+class OrderBook(_Model):
+    """A recorded full book; levels best first. Kalshi books hold bids only: a YES ask is 1 − a NO bid."""
+
+    ticker: str
+    ts: datetime
+    received_at: datetime
+    source: str
+    sequence: int | None
+    yes: list[BookLevel]
+    no: list[BookLevel]
+    best_yes_bid: Price | None
+    best_yes_ask: Price | None = Field(description="1 − best NO bid")
+
+
+class Trade(_Model):
+    trade_id: str
+    ticker: str
+    ts: datetime
+    yes_price: Price
+    no_price: Price
+    count: Decimal
+    taker_side: str | None
+    is_block_trade: bool | None
+
+
+class TradePage(_Model):
+    ticker: str
+    items: list[Trade]
+    next_cursor: str | None

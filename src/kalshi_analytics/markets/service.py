@@ -1,0 +1,340 @@
+"""Market queries: plain SQL over the recorder's tables, read inside the request's session.
+
+Every list is keyset-paginated (never OFFSET): the cursor is an opaque base64url token holding the sort key of
+the last row returned, so pages neither repeat nor skip rows while new data arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import RowMapping, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kalshi_analytics.api.errors import InvalidParameterError, NotFoundError
+
+MarketSort = Literal["ticker", "close_time", "volume"]
+SortOrder = Literal["asc", "desc"]
+Interval = Literal["1m", "5m", "1h", "1d"]
+
+INTERVALS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+MAX_CANDLES = 10_000
+DEFAULT_WINDOW = timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------------- cursors
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, n: int, kind: str) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidParameterError("query.cursor", "not a cursor returned by this API") from None
+    if not isinstance(values, list) or len(values) != n or values[0] != kind:
+        raise InvalidParameterError("query.cursor", "not a cursor of this listing (or of other sort options)")
+    return values
+
+
+def _parse_ts(value: Any) -> datetime:
+    try:
+        ts = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidParameterError("query.cursor", "corrupt cursor") from None
+    if ts.tzinfo is None:
+        raise InvalidParameterError("query.cursor", "corrupt cursor")
+    return ts
+
+
+def utc(ts: datetime | None) -> datetime | None:
+    """Timestamps without an offset are taken as UTC."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+def window(
+    start: datetime | None, end: datetime | None, default: timedelta = DEFAULT_WINDOW
+) -> tuple[datetime, datetime]:
+    end_ = utc(end) or datetime.now(UTC)
+    start_ = utc(start) or end_ - default
+    if start_ >= end_:
+        raise InvalidParameterError("query.start", "start must be before end")
+    return start_, end_
+
+
+# --------------------------------------------------------------------------------------------------- markets
+_LATEST_JOIN = (
+    "LEFT JOIN LATERAL (SELECT ts, received_at, source, sequence, yes_bid, yes_ask, no_bid, no_ask, last_price, "
+    "yes_bid_size, yes_ask_size, volume, open_interest, status FROM market_snapshots s "
+    "WHERE s.ticker = m.ticker ORDER BY s.ts DESC LIMIT 1) s ON true"
+)
+
+_SORT_EXPR = {
+    "ticker": ("m.ticker", "text"),
+    "close_time": ("COALESCE(m.close_time, 'infinity'::timestamptz)", "timestamptz"),
+    "volume": ("COALESCE(m.volume, 0)", "numeric"),
+}
+
+
+@dataclass(frozen=True)
+class MarketFilter:
+    status: str | None = None
+    category: str | None = None
+    series: str | None = None
+    event: str | None = None
+    q: str | None = None
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def list_markets(
+    session: AsyncSession,
+    f: MarketFilter,
+    *,
+    sort: MarketSort,
+    order: SortOrder,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[RowMapping], str | None]:
+    expr, typ = _SORT_EXPR[sort]
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if f.status:
+        where.append("m.status = ANY(:statuses)")
+        params["statuses"] = [s.strip() for s in f.status.split(",") if s.strip()]
+    if f.category:
+        where.append("m.category = :category")
+        params["category"] = f.category
+    if f.series:
+        where.append("m.series_ticker = :series")
+        params["series"] = f.series
+    if f.event:
+        where.append("m.event_ticker = :event")
+        params["event"] = f.event
+    if f.q:
+        where.append("m.title ILIKE :q")
+        params["q"] = _like(f.q)
+    kind = f"markets:{sort}:{order}"
+    if cursor:
+        _, key, ticker = decode_cursor(cursor, 3, kind)
+        op = ">" if order == "asc" else "<"
+        where.append(f"({expr}, m.ticker) {op} (CAST(:ck AS {typ}), :ct)")
+        params["ck"], params["ct"] = str(key), str(ticker)
+    direction = "ASC" if order == "asc" else "DESC"
+    sql = (
+        "SELECT m.ticker, m.title, m.event_ticker, m.series_ticker, m.category, m.status, m.close_time, "
+        f"m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.last_price, s.ts AS last_updated, "
+        f"({expr})::text AS sort_key FROM (SELECT * FROM markets m "
+        + ("WHERE " + " AND ".join(where) + " " if where else "")
+        + f"ORDER BY {expr} {direction}, m.ticker {direction} LIMIT :limit) m {_LATEST_JOIN} "
+        f"ORDER BY {expr} {direction}, m.ticker {direction}"
+    )
+    rows = (await session.execute(text(sql), params)).mappings().all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(kind, last["sort_key"], last["ticker"])
+    return rows, next_cursor
+
+
+_MARKET_SQL = text(
+    "SELECT m.ticker, m.title, m.subtitle, m.event_ticker, m.series_ticker, m.category, m.status, m.open_time, "
+    "m.close_time, m.result, m.settlement_value, m.settled_at, m.updated_at, "
+    "COALESCE(s.volume, m.volume) AS volume, COALESCE(s.open_interest, m.open_interest) AS open_interest, "
+    "s.ts, s.yes_bid, s.yes_ask, s.no_bid, s.no_ask, s.last_price "
+    f"FROM markets m {_LATEST_JOIN} WHERE m.ticker = :ticker"
+)
+
+
+async def get_market(session: AsyncSession, ticker: str) -> RowMapping:
+    row = (await session.execute(_MARKET_SQL, {"ticker": ticker})).mappings().first()
+    if row is None:
+        raise NotFoundError(f"unknown market {ticker!r}")
+    return row
+
+
+async def ensure_market(session: AsyncSession, ticker: str) -> None:
+    """404 for an unknown ticker (called only when a listing came back empty, to tell "none yet" apart)."""
+    found = (await session.execute(text("SELECT 1 FROM markets WHERE ticker = :t"), {"t": ticker})).first()
+    if found is None:
+        raise NotFoundError(f"unknown market {ticker!r}")
+
+
+# ------------------------------------------------------------------------------------------------- snapshots
+_SNAPSHOT_COLS = (
+    "ticker, ts, received_at, source, sequence, yes_bid, yes_ask, no_bid, no_ask, last_price, yes_bid_size, "
+    "yes_ask_size, volume, open_interest, status"
+)
+_LATEST_SQL = text(f"SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1")
+
+
+async def latest_snapshot(session: AsyncSession, ticker: str) -> RowMapping:
+    row = (await session.execute(_LATEST_SQL, {"ticker": ticker})).mappings().first()
+    if row is None:
+        await ensure_market(session, ticker)
+        raise NotFoundError(f"no snapshot recorded yet for {ticker!r}")
+    return row
+
+
+async def latest_snapshots(session: AsyncSession, tickers: Sequence[str]) -> list[RowMapping]:
+    """Latest snapshot of each ticker (one index probe per ticker; used by the live stream)."""
+    sql = text(
+        f"SELECT s.* FROM unnest(CAST(:tickers AS text[])) AS t(ticker) CROSS JOIN LATERAL "
+        f"(SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = t.ticker ORDER BY ts DESC LIMIT 1) s"
+    )
+    return list((await session.execute(sql, {"tickers": list(tickers)})).mappings().all())
+
+
+async def snapshot_page(
+    session: AsyncSession, ticker: str, *, start: datetime, end: datetime, limit: int, cursor: str | None
+) -> tuple[Sequence[RowMapping], str | None]:
+    """Raw snapshots in ``[start, end)``, oldest first, keyset-paginated on the primary key (ts, source)."""
+    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end, "limit": limit + 1}
+    after = ""
+    if cursor:
+        _, ts, source = decode_cursor(cursor, 3, "snapshots")
+        params["cts"], params["csrc"] = _parse_ts(ts), str(source)
+        after = "AND (ts, source) > (:cts, :csrc) "
+    sql = text(
+        f"SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = :ticker AND ts >= :start AND ts < :end "
+        f"{after}ORDER BY ts, source LIMIT :limit"
+    )
+    rows = (await session.execute(sql, params)).mappings().all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("snapshots", rows[-1]["ts"].isoformat(), rows[-1]["source"])
+    elif not rows and cursor is None:
+        await ensure_market(session, ticker)
+    return rows, next_cursor
+
+
+# --------------------------------------------------------------------------------------------------- candles
+_CANDLE_1M_SQL = text(
+    "SELECT minute AS start, first_ts, last_ts, prob_open, prob_high, prob_low, prob_close, price_open, "
+    "price_high, price_low, price_close, yes_bid_close, yes_ask_close, volume, open_interest, snapshots "
+    "FROM market_candles_1m WHERE ticker = :ticker AND minute >= :start AND minute < :end ORDER BY minute"
+)
+
+
+def _first(col: str) -> str:
+    return f"(array_agg({col} ORDER BY first_ts) FILTER (WHERE {col} IS NOT NULL))[1] AS {col}"
+
+
+def _last(col: str) -> str:
+    return f"(array_agg({col} ORDER BY last_ts DESC) FILTER (WHERE {col} IS NOT NULL))[1] AS {col}"
+
+
+# Buckets are aligned on UTC midnight (date_bin's origin); open = first non-null open by first_ts, close = last
+# non-null close by last_ts, high/low = max/min — the same order-free rule the recorder folds 1m candles with.
+_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+_CANDLE_ROLLUP_SQL = text(
+    f"SELECT date_bin(CAST(:step AS interval), minute, {_ORIGIN}) AS start, "
+    "min(first_ts) AS first_ts, max(last_ts) AS last_ts, "
+    f"{_first('prob_open')}, max(prob_high) AS prob_high, min(prob_low) AS prob_low, {_last('prob_close')}, "
+    f"{_first('price_open')}, max(price_high) AS price_high, min(price_low) AS price_low, {_last('price_close')}, "
+    f"{_last('yes_bid_close')}, {_last('yes_ask_close')}, {_last('volume')}, {_last('open_interest')}, "
+    "sum(snapshots)::int AS snapshots "
+    "FROM market_candles_1m WHERE ticker = :ticker "
+    f"AND minute >= date_bin(CAST(:step AS interval), CAST(:start AS timestamptz), {_ORIGIN}) "
+    "AND minute < :end GROUP BY 1 ORDER BY 1"
+)
+
+
+async def candles(
+    session: AsyncSession, ticker: str, interval: Interval, start: datetime, end: datetime
+) -> Sequence[RowMapping]:
+    step = INTERVALS[interval]
+    if (end - start) / step > MAX_CANDLES:
+        raise InvalidParameterError("query.start", f"at most {MAX_CANDLES} {interval} candles per request")
+    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end}
+    if interval == "1m":
+        rows = (await session.execute(_CANDLE_1M_SQL, params)).mappings().all()
+    else:
+        params["step"] = step
+        rows = (await session.execute(_CANDLE_ROLLUP_SQL, params)).mappings().all()
+    if not rows:
+        await ensure_market(session, ticker)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ order book
+_BOOK_SQL = (
+    "SELECT ticker, ts, received_at, source, sequence, yes_prices, yes_sizes, no_prices, no_sizes "
+    "FROM orderbook_snapshots WHERE ticker = :ticker {at} ORDER BY ts DESC, source DESC LIMIT 1"
+)
+_BOOK_LATEST = text(_BOOK_SQL.format(at=""))
+_BOOK_AT = text(_BOOK_SQL.format(at="AND ts <= :at"))
+
+
+async def orderbook(session: AsyncSession, ticker: str, at: datetime | None) -> RowMapping:
+    if at is None:
+        row = (await session.execute(_BOOK_LATEST, {"ticker": ticker})).mappings().first()
+    else:
+        row = (await session.execute(_BOOK_AT, {"ticker": ticker, "at": at})).mappings().first()
+    if row is None:
+        await ensure_market(session, ticker)
+        when = f" at or before {at.isoformat()}" if at is not None else ""
+        raise NotFoundError(f"no order book recorded for {ticker!r}{when}")
+    return row
+
+
+def levels_best_first(prices: Sequence[Decimal], sizes: Sequence[Decimal], depth: int) -> list[dict[str, Decimal]]:
+    """Kalshi sends bids ascending (best last); the API lists the best ``depth`` levels best first."""
+    pairs = sorted(zip(prices, sizes, strict=False), key=lambda p: p[0], reverse=True)
+    return [{"price": p, "size": s} for p, s in pairs[:depth]]
+
+
+# ---------------------------------------------------------------------------------------------------- trades
+async def trade_page(
+    session: AsyncSession,
+    ticker: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[RowMapping], str | None]:
+    """Trades newest first, keyset-paginated on (ts, trade_id)."""
+    where = ["ticker = :ticker"]
+    params: dict[str, Any] = {"ticker": ticker, "limit": limit + 1}
+    if start is not None:
+        where.append("ts >= :start")
+        params["start"] = start
+    if end is not None:
+        where.append("ts < :end")
+        params["end"] = end
+    if cursor:
+        _, ts, trade_id = decode_cursor(cursor, 3, "trades")
+        where.append("(ts, trade_id) < (:cts, :cid)")
+        params["cts"], params["cid"] = _parse_ts(ts), str(trade_id)
+    sql = text(
+        "SELECT trade_id, ticker, ts, yes_price, no_price, count, taker_side, is_block_trade FROM trades "
+        f"WHERE {' AND '.join(where)} ORDER BY ts DESC, trade_id DESC LIMIT :limit"
+    )
+    rows = (await session.execute(sql, params)).mappings().all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("trades", rows[-1]["ts"].isoformat(), rows[-1]["trade_id"])
+    elif not rows and cursor is None:
+        await ensure_market(session, ticker)
+    return rows, next_cursor
