@@ -51,12 +51,16 @@ async def readiness_checks(request: Request) -> dict[str, Check]:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS), engine.connect() as conn:
             checks["database"] = Check(ok=True, detail="reachable")
-            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            migrated = (await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar()
+            current = None
+            if migrated:
+                current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
             at_head = current == head
             checks["migrations"] = Check(
                 ok=at_head, detail=f"at head {head}" if at_head else f"at {current or 'none'}, head is {head}"
             )
-            beat = await latest_leader_heartbeat(conn)
+            has_beats = (await conn.execute(text("SELECT to_regclass('recorder_heartbeats') IS NOT NULL"))).scalar()
+            beat = await latest_leader_heartbeat(conn) if has_beats else None
             limit = settings.api_ready_heartbeat_max_age_seconds
             if beat is None:
                 checks["recorder"] = Check(ok=False, detail="no leader recorder heartbeat recorded")

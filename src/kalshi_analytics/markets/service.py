@@ -135,7 +135,7 @@ async def list_markets(
     if cursor:
         _, key, ticker = decode_cursor(cursor, 3, kind)
         op = ">" if order == "asc" else "<"
-        where.append(f"({expr}, m.ticker) {op} (CAST(:ck AS {typ}), :ct)")
+        where.append(f"({expr}, m.ticker) {op} (CAST(CAST(:ck AS text) AS {typ}), :ct)")
         params["ck"], params["ct"] = str(key), str(ticker)
     direction = "ASC" if order == "asc" else "DESC"
     sql = (
