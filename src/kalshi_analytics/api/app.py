@@ -10,12 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import __version__, migrate
 from kalshi_analytics.api import health, stream
+from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import install_error_handlers
 from kalshi_analytics.api.ratelimit import RateLimits
 from kalshi_analytics.config import Settings, load_settings
@@ -25,7 +26,6 @@ from kalshi_analytics.markets import endpoints as markets
 
 log = get_logger(__name__)
 
-API_PREFIX = "/api/v1"
 API_POOL_SIZE = 10
 
 
@@ -79,12 +79,8 @@ def create_app(
     app.state.metrics = health.ApiMetrics()
     install_error_handlers(app)
 
-    v1 = APIRouter(prefix=API_PREFIX)
-    v1.include_router(health.router)
-    v1.include_router(markets.router)
-    v1.include_router(stream.router)
-    app.include_router(v1)
-    app.include_router(health.metrics_router)
+    for router in (health.router, markets.router, stream.router, health.metrics_router):
+        app.include_router(router)
 
     app.add_middleware(
         CORSMiddleware,

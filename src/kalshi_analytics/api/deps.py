@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kalshi_analytics.config import Settings
 
+#: Every route but /metrics lives under this prefix (set on each router, so route templates are complete).
+API_PREFIX = "/api/v1"
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the endpoint returns, rolled back if it raises.

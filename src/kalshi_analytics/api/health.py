@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kalshi_analytics.api.deps import SessionDep
+from kalshi_analytics.api.deps import API_PREFIX, SessionDep
 from kalshi_analytics.api.errors import problem_response, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
 from kalshi_analytics.recorder.leader import latest_leader_heartbeat
 
 READY_CHECK_TIMEOUT_SECONDS = 3.0
 
-router = APIRouter(tags=["health"])
+router = APIRouter(prefix=API_PREFIX, tags=["health"])
 
 
 class Liveness(BaseModel):

@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
 from kalshi_analytics.logging import get_logger
@@ -191,7 +192,7 @@ def sse_event(snap: Snapshot) -> str:
     return f"event: snapshot\nid: {snap.ticker}@{snap.ts.isoformat()}\ndata: {data}\n\n"
 
 
-router = APIRouter(tags=["stream"])
+router = APIRouter(prefix=API_PREFIX, tags=["stream"])
 
 
 @router.get(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import RowMapping
 
-from kalshi_analytics.api.deps import SessionDep, SettingsDep
+from kalshi_analytics.api.deps import API_PREFIX, SessionDep, SettingsDep
 from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
 from kalshi_analytics.api.ratelimit import charge, rate_limit
 from kalshi_analytics.markets import service
@@ -31,7 +31,7 @@ from kalshi_analytics.markets.schemas import (
 
 ONE = Decimal(1)
 
-router = APIRouter(prefix="/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
+router = APIRouter(prefix=f"{API_PREFIX}/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
 read_limited = [Depends(rate_limit("read"))]
 expensive_limited = [Depends(rate_limit("expensive"))]
 

@@ -1,0 +1,167 @@
+"""Cross-cutting API behaviour: error bodies, CORS, rate limits, health/readiness, recorder status, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import migrate
+from kalshi_analytics.db import create_engine
+from kalshi_analytics.recorder.leader import UPSERT_HEARTBEAT_SQL
+from kalshi_analytics.recorder.rows import GapOpened
+from tests.api.conftest import ALLOWED_ORIGIN, make_settings, market, serve, ticker, write
+from tests.api.test_markets import assert_problem
+
+
+async def test_unknown_route_and_method_use_the_problem_body(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/api/v1/nope"), 404)
+    assert body["path"] == "/api/v1/nope"
+    assert body["type"].endswith("/not-found")  # type: ignore[union-attr]
+    body = assert_problem(await client.post("/api/v1/markets"), 405)
+    assert body["method"] == "POST"
+
+
+async def test_unexpected_error_is_a_generic_500_without_traceback(app: FastAPI) -> None:
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app.add_api_route("/api/v1/boom", boom)
+    async with serve(app) as client:
+        r = await client.get("/api/v1/boom")
+    body = assert_problem(r, 500)
+    assert "hunter2" not in r.text
+    assert "RuntimeError" not in r.text
+    assert "incident" in str(body["detail"])
+
+
+async def test_cors_preflight_allowed_and_denied(client: httpx.AsyncClient) -> None:
+    headers = {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "GET"}
+    r = await client.options("/api/v1/markets", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    r = await client.options("/api/v1/markets", headers={**headers, "Origin": "http://evil.example"})
+    assert r.status_code == 400
+    assert "access-control-allow-origin" not in r.headers
+    r = await client.get("/api/v1/health", headers={"Origin": ALLOWED_ORIGIN})
+    assert r.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+
+
+async def test_rate_limit_429_with_retry_after(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory(api_rate_limit_enabled=True, api_rate_read="3/minute", api_rate_expensive="1/minute")
+    async with serve(app) as client:
+        codes = [(await client.get("/api/v1/markets/NOPE-RL")).status_code for _ in range(3)]
+        assert codes == [404, 404, 404]
+        r = await client.get("/api/v1/markets/NOPE-RL")
+        body = assert_problem(r, 429)
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert "3 per 1 minute" in str(body["detail"])
+        # Liveness is never limited.
+        assert (await client.get("/api/v1/health")).status_code == 200
+
+
+async def test_default_limits_let_a_dashboard_refresh_every_second(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory(api_rate_limit_enabled=True)
+    async with serve(app) as client:
+        # A dashboard polling 5 routes once a second for a minute: 300 reads, under 1200/minute.
+        codes = {(await client.get("/api/v1/markets", params={"limit": 1})).status_code for _ in range(300)}
+    assert codes == {200}
+
+
+async def test_health_and_ready(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    assert (await client.get("/api/v1/health")).json() == {"status": "ok"}
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM recorder_heartbeats WHERE instance_id LIKE 'api-test-%'"))
+        await conn.execute(
+            UPSERT_HEARTBEAT_SQL,
+            {
+                "instance_id": "api-test-leader",
+                "role": "leader",
+                "hostname": "h",
+                "pid": 1,
+                "started_at": datetime.now(UTC),
+                "leader_since": datetime.now(UTC),
+                "info": json.dumps({"queue_depth": 0}),
+            },
+        )
+    r = await client.get("/api/v1/ready")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready"
+    assert set(r.json()["checks"]) == {"database", "migrations", "recorder"}
+
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert status["leader"]["instance_id"] in {i["instance_id"] for i in status["instances"]}
+    assert status["lag_seconds"] is not None
+
+    async with engine.begin() as conn:  # the leader goes quiet
+        await conn.execute(
+            text("UPDATE recorder_heartbeats SET heartbeat_at = now() - interval '1 hour' WHERE role = 'leader'")
+        )
+    body = assert_problem(await client.get("/api/v1/ready"), 503)
+    assert "recorder" in str(body["detail"])
+    assert body["checks"]["recorder"]["ok"] is False  # type: ignore[index]
+
+
+async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:
+    from kalshi_analytics.api.app import create_app
+
+    eng = create_engine(fresh_database_url, pool_size=1)
+    try:
+        app = create_app(make_settings(fresh_database_url), engine=eng)
+        async with serve(app) as client:
+            body = assert_problem(await client.get("/api/v1/ready"), 503)
+        assert f"head is {migrate.head_revision()}" in str(body["detail"])
+        assert body["checks"]["database"]["ok"] is True  # type: ignore[index]
+    finally:
+        await eng.dispose()
+
+
+async def test_recorder_status_lists_recent_gaps(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    t = ticker()
+    now = datetime.now(UTC)
+    gap = GapOpened(
+        key=f"gap-{t}",
+        detected_at=now,
+        channel="orderbook_delta",
+        sid=1,
+        market_ticker=t,
+        cause="seq_jump",
+        seq_expected=5,
+        seq_received=9,
+        gap_start=now + timedelta(days=3650),  # newest of all, so it is in the first 50
+    )
+    await write(engine, market(t), gap)
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert status["recent_gaps"][0]["market_ticker"] == t
+    assert status["open_gaps"] >= 1
+
+
+async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/markets/NOPE-MET")
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert 'kalshi_api_requests_total{method="GET",route="/api/v1/markets/{ticker}",status="404"}' in r.text
+
+
+async def test_openapi_has_stable_operation_ids_and_summaries(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    ops = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
+    assert {
+        "getHealth",
+        "getReadiness",
+        "listMarkets",
+        "getMarket",
+        "getLatestSnapshot",
+        "getMarketHistory",
+        "getOrderBook",
+        "listTrades",
+        "streamMarketUpdates",
+        "getRecorderStatus",
+        "getMetrics",
+    } <= ops.keys()
+    assert all(op.get("summary") for op in ops.values())
