@@ -345,3 +345,9 @@ async def test_trades_newest_first_paginated(client: httpx.AsyncClient, engine: 
     page = (await client.get(f"/api/v1/markets/{t}/trades", params={"limit": 1})).json()
     assert page["items"][0]["count"] == "1.5"
     assert page["items"][0]["yes_price"] == "0.4200"
+
+
+async def test_nul_characters_are_422_not_500(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/v1/markets", params={"q": "a\x00b"}), 422)
+    assert_problem(await client.get("/api/v1/markets/A%00B"), 422)
+    assert_problem(await client.get("/api/v1/markets/A%00B/trades"), 422)

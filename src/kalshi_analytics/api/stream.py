@@ -208,7 +208,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["stream"])
 )
 async def stream(
     request: Request,
-    tickers: Annotated[str, Query(min_length=1, max_length=20_000, description="comma-separated market tickers")],
+    tickers: Annotated[
+        str, Query(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$", description="comma-separated market tickers")
+    ],
 ) -> StreamingResponse:
     wanted = sorted({t.strip() for t in tickers.split(",") if t.strip()})
     if not wanted:

@@ -35,9 +35,13 @@ router = APIRouter(prefix=f"{API_PREFIX}/markets", tags=["markets"], responses=p
 read_limited = [Depends(rate_limit("read"))]
 expensive_limited = [Depends(rate_limit("expensive"))]
 
-Ticker = Annotated[str, Path(min_length=1, max_length=200, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")]
+# PostgreSQL text cannot hold NUL: refuse it at the edge (422) instead of failing in the driver (500).
+NO_NUL = r"^[^\x00]*$"
+Ticker = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")
+]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000)")]
-Cursor = Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")]
+Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="`next_cursor` of the previous page")]
 
 
 def json(model: BaseModel) -> Response:
@@ -65,11 +69,15 @@ async def list_markets(
     *,
     session: SessionDep,
     settings: SettingsDep,
-    status: Annotated[str | None, Query(max_length=200, description="status, or several comma-separated")] = None,
-    category: Annotated[str | None, Query(max_length=200)] = None,
-    series: Annotated[str | None, Query(max_length=200, description="series ticker")] = None,
-    event: Annotated[str | None, Query(max_length=200, description="event ticker")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="case-insensitive title search")] = None,
+    status: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="status, or several comma-separated")
+    ] = None,
+    category: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    series: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="series ticker")] = None,
+    event: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="event ticker")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=NO_NUL, description="case-insensitive title search")
+    ] = None,
     sort: service.MarketSort = "ticker",
     order: service.SortOrder = "asc",
     limit: Limit = 100,
