@@ -351,3 +351,48 @@ async def test_nul_characters_are_422_not_500(client: httpx.AsyncClient) -> None
     assert_problem(await client.get("/api/v1/markets", params={"q": "a\x00b"}), 422)
     assert_problem(await client.get("/api/v1/markets/A%00B"), 422)
     assert_problem(await client.get("/api/v1/markets/A%00B/trades"), 422)
+
+
+async def test_sql_rendered_rows_match_the_pydantic_rendering(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    """Raw history items are rendered by PostgreSQL, /latest by pydantic: the same snapshot reads the same."""
+    t = ticker()
+    ts = datetime(2026, 11, 20, 12, 0, 5, 123456, tzinfo=UTC)
+    await write(
+        engine,
+        market(t),
+        SnapshotRow(
+            ticker=t,
+            ts=ts,
+            source="websocket",
+            received_at=ts + timedelta(microseconds=26544),
+            sequence=3,
+            yes_bid=D("0.4050"),
+            yes_ask=D("0.4125"),
+            no_bid=D("0.5875"),
+            no_ask=D("0.5950"),
+            last_price=D("0.41"),
+            yes_bid_size=D("12.50"),
+            volume=D("1000"),
+            open_interest=D("0"),
+            status="active",
+        ),
+    )
+    latest = (await client.get(f"/api/v1/markets/{t}/latest")).json()
+    page = (await client.get(f"/api/v1/markets/{t}/history", params={"start": T0.isoformat()})).json()
+    assert page["items"] == [latest]
+    assert latest["implied_probability"] == "0.4088"  # (0.4050 + 0.4125) / 2 = 0.40875, half-up
+    listed = (await client.get("/api/v1/markets", params={"event": f"EV-{t}"})).json()["items"][0]
+    detail = (await client.get(f"/api/v1/markets/{t}")).json()
+    for key in (
+        "ticker",
+        "title",
+        "status",
+        "yes_bid",
+        "yes_ask",
+        "last_price",
+        "implied_probability",
+        "implied_probability_source",
+        "last_updated",
+        "close_time",
+    ):
+        assert listed[key] == detail[key], key

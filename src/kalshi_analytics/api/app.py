@@ -50,11 +50,12 @@ def create_app(
                 from kalshi_analytics.database import choose_database
 
                 url = (await choose_database(settings)).url
-            eng = create_engine(url, pool_size=API_POOL_SIZE)
+            eng = create_engine(url, pool_size=API_POOL_SIZE, pre_ping=False)
         sessions = session_factory(eng)
         hub = stream.StreamHub(libpq_url(eng.url), sessions, max_spread=settings.api_max_spread)
         app.state.engine = eng
         app.state.sessions = sessions
+        app.state.read_sessions = session_factory(eng.execution_options(isolation_level="AUTOCOMMIT"))
         app.state.stream_hub = hub
         app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
         await hub.start()

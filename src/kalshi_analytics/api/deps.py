@@ -24,16 +24,25 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: a sync dependency would cost a thread hop
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for read-only requests: its connection is in autocommit mode, so a read costs one round trip
+    instead of BEGIN + query + COMMIT. Use :data:`SessionDep` for anything that writes."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
+    async with sessions() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

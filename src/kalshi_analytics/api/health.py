@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kalshi_analytics.api.deps import API_PREFIX, SessionDep
+from kalshi_analytics.api.deps import API_PREFIX, ReadSessionDep
 from kalshi_analytics.api.errors import problem_response, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
 from kalshi_analytics.recorder.leader import latest_leader_heartbeat
@@ -139,7 +139,7 @@ class RecorderStatus(BaseModel):
     dependencies=[Depends(rate_limit("read"))],
     responses=problem_responses(429),
 )
-async def recorder_status(session: SessionDep) -> RecorderStatus:
+async def recorder_status(session: ReadSessionDep) -> RecorderStatus:
     rows = (
         await session.execute(
             text(

@@ -47,3 +47,15 @@ def implied_probability(
     The mid is rounded half-up to the 0.0001 grid of ``NUMERIC(10,4)`` (what PostgreSQL would store).
     """
     return implied_probability_with_source(yes_bid, yes_ask, last_price, max_spread)[0]
+
+
+def implied_probability_sql(
+    bid: str = "yes_bid", ask: str = "yes_ask", last: str = "last_price", max_spread: str = ":max_spread"
+) -> tuple[str, str]:
+    """The same rule as SQL expressions ``(probability, source)`` over the given columns, for queries that
+    render JSON in PostgreSQL. ``round(x, 4)`` rounds half away from zero: half-up for prices ≥ 0, as above.
+    Tested against :func:`implied_probability_with_source` on the same inputs."""
+    sane = f"({bid} IS NOT NULL AND {ask} IS NOT NULL AND {ask} - {bid} BETWEEN 0 AND CAST({max_spread} AS numeric))"
+    prob = f"CASE WHEN {sane} THEN round(({bid} + {ask}) / 2, 4) ELSE {last} END"
+    source = f"CASE WHEN {sane} THEN 'mid' WHEN {last} IS NOT NULL THEN 'last' END"
+    return prob, source
