@@ -114,6 +114,17 @@ class Settings(BaseSettings):
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
 
+    @field_validator("api_rate_read", "api_rate_expensive")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"must look like 1200/minute (N per second|minute|hour|day), got {v!r}") from None
+        return v
+
     @field_validator("db_url", "test_database_url")
     @classmethod
     def _postgres_url(cls, v: str | None) -> str | None:

@@ -56,11 +56,6 @@ class RateLimits:
             )
 
 
-def validate_limit(value: str) -> str:
-    parse(value)  # raises ValueError on a malformed limit
-    return value
-
-
 def charge(request: Request, route_class: RouteClass) -> None:
     """Charge one request of ``route_class`` from inside an endpoint (when the class depends on parameters)."""
     limits: RateLimits = request.app.state.rate_limits

@@ -1,0 +1,54 @@
+"""``kalshi-analytics api``: the real command, two uvicorn workers, on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from kalshi_analytics.config import SettingsError, load_settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_api_command_serves_with_two_workers(database_url: str) -> None:
+    port = _free_port()
+    env = {**os.environ, "DB_URL": database_url, "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kalshi_analytics", "api", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.2)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/markets", params={"limit": 1}, timeout=5)
+        assert r.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_bad_rate_limit_setting_is_one_line() -> None:
+    with pytest.raises(SettingsError, match="API_RATE_READ: must look like 1200/minute"):
+        load_settings(_env_file=None, api_rate_read="lots")
