@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -10,8 +11,12 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.api.app import serve_api
 from kalshi_analytics.config import SettingsError, load_settings
+from tests.api.conftest import make_settings
 
 
 def _free_port() -> int:
@@ -52,3 +57,22 @@ def test_api_command_serves_with_two_workers(database_url: str) -> None:
 def test_bad_rate_limit_setting_is_one_line() -> None:
     with pytest.raises(SettingsError, match="API_RATE_READ: must look like 1200/minute"):
         load_settings(_env_file=None, api_rate_read="lots")
+
+
+async def test_serve_api_runs_in_this_loop_and_stops_on_cancel(database_url: str, engine: AsyncEngine) -> None:
+    port = _free_port()
+    task = asyncio.create_task(serve_api(make_settings(database_url), engine, "127.0.0.1", port))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+        for _ in range(200):
+            try:
+                if (await client.get("/api/v1/health")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+        assert (await client.get("/api/v1/markets", params={"limit": 1})).status_code == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The engine belongs to the caller: still usable.
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1

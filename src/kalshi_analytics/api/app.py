@@ -110,7 +110,8 @@ async def serve_api(
 ) -> None:
     """Run the API in this process and event loop until cancelled (for ``up``, next to the recorder).
 
-    ``database`` is an engine the caller keeps owning, or a URL; None = ``DB_URL``/embedded.
+    ``database`` is an engine the caller keeps owning, or a URL; None = ``DB_URL``/embedded. Cancelling the
+    task shuts the server down gracefully (lifespan shutdown included) before the cancellation propagates.
     """
     import uvicorn
 
@@ -121,9 +122,16 @@ async def serve_api(
     config = uvicorn.Config(
         app,
         host=host or settings.api_host,
-        port=port or settings.api_port,
+        port=settings.api_port if port is None else port,
         access_log=False,
         log_config=None,
         lifespan="on",
     )
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(), name="api-server")
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await task
+        raise
