@@ -55,7 +55,7 @@ def create_app(
         hub = stream.StreamHub(libpq_url(eng.url), sessions, max_spread=settings.api_max_spread)
         app.state.engine = eng
         app.state.sessions = sessions
-        app.state.read_sessions = session_factory(eng.execution_options(isolation_level="AUTOCOMMIT"))
+        app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
         app.state.stream_hub = hub
         app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
         await hub.start()

@@ -32,7 +32,6 @@ ONE = Decimal(1)
 
 router = APIRouter(prefix=f"{API_PREFIX}/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
 read_limited = [Depends(rate_limit("read"))]
-expensive_limited = [Depends(rate_limit("expensive"))]
 
 # PostgreSQL text cannot hold NUL: refuse it at the edge (422) instead of failing in the driver (500).
 NO_NUL = r"^[^\x00]*$"

@@ -16,10 +16,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kalshi_analytics.api.errors import InvalidParameterError, NotFoundError
 from kalshi_analytics.markets.pricing import implied_probability_sql
+
+#: Reads run on a session or a plain connection (the API reads on autocommit connections).
+Db = AsyncSession | AsyncConnection
 
 MarketSort = Literal["ticker", "close_time", "volume"]
 
@@ -54,7 +57,7 @@ class JsonPage:
 
 
 async def _json_page(
-    session: AsyncSession,
+    session: Db,
     inner: str,
     *,
     params: dict[str, Any],
@@ -178,7 +181,7 @@ _MARKET_SUMMARY_FIELDS = (
 
 
 async def list_markets(
-    session: AsyncSession,
+    session: Db,
     f: MarketFilter,
     *,
     sort: MarketSort,
@@ -239,14 +242,14 @@ _MARKET_SQL = text(
 )
 
 
-async def get_market(session: AsyncSession, ticker: str) -> RowMapping:
+async def get_market(session: Db, ticker: str) -> RowMapping:
     row = (await session.execute(_MARKET_SQL, {"ticker": ticker})).mappings().first()
     if row is None:
         raise NotFoundError(f"unknown market {ticker!r}")
     return row
 
 
-async def ensure_market(session: AsyncSession, ticker: str) -> None:
+async def ensure_market(session: Db, ticker: str) -> None:
     """404 for an unknown ticker (called only when a listing came back empty, to tell "none yet" apart)."""
     found = (await session.execute(text("SELECT 1 FROM markets WHERE ticker = :t"), {"t": ticker})).first()
     if found is None:
@@ -261,7 +264,7 @@ _SNAPSHOT_COLS = (
 _LATEST_SQL = text(f"SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1")
 
 
-async def latest_snapshot(session: AsyncSession, ticker: str) -> RowMapping:
+async def latest_snapshot(session: Db, ticker: str) -> RowMapping:
     row = (await session.execute(_LATEST_SQL, {"ticker": ticker})).mappings().first()
     if row is None:
         await ensure_market(session, ticker)
@@ -269,7 +272,7 @@ async def latest_snapshot(session: AsyncSession, ticker: str) -> RowMapping:
     return row
 
 
-async def latest_snapshots(session: AsyncSession, tickers: Sequence[str]) -> list[RowMapping]:
+async def latest_snapshots(session: Db, tickers: Sequence[str]) -> list[RowMapping]:
     """Latest snapshot of each ticker (one index probe per ticker; used by the live stream)."""
     sql = text(
         f"SELECT s.* FROM unnest(CAST(:tickers AS text[])) AS t(ticker) CROSS JOIN LATERAL "
@@ -300,7 +303,7 @@ SNAPSHOT_FIELDS = (
 
 
 async def snapshot_page(
-    session: AsyncSession,
+    session: Db,
     ticker: str,
     *,
     start: datetime,
@@ -382,7 +385,7 @@ _CANDLE_1M_SQL = text(_CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner
 _CANDLE_ROLLUP_SQL = text(_CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP))
 
 
-async def candles(session: AsyncSession, ticker: str, interval: Interval, start: datetime, end: datetime) -> str:
+async def candles(session: Db, ticker: str, interval: Interval, start: datetime, end: datetime) -> str:
     """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first."""
     step = INTERVALS[interval]
     if (end - start) / step > MAX_CANDLES:
@@ -407,7 +410,7 @@ _BOOK_LATEST = text(_BOOK_SQL.format(at=""))
 _BOOK_AT = text(_BOOK_SQL.format(at="AND ts <= :at"))
 
 
-async def orderbook(session: AsyncSession, ticker: str, at: datetime | None) -> RowMapping:
+async def orderbook(session: Db, ticker: str, at: datetime | None) -> RowMapping:
     if at is None:
         row = (await session.execute(_BOOK_LATEST, {"ticker": ticker})).mappings().first()
     else:
@@ -427,7 +430,7 @@ def levels_best_first(prices: Sequence[Decimal], sizes: Sequence[Decimal], depth
 
 # ---------------------------------------------------------------------------------------------------- trades
 async def trade_page(
-    session: AsyncSession,
+    session: Db,
     ticker: str,
     *,
     start: datetime | None,
