@@ -47,5 +47,9 @@ def stop_embedded(pgdata: Path) -> bool:
         return False
     import pgserver
 
-    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    # A server started by this very process is cached by pgserver with the cleanup mode it was started with
+    # (None: keep running), and cleanup() would then leave it running.
+    server.cleanup_mode = "stop"
+    server.cleanup()
     return True

@@ -26,6 +26,8 @@ class FeedGap(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Client-generated (e.g. uuid4 hex), so the recorder can open and repair a gap while PostgreSQL is down.
+    key: Mapped[str] = mapped_column(unique=True)
     detected_at: Mapped[datetime]
     channel: Mapped[str]
     sid: Mapped[int | None] = mapped_column(Integer)

@@ -179,9 +179,36 @@ async def write_snapshots(
     bench/README.md). Only when that COPY meets a duplicate is it rolled back and the batch sent through a
     staging table and ``INSERT … ON CONFLICT DO NOTHING``, whose row count separates new rows from duplicates.
     """
+    result, _ = await _write(session, rows, returning=False)
+    return result
+
+
+async def write_snapshots_returning_new(
+    session: AsyncSession | AsyncConnection, rows: Sequence[SnapshotRow]
+) -> tuple[WriteResult, list[SnapshotRow]]:
+    """:func:`write_snapshots`, also telling which rows were new (what derived data such as candles may count).
+
+    Of rows repeated within the batch, the first is the one reported.
+    """
+    result, keys = await _write(session, rows, returning=True)
+    if keys is None:
+        return result, list(rows)
+    new: list[SnapshotRow] = []
+    for r in rows:
+        k = (r.ticker, r.ts, r.source)
+        if k in keys:
+            keys.discard(k)
+            new.append(r)
+    return result, new
+
+
+async def _write(
+    session: AsyncSession | AsyncConnection, rows: Sequence[SnapshotRow] | PreparedSnapshots, *, returning: bool
+) -> tuple[WriteResult, set[tuple[str, datetime, str]] | None]:
+    """The write; with ``returning``, the keys of the new rows (``None`` = every row was new)."""
     batch = rows if isinstance(rows, PreparedSnapshots) else prepare_snapshots(rows)
     if batch.rows == 0:
-        return WriteResult(0, 0)
+        return WriteResult(0, 0), None
     conn = await session.connection() if isinstance(session, AsyncSession) else session
     # Through SQLAlchemy first: that opens the caller's transaction, which the raw COPY below then joins.
     await conn.exec_driver_sql("SAVEPOINT ka_bulk")
@@ -202,7 +229,7 @@ async def write_snapshots(
         await pg.execute("ROLLBACK TO SAVEPOINT ka_bulk")
     else:
         await pg.execute("RELEASE SAVEPOINT ka_bulk")
-        return WriteResult(new=batch.rows, duplicates=0)
+        return WriteResult(new=batch.rows, duplicates=0), None
 
     # The staging table lives for the connection; ON COMMIT DELETE ROWS empties it at each batch boundary.
     await pg.execute(
@@ -210,9 +237,14 @@ async def write_snapshots(
     )
     await pg.execute(f"TRUNCATE {_STAGING}")
     await pg.copy_to_table(_STAGING, source=_chunks(batch.payload), columns=SNAPSHOT_COLUMNS)
-    status = await pg.execute(
-        f"INSERT INTO market_snapshots ({_COLS}) SELECT {_COLS} FROM {_STAGING} ON CONFLICT DO NOTHING"
-    )
+    insert = f"INSERT INTO market_snapshots ({_COLS}) SELECT {_COLS} FROM {_STAGING} ON CONFLICT DO NOTHING"
+    keys: set[tuple[str, datetime, str]] | None = None
+    if returning:
+        records = await pg.fetch(insert + " RETURNING ticker, ts, source")
+        keys = {(r[0], r[1], r[2]) for r in records}
+        new = len(records)
+    else:
+        status = await pg.execute(insert)
+        new = int(status.rsplit(" ", 1)[-1])
     await pg.execute(f"TRUNCATE {_STAGING}")
-    new = int(status.rsplit(" ", 1)[-1])
-    return WriteResult(new=new, duplicates=batch.rows - new)
+    return WriteResult(new=new, duplicates=batch.rows - new), keys

@@ -1,0 +1,80 @@
+"""Prometheus metrics of the recorder, in a registry of their own.
+
+Not the global registry: tests, and several recorders in one process, each get a :class:`RecorderMetrics`
+and never clash. ``serve_metrics`` exposes one over HTTP for the recorder process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+PREFIX = "kalshi_recorder"
+# Exchange → commit lag: 10 ms .. 60 s.
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class RecorderMetrics:
+    """Every recorder metric; the loops and the sink share one instance."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        p = PREFIX
+        # Exchange side (the poll and stream loops).
+        self.messages = Counter(f"{p}_messages", "WebSocket/REST messages received, by type", ["type"], registry=r)
+        self.parse_errors = Counter(f"{p}_parse_errors", "Frames rejected by the parser", ["channel"], registry=r)
+        self.gaps = Counter(f"{p}_gaps", "Feed gaps detected, by cause", ["cause"], registry=r)
+        self.gaps_repaired = Counter(f"{p}_gaps_repaired", "Feed gaps repaired, by method", ["method"], registry=r)
+        self.reconnects = Counter(f"{p}_reconnects", "WebSocket reconnects", registry=r)
+        self.poll_duration = Histogram(
+            f"{p}_poll_duration_seconds", "Duration of one poll of all markets", buckets=POLL_BUCKETS, registry=r
+        )
+        self.poll_overruns = Counter(f"{p}_poll_overruns", "Polls that took longer than the interval", registry=r)
+        # The sink.
+        self.batch_rows = Histogram(f"{p}_batch_rows", "Items per written batch", buckets=BATCH_BUCKETS, registry=r)
+        self.batch_seconds = Histogram(
+            f"{p}_batch_write_seconds", "Duration of one batch's unit of work", buckets=LAG_BUCKETS, registry=r
+        )
+        self.rows_written = Counter(f"{p}_rows_written", "New rows committed, by table", ["table"], registry=r)
+        self.rows_duplicate = Counter(
+            f"{p}_rows_duplicate", "Rows skipped as already stored, by table", ["table"], registry=r
+        )
+        self.rows_rejected = Counter(
+            f"{p}_rows_rejected", "Rows refused by the database (bad data), by table", ["table"], registry=r
+        )
+        self.queue_depth = Gauge(f"{p}_queue_depth", "Items waiting in the sink's queue", registry=r)
+        self.backpressure_waits = Counter(
+            f"{p}_backpressure_waits", "put() calls that found the queue full (and waited or failed)", registry=r
+        )
+        self.db_outages = Counter(f"{p}_db_outages", "Times the database became unreachable", registry=r)
+        self.db_retries = Counter(f"{p}_db_retries", "Batch write attempts retried after a transient error", registry=r)
+        self.commit_lag = Histogram(
+            f"{p}_commit_lag_seconds",
+            "Exchange timestamp of a snapshot/trade to the commit of its row",
+            ["kind"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.notifications = Counter(f"{p}_notifications", "NOTIFY market_updates sent", registry=r)
+        # Leadership.
+        self.leader = Gauge(f"{p}_leader", "1 while this instance holds the recorder lock", registry=r)
+        self.heartbeat_failures = Counter(f"{p}_heartbeat_failures", "Heartbeat writes that failed", registry=r)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The current value of a sample (``*_total`` for counters), 0 when never observed; for tests and info."""
+        v = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if v is None else v
+
+    def render(self) -> bytes:
+        """The text exposition format (for an HTTP handler of one's own)."""
+        return generate_latest(self.registry)
+
+
+def serve_metrics(metrics: RecorderMetrics, port: int, addr: str = "0.0.0.0") -> Any:  # noqa: S104
+    """Serve ``/metrics`` on ``addr:port`` from a daemon thread; returns the server (``.shutdown()`` stops it)."""
+    server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
+    return server

@@ -1,0 +1,175 @@
+"""Leader election on a real PostgreSQL: one leader, fast failover, fencing, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.recorder.leader import LeaderElection, LeadershipLost, latest_leader_heartbeat
+from kalshi_analytics.recorder.rows import SnapshotRow
+from kalshi_analytics.recorder.sink import Sink, SinkClosedError
+
+
+def _key() -> int:
+    return random.randrange(1, 2**62)  # a lock of this test's own: the session database is shared
+
+
+def _election(engine: AsyncEngine, key: int, name: str) -> LeaderElection:
+    return LeaderElection(
+        engine,
+        lock_key=key,
+        instance_id=f"{name}-{key}",
+        poll_interval=0.2,
+        check_interval=0.2,
+        heartbeat_interval=0.2,
+        info=lambda: {"rows": 7},
+    )
+
+
+async def _terminate(engine: AsyncEngine, pid: int) -> None:
+    async with engine.connect() as c:
+        assert (await c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+
+
+async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_dies(engine: AsyncEngine) -> None:
+    key = _key()
+    async with _election(engine, key, "a") as a, _election(engine, key, "b") as b:
+        await asyncio.wait_for(a.wait_until_leader(), 5)
+        standby = asyncio.create_task(b.wait_until_leader())
+        await asyncio.sleep(1.0)
+        assert a.is_leader
+        assert not b.is_leader
+        assert not standby.done(), "never two leaders"
+        assert a.metrics.value("kalshi_recorder_leader") == 1
+
+        body_outcome: list[str] = []
+
+        async def leader_work() -> None:
+            try:
+                async with a.leadership():
+                    await asyncio.sleep(60)
+                body_outcome.append("finished")
+            except LeadershipLost:
+                body_outcome.append("lost")
+
+        work = asyncio.create_task(leader_work())
+        await asyncio.sleep(0.1)
+        assert a.backend_pid is not None
+        killed_at = asyncio.get_running_loop().time()
+        await _terminate(engine, a.backend_pid)
+
+        await asyncio.wait_for(standby, 10)
+        took = asyncio.get_running_loop().time() - killed_at
+        assert b.is_leader
+        assert took < 10
+        await asyncio.wait_for(work, 5)
+        assert body_outcome == ["lost"], "the deposed leader's work is cancelled"
+        assert not a.is_leader
+        assert a.metrics.value("kalshi_recorder_leader") == 0
+
+        # The old leader now waits as a standby; it does not get the lock back while b holds it.
+        back = asyncio.create_task(a.wait_until_leader())
+        await asyncio.sleep(0.6)
+        assert not back.done()
+        back.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await back
+
+        await asyncio.sleep(0.5)  # let both heartbeat
+        async with engine.connect() as c:
+            rows = dict(
+                (
+                    await c.execute(
+                        text("SELECT instance_id, role FROM recorder_heartbeats WHERE instance_id IN (:a, :b)"),
+                        {"a": a.instance_id, "b": b.instance_id},
+                    )
+                ).all()
+            )
+            latest = await latest_leader_heartbeat(c)
+            info = (
+                await c.execute(
+                    text("SELECT info FROM recorder_heartbeats WHERE instance_id = :b"), {"b": b.instance_id}
+                )
+            ).scalar_one()
+        assert rows == {a.instance_id: "standby", b.instance_id: "leader"}
+        assert latest is not None
+        assert latest[0] == b.instance_id
+        assert datetime.now(UTC) - latest[1] < timedelta(seconds=5)
+        assert info == {"rows": 7}
+
+    async with engine.connect() as c:
+        roles = {
+            r[0]
+            for r in await c.execute(
+                text("SELECT role FROM recorder_heartbeats WHERE instance_id IN (:a, :b)"),
+                {"a": a.instance_id, "b": b.instance_id},
+            )
+        }
+    assert roles == {"stopped"}
+
+
+async def test_leader_releases_the_lock_on_close(engine: AsyncEngine) -> None:
+    key = _key()
+    async with _election(engine, key, "b") as b:
+        async with _election(engine, key, "a") as a:
+            await asyncio.wait_for(a.wait_until_leader(), 5)
+        await asyncio.wait_for(b.wait_until_leader(), 3)  # well under the failover of a dead leader
+        assert b.is_leader
+
+
+async def test_fence_stops_a_deposed_leaders_sink_before_it_commits(engine: AsyncEngine) -> None:
+    key = _key()
+    t0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    ticker = f"KXFENCE-{key}"
+    async with _election(engine, key, "a") as a:
+        a.check_interval = 60  # the monitor would notice late: the fence must catch it
+        await a.wait_until_leader()
+        sink = Sink(engine, batch_max_seconds=0.01, fence=a.fence)
+        sink.start()
+        await sink.put(SnapshotRow(ticker, t0, "poll", t0, last_price=Decimal("0.5")))
+        await sink.flush()
+        assert sink.stats.new["market_snapshots"] == 1
+
+        assert a.backend_pid is not None
+        await _terminate(engine, a.backend_pid)
+        await asyncio.sleep(0.2)
+        # Another instance takes the lock before `a` notices anything.
+        async with _election(engine, key, "b") as b:
+            await asyncio.wait_for(b.wait_until_leader(), 5)
+            await sink.put(SnapshotRow(ticker, t0 + timedelta(seconds=1), "poll", t0, last_price=Decimal("0.5")))
+            with pytest.raises(SinkClosedError) as err:
+                await sink.flush()
+            assert isinstance(err.value.__cause__, LeadershipLost)
+            assert not a.is_leader
+        await sink.close()
+    async with engine.connect() as c:
+        n = (
+            await c.execute(text("SELECT count(*) FROM market_snapshots WHERE ticker = :t"), {"t": ticker})
+        ).scalar_one()
+    assert n == 1, "nothing committed without the lock"
+
+
+async def test_heartbeats_are_tolerant_of_an_unreachable_database() -> None:
+    from kalshi_analytics.db import create_engine
+
+    dead = create_engine("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
+    try:
+        e = LeaderElection(dead, lock_key=_key(), heartbeat_interval=0.05, connect_timeout=0.5, poll_interval=0.05)
+        async with e:
+            await asyncio.sleep(0.3)
+            waiting = asyncio.create_task(e.wait_until_leader())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert e.heartbeats_written == 0
+        assert e.metrics.value("kalshi_recorder_heartbeat_failures_total") >= 2
+    finally:
+        await dead.dispose()
