@@ -177,7 +177,11 @@ class RecorderService:
         port = self.config.metrics_port
         if port is None:
             return
-        self._metrics_server = serve_metrics(self.metrics, port, self.config.metrics_addr)
+        try:
+            self._metrics_server = serve_metrics(self.metrics, port, self.config.metrics_addr)
+        except OSError as exc:
+            log.warning("recorder_metrics_port_busy", port=port, error=str(exc), fallback="any free port")
+            self._metrics_server = serve_metrics(self.metrics, 0, self.config.metrics_addr)
         real = self._metrics_server.server_port
         self.metrics_url = f"http://{self.config.metrics_addr}:{real}/metrics"
 
