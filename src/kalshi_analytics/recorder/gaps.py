@@ -87,7 +87,9 @@ class GapRepairer:
         *,
         gap_start: datetime | None,
         details: dict[str, Any] | None = None,
+        cause: str | None = None,
     ) -> GapOpened:
+        """Write the ``feed_gaps`` row of ``event``; ``cause`` overrides the default (seq_jump / disconnect)."""
         key = uuid.uuid4().hex
         if isinstance(event, SeqGap):
             row = GapOpened(
@@ -109,7 +111,7 @@ class GapRepairer:
                 channel="all",
                 sid=None,
                 market_ticker=None,
-                cause="disconnect",
+                cause=cause or "disconnect",
                 seq_expected=None,
                 seq_received=None,
                 gap_start=gap_start or event.at,

@@ -19,12 +19,15 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.config import Settings
+from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.ws import KalshiWsClient
 from kalshi_analytics.logging import get_logger
@@ -48,6 +51,8 @@ class RecorderConfig:
     metrics_port: int | None = None  # None = no HTTP endpoint; 0 = any free port
     metrics_addr: str = "127.0.0.1"
     lock_key: int = DEFAULT_LOCK_KEY
+    sink_close_seconds: float = 3.0  # bound on stopping the sink after the lock was lost
+    resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
     instance_id: str | None = None
     rejected_frames_path: Path | None = None
     sink_options: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +117,8 @@ class RecorderService:
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
         self._last_summary: tuple[float, int] = (time.monotonic(), 0)
+        self._led_before = False
+        self._zombies: set[asyncio.Future[None]] = set()
 
     # ----------------------------------------------------------------------------------------------- status
     def info(self) -> dict[str, Any]:
@@ -203,8 +210,11 @@ class RecorderService:
         ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
         sink_opts = {"fence": self.election.fence, **cfg.sink_options}
         tasks: list[asyncio.Task[Any]] = []
+        sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
+        sink.start()
+        clean = False
         try:
-            async with rest, Sink(self.engine, metrics=self.metrics, **sink_opts) as sink:
+            async with rest:
                 self.sink, self.ws = sink, ws
                 poller = Poller(
                     rest,
@@ -223,6 +233,8 @@ class RecorderService:
                 ws.start()
                 await poller.poll_once(sweep=False)
                 await stream.start(poller.tickers)
+                await self._resume_gap(gaps, poller)
+                self._led_before = True
                 log.info(
                     "recorder_recording",
                     instance_id=self.election.instance_id,
@@ -249,14 +261,44 @@ class RecorderService:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await ws.close()
                 await stream.flush_books(force=True)
+                clean = True
         finally:
             self.ready.clear()
             for t in tasks:
                 t.cancel()
+            await self._close_sink(sink, flush=clean)
             if self.gaps is not None:
                 await self.gaps.close()
             await ws.close()
             log.info("recorder_stopped", **self.info())
+
+    async def _close_sink(self, sink: Sink, *, flush: bool) -> None:
+        """Flush (on a clean stop) and stop the sink. After a lost lock, wait at most ``sink_close_seconds``: a
+        deposed leader's sink cannot commit anyway (fenced), and the standby loop must not hang on it."""
+        closing = asyncio.ensure_future(sink.close(flush=flush))
+        done, _ = await asyncio.wait({closing}, timeout=None if flush else self.config.sink_close_seconds)
+        if not done:
+            log.warning("recorder_sink_close_slow", seconds=self.config.sink_close_seconds)
+            self._zombies.add(closing)
+            closing.add_done_callback(self._zombies.discard)
+
+    async def _resume_gap(self, gaps: GapRepairer, poller: Poller) -> None:
+        """A new leader (after start-up, a failover or a database outage) fills the hole since the last trade
+        committed by anyone: a ``feed_gaps`` row (cause ``startup``/``outage``) and a REST backfill of the trades
+        and state of every recorded market since then (bounded by ``resume_max``)."""
+        async with self.engine.connect() as conn:
+            last = (await conn.execute(text("SELECT max(ts) FROM trades"))).scalar_one_or_none()
+        if last is None:
+            return
+        now = datetime.now(UTC)
+        start = max(last, now - self.config.resume_max)
+        cause = "outage" if self._led_before else "startup"
+        gap = await gaps.open(
+            Disconnected(at=now, reason=f"recorder {cause}: no writer since the last stored trade"),
+            gap_start=start,
+            cause=cause,
+        )
+        gaps.repair(gap, poller.tickers, state=True, trades=True)
 
     async def _summary_loop(self) -> None:
         while True:

@@ -463,6 +463,10 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
                 sim.pause() if paused == "true" else sim.resume()
         return JSONResponse({"paused": sim.paused, "now_ts": model.now, "speed": sim.config.speed})
 
+    async def inject(request: Request) -> Response:
+        raw = (await request.body()).decode("utf-8", "replace")
+        return JSONResponse({"connections": sim.inject_frame(raw)})
+
     def h(fn: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
             try:
@@ -492,6 +496,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         Route("/_sim/trades", h(trades_generated)),
         Route("/_sim/settle/{ticker}", h(settle), methods=["POST"]),
         Route("/_sim/clock", h(clock), methods=["GET", "POST"]),
+        Route("/_sim/inject", h(inject), methods=["POST"]),
     ]
 
 

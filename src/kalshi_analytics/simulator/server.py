@@ -157,6 +157,13 @@ class Simulator:
         """Settle ``ticker`` mid-stream: close now, determine with ``result``, finalize after the timer."""
         return self.model.force_settle(ticker, result, finalize)
 
+    def inject_frame(self, raw: str) -> int:
+        """Send ``raw`` text as-is to every WebSocket connection (e.g. a malformed frame); returns how many got it."""
+        conns = [c for c in self.hub.connections.values() if not c.closing]
+        for conn in conns:
+            conn.push(raw)
+        return len(conns)
+
     def pause(self) -> None:
         self.paused = True
 
