@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,16 @@ class GapStats:
         return self.opened - self.repaired
 
 
+@dataclass
+class _Batch:
+    gaps: list[GapOpened]
+    tickers: set[str]
+    before: Callable[[], Awaitable[list[str]]] | None
+    state: bool
+    trades: bool
+    task: asyncio.Task[None] = field(init=False)
+
+
 class GapRepairer:
     """Opens gap rows and runs their repairs as background tasks (bounded REST concurrency)."""
 
@@ -69,6 +79,7 @@ class GapRepairer:
         margin_seconds: float = 5.0,
         retry_seconds: float = 1.0,
         max_attempts: int = 20,
+        coalesce_seconds: float = 0.25,
     ) -> None:
         self.rest = rest
         self.put = put
@@ -78,6 +89,8 @@ class GapRepairer:
         self.retry_seconds = retry_seconds
         self.max_attempts = max_attempts
         self._sem = asyncio.Semaphore(concurrency)
+        self.coalesce_seconds = coalesce_seconds
+        self._pending: dict[str, _Batch] = {}
         self.stats = GapStats()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -139,58 +152,80 @@ class GapRepairer:
         before: Callable[[], Awaitable[list[str]]] | None = None,
         state: bool = True,
         trades: bool = True,
+        scope: str | None = None,
     ) -> asyncio.Task[None]:
         """Start the repair of ``gap`` for ``tickers`` in the background.
 
         ``before`` runs first (e.g. wait for the resubscription, request snapshots) and names the methods it used.
+        Gaps of the same ``scope`` (e.g. one sid) detected while a repair of that scope waits to start join it:
+        one REST pass repairs them all (each keeps its own ``feed_gaps`` row), so a burst of drops is not a burst
+        of REST reads.
         """
-        task = asyncio.create_task(self._repair(gap, list(tickers), before, state, trades), name=f"gap-{gap.key}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        if scope is not None:
+            pending = self._pending.get(scope)
+            if pending is not None:
+                pending.gaps.append(gap)
+                pending.tickers.update(tickers)
+                return pending.task
+        batch = _Batch([gap], set(tickers), before, state, trades)
+        batch.task = asyncio.create_task(self._run_batch(batch, scope), name=f"gap-{gap.key}")
+        if scope is not None:
+            self._pending[scope] = batch
+        self.tasks.add(batch.task)
+        batch.task.add_done_callback(self.tasks.discard)
+        return batch.task
 
-    async def _repair(
-        self,
-        gap: GapOpened,
-        tickers: list[str],
-        before: Callable[[], Awaitable[list[str]]] | None,
-        state: bool,
-        trades: bool,
-    ) -> None:
+    async def _run_batch(self, batch: _Batch, scope: str | None) -> None:
+        try:
+            if scope is not None:
+                await asyncio.sleep(self.coalesce_seconds)
+        finally:
+            if scope is not None and self._pending.get(scope) is batch:
+                del self._pending[scope]
+        await self._repair(batch)
+
+    async def _repair(self, batch: _Batch) -> None:
+        gaps, tickers = batch.gaps, sorted(batch.tickers)
+        since = min(g.gap_start for g in gaps) - self.margin
+        keys = [g.key for g in gaps]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                methods = list(await before()) if before is not None else []
+                methods = list(await batch.before()) if batch.before is not None else []
                 n_state = n_trades = 0
-                if state and tickers:
+                if batch.state and tickers:
                     n_state = await self._state(tickers)
                     methods.append("rest_state")
-                if trades and tickers:
-                    n_trades = await self._trades(tickers, gap.gap_start - self.margin)
+                if batch.trades and tickers:
+                    n_trades = await self._trades(tickers, since)
                     methods.append("rest_trades")
                 now = _now()
                 high = self.poller.high_water
                 method = "+".join(methods) or "none"
-                await self.put(
-                    GapRepaired(
-                        key=gap.key,
-                        gap_end=max(now, high) if high is not None else now,
-                        repaired_at=now,
-                        repair_method=method,
-                        details={"markets": len(tickers), "state_rows": n_state, "trades_read": n_trades},
+                details = {"markets": len(tickers), "state_rows": n_state, "trades_read": n_trades}
+                if len(gaps) > 1:
+                    details["repaired_together"] = len(gaps)
+                for key in keys:
+                    await self.put(
+                        GapRepaired(
+                            key=key,
+                            gap_end=max(now, high) if high is not None else now,
+                            repaired_at=now,
+                            repair_method=method,
+                            details=details,
+                        )
                     )
-                )
-                self.stats.repaired += 1
+                self.stats.repaired += len(keys)
                 self.stats.trades_read += n_trades
-                self.metrics.gaps_repaired.labels(method).inc()
-                log.info("feed_gap_repaired", key=gap.key, method=method, markets=len(tickers), trades=n_trades)
+                self.metrics.gaps_repaired.labels(method).inc(len(keys))
+                log.info("feed_gap_repaired", keys=len(keys), method=method, markets=len(tickers), trades=n_trades)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("feed_gap_repair_failed", key=gap.key, attempt=attempt, error=repr(exc)[:300])
+                log.warning("feed_gap_repair_failed", keys=keys[:5], attempt=attempt, error=repr(exc)[:300])
                 await asyncio.sleep(min(30.0, self.retry_seconds * attempt))
-        self.stats.failed += 1
-        log.error("feed_gap_left_open", key=gap.key)
+        self.stats.failed += len(keys)
+        log.error("feed_gap_left_open", keys=keys)
 
     async def _state(self, tickers: list[str]) -> int:
         markets = await self.poller.fetch_tickers(tickers)

@@ -371,21 +371,24 @@ class StreamRecorder:
         channel = ev.channel or (sub.channel if sub is not None else "unknown")
         gap = await self.gaps.open(ev, gap_start=self.last_ts.get(ev.sid) or self.high_water)
         tickers = list(sub.tickers or ()) if sub is not None and sub.tickers is not None else self.poller.tickers
+        scope = f"{channel}:{ev.sid}"
         if channel == Channel.ORDERBOOK_DELTA:
-            stale = self.books.mark_stale(ev.sid)
+            self.books.mark_stale(ev.sid)
+            sid = ev.sid
 
             async def resnap() -> list[str]:
-                if sub is not None and stale:
+                stale = [t for t, b in self.books.books.items() if b.stale and b.sid == sid]
+                if sub is not None and stale and sid in sub.sids:
                     await self.ws.request_snapshot(sub, stale)
                 return ["get_snapshot"]
 
-            self.gaps.repair(gap, tickers, before=resnap, state=True, trades=False)
+            self.gaps.repair(gap, tickers, before=resnap, state=True, trades=False, scope=scope)
         elif channel == Channel.TRADE:
-            self.gaps.repair(gap, tickers, state=True, trades=True)
+            self.gaps.repair(gap, tickers, state=True, trades=True, scope=scope)
         elif channel == Channel.TICKER:
-            self.gaps.repair(gap, tickers, state=True, trades=False)
+            self.gaps.repair(gap, tickers, state=True, trades=False, scope=scope)
         else:  # lifecycle: the markets' state (status, result) from REST
-            self.gaps.repair(gap, self.poller.tickers, state=True, trades=False)
+            self.gaps.repair(gap, self.poller.tickers, state=True, trades=False, scope=scope)
 
     async def _on_disconnect(self, ev: Disconnected) -> None:
         self.stats.disconnects += 1
@@ -404,4 +407,4 @@ class StreamRecorder:
                 await asyncio.sleep(0.05)
             return ["resubscribe_snapshots"]
 
-        self.gaps.repair(gap, sorted(self.tickers), before=resubscribed, state=True, trades=True)
+        self.gaps.repair(gap, sorted(self.tickers), before=resubscribed, state=True, trades=True, scope="disconnect")
