@@ -208,7 +208,7 @@ class RecorderService:
         ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
         bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
         ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
-        sink_opts = {"fence": self.election.fence, **cfg.sink_options}
+        sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()

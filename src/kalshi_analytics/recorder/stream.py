@@ -335,7 +335,8 @@ class StreamRecorder:
         if row is not None:
             await self.put(row)
         if kind == "settled":
-            await self.remove([t])
+            # In a task: the handler must never wait for a WS command's answer (the reader may be waiting for us).
+            self._spawn(self.remove([t]))
 
     async def _adopt(self, ticker: str, received: datetime) -> None:
         """A market was created/activated: fetch it (it may 404 briefly), record and subscribe it if selected."""
