@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,12 @@ import pytest
 from kalshi_analytics import migrate
 
 CLI = [sys.executable, "-m", "kalshi_analytics"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -50,15 +57,21 @@ def test_invalid_setting_stops_at_start_with_one_line() -> None:
 
 def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
     tmp_path = pg_dir
-    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path)}
+    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(_free_port())}
     try:
-        first = run_cli("up", env=env, timeout=120)
+        # The whole stack for a few seconds: embedded database, simulator, recorder; then a clean stop.
+        first = run_cli("up", "--duration", "4", "--metrics-port", "0", env=env, timeout=120)
         assert first.returncode == 0, first.stderr
         assert f"embedded PostgreSQL created in {tmp_path / 'pgdata'}" in first.stdout
         assert "(at head)" in first.stdout
         assert "server:     PostgreSQL" in first.stdout
+        assert f"simulator:  http://127.0.0.1:{env['SIM_PORT']}/trade-api/v2" in first.stdout
+        assert "metrics:    http://127.0.0.1:" in first.stdout
+        assert "kalshi-analytics gaps" in first.stdout
+        assert "recorder_recording" in first.stderr
+        assert first.stdout.strip().endswith("stopped")
 
-        second = run_cli("up", env=env, timeout=120)
+        second = run_cli("up", "--check", env=env, timeout=120)
         assert second.returncode == 0, second.stderr
         assert "embedded PostgreSQL reused" in second.stdout
 

@@ -17,6 +17,7 @@ from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
 from kalshi_analytics.recorder import cli as recorder_cli
+from kalshi_analytics.recorder.commands import backfill, recorder, run_up
 from kalshi_analytics.simulator.cli import simulate
 
 T = TypeVar("T")
@@ -31,6 +32,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database: migrations, status and the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("simulate")(simulate)
+app.command("recorder")(recorder)
+app.command("backfill")(backfill)
+app.command("gaps")(recorder_cli.gaps)
+app.command("api")(api_cli.api)
 
 
 class CliError(Exception):
@@ -135,8 +140,18 @@ def db_stop() -> None:
 
 
 @app.command("up")
-def up() -> None:
-    """Run everything for one person on one machine: today, choose or start the database, migrate, print status."""
+def up(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only prepare the database (start, migrate), print its status, exit.")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Recorder metrics port (0 = any free port).")
+    ] = 9464,
+) -> None:
+    """Run everything for one person on one machine: database (embedded unless DB_URL), simulator, recorder."""
     s = settings()
 
     async def go() -> None:
@@ -147,14 +162,12 @@ def up() -> None:
                 typer.echo(f"embedded PostgreSQL {verb} in {s.embedded_pgdata}")
             for line in (await database_status(engine, choice)).lines():
                 typer.echo(line)
+            if not check:
+                await run_up(s, engine, duration=duration, metrics_port=metrics_port)
         finally:
             await engine.dispose()
 
     run(go)
-
-
-app.command("gaps")(recorder_cli.gaps)
-app.command("api")(api_cli.api)
 
 
 def main() -> None:

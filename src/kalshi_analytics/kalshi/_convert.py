@@ -25,8 +25,8 @@ E = TypeVar("E", bound=StrEnum)
 _CENT_EXP = -2
 
 
-def dollars(value: Any) -> Decimal | None:
-    """A ``*_dollars`` value (string or number) as exact dollars; ``None``/``""`` stay ``None``."""
+def _exact(value: Any, what: str) -> Decimal | None:
+    """A string or number as an exact Decimal (a float via its shortest repr); ``None``/``""`` stay ``None``."""
     if value is None or value == "":
         return None
     if isinstance(value, Decimal):
@@ -36,7 +36,12 @@ def dollars(value: Any) -> Decimal | None:
     try:
         return Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"not a dollar amount: {value!r}") from None
+        raise ValueError(f"not {what}: {value!r}") from None
+
+
+def dollars(value: Any) -> Decimal | None:
+    """A ``*_dollars`` value (string or number) as exact dollars; ``None``/``""`` stay ``None``."""
+    return _exact(value, "a dollar amount")
 
 
 def cents(value: Any) -> Decimal | None:
@@ -65,17 +70,7 @@ def price(dollar_value: Any, cent_value: Any) -> Decimal | None:
 
 def count(fp_value: Any, legacy_value: Any = None) -> Decimal | None:
     """A contract count from ``*_fp`` (string) or the legacy integer."""
-    value = fp_value if fp_value is not None and fp_value != "" else legacy_value
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        return Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"not a count: {value!r}") from None
+    return _exact(fp_value if fp_value is not None and fp_value != "" else legacy_value, "a count")
 
 
 def from_ms(ms: int) -> datetime:

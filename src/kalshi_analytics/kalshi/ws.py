@@ -73,6 +73,10 @@ log = get_logger(__name__)
 DEFAULT_MAX_TICKERS_PER_COMMAND = 500
 
 
+# Frames or events handled back to back before yielding to the event loop (fairness for other tasks).
+YIELD_EVERY = 64
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -393,8 +397,17 @@ class KalshiWsClient:
     async def events(self) -> AsyncIterator[WsEvent]:
         """The single stream of domain messages and control events, until :meth:`close`."""
         queue = self._queue
+        n = 0
         while True:
-            item = queue.get_nowait() if not queue.empty() else await queue.get()
+            if queue.empty():
+                item = await queue.get()
+            else:
+                item = queue.get_nowait()
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    # A ready queue never suspends: give the loop a turn, or the writer's round trips
+                    # starve behind thousands of frames.
+                    await asyncio.sleep(0)
             if item is _CLOSED:
                 if self._failure is not None:
                     raise self._failure
@@ -667,6 +680,7 @@ class KalshiWsClient:
         silent = asyncio.Event()
         # One watchdog task per connection, not a timeout around every recv(): that costs ~5 µs a frame.
         watchdog = asyncio.create_task(self._watchdog(ws, silent)) if self.watchdog_timeout else None
+        frames = 0
         try:
             while True:
                 try:
@@ -677,6 +691,9 @@ class KalshiWsClient:
                     rcvd = exc.rcvd
                     return f"closed: {rcvd.code} {rcvd.reason}".strip() if rcvd else f"closed: {exc}"
                 self._last_frame = time.monotonic()
+                frames += 1
+                if frames % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # buffered frames never suspend recv(): let other tasks run
                 for event in handle(raw, _now()):
                     if queue.full():  # backpressure: stop reading until the consumer catches up
                         await queue.put(event)

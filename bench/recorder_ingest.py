@@ -1,0 +1,201 @@
+"""End-to-end ingest of the recorder: simulator → WebSocket → parse → rows → PostgreSQL.
+
+The simulator runs in its own process (as ``kalshi-analytics simulate`` would); the real
+:class:`~kalshi_analytics.recorder.service.RecorderService` (leader election, sink, poll, stream, gaps) runs
+here against a fresh, migrated database (embedded, or BENCH_DATABASE_URL).
+
+Phase 1, throughput: the simulator at a high speed; messages handled by the stream loop per second, and rows
+committed per second (ticker → snapshots, trade → trades; book deltas only feed the in-memory books, whose
+rows are written every ``book_interval``).
+Phase 2, latency: the simulator at real-time speed (its clock = wall clock, so exchange timestamps are
+comparable with commit times) with activity set for about ``--rate`` msg/s; p50/p99 of exchange ts → commit of
+every new snapshot and trade row.
+
+    .venv/bin/python bench/recorder_ingest.py [--seconds 15] [--markets 300] [--speed 600] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import fresh_database
+from kalshi_analytics.config import load_settings
+from kalshi_analytics.db import create_engine
+from kalshi_analytics.recorder import sink as sink_module
+from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
+
+
+def _serve(port: int, markets: int, speed: float, activity: float, realtime: bool) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    from kalshi_analytics.logging import configure_logging
+    from kalshi_analytics.simulator import SimulatorConfig, run_simulator
+
+    configure_logging("WARNING")
+
+    async def main() -> None:
+        start_ts = time.time() if realtime else None
+        cfg = SimulatorConfig(
+            port=port, seed=42, markets=markets, speed=speed, activity=activity, rate_limit=None, start_ts=start_ts
+        )
+        async with run_simulator(cfg):
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LAGS: list[float] = []
+
+
+async def _clock_offset(port: int) -> float:
+    """Simulated clock minus wall clock (s): the simulator's start-up delay, removed from the measured lags."""
+    import httpx
+
+    samples = []
+    async with httpx.AsyncClient() as http:
+        for _ in range(20):
+            t0 = time.time()
+            now_ts = (await http.get(f"http://127.0.0.1:{port}/_sim/clock")).json()["now_ts"]
+            t1 = time.time()
+            samples.append(now_ts - (t0 + t1) / 2)
+            await asyncio.sleep(0.05)
+    return statistics.median(samples)
+
+
+def _record_lags() -> None:
+    """Measure exchange → commit per new row precisely (the metrics histogram only has buckets)."""
+    original = sink_module.Sink._on_success
+
+    def patched(self: Any, o: Any, items: int) -> None:
+        now = datetime.now(UTC)
+        LAGS.extend((now - ts).total_seconds() for _, ts in o.lags)
+        original(self, o, items)
+
+    sink_module.Sink._on_success = patched  # type: ignore[method-assign]
+
+
+async def _phase(
+    db_url: str, *, markets: int, speed: float, activity: float, seconds: float, realtime: bool
+) -> dict[str, Any]:
+    port = _free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(port, markets, speed, activity, realtime), daemon=True
+    )
+    proc.start()
+    engine = create_engine(db_url, pool_size=4)
+    try:
+        base = f"http://127.0.0.1:{port}/trade-api/v2"
+        settings = load_settings(
+            kalshi_api_base=base, kalshi_ws_url=f"ws://127.0.0.1:{port}/trade-api/ws/v2", kalshi_rate_limit_rps=1000
+        )
+        cfg = RecorderConfig(
+            poll_interval=5.0,
+            summary_seconds=5.0,
+            rejected_frames_path=Path(tempfile.gettempdir()) / "ka-bench-rejected.jsonl",
+            sweep_every=None,
+        )
+        service = RecorderService(engine, settings, cfg)
+        stop = asyncio.Event()
+        for _ in range(100):  # wait for the simulator process
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        task = asyncio.create_task(service.run(stop))
+        await asyncio.wait_for(service.ready.wait(), 60)
+        await asyncio.sleep(2.0)  # warm-up: initial snapshots
+        assert service.stream is not None
+        assert service.sink is not None
+        offset = await _clock_offset(port) if realtime else 0.0
+        LAGS.clear()
+        m0, s0, t0 = service.stream.stats.messages, sum(service.sink.stats.new.values()), time.perf_counter()
+        await asyncio.sleep(seconds)
+        m1, s1, t1 = service.stream.stats.messages, sum(service.sink.stats.new.values()), time.perf_counter()
+        lags = sorted(x + offset for x in LAGS)
+        queue = service.sink.stats.queue_depth
+        ws_backlog = service.ws._queue.qsize() if service.ws is not None else 0
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    finally:
+        await engine.dispose()
+        proc.terminate()
+        proc.join(5)
+    out: dict[str, Any] = {
+        "seconds": round(t1 - t0, 2),
+        "messages": m1 - m0,
+        "msg_per_s": round((m1 - m0) / (t1 - t0)),
+        "rows_committed_per_s": round((s1 - s0) / (t1 - t0)),
+        "sink_queue_at_end": queue,
+        "ws_backlog_at_end": ws_backlog,
+    }
+    if lags and realtime:
+        out["sim_clock_offset_ms"] = round(offset * 1000, 1)
+        out.update(
+            lag_rows=len(lags),
+            lag_p50_ms=round(statistics.median(lags) * 1000, 1),
+            lag_p99_ms=round(lags[int(0.99 * (len(lags) - 1))] * 1000, 1),
+            lag_max_ms=round(lags[-1] * 1000, 1),
+        )
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    _record_lags()
+    async with fresh_database() as url:
+        thr = await _phase(
+            url, markets=args.markets, speed=args.speed, activity=args.activity, seconds=args.seconds, realtime=False
+        )
+        print("throughput:", json.dumps(thr))
+        lat = await _phase(
+            url,
+            markets=args.markets,
+            speed=1.0,
+            activity=args.latency_activity,
+            seconds=args.seconds,
+            realtime=True,
+        )
+        print("latency:   ", json.dumps(lat))
+    print(f"sustained ingest: {thr['msg_per_s']:,} msg/s (target >= 10,000)")
+    print(
+        f"exchange->commit at {lat['msg_per_s']:,} msg/s: p50 {lat.get('lag_p50_ms')} ms, "
+        f"p99 {lat.get('lag_p99_ms')} ms (target < 500 ms)"
+    )
+
+
+def main() -> None:
+    from kalshi_analytics.logging import configure_logging
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--markets", type=int, default=300)
+    ap.add_argument("--speed", type=float, default=600.0)
+    ap.add_argument("--activity", type=float, default=4.0)
+    ap.add_argument("--latency-activity", type=float, default=8.0, help="trade-rate multiplier at real-time speed")
+    args = ap.parse_args()
+    configure_logging("WARNING")
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The recorder process: leader election, sink, poll loop, stream loop, gap repair, metrics, logs.
+
+    service = RecorderService(engine, settings, RecorderConfig(selection=Selection(series=("KXBTCD",))))
+    await service.run(stop_event)        # standby until it holds the lock, then records until stop_event is set
+
+Only the leader connects to the exchange and writes (the sink is fenced by the lock); a standby waits and takes
+over within a few seconds of the leader's death (``LeaderElection`` polls the lock every second). Losing the
+lock cancels the recording and the instance goes back to standby. ``stop`` flushes the sink before returning.
+
+Every ``summary_seconds`` one log line says how it goes: markets, messages/s, rows written, gaps open/repaired,
+queue depth, exchange→commit lag p50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.config import Settings
+from kalshi_analytics.kalshi.domain import Disconnected
+from kalshi_analytics.kalshi.rest import KalshiRestClient
+from kalshi_analytics.kalshi.ws import KalshiWsClient
+from kalshi_analytics.logging import get_logger
+from kalshi_analytics.recorder.gaps import GapRepairer
+from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
+from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
+from kalshi_analytics.recorder.poll import Poller, Selection
+from kalshi_analytics.recorder.sink import Sink
+from kalshi_analytics.recorder.stream import RejectedFrameLog, StreamRecorder
+
+log = get_logger(__name__)
+
+
+@dataclass
+class RecorderConfig:
+    selection: Selection = field(default_factory=Selection)
+    poll_interval: float | None = None  # None = settings.poll_interval_seconds
+    book_interval: float = 10.0
+    sweep_every: int | None = 6  # trade sweep every N polls (None = off)
+    summary_seconds: float = 30.0
+    metrics_port: int | None = None  # None = no HTTP endpoint; 0 = any free port
+    metrics_addr: str = "127.0.0.1"
+    lock_key: int = DEFAULT_LOCK_KEY
+    sink_close_seconds: float = 3.0  # bound on stopping the sink after the lock was lost
+    resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
+    instance_id: str | None = None
+    rejected_frames_path: Path | None = None
+    sink_options: dict[str, Any] = field(default_factory=dict)
+    election_options: dict[str, Any] = field(default_factory=dict)
+    ws_options: dict[str, Any] = field(default_factory=dict)
+
+
+def histogram_quantile(metrics: RecorderMetrics, name: str, q: float, labels: Mapping[str, str] | None = None) -> float:
+    """Approximate quantile of a histogram from its cumulative buckets (upper bound of the bucket); NaN if empty."""
+    buckets: list[tuple[float, float]] = []
+    for fam in metrics.registry.collect():
+        for s in fam.samples:
+            if s.name != f"{name}_bucket":
+                continue
+            if labels and any(s.labels.get(k) != v for k, v in labels.items()):
+                continue
+            buckets.append((float(s.labels["le"]), s.value))
+    if not buckets:
+        return float("nan")
+    merged: dict[float, float] = {}
+    for le, v in buckets:
+        merged[le] = merged.get(le, 0.0) + v
+    ordered = sorted(merged.items())
+    total = ordered[-1][1]
+    if total <= 0:
+        return float("nan")
+    for le, v in ordered:
+        if v >= q * total:
+            return le
+    return ordered[-1][0]
+
+
+class RecorderService:
+    """One recorder instance (leader or standby)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        config: RecorderConfig | None = None,
+        *,
+        metrics: RecorderMetrics | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.config = config or RecorderConfig()
+        self.metrics = metrics or RecorderMetrics()
+        self.election = LeaderElection(
+            engine,
+            lock_key=self.config.lock_key,
+            instance_id=self.config.instance_id,
+            info=self.info,
+            metrics=self.metrics,
+            **self.config.election_options,
+        )
+        self.sink: Sink | None = None
+        self.poller: Poller | None = None
+        self.stream: StreamRecorder | None = None
+        self.gaps: GapRepairer | None = None
+        self.ws: KalshiWsClient | None = None
+        self.ready = asyncio.Event()  # set once this instance records (leader, subscribed)
+        self.metrics_url: str | None = None
+        self._metrics_server: Any = None
+        self._last_summary: tuple[float, int] = (time.monotonic(), 0)
+        self._led_before = False
+        self._zombies: set[asyncio.Future[None]] = set()
+
+    # ----------------------------------------------------------------------------------------------- status
+    def info(self) -> dict[str, Any]:
+        """The heartbeat's ``info`` and the summary line."""
+        out: dict[str, Any] = {"selection": self.config.selection.describe()}
+        if self.poller is not None:
+            out["markets"] = self.poller.stats.markets
+            out["polls"] = self.poller.stats.polls
+        if self.stream is not None:
+            out["messages"] = self.stream.stats.messages
+            out["subscribed"] = len(self.stream.tickers)
+        if self.sink is not None:
+            st = self.sink.stats
+            out["rows_written"] = sum(st.new.values())
+            out["queue_depth"] = st.queue_depth
+        if self.gaps is not None:
+            out["gaps_open"] = self.gaps.stats.open
+            out["gaps_repaired"] = self.gaps.stats.repaired
+        if self.ws is not None:
+            out["bad_frames"] = self.ws.counters.bad_frames
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        info = self.info()
+        now = time.monotonic()
+        msgs = int(info.get("messages", 0))
+        then, before = self._last_summary
+        self._last_summary = (now, msgs)
+        info["msgs_per_s"] = round((msgs - before) / max(1e-9, now - then), 1)
+        p50 = histogram_quantile(self.metrics, "kalshi_recorder_commit_lag_seconds", 0.5)
+        info["lag_p50_s"] = None if math.isnan(p50) else p50
+        return info
+
+    # -------------------------------------------------------------------------------------------------- run
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Stand by, lead, and record until ``stop`` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        self._start_metrics()
+        try:
+            async with self.election:
+                while not stop.is_set():
+                    waiter = asyncio.create_task(self._lead_when_elected(stop))
+                    stopper = asyncio.create_task(stop.wait())
+                    try:
+                        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        stopper.cancel()
+                    if waiter in done:
+                        exc = waiter.exception()
+                        if isinstance(exc, LeadershipLost):
+                            log.warning("recorder_back_to_standby", reason=str(exc))
+                            continue
+                        if exc is not None:
+                            raise exc
+                        return
+                    waiter.cancel()  # stop while standing by
+                    with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
+                        await waiter
+        finally:
+            self._stop_metrics()
+
+    def _start_metrics(self) -> None:
+        port = self.config.metrics_port
+        if port is None:
+            return
+        try:
+            self._metrics_server = serve_metrics(self.metrics, port, self.config.metrics_addr)
+        except OSError as exc:
+            log.warning("recorder_metrics_port_busy", port=port, error=str(exc), fallback="any free port")
+            self._metrics_server = serve_metrics(self.metrics, 0, self.config.metrics_addr)
+        real = self._metrics_server.server_port
+        self.metrics_url = f"http://{self.config.metrics_addr}:{real}/metrics"
+
+    def _stop_metrics(self) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
+
+    async def _lead_when_elected(self, stop: asyncio.Event) -> None:
+        async with self.election.leadership():
+            await self._record(stop)
+
+    async def _record(self, stop: asyncio.Event) -> None:
+        s, cfg = self.settings, self.config
+        rest = KalshiRestClient.from_settings(s)
+        ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
+        bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
+        ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
+        sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
+        tasks: list[asyncio.Task[Any]] = []
+        sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
+        sink.start()
+        clean = False
+        try:
+            async with rest:
+                self.sink, self.ws = sink, ws
+                poller = Poller(
+                    rest,
+                    sink.put,
+                    cfg.selection,
+                    interval=cfg.poll_interval or s.poll_interval_seconds,
+                    metrics=self.metrics,
+                    sweep_every=cfg.sweep_every,
+                )
+                gaps = GapRepairer(rest, sink.put, poller, metrics=self.metrics)
+                stream = StreamRecorder(
+                    ws, rest, sink.put, poller, gaps, metrics=self.metrics, book_interval=cfg.book_interval
+                )
+                poller.on_new_markets = stream.on_new_markets
+                self.poller, self.gaps, self.stream = poller, gaps, stream
+                ws.start()
+                await poller.poll_once(sweep=False)
+                await stream.start(poller.tickers)
+                await self._resume_gap(gaps, poller)
+                self._led_before = True
+                log.info(
+                    "recorder_recording",
+                    instance_id=self.election.instance_id,
+                    markets=len(poller.tickers),
+                    selection=cfg.selection.describe(),
+                    exchange=s.api_base,
+                    metrics=self.metrics_url or "off",
+                )
+                tasks = [
+                    asyncio.create_task(poller.run(), name="recorder-poll"),
+                    asyncio.create_task(stream.run(), name="recorder-stream"),
+                    asyncio.create_task(self._summary_loop(), name="recorder-summary"),
+                ]
+                self.ready.set()
+                stopper = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                for t in done:
+                    if t is not stopper and not t.cancelled() and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+                log.info("recorder_stopping", pending=sink.stats.put - sink.stats.done)
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await ws.close()
+                await stream.flush_books(force=True)
+                clean = True
+        finally:
+            self.ready.clear()
+            for t in tasks:
+                t.cancel()
+            await self._close_sink(sink, flush=clean)
+            if self.gaps is not None:
+                await self.gaps.close()
+            await ws.close()
+            log.info("recorder_stopped", **self.info())
+
+    async def _close_sink(self, sink: Sink, *, flush: bool) -> None:
+        """Flush (on a clean stop) and stop the sink. After a lost lock, wait at most ``sink_close_seconds``: a
+        deposed leader's sink cannot commit anyway (fenced), and the standby loop must not hang on it."""
+        closing = asyncio.ensure_future(sink.close(flush=flush))
+        done, _ = await asyncio.wait({closing}, timeout=None if flush else self.config.sink_close_seconds)
+        if not done:
+            log.warning("recorder_sink_close_slow", seconds=self.config.sink_close_seconds)
+            self._zombies.add(closing)
+            closing.add_done_callback(self._zombies.discard)
+
+    async def _resume_gap(self, gaps: GapRepairer, poller: Poller) -> None:
+        """A new leader (after start-up, a failover or a database outage) fills the hole since the last trade
+        committed by anyone: a ``feed_gaps`` row (cause ``startup``/``outage``) and a REST backfill of the trades
+        and state of every recorded market since then (bounded by ``resume_max``)."""
+        async with self.engine.connect() as conn:
+            last = (await conn.execute(text("SELECT max(ts) FROM trades"))).scalar_one_or_none()
+        if last is None:
+            return
+        now = datetime.now(UTC)
+        start = max(last, now - self.config.resume_max)
+        cause = "outage" if self._led_before else "startup"
+        gap = await gaps.open(
+            Disconnected(at=now, reason=f"recorder {cause}: no writer since the last stored trade"),
+            gap_start=start,
+            cause=cause,
+        )
+        gaps.repair(gap, poller.tickers, state=True, trades=True)
+
+    async def _summary_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.summary_seconds)
+            log.info("recorder_summary", **self.summary())

@@ -1,0 +1,210 @@
+"""The recorder service against the simulator: failover, a PostgreSQL outage, bad frames, backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import migrate
+from kalshi_analytics.db import create_engine
+from kalshi_analytics.embedded import start_embedded, stop_embedded
+from kalshi_analytics.kalshi.rest import KalshiRestClient
+from kalshi_analytics.recorder.backfill import BackfillError, backfill
+from kalshi_analytics.recorder.service import RecorderService
+from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
+from tests.conftest import make_pg_dir
+from tests.recorder.conftest import fast_config, sim_settings
+
+
+def _sim(**kw: object) -> SimulatorConfig:
+    opts: dict[str, object] = {"seed": 5, "markets": 8, "speed": 10, "port": 0, "rate_limit": None}
+    opts.update(kw)
+    return SimulatorConfig(**opts)  # type: ignore[arg-type]
+
+
+async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
+    async with engine.connect() as c:
+        return int((await c.execute(text(sql), params)).scalar_one())
+
+
+async def _stored_trade_ids(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as c:
+        return {r[0] for r in await c.execute(text("SELECT trade_id FROM trades"))}
+
+
+async def _settle_down(sim: Simulator, service: RecorderService) -> None:
+    """Stop the exchange clock, let frames and repairs arrive, run a last poll with the trade sweep."""
+    sim.pause()
+    await asyncio.sleep(1.5)
+    assert service.gaps is not None
+    assert service.poller is not None
+    assert service.sink is not None
+    async with asyncio.timeout(60):
+        await service.gaps.wait_idle()
+    await service.poller.poll_once(sweep=True)
+    await service.sink.flush()
+
+
+async def test_the_standby_takes_over_within_10_s_when_the_leader_dies(recorder_db_url: str, tmp_path: Path) -> None:
+    engine = create_engine(recorder_db_url)
+    try:
+        async with run_simulator(_sim()) as sim:
+            settings = sim_settings(sim)
+            cfg_a = fast_config(tmp_path, instance_id="rec-a")
+            cfg_b = fast_config(tmp_path, instance_id="rec-b", lock_key=cfg_a.lock_key)
+            a, b = RecorderService(engine, settings, cfg_a), RecorderService(engine, settings, cfg_b)
+            stop = asyncio.Event()
+            task_a = asyncio.create_task(a.run(stop))
+            await asyncio.wait_for(a.ready.wait(), 30)
+            task_b = asyncio.create_task(b.run(stop))
+            await asyncio.sleep(2.0)
+            assert not b.ready.is_set(), "never two writers"
+            assert b.election.role == "standby"
+
+            # Kill the leader: its lock connection dies and its task is cancelled, as if the process vanished.
+            pid = a.election.backend_pid
+            assert pid is not None
+            killed = asyncio.get_running_loop().time()
+            task_a.cancel()
+            async with engine.connect() as c:
+                await c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            with pytest.raises(asyncio.CancelledError):
+                await task_a
+            rows_before = await _count(engine, "SELECT count(*) FROM market_snapshots")
+
+            await asyncio.wait_for(b.ready.wait(), 10)
+            took = asyncio.get_running_loop().time() - killed
+            assert took < 10
+            await asyncio.sleep(2.5)
+            role = await _count(
+                engine, "SELECT count(*) FROM recorder_heartbeats WHERE instance_id = 'rec-b' AND role = 'leader'"
+            )
+            assert role == 1
+            assert await _count(engine, "SELECT count(*) FROM market_snapshots") > rows_before, "the standby records"
+            stop.set()
+            await asyncio.wait_for(task_b, 30)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[tuple[Path, str]]:
+    """A private embedded PostgreSQL this test may stop and start (pgdata, database URL), migrated."""
+    root = make_pg_dir()
+    pgdata = root / "pgdata"
+    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
+    engine = create_engine(emb.url, pool_size=1)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    try:
+        yield pgdata, emb.url
+    finally:
+        await asyncio.to_thread(stop_embedded, pgdata)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_a_15_s_database_outage_loses_no_trade(own_server: tuple[Path, str], tmp_path: Path) -> None:
+    pgdata, url = own_server
+    engine = create_engine(url, pool_size=3)
+    try:
+        async with run_simulator(_sim(seed=9, markets=12, speed=25)) as sim:
+            service = RecorderService(engine, sim_settings(sim), fast_config(tmp_path))
+            stop = asyncio.Event()
+            task = asyncio.create_task(service.run(stop))
+            await asyncio.wait_for(service.ready.wait(), 30)
+            first_trade = sim.model.trades_offset + len(sim.model.trades)
+            await asyncio.sleep(3)
+
+            await asyncio.to_thread(stop_embedded, pgdata)
+            down_from = sim.model.trades_generated
+            await asyncio.sleep(15)
+            down_trades = sim.model.trades_generated - down_from
+            await asyncio.to_thread(start_embedded, pgdata, "kalshi")
+
+            await asyncio.wait_for(service.ready.wait(), 30)  # leader again once the database is back
+            await asyncio.sleep(3)
+            await _settle_down(sim, service)
+            stored = await _stored_trade_ids(engine)
+            async with engine.connect() as c:
+                recorded = {r[0] for r in await c.execute(text("SELECT ticker FROM markets"))}
+                causes = {r[0] for r in await c.execute(text("SELECT cause FROM feed_gaps"))}
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    finally:
+        await engine.dispose()
+    expected = [t for t in sim.model.trades_since(first_trade) if t.ticker in recorded]
+    assert down_trades > 20, "trades happened while the database was down"
+    missing = [t.trade_id for t in expected if t.trade_id not in stored]
+    assert missing == [], f"{len(missing)} of {len(expected)} trades missing"
+    assert "outage" in causes
+
+
+async def test_bad_frames_are_counted_kept_raw_and_recording_goes_on(recorder_db_url: str, tmp_path: Path) -> None:
+    engine = create_engine(recorder_db_url)
+    bad = ["{not json", '{"type":"mystery","sid":1,"msg":{}}', '{"type":"trade","sid":1,"seq":1,"msg":{"x":1}}']
+    try:
+        async with run_simulator(_sim(seed=3)) as sim:
+            cfg = fast_config(tmp_path)
+            service = RecorderService(engine, sim_settings(sim), cfg)
+            stop = asyncio.Event()
+            task = asyncio.create_task(service.run(stop))
+            await asyncio.wait_for(service.ready.wait(), 30)
+            async with httpx.AsyncClient() as http:
+                for raw in bad:
+                    r = await http.post(f"{sim.admin_url}/inject", content=raw)
+                    assert r.json()["connections"] == 1
+            await asyncio.sleep(0.5)
+            trades_then = await _count(engine, "SELECT count(*) FROM trades")
+            await asyncio.sleep(3)
+            assert service.ws is not None
+            counters = service.ws.counters
+            assert counters.bad_frames == 3
+            assert counters.malformed_json == 1
+            assert counters.unknown_type == 1
+            assert await _count(engine, "SELECT count(*) FROM trades") > trades_then, "recording goes on"
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    finally:
+        await engine.dispose()
+    assert cfg.rejected_frames_path is not None
+    kept = [json.loads(line) for line in cfg.rejected_frames_path.read_text().splitlines()]
+    assert [k["raw"] for k in kept] == bad
+    assert [k["kind"] for k in kept] == ["malformed_json", "unknown_type", "invalid"]
+
+
+async def test_backfill_is_idempotent_and_rejects_bad_input(recorder_db_url: str) -> None:
+    engine = create_engine(recorder_db_url)
+    try:
+        async with run_simulator(_sim(seed=4, speed=300)) as sim:
+            await asyncio.sleep(2)  # ~10 simulated minutes of history
+            sim.pause()
+            ticker = next(m.ticker for m in sim.model.market_list if m.status == "active" and m.volume > 0)
+            since = datetime.fromtimestamp(sim.model.start_ts, UTC)
+            until = datetime.fromtimestamp(sim.model.now, UTC) + timedelta(minutes=1)
+            async with KalshiRestClient(sim.base_url) as rest:
+                first = await backfill(rest, engine, tickers=[ticker], since=since, until=until)
+                second = await backfill(rest, engine, tickers=[ticker], since=since, until=until)
+                with pytest.raises(BackfillError, match="unknown market"):
+                    await backfill(rest, engine, tickers=["NOPE-1"], since=since, until=until)
+                with pytest.raises(BackfillError, match="must be after"):
+                    await backfill(rest, engine, tickers=[ticker], since=until, until=since)
+            n_trades = sum(1 for t in sim.model.trades if t.ticker == ticker)
+    finally:
+        await engine.dispose()
+    assert first.trades == n_trades > 0
+    assert first.new["trades"] == n_trades
+    assert first.new["market_snapshots"] == first.candles > 0
+    assert second.new.get("trades", 0) == 0
+    assert second.new.get("market_snapshots", 0) == 0
+    assert second.duplicates["trades"] == n_trades
