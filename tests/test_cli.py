@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kalshi_analytics import migrate
@@ -57,16 +59,35 @@ def test_invalid_setting_stops_at_start_with_one_line() -> None:
 
 def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
     tmp_path = pg_dir
-    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(_free_port())}
+    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(_free_port()), "API_PORT": str(_free_port())}
     try:
-        # The whole stack for a few seconds: embedded database, simulator, recorder; then a clean stop.
-        first = run_cli("up", "--duration", "4", "--metrics-port", "0", env=env, timeout=120)
+        # The whole stack for a few seconds: embedded database, simulator, API, recorder; then a clean stop.
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "KALSHI_", "LOG_", "API_"))}
+        full_env.update(env)
+        proc = subprocess.Popen(
+            [*CLI, "up", "--duration", "12", "--metrics-port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        api = f"http://127.0.0.1:{env['API_PORT']}/api/v1"
+        markets: list[object] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not markets and proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                markets = httpx.get(f"{api}/markets", timeout=2).json()["items"]
+            time.sleep(0.5)
+        out, err = proc.communicate(timeout=120)
+        first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        assert markets, "the API served the markets the recorder wrote"
         assert first.returncode == 0, first.stderr
         assert f"embedded PostgreSQL created in {tmp_path / 'pgdata'}" in first.stdout
         assert "(at head)" in first.stdout
         assert "server:     PostgreSQL" in first.stdout
         assert f"simulator:  http://127.0.0.1:{env['SIM_PORT']}/trade-api/v2" in first.stdout
         assert "metrics:    http://127.0.0.1:" in first.stdout
+        assert f"api:        {api}" in first.stdout
         assert "kalshi-analytics gaps" in first.stdout
         assert "recorder_recording" in first.stderr
         assert first.stdout.strip().endswith("stopped")

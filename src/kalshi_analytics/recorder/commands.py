@@ -180,21 +180,30 @@ async def simulator_for(s: Settings) -> AsyncIterator[Any]:
 
 
 async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_port: int | None) -> None:
-    """The exchange side of ``up``: simulator (when KALSHI_ENV=sim) + recorder until Ctrl-C or ``duration``."""
+    """``up`` after the database: simulator (when KALSHI_ENV=sim), API and recorder until Ctrl-C or ``duration``."""
     stop = asyncio.Event()
     _install_stop(stop)
+    from kalshi_analytics.api.app import serve_api
+
     async with simulator_for(s) as sim:
         if sim is not None:
             typer.echo(f"simulator:  {sim.base_url}  (admin {sim.admin_url}/state)")
-        await _run_recorder(
-            s,
-            engine,
-            series=[],
-            events=[],
-            categories=[],
-            status="open",
-            metrics_port=metrics_port,
-            duration=duration,
-            stop=stop,
-        )
+        api = asyncio.create_task(serve_api(s, engine), name="api")
+        typer.echo(f"api:        http://{s.api_host}:{s.api_port}/api/v1  (docs /docs, metrics /metrics)")
+        try:
+            await _run_recorder(
+                s,
+                engine,
+                series=[],
+                events=[],
+                categories=[],
+                status="open",
+                metrics_port=metrics_port,
+                duration=duration,
+                stop=stop,
+            )
+        finally:
+            api.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await api
     typer.echo("stopped")
