@@ -15,6 +15,7 @@ from kalshi_analytics.database import choose_database, database_status, open_dat
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
+from kalshi_analytics.backtests.cli import backtest_app
 from kalshi_analytics.recorder import cli as recorder_cli
 from kalshi_analytics.simulator.cli import simulate
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status and the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(backtest_app, name="backtest")
 app.command("simulate")(simulate)
 
 

@@ -49,7 +49,7 @@ _SIDES = ("", "yes", "no")
 class EngineConfig:
     initial_capital: Decimal = Decimal(10_000)
     max_position: Decimal = Decimal(10_000)  # contracts per market and side
-    contract_step: Decimal = Decimal("0.01")  # sizes are rounded down to this (Kalshi: 1, or 0.01 where fractional)
+    contract_step: Decimal = Decimal(1)  # sizes are rounded down to this (whole contracts; 0.01 where fractional)
     fee_model: FeeModel = field(default_factory=KalshiFeeModel)
     vectorised: bool | None = None  # None: use ``signals`` when the strategy has it
 

@@ -54,6 +54,7 @@ class BacktestRequest(BaseModel):
     market_filter: MarketFilter = Field(default_factory=MarketFilter)
     initial_capital: Decimal = Field(Decimal(10_000), gt=0)
     max_position: Decimal = Field(Decimal(10_000), gt=0)
+    contract_step: Decimal = Field(Decimal(1), gt=0, description="Fill sizes are rounded down to this.")
     vectorised: bool | None = None
 
     @field_validator("start", "end")
@@ -147,7 +148,12 @@ async def compute_backtest(
 def outcome_for(
     req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, progress: Progress | None = None
 ) -> BacktestOutcome:
-    cfg = EngineConfig(initial_capital=req.initial_capital, max_position=req.max_position, vectorised=req.vectorised)
+    cfg = EngineConfig(
+        initial_capital=req.initial_capital,
+        max_position=req.max_position,
+        contract_step=req.contract_step,
+        vectorised=req.vectorised,
+    )
     sim = simulate(ds, strategy, params, cfg, progress)
     t0 = time.perf_counter()
     metrics = compute_metrics(sim)
@@ -227,6 +233,7 @@ def _filter_json(req: BacktestRequest) -> dict[str, Any]:
         **req.market_filter.model_dump(),
         "initial_capital": str(req.initial_capital),
         "max_position": str(req.max_position),
+        "contract_step": str(req.contract_step),
         "vectorised": req.vectorised,
     }
 
@@ -357,7 +364,7 @@ async def execute_queued(engine: AsyncEngine, *, limit: int | None = None) -> li
             )
         try:
             f = dict(row.market_filter or {})
-            extra = {k: f.pop(k) for k in ("initial_capital", "max_position", "vectorised") if k in f}
+            extra = {k: f.pop(k) for k in ("initial_capital", "max_position", "contract_step", "vectorised") if k in f}
             req = BacktestRequest(
                 strategy=row.strategy_name,
                 strategy_version=row.strategy_version,
