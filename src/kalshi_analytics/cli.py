@@ -10,12 +10,12 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from kalshi_analytics import __version__, migrate
+from kalshi_analytics.backtests.cli import backtest_app
 from kalshi_analytics.config import Settings, SettingsError, load_settings
 from kalshi_analytics.database import choose_database, database_status, open_database
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
 from kalshi_analytics.embedded import stop_embedded
 from kalshi_analytics.logging import configure_logging
-from kalshi_analytics.backtests.cli import backtest_app
 from kalshi_analytics.recorder import cli as recorder_cli
 from kalshi_analytics.simulator.cli import simulate
 

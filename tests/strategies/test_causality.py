@@ -86,7 +86,7 @@ def test_mutating_the_future_does_not_change_past_decisions(name: str) -> None:
         other = simulate(changed, s, params, EngineConfig(vectorised=vectorised))
         t_cut = float(ds.columns["ts"][cut])
 
-        def before(r: Any) -> list[tuple[Any, ...]]:
+        def before(r: Any, t_cut: float = t_cut) -> list[tuple[Any, ...]]:
             # executions are listed when they close, so compare entries as a set (sorted)
             entries = [(e.ticker, e.side, e.size, e.entry_ts, e.entry_price) for e in r.executions]
             return sorted(x for x in entries if x[3].timestamp() < t_cut)

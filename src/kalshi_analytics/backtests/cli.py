@@ -77,6 +77,7 @@ def _request(
     params: dict[str, Any],
     start: str,
     end: str,
+    *,
     category: list[str] | None,
     series: list[str] | None,
     event: list[str] | None,
@@ -150,7 +151,7 @@ class _Bar:
 
 
 @backtest_app.command("run")
-def run_cmd(
+def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     strategy: StrategyOpt,
     start: StartOpt,
     end: EndOpt,
@@ -174,13 +175,13 @@ def run_cmd(
             parse_params(param or []),
             start,
             end,
-            category,
-            series,
-            event,
-            ticker,
-            capital,
-            max_position,
-            False if per_event else None,
+            category=category,
+            series=series,
+            event=event,
+            ticker=ticker,
+            capital=capital,
+            max_position=max_position,
+            vectorised=False if per_event else None,
         )
     except BacktestInputError as exc:
         fail(str(exc))
@@ -226,7 +227,7 @@ def _sweep_one(req_json: str) -> Any:
 
 
 @backtest_app.command("sweep")
-def sweep_cmd(
+def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     strategy: StrategyOpt,
     start: StartOpt,
     end: EndOpt,
@@ -253,7 +254,19 @@ def sweep_cmd(
             raise InvalidParametersError("give at least one --grid key=v1,v2")
         combos = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
         reqs = [
-            _request(strategy, {**fixed, **c}, start, end, category, series, event, ticker, capital, max_position, None)
+            _request(
+                strategy,
+                {**fixed, **c},
+                start,
+                end,
+                category=category,
+                series=series,
+                event=event,
+                ticker=ticker,
+                capital=capital,
+                max_position=max_position,
+                vectorised=None,
+            )
             for c in combos
         ]
     except BacktestInputError as exc:
