@@ -259,6 +259,10 @@ async def load_dataset(
         await driver.copy_from_query(snapshot_copy_sql(start, end), tickers, output=decoder, format="binary")
         await conn.rollback()
     cols = decoder.finish()
+    if len(cols["h"]) == 0:
+        ds = empty_dataset(start, end)
+        ds.load_seconds = time.perf_counter() - t0
+        return ds
     by_hash: dict[int, list[int]] = {}
     index_of = {m.ticker: k for k, m in enumerate(markets)}
     for r in hashes:
@@ -266,7 +270,7 @@ async def load_dataset(
     h = cols["h"]
     n = len(h)
     # Group boundaries: rows are ordered by ticker, so each change of hash starts a market.
-    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if n else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
     ends = np.r_[starts[1:], n].astype(np.int64)
     kept: list[MarketInfo] = []
     offsets = [0]
