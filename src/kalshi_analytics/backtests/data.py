@@ -1,13 +1,19 @@
 """Loading snapshots for a backtest as columns, straight from PostgreSQL.
 
 One binary ``COPY (SELECT …) TO STDOUT`` whose every column is fixed-width and never NULL (prices cast to
-float8 with NaN for NULL, the ticker as ``hashtext(ticker)``, ``ts`` as integer microseconds). Each row then has
-the same 124-byte layout, so the stream is decoded by ``numpy.frombuffer`` with a structured big-endian dtype:
-no Python per row. Rows come ordered by (ticker, ts, source), so each market is one contiguous slice.
+float8 with NaN for NULL, the ticker as ``hashtext(ticker)``, ``ts`` as sent: binary timestamptz is int8
+microseconds since 2000-01-01). Each row then has the same 124-byte layout, so the stream is decoded by
+``numpy.frombuffer`` with a structured big-endian dtype: no Python per row. Rows come ordered by
+(ticker, ts, source), so each market is one contiguous slice.
+
+Measured (bench/backtest_throughput.py): the server's NUMERIC → float8 casts dominate, not the transfer or the
+decoding; so the markets are split into ``parallel`` ticker ranges copied concurrently on separate connections
+(one server backend each), and closed months can be served from a columnar cache (:mod:`.cache`).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ _ROW = np.dtype(
     + [item for c in _PRICE_COLS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
 )
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00Z in Unix microseconds
 _PARSE_BYTES = 8 << 20
 
 
@@ -172,7 +179,7 @@ def _ts_literal(t: datetime) -> str:
 def snapshot_copy_sql(start: datetime, end: datetime, tickers_param: int = 1) -> str:
     cols = ", ".join(f"COALESCE(({_SQL_EXPR[c]})::float8, 'NaN'::float8)" for c in _PRICE_COLS)
     return (
-        "SELECT hashtext(s.ticker), (extract(epoch FROM s.ts) * 1000000)::int8, "
+        "SELECT hashtext(s.ticker), s.ts, "
         "(CASE s.source WHEN 'poll' THEN 0 WHEN 'websocket' THEN 1 ELSE 2 END)::int2, "
         f"{cols} FROM market_snapshots s WHERE s.ticker = ANY(${tickers_param}::text[]) "
         f"AND s.ts >= {_ts_literal(start)} AND s.ts < {_ts_literal(end)} ORDER BY s.ticker, s.ts, s.source"
@@ -234,13 +241,29 @@ class _Decoder:
         return {k: np.concatenate([p[k] for p in self.parts]) for k in keys}
 
 
+async def _copy_range(engine: AsyncEngine, start: datetime, end: datetime, tickers: list[str]) -> _Decoder:
+    decoder = _Decoder()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_from_query(snapshot_copy_sql(start, end), tickers, output=decoder, format="binary")
+        await conn.rollback()
+    return decoder
+
+
 async def load_dataset(
     engine: AsyncEngine,
     start: datetime,
     end: datetime,
     market_filter: MarketFilter | None = None,
+    *,
+    parallel: int = 2,
 ) -> Dataset:
-    """Markets matching ``market_filter`` and their snapshots with ``start <= ts < end``, as columns."""
+    """Markets matching ``market_filter`` and their snapshots with ``start <= ts < end``, as columns.
+
+    ``parallel`` concurrent COPYs (ticker ranges) use that many connections of ``engine``'s pool.
+    """
+    import asyncio
     import time
 
     t0 = time.perf_counter()
@@ -255,10 +278,14 @@ async def load_dataset(
             return ds
         tickers = [m.ticker for m in markets]
         hashes = await driver.fetch("SELECT t, hashtext(t) AS h FROM unnest($1::text[]) AS t", tickers)
-        decoder = _Decoder()
-        await driver.copy_from_query(snapshot_copy_sql(start, end), tickers, output=decoder, format="binary")
         await conn.rollback()
-    cols = decoder.finish()
+    parts = max(1, min(parallel, len(tickers)))
+    bounds = [len(tickers) * i // parts for i in range(parts + 1)]
+    decoders = await asyncio.gather(
+        *(_copy_range(engine, start, end, tickers[a:b]) for a, b in itertools.pairwise(bounds))
+    )
+    finished = [d.finish() for d in decoders]
+    cols = finished[0] if len(finished) == 1 else {k: np.concatenate([f[k] for f in finished]) for k in finished[0]}
     if len(cols["h"]) == 0:
         ds = empty_dataset(start, end)
         ds.load_seconds = time.perf_counter() - t0
@@ -280,7 +307,7 @@ async def load_dataset(
             raise RuntimeError("hashtext collision between selected tickers; narrow the market filter")
         kept.append(markets[ks[0]])
         offsets.append(int(b))
-    ts_us = cols["ts"].astype(np.int64)
+    ts_us = cols["ts"].astype(np.int64) + _PG_EPOCH_US
     columns: dict[str, FloatArray] = {"ts": ts_us / 1e6}
     for c in _PRICE_COLS:
         columns[c] = cols[c]

@@ -43,6 +43,7 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 _TICK = Decimal("0.0001")
 _Q4 = Decimal("0.0001")
 _SIDES = ("", "yes", "no")
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,16 @@ class _Executor:
         n = self.held.get((k, 2), Decimal(0))
         return Position(y, n)
 
-    def execute(  # noqa: PLR0912, PLR0917 - the hot path: one flat function, positional for speed
-        self, k: int, g: int, side: int, buy: bool, size: Decimal, limit: float, signal: dict[str, Any]
+    def execute(  # noqa: PLR0911, PLR0912, PLR0917 - the hot path: one flat function, positional for speed
+        self, k: int, g: int, side: int, buy: bool, size: Decimal, limit: float, signal: dict[str, Any] | _LazySignal
     ) -> None:
+        key = (k, side)
+        held = self.held.get(key, _ZERO)
+        if buy:
+            if held >= self.cfg.max_position:
+                return self._skip("position_limit")
+        elif held <= 0:
+            return self._skip("nothing_to_sell")
         yb, ya, nb, na, ybs, yas = self.cols
         if buy:
             px = float(ya[g] if side == 1 else na[g])
@@ -154,14 +162,14 @@ class _Executor:
         step = self.cfg.contract_step
         if not math.isnan(shown):
             size = min(size, Decimal(repr(shown)).quantize(step, ROUND_DOWN))
-        key = (k, side)
-        held = self.held.get(key, Decimal(0))
         price = _price(px)
         info = self.ds.markets[k]
         if buy:
             size = min(size, self.cfg.max_position - held).quantize(step, ROUND_DOWN)
             if size <= 0:
                 return self._skip("position_limit")
+            if self.cash < price * step:
+                return self._skip("capital")
             fee = self.cfg.fee_model.fee(price, size, series=info.fees)
             if size * price + fee > self.cash:
                 per = price * Decimal("1.07") + Decimal("0.01")
@@ -174,6 +182,8 @@ class _Executor:
                 if size <= 0:
                     return self._skip("capital")
             self.cash -= size * price + fee
+            if isinstance(signal, _LazySignal):
+                signal = signal.build()
             self.lots.setdefault(key, deque()).append(_Lot(size, price, fee, g, signal))
             self.held[key] = held + size
             self.events.append((int(self.ds.ts_us[g]), k, side, float(size), -float(size * price + fee)))
@@ -185,7 +195,8 @@ class _Executor:
             self.cash += size * price - fee
             self.held[key] = held - size
             self.events.append((int(self.ds.ts_us[g]), k, side, -float(size), float(size * price - fee)))
-            self._close(k, side, size, price, fee, g, "signal", None)
+            exit_signal = signal.build() if isinstance(signal, _LazySignal) else signal
+            self._close(k, side, size, price, fee, g, "signal", None, exit_signal)
         self.fills += 1
         self.fees += fee
 
@@ -199,6 +210,7 @@ class _Executor:
         g: int | None,
         reason: str,
         when: int | None,
+        exit_signal: dict[str, Any] | None = None,
     ) -> None:
         """Close ``size`` contracts FIFO at ``price``; the exit fee is shared pro rata (to 0.0001, remainder last)."""
         lots = self.lots[(k, side)]
@@ -236,7 +248,7 @@ class _Executor:
                     exit_snapshot_source=SOURCES[int(self.ds.source[g])] if g is not None else None,
                     exit_reason=reason,
                     pnl=(take * (price - lot.price) - fees).quantize(_Q4),
-                    signal=lot.signal,
+                    signal={**lot.signal, "exit": exit_signal} if exit_signal else lot.signal,
                     outcome=float(payout) if payout is not None else None,
                 )
             )
@@ -350,8 +362,7 @@ def _run_vectorised(
     order = _time_order(ds)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    rows: list[np.ndarray] = []
-    meta: list[np.ndarray] = []
+    rows, meta, sides, actions, sizes, limits = [], [], [], [], [], []
     sets: list[Any] = []
     m = len(ds.markets)
     for k in range(m):
@@ -361,6 +372,10 @@ def _run_vectorised(
             if len(idx):
                 rows.append(idx + a)
                 meta.append(np.full(len(idx), len(sets), np.int64))
+                sides.append(sig.side[idx])
+                actions.append(sig.action[idx])
+                sizes.append(sig.size[idx])
+                limits.append(sig.limit[idx] if sig.limit is not None else np.full(len(idx), np.nan))
                 sets.append((k, a, sig))
         if progress is not None and (k % 50 == 0 or k == m - 1):
             progress("signals", k + 1, m)
@@ -370,24 +385,37 @@ def _run_vectorised(
     s_all = np.concatenate(meta)
     # Time order of the rows; within a row, the order of the strategy's signal list (= sets order per market).
     sel = np.lexsort((s_all, rank[g_all]))
+    g_l = g_all[sel].tolist()
+    s_l = s_all[sel].tolist()
+    side_l = np.concatenate(sides)[sel].tolist()
+    buy_l = (np.concatenate(actions)[sel] > 0).tolist()
+    size_l = np.concatenate(sizes)[sel].tolist()
+    limit_l = np.concatenate(limits)[sel].tolist()
+    dec: dict[float, Decimal] = {}
     total = len(sel)
-    for n, i in enumerate(sel):
-        g = int(g_all[i])
-        k, a, sig = sets[int(s_all[i])]
-        j = g - a
-        limit = float(sig.limit[j]) if sig.limit is not None else math.nan
-        reason = {"signal": sig.reason_name, **{key: arr[j] for key, arr in sig.reason.items()}}
-        ex.execute(
-            k,
-            g,
-            int(sig.side[j]),
-            int(sig.action[j]) > 0,
-            Decimal(repr(float(sig.size[j]))),
-            limit,
-            _signal_dict(reason),
-        )
+    execute = ex.execute
+    for n in range(total):
+        g, si = g_l[n], s_l[n]
+        k, a, sig = sets[si]
+        size = dec.get(size_l[n])
+        if size is None:
+            size = dec[size_l[n]] = Decimal(repr(size_l[n]))
+        execute(k, g, side_l[n], buy_l[n], size, limit_l[n], _LazySignal(sig, g - a))
         if progress is not None and n % 10_000 == 0:
             progress("execute", n, total)
+
+
+class _LazySignal:
+    """The signal metadata of one vectorised intent, built only if the intent fills."""
+
+    __slots__ = ("j", "sig")
+
+    def __init__(self, sig: Any, j: int) -> None:
+        self.sig, self.j = sig, j
+
+    def build(self) -> dict[str, Any]:
+        j = self.j
+        return _signal_dict({"signal": self.sig.reason_name, **{k: arr[j] for k, arr in self.sig.reason.items()}})
 
 
 def _run_events(

@@ -121,6 +121,15 @@ class MarketView:
         arr.flags.writeable = False
         return arr
 
+    def tail(self, name: str, k: int) -> FloatArray:
+        """The last ``k`` values (fewer at the start): O(k), unlike computing on the whole history per event."""
+        arr = self._buf[max(0, self._n - k) : self._n, FIELD_INDEX[name]]
+        arr.flags.writeable = False
+        return arr
+
+    def tail_mid(self, k: int) -> FloatArray:
+        return (self.tail("yes_bid", k) + self.tail("yes_ask", k)) / 2
+
     def last(self, name: str) -> float:
         return float(self._buf[self._n - 1, FIELD_INDEX[name]])
 

@@ -91,8 +91,9 @@ class _MoveStrategy(Strategy):
     Params = _MoveParams
 
     def on_event(self, view: MarketView, position: Position, params: _MoveParams) -> Sequence[OrderIntent]:
-        p = view.mid
-        i = view.index
+        # Only the rows the rule reads: O(lookback + hold) per event, whatever the history's length.
+        p = view.tail_mid(params.hold + params.lookback + 2)
+        i = len(p) - 1
         out: list[OrderIntent] = []
         if params.hold > 0:
             s = _cross_side(p, i - params.hold, params.lookback, params.threshold, self.follow)
@@ -162,9 +163,9 @@ class MeanReversion(Strategy):
     Params = MeanReversionParams
 
     def on_event(self, view: MarketView, position: Position, params: MeanReversionParams) -> Sequence[OrderIntent]:
-        p = view.mid
-        if len(p) < params.window:
+        if len(view) < params.window:
             return []
+        p = view.tail_mid(params.window)
         ma = float(
             np.round(np.lib.stride_tricks.sliding_window_view(p[-params.window :], params.window).mean(axis=1)[0], 9)
         )
@@ -222,10 +223,10 @@ class FavouriteLongshot(Strategy):
         if view.close_time is None:
             return []
         start = view.close_time - params.minutes_before_close * 60
-        ts = view.ts
+        ts = view.tail("ts", 2)
         if ts[-1] < start or (len(ts) > 1 and ts[-2] >= start):
             return []
-        x = float(view.mid[-1])
+        x = float(view.tail_mid(1)[0])
         s = self._side(x, params)
         if s == NONE:
             return []
