@@ -139,6 +139,12 @@ def metrics_table(title: str, metrics: dict[str, Any], extra: dict[str, Any] | N
     return table
 
 
+async def open_cache(engine: Any, data_dir: Path) -> Any:
+    from kalshi_analytics.backtests.cache import ColumnarCache, cache_key
+
+    return ColumnarCache(data_dir / "columnar-cache" / await cache_key(engine))
+
+
 class _Bar:
     def __init__(self, progress: Progress) -> None:
         self.p = progress
@@ -163,6 +169,7 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     capital: CapitalOpt = "10000",
     max_position: MaxPosOpt = "10000",
     per_event: Annotated[bool, typer.Option("--per-event", help="Use the per-event hook even if vectorised.")] = False,
+    cache: Annotated[bool, typer.Option(help="Serve closed months from the columnar cache in the data dir.")] = True,
 ) -> None:
     """Run one backtest, store it (backtest_results + executions) and print its metrics."""
     from kalshi_analytics.backtests.service import get_result, run_backtest
@@ -192,8 +199,9 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
         _choice, engine = await open_database(s, upgrade=False)
         try:
             cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            col_cache = await open_cache(engine, s.data_dir) if cache else None
             with Progress(*cols, TimeElapsedColumn(), console=console, transient=True) as progress:
-                rid = await run_backtest(engine, req, progress=_Bar(progress))
+                rid = await run_backtest(engine, req, cache=col_cache, progress=_Bar(progress))
             return await get_result(engine, rid)
         finally:
             await engine.dispose()
@@ -242,8 +250,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     workers: Annotated[int, typer.Option(help="Processes (default: all cores).")] = 0,
 ) -> None:
     """Run a strategy over a parameter grid on all cores; data is loaded once and shared via a columnar cache."""
-    from kalshi_analytics.backtests.data import load_dataset
-    from kalshi_analytics.backtests.service import _insert_request, save_outcome
+    from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
     from kalshi_analytics.cli import fail, run, settings
     from kalshi_analytics.database import open_database
 
@@ -278,7 +285,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     async def go() -> list[tuple[Any, Any]]:
         _choice, engine = await open_database(s, upgrade=False)
         try:
-            ds = await load_dataset(engine, reqs[0].start, reqs[0].end, reqs[0].market_filter)
+            ds = await load_for(engine, reqs[0], await open_cache(engine, s.data_dir))
             with tempfile.TemporaryDirectory(prefix="ka-sweep-") as tmp:
                 cache = str(Path(tmp) / "snapshots.npz")
                 ds.save(cache)
@@ -379,7 +386,7 @@ def worker_cmd(
     async def go() -> int:
         _choice, engine = await open_database(s, upgrade=False)
         try:
-            return len(await execute_queued(engine))
+            return len(await execute_queued(engine, cache=await open_cache(engine, s.data_dir)))
         finally:
             await engine.dispose()
 

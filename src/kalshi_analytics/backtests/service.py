@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
 from kalshi_analytics.backtests.errors import (
@@ -130,16 +131,23 @@ class BacktestOutcome:
     message: str | None = None
 
 
+async def load_for(engine: AsyncEngine, req: BacktestRequest, cache: ColumnarCache | None = None) -> Dataset:
+    if cache is None:
+        return await load_dataset(engine, req.start, req.end, req.market_filter)
+    return await load_dataset_cached(engine, req.start, req.end, req.market_filter, cache)
+
+
 async def compute_backtest(
     engine: AsyncEngine,
     req: BacktestRequest,
     *,
     dataset: Dataset | None = None,
+    cache: ColumnarCache | None = None,
     progress: Progress | None = None,
 ) -> BacktestOutcome:
-    """Load (unless ``dataset`` is given), simulate and measure; no writes."""
+    """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes."""
     strategy, params = resolve(req)
-    ds = dataset if dataset is not None else await load_dataset(engine, req.start, req.end, req.market_filter)
+    ds = dataset if dataset is not None else await load_for(engine, req, cache)
     if progress is not None:
         progress("loaded", ds.rows, ds.rows)
     return outcome_for(req, strategy, params, ds, progress)
@@ -304,6 +312,7 @@ async def run_backtest(
     request: BacktestRequest,
     *,
     dataset: Dataset | None = None,
+    cache: ColumnarCache | None = None,
     progress: Progress | None = None,
 ) -> BacktestResultId:
     """Validate, run and persist one backtest now; returns the ``backtest_results.id`` (status ``done``).
@@ -314,7 +323,7 @@ async def run_backtest(
     strategy, params = resolve(request)
     result_id = await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "running")
     try:
-        out = await compute_backtest(engine, request, dataset=dataset, progress=progress)
+        out = await compute_backtest(engine, request, dataset=dataset, cache=cache, progress=progress)
         await save_outcome(engine, result_id, out)
     except Exception as exc:
         await _mark_failed(engine, result_id, exc)
@@ -338,7 +347,9 @@ async def _mark_failed(engine: AsyncEngine, result_id: uuid.UUID, exc: BaseExcep
         )
 
 
-async def execute_queued(engine: AsyncEngine, *, limit: int | None = None) -> list[BacktestResultId]:
+async def execute_queued(
+    engine: AsyncEngine, *, limit: int | None = None, cache: ColumnarCache | None = None
+) -> list[BacktestResultId]:
     """Worker: claim ``queued`` rows one at a time (``FOR UPDATE SKIP LOCKED``), run each, store the outcome.
 
     Safe with many concurrent workers. Returns the ids it processed (done or failed); stops when no queued row
@@ -374,7 +385,7 @@ async def execute_queued(engine: AsyncEngine, *, limit: int | None = None) -> li
                 market_filter=MarketFilter(**f),
                 **extra,
             )
-            out = await compute_backtest(engine, req)
+            out = await compute_backtest(engine, req, cache=cache)
             await save_outcome(engine, row.id, out)
         except Exception as exc:
             await _mark_failed(engine, row.id, exc)
