@@ -119,6 +119,7 @@ class _Executor:
         self.ds = ds
         self.cfg = cfg
         self.cash = cfg.initial_capital
+        self.cash_f = float(cfg.initial_capital)  # a float mirror, only to skip hopeless buys before any Decimal work
         self.lots: dict[tuple[int, int], deque[_Lot]] = {}
         self.held: dict[tuple[int, int], Decimal] = {}
         self.executions: list[Execution] = []
@@ -138,7 +139,7 @@ class _Executor:
         n = self.held.get((k, 2), Decimal(0))
         return Position(y, n)
 
-    def execute(  # noqa: PLR0911, PLR0912, PLR0917 - the hot path: one flat function, positional for speed
+    def execute(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - the hot path: one flat function, positional for speed
         self, k: int, g: int, side: int, buy: bool, size: Decimal, limit: float, signal: dict[str, Any] | _LazySignal
     ) -> None:
         key = (k, side)
@@ -157,6 +158,8 @@ class _Executor:
             shown = float(ybs[g] if side == 1 else yas[g])
         if not (px > 0 and px < 1):  # NaN (no quote) or an empty side
             return self._skip("no_quote")
+        if buy and self.cash_f < px * float(self.cfg.contract_step) * 0.999:
+            return self._skip("capital")
         if not math.isnan(limit) and (px > limit if buy else px < limit):
             return self._skip("limit_not_crossed")
         step = self.cfg.contract_step
@@ -182,6 +185,7 @@ class _Executor:
                 if size <= 0:
                     return self._skip("capital")
             self.cash -= size * price + fee
+            self.cash_f = float(self.cash)
             if isinstance(signal, _LazySignal):
                 signal = signal.build()
             self.lots.setdefault(key, deque()).append(_Lot(size, price, fee, g, signal))
@@ -193,6 +197,7 @@ class _Executor:
                 return self._skip("nothing_to_sell")
             fee = self.cfg.fee_model.fee(price, size, series=info.fees)
             self.cash += size * price - fee
+            self.cash_f = float(self.cash)
             self.held[key] = held - size
             self.events.append((int(self.ds.ts_us[g]), k, side, -float(size), float(size * price - fee)))
             exit_signal = signal.build() if isinstance(signal, _LazySignal) else signal
