@@ -151,6 +151,17 @@ def merge(pieces: list[Dataset], markets: list[MarketInfo], start: datetime, end
         keep = (mk >= 0) & (p.ts_us >= lo) & (p.ts_us < hi)
         sel_rows.append(np.flatnonzero(keep))
         sel_market.append(mk[keep])
+    mk_cat = np.concatenate(sel_market)
+    if len(pieces) == 1 and (len(mk_cat) < 2 or bool(np.all(mk_cat[1:] >= mk_cat[:-1]))):
+        # One piece already grouped in ``markets`` order (both come sorted by ticker): a mask, no sort.
+        p, keep_rows = pieces[0], sel_rows[0]
+        counts = np.bincount(mk_cat, minlength=len(markets))
+        present = np.flatnonzero(counts)
+        offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
+        cols = {c: v[keep_rows] for c, v in p.columns.items()}
+        return Dataset(
+            [markets[k] for k in present], offsets, p.ts_us[keep_rows], p.source[keep_rows], cols, start, end
+        )
     # Output order: by market, then piece (pieces are in time order), then row (already time-sorted).
     piece_id = np.concatenate([np.full(len(r), i, np.int64) for i, r in enumerate(sel_rows)])
     rows = np.concatenate(sel_rows)
