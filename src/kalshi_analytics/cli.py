@@ -11,6 +11,7 @@ import typer
 
 from kalshi_analytics import __version__, migrate
 from kalshi_analytics.api import cli as api_cli
+from kalshi_analytics.backtests.cli import backtest_app
 from kalshi_analytics.config import Settings, SettingsError, load_settings
 from kalshi_analytics.database import choose_database, database_status, open_database
 from kalshi_analytics.db import DatabaseUnavailableError, create_engine
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database: migrations, status and the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(backtest_app, name="backtest")
 app.command("simulate")(simulate)
 app.command("recorder")(recorder)
 app.command("backfill")(backfill)

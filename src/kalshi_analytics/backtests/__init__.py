@@ -1,0 +1,57 @@
+"""Backtests: columnar loading, the engine, fees, metrics, persistence and the service API.
+
+Entry points: :func:`~.service.run_backtest`, :func:`~.service.enqueue_backtest`, :func:`~.service.execute_queued`,
+:func:`~.service.get_result`, :func:`~.service.get_executions`; pure computation: :func:`~.engine.simulate` over a
+:class:`~.data.Dataset` from :func:`~.data.load_dataset`.
+"""
+
+from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
+from kalshi_analytics.backtests.engine import EngineConfig, Execution, SimulationResult, simulate
+from kalshi_analytics.backtests.errors import (
+    BacktestError,
+    BacktestInputError,
+    BacktestNotFoundError,
+    InvalidParametersError,
+    InvalidWindowError,
+    UnknownStrategyError,
+)
+from kalshi_analytics.backtests.fees import FeeModel, KalshiFeeModel, SeriesFees
+from kalshi_analytics.backtests.service import (
+    BacktestRequest,
+    BacktestResultId,
+    BacktestResultView,
+    enqueue_backtest,
+    execute_queued,
+    get_executions,
+    get_result,
+    run_backtest,
+    validate_request,
+)
+
+__all__ = [
+    "BacktestError",
+    "BacktestInputError",
+    "BacktestNotFoundError",
+    "BacktestRequest",
+    "BacktestResultId",
+    "BacktestResultView",
+    "Dataset",
+    "EngineConfig",
+    "Execution",
+    "FeeModel",
+    "InvalidParametersError",
+    "InvalidWindowError",
+    "KalshiFeeModel",
+    "MarketFilter",
+    "SeriesFees",
+    "SimulationResult",
+    "UnknownStrategyError",
+    "enqueue_backtest",
+    "execute_queued",
+    "get_executions",
+    "get_result",
+    "load_dataset",
+    "run_backtest",
+    "simulate",
+    "validate_request",
+]

@@ -1,0 +1,117 @@
+"""Import the NBA 1-minute candle CSVs (shared/data/kalshi/nba_candles, PROVENANCE.md §1) "backfill-style".
+
+Each file is one side (one ticker) of a KXNBAGAME game with trade-price candles in legacy cents. Per file:
+
+- a ``markets`` row: event ticker = the ticker without its last ``-TEAM`` part, series ``KXNBAGAME``, category
+  ``Sports``, status ``finalized``, ``close_time`` = the last candle, and the result **inferred from the final
+  traded close** (≥ 50¢ → ``yes``, else ``no``; the files end at 99 or 1), settlement value $1/$0;
+- a ``SnapshotRow(source="backfill")`` per minute that had trades (empty minutes carry no price and are
+  skipped): ``ts`` = the candle's end, ``last_price`` = close, ``volume`` = cumulative volume.
+
+ASSUMPTION (documented, the data has trade prices only): the book is taken as close ∓ half a cent, i.e.
+``yes_bid = close − 0.005`` and ``yes_ask = close + 0.005`` (``no_bid = 1 − yes_ask``, ``no_ask = 1 − yes_bid``),
+with no displayed sizes (fills are not size-capped). Real spreads are wider in thin minutes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.recorder.bulk import SnapshotRow
+from kalshi_analytics.recorder.rows import MarketRow
+
+HALF_SPREAD = Decimal("0.005")
+SERIES = "KXNBAGAME"
+
+
+@dataclass(frozen=True)
+class ImportedCandles:
+    path: str
+    ticker: str
+    snapshots: int
+    result: str
+    first_close: Decimal
+    last_close: Decimal
+
+
+def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
+    """The market row and snapshot rows of one candle CSV (pure; raises ValueError on a malformed file)."""
+    rows: list[SnapshotRow] = []
+    ticker = None
+    cum = Decimal(0)
+    first_ts = last_ts = None
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"ticker", "timestamp", "close", "volume"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path.name}: not a candle CSV (missing {', '.join(sorted(missing))})")
+        for line in reader:
+            ticker = ticker or line["ticker"]
+            if line["ticker"] != ticker:
+                raise ValueError(f"{path.name}: more than one ticker")
+            ts = datetime.fromtimestamp(int(line["timestamp"]), UTC)
+            first_ts = first_ts or ts
+            last_ts = ts
+            if not line["close"]:
+                continue  # a minute without trades: no price, no snapshot
+            close = (Decimal(line["close"]) / 100).quantize(Decimal("0.01"))
+            cum += Decimal(line["volume"] or "0").normalize()
+            rows.append(
+                SnapshotRow(
+                    ticker=ticker,
+                    ts=ts,
+                    source="backfill",
+                    received_at=ts,
+                    yes_bid=close - HALF_SPREAD,
+                    yes_ask=close + HALF_SPREAD,
+                    no_bid=1 - close - HALF_SPREAD,
+                    no_ask=1 - close + HALF_SPREAD,
+                    last_price=close,
+                    volume=cum,
+                )
+            )
+    if ticker is None or not rows:
+        raise ValueError(f"{path.name}: no traded candles")
+    final = rows[-1].last_price
+    assert final is not None
+    result = "yes" if final >= Decimal("0.5") else "no"
+    market = MarketRow(
+        ticker=ticker,
+        event_ticker=ticker.rsplit("-", 1)[0],
+        series_ticker=SERIES,
+        title=f"{ticker} (imported from 1-minute candles)",
+        category="Sports",
+        status="finalized",
+        open_time=first_ts,
+        close_time=last_ts,
+        result=result,
+        settlement_value=Decimal(1) if result == "yes" else Decimal(0),
+        settled_at=last_ts,
+        raw={"imported_from": path.name, "result_inferred_from_final_close": str(final)},
+    )
+    return market, rows
+
+
+async def import_candle_files(engine: AsyncEngine, paths: list[Path]) -> list[ImportedCandles]:
+    """Write each file's market and snapshots through the recorder's :class:`Sink` (idempotent)."""
+    from kalshi_analytics.recorder.sink import Sink
+
+    done: list[ImportedCandles] = []
+    parsed = [(p, *parse_candles(p)) for p in paths]
+    async with Sink(engine, batch_max_rows=5000, batch_max_seconds=0.2) as sink:
+        for path, market, snaps in parsed:
+            await sink.put(market)
+            for s in snaps:
+                await sink.put(s)
+            first, last = snaps[0].last_price, snaps[-1].last_price
+            assert first is not None
+            assert last is not None
+            done.append(ImportedCandles(str(path), market.ticker, len(snaps), str(market.result), first, last))
+        await sink.flush()
+    return done

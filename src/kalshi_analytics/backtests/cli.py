@@ -1,0 +1,408 @@
+"""``kalshi-analytics backtest …``: run, sweep, import-candles, worker, strategies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kalshi_analytics.backtests.errors import BacktestInputError, InvalidParametersError, InvalidWindowError
+
+backtest_app = typer.Typer(
+    help="Backtest strategies on recorded snapshots (Kalshi fees, fills, settlement).", no_args_is_help=True
+)
+
+StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `backtest strategies`).")]
+StartOpt = Annotated[str, typer.Option(help="Window start, ISO 8601 (naive = UTC), inclusive.")]
+EndOpt = Annotated[str, typer.Option(help="Window end, ISO 8601 (naive = UTC), exclusive.")]
+CategoryOpt = Annotated[list[str] | None, typer.Option("--category", help="Only these categories (repeatable).")]
+SeriesOpt = Annotated[list[str] | None, typer.Option("--series", help="Only these series tickers (repeatable).")]
+EventOpt = Annotated[list[str] | None, typer.Option("--event", help="Only these event tickers (repeatable).")]
+TickerOpt = Annotated[list[str] | None, typer.Option("--ticker", help="Only these market tickers (repeatable).")]
+CapitalOpt = Annotated[str, typer.Option("--capital", help="Starting cash in dollars.")]
+MaxPosOpt = Annotated[str, typer.Option("--max-position", help="Contract limit per market and side.")]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``k=v`` pairs; values read as JSON when they parse (numbers, true/false), else as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParametersError(f"--param {item!r}: expected key=value")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``k=v1,v2,…`` per parameter."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise InvalidParametersError(f"--grid {item!r}: expected key=v1,v2,...")
+        out[key.strip()] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+    return out
+
+
+def parse_when(value: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidWindowError(f"--{name} {value!r}: not an ISO 8601 date or time", name) from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _request(
+    strategy: str,
+    params: dict[str, Any],
+    start: str,
+    end: str,
+    *,
+    category: list[str] | None,
+    series: list[str] | None,
+    event: list[str] | None,
+    ticker: list[str] | None,
+    capital: str,
+    max_position: str,
+    vectorised: bool | None,
+) -> Any:
+    from kalshi_analytics.backtests.data import MarketFilter
+    from kalshi_analytics.backtests.service import validate_request
+
+    try:
+        cap, maxpos = Decimal(capital), Decimal(max_position)
+    except ArithmeticError:
+        raise InvalidParametersError("--capital and --max-position must be numbers") from None
+    return validate_request(
+        strategy,
+        params,
+        parse_when(start, "start"),
+        parse_when(end, "end"),
+        market_filter=MarketFilter(
+            categories=category or [], series=series or [], events=event or [], tickers=ticker or []
+        ),
+        initial_capital=cap,
+        max_position=maxpos,
+        vectorised=vectorised,
+    )
+
+
+def metrics_table(title: str, metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    keys = (
+        "total_pnl",
+        "return_pct",
+        "num_trades",
+        "num_fills",
+        "fees_paid",
+        "win_rate",
+        "profit_factor",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "max_drawdown_days",
+        "exposure_time",
+        "brier_score",
+        "markets",
+        "snapshots",
+        "path",
+    )
+    for k in keys:
+        v = metrics.get(k)
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else ("-" if v is None else str(v)))
+    if metrics.get("unresolved_markets"):
+        table.add_row("unresolved (marked)", ", ".join(metrics["unresolved_markets"][:5]))
+    for k, v in (extra or {}).items():
+        table.add_row(k, str(v))
+    return table
+
+
+async def open_cache(engine: Any, data_dir: Path) -> Any:
+    from kalshi_analytics.backtests.cache import ColumnarCache, cache_key
+
+    return ColumnarCache(data_dir / "columnar-cache" / await cache_key(engine))
+
+
+class _Bar:
+    def __init__(self, progress: Progress) -> None:
+        self.p = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.p.add_task(phase, total=max(total, 1))
+        self.p.update(self.tasks[phase], completed=done, total=max(total, 1))
+
+
+@backtest_app.command("run")
+def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
+    strategy: StrategyOpt,
+    start: StartOpt,
+    end: EndOpt,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter key=value.")] = None,
+    category: CategoryOpt = None,
+    series: SeriesOpt = None,
+    event: EventOpt = None,
+    ticker: TickerOpt = None,
+    capital: CapitalOpt = "10000",
+    max_position: MaxPosOpt = "10000",
+    per_event: Annotated[bool, typer.Option("--per-event", help="Use the per-event hook even if vectorised.")] = False,
+    cache: Annotated[bool, typer.Option(help="Serve closed months from the columnar cache in the data dir.")] = True,
+) -> None:
+    """Run one backtest, store it (backtest_results + executions) and print its metrics."""
+    from kalshi_analytics.backtests.service import get_result, run_backtest
+    from kalshi_analytics.cli import fail, run, settings
+    from kalshi_analytics.database import open_database
+
+    try:
+        req = _request(
+            strategy,
+            parse_params(param or []),
+            start,
+            end,
+            category=category,
+            series=series,
+            event=event,
+            ticker=ticker,
+            capital=capital,
+            max_position=max_position,
+            vectorised=False if per_event else None,
+        )
+    except BacktestInputError as exc:
+        fail(str(exc))
+    s = settings()
+    console = Console(width=120)
+
+    async def go() -> Any:
+        _choice, engine = await open_database(s, upgrade=False)
+        try:
+            cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            col_cache = await open_cache(engine, s.data_dir) if cache else None
+            with Progress(*cols, TimeElapsedColumn(), console=console, transient=True) as progress:
+                rid = await run_backtest(engine, req, cache=col_cache, progress=_Bar(progress))
+            return await get_result(engine, rid)
+        finally:
+            await engine.dispose()
+
+    res = run(go)
+    metrics = res.metrics or {}
+    timings = metrics.get("timings", {})
+    extra = {"id": res.id, "load s": f"{timings.get('load_seconds', 0):.3f}"}
+    extra["simulate s"] = f"{timings.get('simulate_seconds', 0):.3f}"
+    if metrics.get("message"):
+        extra["note"] = metrics["message"]
+    console.print(metrics_table(f"{res.strategy_name} v{res.strategy_version}  {res.params}", metrics, extra))
+
+
+# --------------------------------------------------------------------------------------------------- sweep
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cache: str, markets: list[Any], start: datetime, end: datetime) -> None:
+    from kalshi_analytics.backtests.data import Dataset
+
+    _WORKER["ds"] = Dataset.from_npz(cache, markets, start, end)
+
+
+def _sweep_one(req_json: str) -> Any:
+    from kalshi_analytics.backtests.service import BacktestRequest, outcome_for, resolve
+
+    req = BacktestRequest.model_validate_json(req_json)
+    strategy, params = resolve(req)
+    return outcome_for(req, strategy, params, _WORKER["ds"])
+
+
+@backtest_app.command("sweep")
+def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
+    strategy: StrategyOpt,
+    start: StartOpt,
+    end: EndOpt,
+    grid: Annotated[list[str] | None, typer.Option("--grid", "-g", help="key=v1,v2,... (repeatable).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Fixed parameter key=value.")] = None,
+    category: CategoryOpt = None,
+    series: SeriesOpt = None,
+    event: EventOpt = None,
+    ticker: TickerOpt = None,
+    capital: CapitalOpt = "10000",
+    max_position: MaxPosOpt = "10000",
+    workers: Annotated[int, typer.Option(help="Processes (default: all cores).")] = 0,
+) -> None:
+    """Run a strategy over a parameter grid on all cores; data is loaded once and shared via a columnar cache."""
+    from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
+    from kalshi_analytics.cli import fail, run, settings
+    from kalshi_analytics.database import open_database
+
+    try:
+        fixed = parse_params(param or [])
+        axes = parse_grid(grid or [])
+        if not axes:
+            raise InvalidParametersError("give at least one --grid key=v1,v2")
+        combos = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
+        reqs = [
+            _request(
+                strategy,
+                {**fixed, **c},
+                start,
+                end,
+                category=category,
+                series=series,
+                event=event,
+                ticker=ticker,
+                capital=capital,
+                max_position=max_position,
+                vectorised=None,
+            )
+            for c in combos
+        ]
+    except BacktestInputError as exc:
+        fail(str(exc))
+    s = settings()
+    console = Console(width=140)
+    n_workers = workers or os.cpu_count() or 1
+
+    async def go() -> list[tuple[Any, Any]]:
+        _choice, engine = await open_database(s, upgrade=False)
+        try:
+            ds = await load_for(engine, reqs[0], await open_cache(engine, s.data_dir))
+            with tempfile.TemporaryDirectory(prefix="ka-sweep-") as tmp:
+                cache = str(Path(tmp) / "snapshots.npz")
+                ds.save(cache)
+                init = (cache, ds.markets, ds.start, ds.end)
+                with (
+                    ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=init) as pool,
+                    Progress(console=console, transient=True) as progress,
+                ):
+                    task = progress.add_task(f"{len(reqs)} runs on {n_workers} processes", total=len(reqs))
+                    futures = [pool.submit(_sweep_one, r.model_dump_json()) for r in reqs]
+                    outs = []
+                    for f in futures:
+                        outs.append(f.result())
+                        progress.advance(task)
+            saved = []
+            for r, out in zip(reqs, outs, strict=True):
+                out.load_seconds = ds.load_seconds
+                rid = await _insert_request(engine, r, out.strategy_version, out.params, "running")
+                await save_outcome(engine, rid, out)
+                saved.append((rid, out))
+            return saved
+        finally:
+            await engine.dispose()
+
+    saved = run(go)
+    table = Table(title=f"sweep {strategy}: {len(saved)} runs", title_justify="left")
+    for col in ("id", *axes, "total_pnl", "trades", "fees", "sharpe", "max_dd", "brier"):
+        table.add_column(col, justify="right")
+    for rid, out in sorted(saved, key=lambda x: -Decimal(x[1].metrics["total_pnl"])):
+        m = out.metrics
+        table.add_row(
+            str(rid)[:8],
+            *(str(out.params.get(k)) for k in axes),
+            m["total_pnl"],
+            str(m["num_trades"]),
+            m["fees_paid"],
+            "-" if m["sharpe"] is None else f"{m['sharpe']:.3f}",
+            f"{m['max_drawdown']:.2f}",
+            "-" if m["brier_score"] is None else f"{m['brier_score']:.4f}",
+        )
+    console.print(table)
+
+
+@backtest_app.command("import-candles")
+def import_candles_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Candle CSV files or folders of them.")],
+) -> None:
+    """Import NBA 1-minute candle CSVs backfill-style (markets + snapshots through the recorder's sink).
+
+    Assumption: bid/ask = close ∓ half a cent (the CSVs hold trade prices only); result inferred from the final close.
+    """
+    from kalshi_analytics.backtests.candles_import import import_candle_files
+    from kalshi_analytics.cli import fail, run, settings
+    from kalshi_analytics.database import open_database
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.csv")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            fail(f"{p}: no such file or folder")
+    if not files:
+        fail("no CSV files given")
+    s = settings()
+
+    async def go() -> Any:
+        _choice, engine = await open_database(s, upgrade=False)
+        try:
+            return await import_candle_files(engine, files)
+        finally:
+            await engine.dispose()
+
+    try:
+        done = run(go)
+    except ValueError as exc:
+        fail(str(exc))
+    table = Table(title=f"imported {len(done)} files", title_justify="left")
+    for col in ("ticker", "snapshots", "first", "last", "result"):
+        table.add_column(col)
+    for d in done:
+        table.add_row(d.ticker, str(d.snapshots), str(d.first_close), str(d.last_close), d.result)
+    Console(width=120).print(table)
+
+
+@backtest_app.command("worker")
+def worker_cmd(
+    once: Annotated[bool, typer.Option(help="Process the queue once and exit.")] = True,
+) -> None:
+    """Run queued backtests (status 'queued') until none is left."""
+    from kalshi_analytics.backtests.service import execute_queued
+    from kalshi_analytics.cli import run, settings
+    from kalshi_analytics.database import open_database
+
+    s = settings()
+
+    async def go() -> int:
+        _choice, engine = await open_database(s, upgrade=False)
+        try:
+            return len(await execute_queued(engine, cache=await open_cache(engine, s.data_dir)))
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"processed {run(go)} queued backtests")
+
+
+@backtest_app.command("strategies")
+def strategies_cmd() -> None:
+    """List the registered strategies and their parameters."""
+    from kalshi_analytics.strategies import list_strategies
+
+    table = Table(title="strategies", title_justify="left")
+    for col in ("name", "version", "vectorised", "parameters", "description"):
+        table.add_column(col)
+    for st in list_strategies():
+        props = st["params_schema"].get("properties", {})
+        ps = ", ".join(f"{k}={v.get('default', '?')}" for k, v in props.items())
+        table.add_row(st["name"], st["version"], "yes" if st["vectorised"] else "no", ps, st["description"])
+    Console(width=160).print(table)

@@ -1,0 +1,320 @@
+"""Loading snapshots for a backtest as columns, straight from PostgreSQL.
+
+One binary ``COPY (SELECT …) TO STDOUT`` whose every column is fixed-width and never NULL (prices cast to
+float8 with NaN for NULL, the ticker as ``hashtext(ticker)``, ``ts`` as sent: binary timestamptz is int8
+microseconds since 2000-01-01). Each row then has the same 124-byte layout, so the stream is decoded by
+``numpy.frombuffer`` with a structured big-endian dtype: no Python per row. Rows come ordered by
+(ticker, ts, source), so each market is one contiguous slice.
+
+Measured (bench/backtest_throughput.py): the server's NUMERIC → float8 casts dominate, not the transfer or the
+decoding; so the markets are split into ``parallel`` ticker ranges copied concurrently on separate connections
+(one server backend each), and closed months can be served from a columnar cache (:mod:`.cache`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.backtests.fees import SeriesFees
+from kalshi_analytics.strategies.base import FIELDS, FloatArray, MarketArrays
+
+SOURCES = ("poll", "websocket", "backfill")
+_PRICE_COLS = ("yes_bid", "yes_ask", "no_bid", "no_ask", "last_price", "yes_bid_size", "yes_ask_size", "volume")
+_SQL_EXPR = {
+    "yes_bid": "s.yes_bid",
+    "yes_ask": "s.yes_ask",
+    # Kalshi's books are bids only: the NO ask is 1 − the YES bid, the NO bid 1 − the YES ask.
+    "no_bid": "COALESCE(s.no_bid, 1 - s.yes_ask)",
+    "no_ask": "COALESCE(s.no_ask, 1 - s.yes_bid)",
+    "last_price": "s.last_price",
+    "yes_bid_size": "s.yes_bid_size",
+    "yes_ask_size": "s.yes_ask_size",
+    "volume": "s.volume",
+}
+_ROW = np.dtype(
+    [("nf", ">i2"), ("l0", ">i4"), ("h", ">i4"), ("l1", ">i4"), ("ts", ">i8"), ("l2", ">i4"), ("src", ">i2")]
+    + [item for c in _PRICE_COLS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
+)
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00Z in Unix microseconds
+_PARSE_BYTES = 8 << 20
+
+
+class MarketFilter(BaseModel):
+    """Which markets a backtest covers; empty lists mean "any". All given conditions must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] = Field(default_factory=list)
+    series: list[str] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    tickers: list[str] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.categories or self.series or self.events or self.tickers)
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    ticker: str
+    event_ticker: str | None
+    series_ticker: str | None
+    category: str | None
+    status: str | None
+    result: str | None
+    settlement_value: Decimal | None
+    close_time: datetime | None
+    fees: SeriesFees
+
+
+@dataclass
+class Dataset:
+    """Snapshots of many markets, concatenated; market ``k`` is rows ``offsets[k]:offsets[k+1]``."""
+
+    markets: list[MarketInfo]
+    offsets: npt.NDArray[np.int64]
+    ts_us: npt.NDArray[np.int64]  # exchange time, microseconds since the epoch (exact)
+    source: npt.NDArray[np.int8]  # index into SOURCES
+    columns: dict[str, FloatArray]  # FIELDS (``ts`` in float seconds)
+    start: datetime
+    end: datetime
+    load_seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts_us)
+
+    def market(self, k: int) -> MarketArrays:
+        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+        info = self.markets[k]
+        close = info.close_time.timestamp() if info.close_time is not None else None
+        return MarketArrays(info.ticker, {c: v[a:b] for c, v in self.columns.items()}, close)
+
+    def save(self, path: str) -> None:
+        """A columnar cache file (``.npz``); :meth:`load` reads it back (memory-mapped arrays are not needed:
+        the file is read once per worker)."""
+        arrays: dict[str, Any] = {"offsets": self.offsets, "ts_us": self.ts_us, "source": self.source}
+        arrays.update({f"col_{k}": v for k, v in self.columns.items()})
+        np.savez(path, **arrays)
+
+    @classmethod
+    def from_npz(cls, path: str, markets: list[MarketInfo], start: datetime, end: datetime) -> Dataset:
+        z = np.load(path)
+        cols = {k[4:]: z[k] for k in z.files if k.startswith("col_")}
+        return cls(markets, z["offsets"], z["ts_us"], z["source"], cols, start, end)
+
+
+def empty_dataset(start: datetime, end: datetime) -> Dataset:
+    return Dataset(
+        [],
+        np.zeros(1, np.int64),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int8),
+        {c: np.zeros(0) for c in FIELDS},
+        start,
+        end,
+    )
+
+
+def _where(f: MarketFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, values in (
+        ("coalesce(m.category, se.category)", f.categories),
+        ("m.series_ticker", f.series),
+        ("m.event_ticker", f.events),
+        ("m.ticker", f.tickers),
+    ):
+        if values:
+            args.append(list(values))
+            clauses.append(f"{column} = ANY(${len(args)}::text[])")
+    return (" AND ".join(clauses) or "true"), args
+
+
+async def load_markets(driver: Any, market_filter: MarketFilter) -> list[MarketInfo]:
+    where, args = _where(market_filter)
+    rows = await driver.fetch(
+        "SELECT m.ticker, m.event_ticker, m.series_ticker, coalesce(m.category, se.category) AS category, m.status, "
+        "m.result, m.settlement_value, m.close_time, se.fee_type, se.fee_multiplier "
+        f"FROM markets m LEFT JOIN series se ON se.ticker = m.series_ticker WHERE {where} ORDER BY m.ticker",
+        *args,
+    )
+    return [
+        MarketInfo(
+            r["ticker"],
+            r["event_ticker"],
+            r["series_ticker"],
+            r["category"],
+            r["status"],
+            r["result"],
+            r["settlement_value"],
+            r["close_time"],
+            SeriesFees(r["fee_type"], r["fee_multiplier"]),
+        )
+        for r in rows
+    ]
+
+
+def _ts_literal(t: datetime) -> str:
+    if t.tzinfo is None:
+        raise ValueError("backtest window times must be timezone-aware")
+    text = t.astimezone(UTC).isoformat()
+    if not re.fullmatch(r"[0-9T:.+\-]+", text):  # our own formatting; never user text inside SQL
+        raise ValueError(f"bad timestamp {t!r}")
+    return f"'{text}'::timestamptz"
+
+
+def snapshot_copy_sql(start: datetime, end: datetime, tickers_param: int = 1) -> str:
+    cols = ", ".join(f"COALESCE(({_SQL_EXPR[c]})::float8, 'NaN'::float8)" for c in _PRICE_COLS)
+    return (
+        "SELECT hashtext(s.ticker), s.ts, "
+        "(CASE s.source WHEN 'poll' THEN 0 WHEN 'websocket' THEN 1 ELSE 2 END)::int2, "
+        f"{cols} FROM market_snapshots s WHERE s.ticker = ANY(${tickers_param}::text[]) "
+        f"AND s.ts >= {_ts_literal(start)} AND s.ts < {_ts_literal(end)} ORDER BY s.ticker, s.ts, s.source"
+    )
+
+
+class _Decoder:
+    """Decodes a binary COPY stream of ``_ROW`` records incrementally (bounded extra memory)."""
+
+    def __init__(self) -> None:
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.header_done = False
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.rest = b""
+
+    async def __call__(self, chunk: bytes) -> None:
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if self.pending_bytes >= _PARSE_BYTES:
+            self._parse(final=False)
+
+    def _parse(self, final: bool) -> None:
+        buf = self.rest + b"".join(self.pending)
+        self.pending, self.pending_bytes = [], 0
+        pos = 0
+        if not self.header_done:
+            if len(buf) < 19:
+                self.rest = buf
+                return
+            if buf[:11] != _SIGNATURE:
+                raise ValueError("not a binary COPY stream")
+            ext = int.from_bytes(buf[15:19], "big")
+            pos = 19 + ext
+            self.header_done = True
+        body = memoryview(buf)[pos:]
+        n = len(body) // _ROW.itemsize
+        recs = np.frombuffer(body, _ROW, count=n)
+        if n:
+            part: dict[str, np.ndarray[Any, Any]] = {
+                "h": recs["h"].astype(np.int32),
+                "ts": recs["ts"].astype(np.int64),
+                "src": recs["src"].astype(np.int8),
+            }
+            for c in _PRICE_COLS:
+                part[c] = recs[c].astype(np.float64)
+            self.parts.append(part)
+        self.rest = bytes(body[n * _ROW.itemsize :])
+
+    def finish(self) -> dict[str, np.ndarray]:
+        self._parse(final=True)
+        if self.rest not in (b"\xff\xff", b""):
+            raise ValueError(f"unexpected {len(self.rest)} trailing bytes in the COPY stream")
+        keys = ["h", "ts", "src", *_PRICE_COLS]
+        if not self.parts:
+            return {k: np.zeros(0) for k in keys}
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in keys}
+
+
+async def _copy_range(engine: AsyncEngine, start: datetime, end: datetime, tickers: list[str]) -> _Decoder:
+    decoder = _Decoder()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_from_query(snapshot_copy_sql(start, end), tickers, output=decoder, format="binary")
+        await conn.rollback()
+    return decoder
+
+
+async def load_dataset(
+    engine: AsyncEngine,
+    start: datetime,
+    end: datetime,
+    market_filter: MarketFilter | None = None,
+    *,
+    parallel: int = 2,
+) -> Dataset:
+    """Markets matching ``market_filter`` and their snapshots with ``start <= ts < end``, as columns.
+
+    ``parallel`` concurrent COPYs (ticker ranges) use that many connections of ``engine``'s pool.
+    """
+    import asyncio
+    import time
+
+    t0 = time.perf_counter()
+    market_filter = market_filter or MarketFilter()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        markets = await load_markets(driver, market_filter)
+        if not markets:
+            ds = empty_dataset(start, end)
+            ds.load_seconds = time.perf_counter() - t0
+            return ds
+        tickers = [m.ticker for m in markets]
+        hashes = await driver.fetch("SELECT t, hashtext(t) AS h FROM unnest($1::text[]) AS t", tickers)
+        await conn.rollback()
+    parts = max(1, min(parallel, len(tickers)))
+    bounds = [len(tickers) * i // parts for i in range(parts + 1)]
+    decoders = await asyncio.gather(
+        *(_copy_range(engine, start, end, tickers[a:b]) for a, b in itertools.pairwise(bounds))
+    )
+    finished = [d.finish() for d in decoders]
+    cols = finished[0] if len(finished) == 1 else {k: np.concatenate([f[k] for f in finished]) for k in finished[0]}
+    if len(cols["h"]) == 0:
+        ds = empty_dataset(start, end)
+        ds.load_seconds = time.perf_counter() - t0
+        return ds
+    by_hash: dict[int, list[int]] = {}
+    index_of = {m.ticker: k for k, m in enumerate(markets)}
+    for r in hashes:
+        by_hash.setdefault(int(r["h"]), []).append(index_of[r["t"]])
+    h = cols["h"]
+    n = len(h)
+    # Group boundaries: rows are ordered by ticker, so each change of hash starts a market.
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    ends = np.r_[starts[1:], n].astype(np.int64)
+    kept: list[MarketInfo] = []
+    offsets = [0]
+    for a, b in zip(starts, ends, strict=True):
+        ks = by_hash[int(h[a])]
+        if len(ks) != 1:  # a hash collision between two selected tickers: refuse rather than mix them up
+            raise RuntimeError("hashtext collision between selected tickers; narrow the market filter")
+        kept.append(markets[ks[0]])
+        offsets.append(int(b))
+    ts_us = cols["ts"].astype(np.int64) + _PG_EPOCH_US
+    columns: dict[str, FloatArray] = {"ts": ts_us / 1e6}
+    for c in _PRICE_COLS:
+        columns[c] = cols[c]
+    ds = Dataset(kept, np.asarray(offsets, np.int64), ts_us, cols["src"].astype(np.int8), columns, start, end)
+    ds.load_seconds = time.perf_counter() - t0
+    return ds
+
+
+def tickers_of(ds: Dataset) -> Sequence[str]:
+    return [m.ticker for m in ds.markets]

@@ -1,0 +1,449 @@
+"""Backtests as a service: the functions the REST layer (and the CLI, and notebooks) call.
+
+- :func:`run_backtest` ``(engine, request) -> BacktestResultId`` validates, loads, simulates, computes metrics and
+  persists in one call (status ``done``), returning the new ``backtest_results.id``.
+- :func:`enqueue_backtest` ``(engine, request) -> BacktestResultId`` only validates and stores a ``queued`` row (what
+  ``POST /api/v1/backtests`` should do before answering 202); :func:`execute_queued` ``(engine)`` is the worker:
+  it claims queued rows with ``FOR UPDATE SKIP LOCKED`` (many workers may run), runs them and stores the result
+  (``done``) or the error (``failed``).
+- :func:`get_result` ``(engine, id) -> BacktestResultView`` and :func:`get_executions` read back.
+
+Input errors raise :class:`~kalshi_analytics.backtests.errors.BacktestInputError` subclasses (map to 422);
+an unknown id raises :class:`~kalshi_analytics.backtests.errors.BacktestNotFoundError` (404).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NewType
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
+from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
+from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
+from kalshi_analytics.backtests.errors import (
+    BacktestNotFoundError,
+    InvalidParametersError,
+    InvalidWindowError,
+    UnknownStrategyError,
+)
+from kalshi_analytics.backtests.metrics import compute_metrics
+from kalshi_analytics.strategies import registry
+from kalshi_analytics.strategies.base import Strategy, StrategyParams
+
+BacktestResultId = NewType("BacktestResultId", uuid.UUID)
+
+
+class BacktestRequest(BaseModel):
+    """One backtest to run. ``params`` are validated against the strategy's ``Params`` model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    strategy_version: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    start: datetime
+    end: datetime
+    market_filter: MarketFilter = Field(default_factory=MarketFilter)
+    initial_capital: Decimal = Field(Decimal(10_000), gt=0)
+    max_position: Decimal = Field(Decimal(10_000), gt=0)
+    contract_step: Decimal = Field(Decimal(1), gt=0, description="Fill sizes are rounded down to this.")
+    vectorised: bool | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _window(self) -> BacktestRequest:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+def validate_request(
+    strategy: str,
+    params: dict[str, Any] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    strategy_version: str | None = None,
+    **kw: Any,
+) -> BacktestRequest:
+    """Build a request, turning every input problem into a typed :class:`BacktestInputError`."""
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    if end <= start:
+        raise InvalidWindowError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})", "end")
+    try:
+        req = BacktestRequest(
+            strategy=strategy, strategy_version=strategy_version, params=params or {}, start=start, end=end, **kw
+        )
+    except ValidationError as exc:
+        raise InvalidParametersError(_one_line(exc)) from None
+    resolve(req)
+    return req
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "input"
+        parts.append(f"{loc}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and loc != "input" else ""))
+    return "; ".join(parts)
+
+
+def resolve(req: BacktestRequest) -> tuple[Strategy, StrategyParams]:
+    try:
+        strategy = registry.get_strategy(req.strategy, req.strategy_version)
+    except registry.UnknownStrategyError as exc:
+        raise UnknownStrategyError(str(exc), "strategy") from None
+    try:
+        params = strategy.parse_params(req.params)
+    except ValidationError as exc:
+        raise InvalidParametersError(f"{strategy.name}: {_one_line(exc)}", "params") from None
+    return strategy, params
+
+
+@dataclass
+class BacktestOutcome:
+    """Everything a run produced (before or without persistence)."""
+
+    request: BacktestRequest
+    strategy_version: str
+    params: dict[str, Any]
+    sim: SimulationResult
+    metrics: dict[str, Any]
+    load_seconds: float
+    metrics_seconds: float
+    no_data: bool
+    message: str | None = None
+
+
+async def load_for(engine: AsyncEngine, req: BacktestRequest, cache: ColumnarCache | None = None) -> Dataset:
+    if cache is None:
+        return await load_dataset(engine, req.start, req.end, req.market_filter)
+    return await load_dataset_cached(engine, req.start, req.end, req.market_filter, cache)
+
+
+async def compute_backtest(
+    engine: AsyncEngine,
+    req: BacktestRequest,
+    *,
+    dataset: Dataset | None = None,
+    cache: ColumnarCache | None = None,
+    progress: Progress | None = None,
+) -> BacktestOutcome:
+    """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes."""
+    strategy, params = resolve(req)
+    ds = dataset if dataset is not None else await load_for(engine, req, cache)
+    if progress is not None:
+        progress("loaded", ds.rows, ds.rows)
+    return outcome_for(req, strategy, params, ds, progress)
+
+
+def outcome_for(
+    req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, progress: Progress | None = None
+) -> BacktestOutcome:
+    cfg = EngineConfig(
+        initial_capital=req.initial_capital,
+        max_position=req.max_position,
+        contract_step=req.contract_step,
+        vectorised=req.vectorised,
+    )
+    sim = simulate(ds, strategy, params, cfg, progress)
+    t0 = time.perf_counter()
+    metrics = compute_metrics(sim)
+    metrics["timings"] = {"load_seconds": ds.load_seconds, "simulate_seconds": sim.simulate_seconds}
+    no_data = ds.rows == 0
+    message = "no snapshots in the window for the selected markets" if no_data else None
+    if no_data:
+        metrics["message"] = message
+    return BacktestOutcome(
+        request=req,
+        strategy_version=strategy.version,
+        params=params.model_dump(mode="json"),
+        sim=sim,
+        metrics=metrics,
+        load_seconds=ds.load_seconds,
+        metrics_seconds=time.perf_counter() - t0,
+        no_data=no_data,
+        message=message,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ persistence
+_INSERT_RESULT = text(
+    "INSERT INTO backtest_results (strategy_name, strategy_version, params, window_start, window_end, "
+    "market_filter, status, started_at) VALUES (:name, :version, CAST(:params AS jsonb), :start, :end, "
+    "CAST(:filter AS jsonb), :status, :started) RETURNING id"
+)
+_EXEC_COLUMNS = (
+    "backtest_id",
+    "ticker",
+    "side",
+    "size",
+    "entry_ts",
+    "entry_price",
+    "entry_snapshot_ts",
+    "entry_snapshot_source",
+    "exit_ts",
+    "exit_price",
+    "exit_snapshot_ts",
+    "exit_snapshot_source",
+    "exit_reason",
+    "fees",
+    "pnl",
+    "signal",
+)
+
+
+def _equity_json(sim: SimulationResult) -> dict[str, Any]:
+    return {
+        "ts": [datetime.fromtimestamp(float(t), UTC).isoformat() for t in sim.equity_ts],
+        "equity": [round(float(v), 4) for v in sim.equity],
+    }
+
+
+async def _insert_request(
+    engine: AsyncEngine, req: BacktestRequest, version: str, params: dict[str, Any], status: str
+) -> uuid.UUID:
+    async with engine.begin() as conn:
+        row = await conn.execute(
+            _INSERT_RESULT,
+            {
+                "name": req.strategy,
+                "version": version,
+                "params": json.dumps(params),
+                "start": req.start,
+                "end": req.end,
+                "filter": json.dumps(_filter_json(req)),
+                "status": status,
+                "started": datetime.now(UTC) if status == "running" else None,
+            },
+        )
+        return uuid.UUID(str(row.scalar_one()))
+
+
+def _filter_json(req: BacktestRequest) -> dict[str, Any]:
+    return {
+        **req.market_filter.model_dump(),
+        "initial_capital": str(req.initial_capital),
+        "max_position": str(req.max_position),
+        "contract_step": str(req.contract_step),
+        "vectorised": req.vectorised,
+    }
+
+
+async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestOutcome) -> None:
+    """Store the metrics, equity curve, feed gaps of the window and every execution (binary COPY)."""
+    sim = out.sim
+    async with engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        gaps = await driver.fetch(
+            "SELECT key, channel, market_ticker, cause, gap_start, gap_end, repaired_at, repair_method FROM feed_gaps "
+            "WHERE gap_start < $2 AND coalesce(gap_end, 'infinity') >= $1 ORDER BY gap_start",
+            out.request.start,
+            out.request.end,
+        )
+        tickers = {m for m in (out.request.market_filter.tickers or [])}
+        gap_rows = [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(g).items()}
+            for g in gaps
+            if g["market_ticker"] is None or not tickers or g["market_ticker"] in tickers
+        ]
+        await driver.execute(
+            "UPDATE backtest_results SET status = 'done', finished_at = now(), "
+            "started_at = coalesce(started_at, now()), "
+            "error = NULL, snapshots_processed = $2, num_trades = $3, total_pnl = $4, fees_paid = $5, "
+            "metrics = $6::jsonb, equity_curve = $7::jsonb, feed_gaps = $8::jsonb, strategy_version = $9, "
+            "params = $10::jsonb WHERE id = $1",
+            result_id,
+            sim.snapshots,
+            len(sim.executions),
+            sim.total_pnl,
+            sim.fees_paid,
+            json.dumps(out.metrics),
+            json.dumps(_equity_json(sim)),
+            json.dumps({"count": len(gap_rows), "gaps": gap_rows}),
+            out.strategy_version,
+            json.dumps(out.params),
+        )
+        await driver.execute("DELETE FROM backtest_executions WHERE backtest_id = $1", result_id)
+        records = [
+            (
+                result_id,
+                e.ticker,
+                e.side,
+                e.size,
+                e.entry_ts,
+                e.entry_price,
+                e.entry_snapshot_ts,
+                e.entry_snapshot_source,
+                e.exit_ts,
+                e.exit_price,
+                e.exit_snapshot_ts,
+                e.exit_snapshot_source,
+                e.exit_reason,
+                e.fees,
+                e.pnl,
+                json.dumps(e.signal),
+            )
+            for e in sim.executions
+        ]
+        if records:
+            await driver.copy_records_to_table("backtest_executions", records=records, columns=_EXEC_COLUMNS)
+
+
+async def run_backtest(
+    engine: AsyncEngine,
+    request: BacktestRequest,
+    *,
+    dataset: Dataset | None = None,
+    cache: ColumnarCache | None = None,
+    progress: Progress | None = None,
+) -> BacktestResultId:
+    """Validate, run and persist one backtest now; returns the ``backtest_results.id`` (status ``done``).
+
+    Raises :class:`BacktestInputError` (422) for an unknown strategy or bad parameters. A window with no data is
+    not an error: the result is stored with zero snapshots and ``metrics.message`` saying so.
+    """
+    strategy, params = resolve(request)
+    result_id = await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "running")
+    try:
+        out = await compute_backtest(engine, request, dataset=dataset, cache=cache, progress=progress)
+        await save_outcome(engine, result_id, out)
+    except Exception as exc:
+        await _mark_failed(engine, result_id, exc)
+        raise
+    return BacktestResultId(result_id)
+
+
+async def enqueue_backtest(engine: AsyncEngine, request: BacktestRequest) -> BacktestResultId:
+    """Validate and store a ``queued`` backtest for :func:`execute_queued`; returns its id (for a 202 answer)."""
+    strategy, params = resolve(request)
+    return BacktestResultId(
+        await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "queued")
+    )
+
+
+async def _mark_failed(engine: AsyncEngine, result_id: uuid.UUID, exc: BaseException) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE backtest_results SET status = 'failed', finished_at = now(), error = :e WHERE id = :id"),
+            {"id": result_id, "e": f"{type(exc).__name__}: {exc}"[:2000]},
+        )
+
+
+async def execute_queued(
+    engine: AsyncEngine, *, limit: int | None = None, cache: ColumnarCache | None = None
+) -> list[BacktestResultId]:
+    """Worker: claim ``queued`` rows one at a time (``FOR UPDATE SKIP LOCKED``), run each, store the outcome.
+
+    Safe with many concurrent workers. Returns the ids it processed (done or failed); stops when no queued row
+    is left or after ``limit`` rows.
+    """
+    done: list[BacktestResultId] = []
+    while limit is None or len(done) < limit:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT id, strategy_name, strategy_version, params, window_start, window_end, market_filter "
+                        "FROM backtest_results WHERE status = 'queued' ORDER BY created_at "
+                        "FOR UPDATE SKIP LOCKED LIMIT 1"
+                    )
+                )
+            ).first()
+            if row is None:
+                break
+            await conn.execute(
+                text("UPDATE backtest_results SET status = 'running', started_at = now() WHERE id = :id"),
+                {"id": row.id},
+            )
+        try:
+            f = dict(row.market_filter or {})
+            extra = {k: f.pop(k) for k in ("initial_capital", "max_position", "contract_step", "vectorised") if k in f}
+            req = BacktestRequest(
+                strategy=row.strategy_name,
+                strategy_version=row.strategy_version,
+                params=row.params,
+                start=row.window_start,
+                end=row.window_end,
+                market_filter=MarketFilter(**f),
+                **extra,
+            )
+            out = await compute_backtest(engine, req, cache=cache)
+            await save_outcome(engine, row.id, out)
+        except Exception as exc:
+            await _mark_failed(engine, row.id, exc)
+        done.append(BacktestResultId(row.id))
+    return done
+
+
+# ------------------------------------------------------------------------------------------------------ reads
+class BacktestResultView(BaseModel):
+    id: uuid.UUID
+    status: str
+    strategy_name: str
+    strategy_version: str
+    params: dict[str, Any]
+    window_start: datetime
+    window_end: datetime
+    market_filter: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    snapshots_processed: int | None
+    num_trades: int | None
+    total_pnl: Decimal | None
+    fees_paid: Decimal | None
+    metrics: dict[str, Any] | None
+    equity_curve: dict[str, Any] | None
+    feed_gaps: dict[str, Any] | None
+
+
+async def get_result(engine: AsyncEngine, result_id: uuid.UUID | str) -> BacktestResultView:
+    """One stored backtest (any status); raises :class:`BacktestNotFoundError`."""
+    async with engine.connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    text("SELECT * FROM backtest_results WHERE id = :id"), {"id": uuid.UUID(str(result_id))}
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise BacktestNotFoundError(f"no backtest {result_id}")
+    return BacktestResultView(**dict(row))
+
+
+async def get_executions(engine: AsyncEngine, result_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    """The executions of a backtest in entry order (Decimals and datetimes as stored)."""
+    async with engine.connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    text("SELECT * FROM backtest_executions WHERE backtest_id = :id ORDER BY entry_ts, id"),
+                    {"id": uuid.UUID(str(result_id))},
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) for r in rows]

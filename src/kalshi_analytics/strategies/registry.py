@@ -1,0 +1,65 @@
+"""Strategies by name and version: ``register`` a class, ``get_strategy`` it back, ``list_strategies`` for APIs."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from kalshi_analytics.strategies.base import Strategy
+
+S = TypeVar("S", bound=type[Strategy])
+
+_REGISTRY: dict[tuple[str, str], type[Strategy]] = {}
+
+
+class UnknownStrategyError(LookupError):
+    """No strategy registered under that name (and version)."""
+
+
+def register(cls: S) -> S:
+    """Class decorator: make a strategy available by ``(cls.name, cls.version)``."""
+    key = (cls.name, cls.version)
+    if key in _REGISTRY and _REGISTRY[key] is not cls:
+        raise ValueError(f"strategy {cls.name!r} version {cls.version!r} is already registered")
+    _REGISTRY[key] = cls
+    return cls
+
+
+def _version_key(v: str) -> tuple[int, ...] | tuple[float, str]:
+    try:
+        return tuple(int(p) for p in v.split("."))
+    except ValueError:
+        return (float("inf"), v)
+
+
+def get_strategy(name: str, version: str | None = None) -> Strategy:
+    """An instance of the strategy ``name`` (newest version unless ``version`` is given)."""
+    _load_builtins()
+    if version is not None:
+        cls = _REGISTRY.get((name, version))
+        if cls is None:
+            raise UnknownStrategyError(f"unknown strategy {name!r} version {version!r}")
+        return cls()
+    versions = [v for (n, v) in _REGISTRY if n == name]
+    if not versions:
+        known = ", ".join(sorted({n for n, _ in _REGISTRY}))
+        raise UnknownStrategyError(f"unknown strategy {name!r} (known: {known})")
+    return _REGISTRY[(name, max(versions, key=_version_key))]()
+
+
+def list_strategies() -> list[dict[str, Any]]:
+    """Every registered strategy with its parameter JSON schema (what ``GET /api/v1/strategies`` returns)."""
+    _load_builtins()
+    return [
+        {
+            "name": cls.name,
+            "version": cls.version,
+            "description": cls.description,
+            "vectorised": cls.has_signals(),
+            "params_schema": cls.params_schema(),
+        }
+        for (_, _), cls in sorted(_REGISTRY.items())
+    ]
+
+
+def _load_builtins() -> None:
+    from kalshi_analytics.strategies import builtin  # noqa: F401  (registers on import)

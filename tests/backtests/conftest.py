@@ -1,0 +1,85 @@
+"""Backtest tests need committed rows (the engine reads through its own connections), so they get a database
+of their own, migrated once per session, instead of the rolled-back ``conn`` fixture."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import migrate
+from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
+from kalshi_analytics.backtests.fees import SeriesFees
+from kalshi_analytics.db import create_engine
+from tests.conftest import SHARED_DATA, create_database, drop_database
+
+NBA_DIR = SHARED_DATA / "nba_candles"
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+WIDE = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+async def bt_database_url(server_url: str) -> AsyncIterator[str]:
+    url = await create_database(server_url)
+    eng = create_engine(url, pool_size=1)
+    try:
+        await migrate.upgrade(eng)
+    finally:
+        await eng.dispose()
+    yield url
+    await drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+async def bt_engine(bt_database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(bt_database_url)
+    yield eng
+    await eng.dispose()
+
+
+def make_dataset(
+    markets: Sequence[tuple[str, str | None, Sequence[tuple[float, float]]]],
+    *,
+    step_seconds: int = 60,
+    sizes: Sequence[tuple[float, float]] | None = None,
+    close_after_end: bool = False,
+) -> Dataset:
+    """An in-memory dataset: per market (ticker, result, [(yes_bid, yes_ask), ...]) one snapshot a minute."""
+    infos: list[MarketInfo] = []
+    offsets = [0]
+    ts_parts, cols = [], {k: [] for k in ("yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size")}
+    t0 = int(T0.timestamp() * 1_000_000)
+    for ticker, result, quotes in markets:
+        n = len(quotes)
+        ts_parts.append(t0 + np.arange(n, dtype=np.int64) * step_seconds * 1_000_000)
+        cols["yes_bid"].append(np.array([q[0] for q in quotes], float))
+        cols["yes_ask"].append(np.array([q[1] for q in quotes], float))
+        sz = sizes if sizes is not None else [(np.nan, np.nan)] * n
+        cols["yes_bid_size"].append(np.array([s[0] for s in sz], float))
+        cols["yes_ask_size"].append(np.array([s[1] for s in sz], float))
+        close = (
+            datetime(2031, 1, 1, tzinfo=UTC)
+            if close_after_end
+            else datetime.fromtimestamp(T0.timestamp() + n * step_seconds, UTC)
+        )
+        infos.append(MarketInfo(ticker, "EV", "SER", "Test", "finalized", result, None, close, SeriesFees()))
+        offsets.append(offsets[-1] + n)
+    if not infos:
+        return empty_dataset(*WIDE)
+    ts_us = np.concatenate(ts_parts)
+    yb, ya = np.concatenate(cols["yes_bid"]), np.concatenate(cols["yes_ask"])
+    columns = {
+        "ts": ts_us / 1e6,
+        "yes_bid": yb,
+        "yes_ask": ya,
+        "no_bid": 1 - ya,
+        "no_ask": 1 - yb,
+        "last_price": (yb + ya) / 2,
+        "yes_bid_size": np.concatenate(cols["yes_bid_size"]),
+        "yes_ask_size": np.concatenate(cols["yes_ask_size"]),
+        "volume": np.zeros(len(ts_us)),
+    }
+    return Dataset(infos, np.array(offsets, np.int64), ts_us, np.zeros(len(ts_us), np.int8), columns, *WIDE)

@@ -1,0 +1,238 @@
+"""Against PostgreSQL: the NBA candle import, buy-and-hold per game to the cent, persistence and the queue."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.backtests import (
+    BacktestNotFoundError,
+    BacktestRequest,
+    InvalidParametersError,
+    InvalidWindowError,
+    MarketFilter,
+    UnknownStrategyError,
+    enqueue_backtest,
+    execute_queued,
+    get_executions,
+    get_result,
+    load_dataset,
+    run_backtest,
+    validate_request,
+)
+from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
+from kalshi_analytics.recorder.bulk import SnapshotRow
+from kalshi_analytics.recorder.rows import MarketRow
+from kalshi_analytics.recorder.sink import Sink
+from tests.backtests.conftest import NBA_DIR, WIDE
+
+pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
+FILES = sorted(NBA_DIR.glob("*.csv")) if NBA_DIR.is_dir() else []
+
+
+def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:
+    """Read the CSV independently: (ticker, entry ask, fee, P&L) of buying ``size`` YES at the first traded minute."""
+    with path.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["close"]]
+    first, last = D(rows[0]["close"]) / 100, D(rows[-1]["close"]) / 100
+    ask = first + D("0.005")
+    fee = (D("0.07") * size * ask * (1 - ask)).quantize(D("0.01"), rounding=ROUND_CEILING)
+    outcome = D(1) if last >= D("0.5") else D(0)
+    return rows[0]["ticker"], ask, fee, size * (outcome - ask) - fee
+
+
+@pytest.fixture(scope="module")
+async def nba(bt_engine: AsyncEngine) -> list[str]:
+    done = await import_candle_files(bt_engine, FILES)
+    return [d.ticker for d in done]
+
+
+async def test_import_writes_markets_with_inferred_results_and_one_snapshot_per_traded_minute(
+    bt_engine: AsyncEngine, nba: list[str]
+) -> None:
+    assert len(nba) == 6
+    async with bt_engine.connect() as c:
+        rows = (
+            await c.execute(
+                text(
+                    "SELECT m.ticker, m.result, m.series_ticker, m.category, "
+                    "(SELECT count(*) FROM market_snapshots s WHERE s.ticker = m.ticker AND s.source = 'backfill') n "
+                    "FROM markets m WHERE m.series_ticker = 'KXNBAGAME' ORDER BY m.ticker"
+                )
+            )
+        ).all()
+    results = {r.ticker: (r.result, r.n) for r in rows}
+    # PROVENANCE.md: outcome for the ticker side, and rows with trades
+    assert results["KXNBAGAME-25MAY21INDNYK-NYK"] == ("no", 1151)
+    assert results["KXNBAGAME-25JUN19OKCIND-IND"] == ("yes", 1232)
+    assert results["KXNBAGAME-25DEC25CLENYK-NYK"] == ("yes", 1771)
+    assert results["KXNBAGAME-25DEC19OKCMIN-OKC"] == ("no", 1188)
+    assert results["KXNBAGAME-25DEC25HOULAL-LAL"] == ("no", 2103)
+    assert results["KXNBAGAME-25DEC13SASOKC-SAS"] == ("yes", 1568)
+    # importing again is idempotent
+    again = await import_candle_files(bt_engine, FILES[:1])
+    assert again[0].snapshots == results[again[0].ticker][1]
+
+
+async def test_buy_and_hold_returns_exactly_what_each_game_paid(bt_engine: AsyncEngine, nba: list[str]) -> None:
+    req = validate_request("buy_and_hold", {"size": 10}, *WIDE, market_filter=MarketFilter(series=["KXNBAGAME"]))
+    rid = await run_backtest(bt_engine, req)
+    res = await get_result(bt_engine, rid)
+    execs = {e["ticker"]: e for e in await get_executions(bt_engine, rid)}
+    assert res.status == "done"
+    assert res.snapshots_processed == 1151 + 1232 + 1771 + 1188 + 2103 + 1568
+    total = D(0)
+    for path in FILES:
+        ticker, ask, fee, pnl = expected_game(path, 10)
+        e = execs[ticker]
+        assert (e["side"], e["size"], e["entry_price"], e["fees"], e["pnl"]) == ("yes", 10, ask, fee, pnl), ticker
+        assert e["exit_reason"] == "settlement"
+        assert e["entry_snapshot_source"] == "backfill"
+        total += pnl
+    assert res.total_pnl == total
+    assert res.num_trades == 6
+    assert res.metrics is not None
+    assert res.metrics["num_trades"] == 6
+    assert res.metrics["win_rate"] == 0.5  # three underdogs/favourites won, three lost
+    assert res.equity_curve is not None
+    assert res.equity_curve["equity"][-1] == pytest.approx(10_000 + float(total))
+    assert res.feed_gaps == {"count": 0, "gaps": []}
+
+
+async def test_per_event_path_over_the_real_games_matches_the_vectorised_one(
+    bt_engine: AsyncEngine, nba: list[str]
+) -> None:
+    f = MarketFilter(series=["KXNBAGAME"])
+    ids = []
+    for vec in (True, False):
+        req = validate_request(
+            "fade_overreaction", {"lookback": 5, "threshold": 0.08, "hold": 10}, *WIDE, market_filter=f, vectorised=vec
+        )
+        ids.append(await run_backtest(bt_engine, req))
+    a, b = [await get_result(bt_engine, i) for i in ids]
+    assert a.metrics
+    assert b.metrics
+    assert (a.metrics["path"], b.metrics["path"]) == ("vectorised", "per_event")
+    assert a.total_pnl == b.total_pnl
+    assert a.num_trades == b.num_trades > 0
+    ex = await get_executions(bt_engine, ids[0])
+    assert {e["exit_reason"] for e in ex} <= {"signal", "settlement"}
+    assert all(e["signal"]["signal"] in ("signal", "exit") for e in ex)
+
+
+async def test_filters_and_window_select_markets_and_rows(bt_engine: AsyncEngine, nba: list[str]) -> None:
+    one = "KXNBAGAME-25DEC25CLENYK-NYK"
+    ds = await load_dataset(bt_engine, *WIDE, MarketFilter(tickers=[one]))
+    assert [m.ticker for m in ds.markets] == [one]
+    assert ds.rows == 1771
+    ds = await load_dataset(bt_engine, *WIDE, MarketFilter(events=["KXNBAGAME-25MAY21INDNYK"], categories=["Sports"]))
+    assert [m.ticker for m in ds.markets] == ["KXNBAGAME-25MAY21INDNYK-NYK"]
+    ds = await load_dataset(
+        bt_engine,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        MarketFilter(series=["KXNBAGAME"]),
+    )
+    assert len(ds.markets) == 4  # the December games
+    assert (ds.ts_us[1:] >= ds.ts_us[:-1]).sum() >= ds.rows - 4  # sorted within each market
+
+
+async def test_empty_window_is_a_result_saying_there_was_no_data(bt_engine: AsyncEngine, nba: list[str]) -> None:
+    req = validate_request("fade_overreaction", {}, datetime(2019, 1, 1, tzinfo=UTC), datetime(2019, 2, 1, tzinfo=UTC))
+    res = await get_result(bt_engine, await run_backtest(bt_engine, req))
+    assert res.status == "done"
+    assert res.snapshots_processed == 0
+    assert res.num_trades == 0
+    assert res.metrics is not None
+    assert res.metrics["message"] == "no snapshots in the window for the selected markets"
+
+
+async def test_unresolved_markets_are_marked_and_gaps_in_the_window_are_recorded(bt_engine: AsyncEngine) -> None:
+    t = f"KXTEST-{uuid.uuid4().hex[:6]}"
+    t0 = datetime(2026, 1, 3, 12, tzinfo=UTC)
+    async with Sink(bt_engine, batch_max_seconds=0.05) as sink:
+        await sink.put(MarketRow(ticker=t, event_ticker="KXTEST-EV", series_ticker="KXTEST", status="active"))
+        for i, (b, a) in enumerate([("0.40", "0.42"), ("0.45", "0.47")]):
+            ts = t0.replace(minute=i)
+            await sink.put(SnapshotRow(t, ts, "poll", ts, yes_bid=D(b), yes_ask=D(a), yes_ask_size=D(4)))
+        await sink.flush()
+    async with bt_engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO feed_gaps (key, detected_at, channel, market_ticker, cause, gap_start) "
+                "VALUES (:k, :t, 'ticker', :m, 'disconnect', :t)"
+            ),
+            {"k": uuid.uuid4().hex, "t": t0, "m": t},
+        )
+    req = validate_request("buy_and_hold", {"size": 10}, *WIDE, market_filter=MarketFilter(tickers=[t]))
+    res = await get_result(bt_engine, await run_backtest(bt_engine, req))
+    (e,) = await get_executions(bt_engine, res.id)
+    assert (e["size"], e["entry_price"], e["exit_reason"], e["exit_price"]) == (4, D("0.42"), "marked", D("0.45"))
+    assert e["entry_snapshot_source"] == "poll"
+    assert res.metrics is not None
+    assert res.metrics["unresolved_markets"] == [t]
+    assert res.feed_gaps is not None
+    assert res.feed_gaps["count"] == 1
+    assert res.feed_gaps["gaps"][0]["cause"] == "disconnect"
+
+
+async def test_queue_worker_runs_queued_rows_and_records_failures(bt_engine: AsyncEngine, nba: list[str]) -> None:
+    ok = await enqueue_backtest(
+        bt_engine,
+        validate_request("momentum", {"threshold": 0.1}, *WIDE, market_filter=MarketFilter(series=["KXNBAGAME"])),
+    )
+    assert (await get_result(bt_engine, ok)).status == "queued"
+    async with bt_engine.begin() as c:  # a row a bad client could have stored: unknown parameter
+        bad = (
+            await c.execute(
+                text(
+                    "INSERT INTO backtest_results (strategy_name, strategy_version, params, window_start, window_end, "
+                    "status) VALUES ('momentum', '1', '{\"nope\": 1}', :s, :e, 'queued') RETURNING id"
+                ),
+                {"s": WIDE[0], "e": WIDE[1]},
+            )
+        ).scalar_one()
+    done = await execute_queued(bt_engine)
+    assert set(done) >= {ok, bad}
+    assert (await get_result(bt_engine, ok)).status == "done"
+    failed = await get_result(bt_engine, bad)
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert "nope" in failed.error
+    assert await execute_queued(bt_engine) == []
+
+
+async def test_bad_input_raises_typed_422_errors(bt_engine: AsyncEngine) -> None:
+    with pytest.raises(UnknownStrategyError) as e1:
+        validate_request("nope", {}, *WIDE)
+    with pytest.raises(InvalidParametersError, match="threshold") as e2:
+        validate_request("fade_overreaction", {"threshold": "high"}, *WIDE)
+    with pytest.raises(InvalidWindowError) as e3:
+        validate_request("fade_overreaction", {}, WIDE[1], WIDE[0])
+    assert {e1.value.status_code, e2.value.status_code, e3.value.status_code} == {422}
+    with pytest.raises(UnknownStrategyError):
+        await run_backtest(bt_engine, BacktestRequest(strategy="nope", start=WIDE[0], end=WIDE[1]))
+    with pytest.raises(BacktestNotFoundError):
+        await get_result(bt_engine, uuid.uuid4())
+
+
+def test_parse_candles_uses_half_a_cent_spread_and_skips_empty_minutes() -> None:
+    market, snaps = parse_candles(NBA_DIR / "42400406_OKC_at_IND_2025-06-19_candles.csv")
+    assert (market.result, market.settlement_value, market.event_ticker) == ("yes", D(1), "KXNBAGAME-25JUN19OKCIND")
+    assert len(snaps) == 1232
+    s = snaps[0]
+    assert (s.last_price, s.yes_bid, s.yes_ask, s.no_bid, s.no_ask) == (
+        D("0.32"),
+        D("0.315"),
+        D("0.325"),
+        D("0.675"),
+        D("0.685"),
+    )
