@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     api_rate_limit_enabled: bool = Field(True, description="enforce the per-client rate limits below")
     api_rate_read: str = Field("1200/minute", description="per-client limit of ordinary reads (slowapi/limits syntax)")
     api_rate_expensive: str = Field(
-        "60/minute", description="per-client limit of raw-history pages and stream connects"
+        "60/minute", description="per-client limit of raw-history pages, stream connects and backtest creates"
     )
     api_ready_heartbeat_max_age_seconds: float = Field(
         15.0, gt=0, description="readiness fails when the leader recorder's heartbeat is older than this"
@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     api_stream_heartbeat_seconds: float = Field(15.0, gt=0, description="SSE keep-alive comment interval")
     api_max_spread: Decimal = Field(
         Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
+    )
+
+    api_backtest_worker: bool = Field(
+        True, description="run queued backtests in this API process (false for pure read replicas)"
+    )
+    api_backtest_poll_seconds: float = Field(
+        5.0, gt=0, description="how often the backtest worker looks for runs queued elsewhere"
     )
 
     sim_host: str = "127.0.0.1"

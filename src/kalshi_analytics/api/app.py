@@ -19,6 +19,8 @@ from kalshi_analytics.api import health, stream
 from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import install_error_handlers
 from kalshi_analytics.api.ratelimit import RateLimits
+from kalshi_analytics.backtests import endpoints as backtests
+from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
 from kalshi_analytics.db import create_engine, libpq_url, session_factory
 from kalshi_analytics.logging import configure_logging, get_logger
@@ -59,9 +61,15 @@ def create_app(
         app.state.stream_hub = hub
         app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
         await hub.start()
+        worker = BacktestWorker(eng, settings.api_backtest_poll_seconds) if settings.api_backtest_worker else None
+        app.state.backtest_worker = worker
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await hub.stop()
             if owned:
                 await eng.dispose()
@@ -69,7 +77,7 @@ def create_app(
     app = FastAPI(
         title="Kalshi Analytics API",
         version=__version__,
-        summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream.",
+        summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream, backtests.",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
@@ -80,7 +88,14 @@ def create_app(
     app.state.metrics = health.ApiMetrics()
     install_error_handlers(app)
 
-    for router in (health.router, markets.router, stream.router, health.metrics_router):
+    for router in (
+        health.router,
+        markets.router,
+        backtests.router,
+        backtests.strategies_router,
+        stream.router,
+        health.metrics_router,
+    ):
         app.include_router(router)
 
     app.add_middleware(

@@ -1,0 +1,57 @@
+"""The in-process backtest worker the API runs in its lifespan (``API_BACKTEST_WORKER``).
+
+An asyncio task that calls :func:`~kalshi_analytics.backtests.service.execute_queued` when a create wakes it and
+otherwise every ``poll_seconds`` (so runs queued by other replicas or processes are picked up too). Rows are
+claimed with ``FOR UPDATE SKIP LOCKED``, so any number of replicas may run workers. Cancelled on shutdown; a run
+interrupted that way stays ``running``.
+
+The simulation itself is synchronous and runs on the API's event loop: replicas serving latency-sensitive
+reads should set ``API_BACKTEST_WORKER=false`` and leave runs to a dedicated replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.backtests.service import execute_queued
+from kalshi_analytics.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class BacktestWorker:
+    def __init__(self, engine: AsyncEngine, poll_seconds: float) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Run queued backtests now (called after a create)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="backtest-worker")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                done = await execute_queued(self.engine)
+                if done:
+                    log.info("backtests_executed", count=len(done))
+            except Exception as exc:  # the database may be away for a while: keep polling
+                log.warning("backtest_worker_error", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)

@@ -1,0 +1,206 @@
+"""Backtests and strategies routes against real PostgreSQL: create → 202 → the app's worker runs it → results.
+
+Markets and snapshots are written through the recorder's Sink; every backtest filters on its own tickers, so
+other tests' data in the shared database never enters a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.recorder.rows import SnapshotRow
+from tests.api.conftest import market, serve, ticker, write
+from tests.api.test_markets import assert_problem
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+START, END = "2026-03-01T00:00:00Z", "2026-03-05T00:00:00Z"
+BUILTINS = {"buy_and_hold", "fade_overreaction", "momentum", "mean_reversion", "favourite_longshot"}
+
+
+async def settled_yes_market(engine: AsyncEngine) -> str:
+    """One market settled YES; asks 0.42 then 0.50 (buy-and-hold enters at the first ask, 0.42)."""
+    t = ticker("KXBTAPI")
+    rows = [
+        SnapshotRow(ticker=t, ts=T0 + timedelta(minutes=i), source="poll", received_at=T0, yes_bid=b, yes_ask=a)
+        for i, (b, a) in enumerate([(D("0.40"), D("0.42")), (D("0.48"), D("0.50"))])
+    ]
+    await write(engine, market(t, status="finalized", result="yes", settlement_value=D(1)), *rows)
+    return t
+
+
+def body(t: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "strategy": "buy_and_hold",
+        "params": {"size": 10},
+        "start": START,
+        "end": END,
+        "market_filter": {"tickers": [t]},
+    } | kw
+
+
+async def wait_done(client: httpx.AsyncClient, url: str, seconds: float = 30) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        r = await client.get(url)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] in ("done", "failed"):
+            return dict(r.json())
+        assert asyncio.get_running_loop().time() < deadline, r.json()
+        await asyncio.sleep(0.05)
+
+
+async def test_create_runs_in_the_background_and_pays_to_the_cent(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    t = await settled_yes_market(engine)
+    r = await client.post("/api/v1/backtests", json=body(t))
+    assert r.status_code == 202, r.text
+    created = r.json()
+    assert created["status"] == "queued"
+    bid = created["id"]
+    assert r.headers["location"] == f"/api/v1/backtests/{bid}" == created["links"]["self"]
+    assert created["links"]["executions"] == f"/api/v1/backtests/{bid}/executions"
+
+    res = await wait_done(client, r.headers["location"])
+    assert res["status"] == "done", res["error"]
+    assert res["strategy"] == {"name": "buy_and_hold", "version": "1"}
+    assert res["params"] == {"side": "yes", "size": 10.0}
+    assert res["window"]["start"].startswith("2026-03-01T00:00:00")
+    assert res["market_filter"]["tickers"] == [t]
+    assert res["config"]["initial_capital"] == "10000"
+    assert res["error"] is None
+    # 10 YES at 0.42, fee ceil(0.07 × 10 × 0.42 × 0.58 = 0.17052) = 0.18, settled at 1: 10 × 0.58 − 0.18
+    assert res["num_trades"] == 1
+    assert D(res["total_pnl"]) == D("5.62")
+    assert D(res["fees_paid"]) == D("0.18")
+    assert res["snapshots_processed"] == 2
+    assert res["metrics"] is not None
+    assert res["feed_gaps"]["count"] >= 0
+
+    ex = await client.get(created["links"]["executions"])
+    assert ex.status_code == 200, ex.text
+    (e,) = ex.json()["items"]
+    assert (e["ticker"], e["side"], D(e["size"]), D(e["entry_price"])) == (t, "yes", D(10), D("0.42"))
+    assert (D(e["fees"]), D(e["pnl"]), e["exit_reason"]) == (D("0.18"), D("5.62"), "settlement")
+    assert e["entry_price"] == "0.4200"  # money as strings
+    assert ex.json()["next_cursor"] is None
+
+    eq = (await client.get(created["links"]["equity"])).json()
+    assert eq["status"] == "done"
+    assert len(eq["ts"]) == len(eq["equity"]) >= 1
+    assert eq["equity"][-1] == 10_005.62
+
+
+async def test_invalid_requests_are_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    t = "KXBTAPI-NONE"
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, strategy="nope")), 422)
+    assert p["errors"][0]["field"] == "body.strategy"
+    assert "nope" in p["errors"][0]["message"]
+
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, params={"size": -1})), 422)
+    assert p["errors"][0]["field"] == "body.params.size"
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, params={"nope": 1})), 422)
+    assert p["errors"][0]["field"] == "body.params.nope"
+
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, start=END, end=START)), 422)
+    assert p["errors"][0]["field"] == "body.end"
+
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, initial_capital="-5")), 422)
+    assert p["errors"][0]["field"] == "body.initial_capital"
+    p = assert_problem(await client.post("/api/v1/backtests", json={"strategy": "momentum"}), 422)
+    assert {e["field"] for e in p["errors"]} == {"body.start", "body.end"}
+
+
+async def test_unknown_and_malformed_ids(client: httpx.AsyncClient) -> None:
+    for suffix in ("", "/executions", "/equity"):
+        p = assert_problem(await client.get(f"/api/v1/backtests/{uuid.uuid4()}{suffix}"), 404)
+        assert p["path"].startswith("/api/v1/backtests/")
+        p = assert_problem(await client.get(f"/api/v1/backtests/not-a-uuid{suffix}"), 422)
+        assert p["errors"][0]["field"] == "path.backtest_id"
+
+
+async def test_list_newest_first_paginated_and_filtered(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory(api_backtest_worker=False)  # a read replica: rows stay queued
+    t = "KXBTAPI-LIST"
+    async with serve(app) as client:
+        assert app.state.backtest_worker is None
+        ids = []
+        for strategy in ("momentum", "fade_overreaction", "momentum"):
+            r = await client.post("/api/v1/backtests", json=body(t, strategy=strategy, params={}))
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        seen: list[dict[str, Any]] = []
+        url = "/api/v1/backtests?limit=1"
+        while len(seen) < 3:
+            page = (await client.get(url)).json()
+            assert len(page["items"]) == 1
+            seen += page["items"]
+            url = f"/api/v1/backtests?limit=1&cursor={page['next_cursor']}"
+        assert [s["id"] for s in seen] == ids[::-1]
+        assert seen[0]["status"] == "queued"
+        assert seen[0]["links"]["self"] == f"/api/v1/backtests/{ids[2]}"
+
+        page = (await client.get("/api/v1/backtests", params={"strategy": "fade_overreaction", "limit": 1000})).json()
+        assert ids[1] in {i["id"] for i in page["items"]}
+        assert {i["strategy"]["name"] for i in page["items"]} == {"fade_overreaction"}
+        assert not {ids[0], ids[2]} & {i["id"] for i in page["items"]}
+
+        p = assert_problem(await client.get("/api/v1/backtests?cursor=garbage"), 422)
+        assert p["errors"][0]["field"] == "query.cursor"
+    # leave nothing queued for other tests' workers
+    async with serve(app_factory()) as client:
+        for i in ids:
+            await wait_done(client, f"/api/v1/backtests/{i}")
+
+
+async def test_strategies_list_and_detail(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/strategies")
+    assert r.status_code == 200
+    by_name = {s["name"]: s for s in r.json()}
+    assert set(by_name) >= BUILTINS
+    bh = by_name["buy_and_hold"]
+    assert bh["version"] == "1"
+    assert bh["description"]
+    assert bh["params_schema"]["properties"]["size"]["type"] == "number"
+    assert all(s["params_schema"]["type"] == "object" for s in by_name.values())
+
+    one = await client.get("/api/v1/strategies/buy_and_hold")
+    assert one.status_code == 200
+    assert one.json() == bh
+    assert_problem(await client.get("/api/v1/strategies/nope"), 404)
+    assert_problem(await client.get("/api/v1/strategies/buy_and_hold?version=99"), 404)
+
+
+async def test_create_counts_against_the_expensive_limit(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory(api_rate_limit_enabled=True, api_rate_expensive="1/minute", api_backtest_worker=False)
+    async with serve(app) as client:
+        bad = body("KXBTAPI-RL", strategy="nope")
+        assert (await client.post("/api/v1/backtests", json=bad)).status_code == 422
+        r = await client.post("/api/v1/backtests", json=bad)
+        assert_problem(r, 429)
+        assert "Retry-After" in r.headers
+        assert (await client.get("/api/v1/strategies")).status_code == 200
+
+
+async def test_openapi_names_the_new_operations(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    ops = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
+    assert {
+        "createBacktest",
+        "listBacktests",
+        "getBacktest",
+        "listBacktestExecutions",
+        "getBacktestEquity",
+        "listStrategies",
+        "getStrategy",
+    } <= ops.keys()
+    assert "202" in ops["createBacktest"]["responses"]
