@@ -204,3 +204,14 @@ async def test_openapi_names_the_new_operations(client: httpx.AsyncClient) -> No
         "getStrategy",
     } <= ops.keys()
     assert "202" in ops["createBacktest"]["responses"]
+
+
+async def test_values_postgres_cannot_store_are_422(client: httpx.AsyncClient) -> None:
+    p = assert_problem(
+        await client.post("/api/v1/backtests", json=body("KXBTAPI-\u0000", strategy="momentum", params={})), 422
+    )
+    assert p["errors"][0]["field"] == "body.market_filter"
+    p = assert_problem(await client.post("/api/v1/backtests", json=body("X", start="0001-01-01T00:00:00+14:00")), 422)
+    assert p["errors"][0]["field"] == "body.start"
+    p = assert_problem(await client.post("/api/v1/backtests", json=body("X", initial_capital="1e1000")), 422)
+    assert p["errors"][0]["field"] == "body.initial_capital"

@@ -86,14 +86,14 @@ def check_request(body: BacktestCreate) -> service.BacktestRequest:
                 for e in exc.errors()
             ]
         ) from None
-    data = body.model_dump()
-    try:  # stored as jsonb: no NUL characters, no NaN/Infinity
-        dumped = json.dumps(body.model_dump(mode="json"), allow_nan=False)
-    except ValueError:
-        raise InvalidParameterError("body.params", "NaN and Infinity are not allowed") from None
-    if "\\u0000" in dumped:
-        raise InvalidParameterError("body", "text must not contain NUL characters")
-    return service.BacktestRequest.model_validate(data)
+    for key, value in body.model_dump(mode="json").items():  # stored as jsonb: no NUL, no NaN/Infinity
+        try:
+            dumped = json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise InvalidParameterError(f"body.{key}", "NaN and Infinity are not allowed") from None
+        if "\\u0000" in dumped:
+            raise InvalidParameterError(f"body.{key}", "text must not contain NUL characters")
+    return service.BacktestRequest.model_validate(body.model_dump())
 
 
 @router.post(

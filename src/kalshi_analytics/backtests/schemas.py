@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kalshi_analytics.backtests.service import BacktestRequest
 
+MAX_MONEY = Decimal(10**12)
 BacktestStatus = Literal["queued", "running", "done", "failed"]
 
 
@@ -24,6 +25,9 @@ class BacktestCreate(BacktestRequest):
 
     strategy: str = Field(min_length=1, max_length=200, description="a name from `GET /api/v1/strategies`")
     strategy_version: str | None = Field(None, max_length=50, description="default: the newest version")
+    initial_capital: Decimal = Field(Decimal(10_000), gt=0, le=MAX_MONEY)
+    max_position: Decimal = Field(Decimal(10_000), gt=0, le=MAX_MONEY)
+    contract_step: Decimal = Field(Decimal(1), gt=0, le=MAX_MONEY, description="Fill sizes are rounded down to this.")
 
     def _window(self) -> BacktestCreate:  # type: ignore[override]  # replaces the parent's model validator
         return self
