@@ -2,11 +2,13 @@
 
 Whatever the inputs: no 5xx, and every error body has the problem+json shape. The app runs under uvicorn in a
 thread with its own event loop and engine (so nothing crosses the test session's loop); the stream is
-excluded because it never ends.
+excluded because it never ends. ``POST /backtests`` is fuzzed with the backtest worker off (random windows over
+the whole shared database would be heavy runs); the backtests it queued are deleted afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +18,10 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import text
 
 from kalshi_analytics.api.app import create_app
+from kalshi_analytics.db import create_engine
 from tests.api.conftest import make_settings
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method"}
@@ -25,7 +29,8 @@ PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method
 
 @pytest.fixture(scope="module")
 def api_url(database_url: str) -> Iterator[str]:
-    app = create_app(make_settings(database_url))
+    app = create_app(make_settings(database_url, api_backtest_worker=False))
+    started = asyncio.run(_queued_backtests(database_url))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -37,6 +42,22 @@ def api_url(database_url: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    asyncio.run(_queued_backtests(database_url, delete_after=started))
+
+
+async def _queued_backtests(database_url: str, delete_after: Any = None) -> Any:
+    """The database clock now; with ``delete_after``, first delete the backtests queued since then."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            if delete_after is not None:
+                await conn.execute(
+                    text("DELETE FROM backtest_results WHERE status = 'queued' AND created_at >= :t"),
+                    {"t": delete_after},
+                )
+            return (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+    finally:
+        await engine.dispose()
 
 
 def check(case: Any) -> None:
