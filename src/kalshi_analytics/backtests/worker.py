@@ -5,21 +5,38 @@ otherwise every ``poll_seconds`` (so runs queued by other replicas or processes 
 claimed with ``FOR UPDATE SKIP LOCKED``, so any number of replicas may run workers. Cancelled on shutdown; a run
 interrupted that way stays ``running``.
 
-The simulation itself is synchronous and runs on the API's event loop: replicas serving latency-sensitive
-reads should set ``API_BACKTEST_WORKER=false`` and leave runs to a dedicated replica.
+The simulation is synchronous CPU work, so each pass runs in a worker thread with its own event loop and its
+own small engine: the API's loop keeps answering reads meanwhile (sharing the CPU, not blocked). Replicas that
+must keep every core for reads can still set ``API_BACKTEST_WORKER=false`` and leave runs to another replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
+from sqlalchemy import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.service import execute_queued
+from kalshi_analytics.db import create_engine
 from kalshi_analytics.logging import get_logger
 
 log = get_logger(__name__)
+
+
+def _execute_in_thread(url: URL) -> list[Any]:
+    """One pass of the queue on this thread's own event loop and engine (engines are bound to their loop)."""
+
+    async def run() -> list[Any]:
+        engine = create_engine(url, pool_size=2)
+        try:
+            return list(await execute_queued(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 class BacktestWorker:
@@ -48,7 +65,7 @@ class BacktestWorker:
         while True:
             self._wake.clear()
             try:
-                done = await execute_queued(self.engine)
+                done = await asyncio.to_thread(_execute_in_thread, self.engine.url)
                 if done:
                     log.info("backtests_executed", count=len(done))
             except Exception as exc:  # the database may be away for a while: keep polling
