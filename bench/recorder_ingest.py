@@ -191,7 +191,9 @@ def main() -> None:
     ap.add_argument("--markets", type=int, default=300)
     ap.add_argument("--speed", type=float, default=600.0)
     ap.add_argument("--activity", type=float, default=4.0)
-    ap.add_argument("--latency-activity", type=float, default=8.0, help="trade-rate multiplier at real-time speed")
+    ap.add_argument(
+        "--latency-activity", type=float, default=30.0, help="trade-rate multiplier at real-time speed (~1,000 msg/s)"
+    )
     args = ap.parse_args()
     configure_logging("WARNING")
     asyncio.run(main_async(args))
