@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,11 +62,11 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
     tmp_path = pg_dir
     env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(_free_port()), "API_PORT": str(_free_port())}
     try:
-        # The whole stack for a few seconds: embedded database, simulator, API, recorder; then a clean stop.
+        # The whole stack: embedded database, simulator, API, recorder; then Ctrl-C.
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "KALSHI_", "LOG_", "API_"))}
         full_env.update(env)
         proc = subprocess.Popen(
-            [*CLI, "up", "--duration", "12", "--metrics-port", "0"],
+            [*CLI, "up", "--metrics-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -78,6 +79,7 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
             with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
                 markets = httpx.get(f"{api}/markets", timeout=2).json()["items"]
             time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: everything stops, the recorder flushes what it holds
         out, err = proc.communicate(timeout=120)
         first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         assert markets, "the API served the markets the recorder wrote"
@@ -90,6 +92,8 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
         assert f"api:        {api}" in first.stdout
         assert "kalshi-analytics gaps" in first.stdout
         assert "recorder_recording" in first.stderr
+        assert "recorder_stopping" in first.stderr, "Ctrl-C is a clean stop, not a cancellation"
+        assert "sink_closed_with_pending_items" not in first.stderr
         assert first.stdout.strip().endswith("stopped")
 
         second = run_cli("up", "--check", env=env, timeout=120)

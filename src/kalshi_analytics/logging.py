@@ -49,6 +49,8 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "kv"] = "kv") ->
     root.setLevel(level)
     # Per-request access lines cost ~30 % of API throughput (DESIGN.md §10); keep them opt-in.
     logging.getLogger("uvicorn.access").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO: the recorder's REST calls would drown what a person needs to read.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     # Alembic announces its context at INFO on every run; our own log line says what was migrated.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 

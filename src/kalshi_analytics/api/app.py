@@ -130,6 +130,8 @@ async def serve_api(
     """
     import uvicorn
 
+    from kalshi_analytics.http_server import EmbeddedServer
+
     if isinstance(database, AsyncEngine):
         app = create_app(settings, engine=database)
     else:
@@ -142,7 +144,7 @@ async def serve_api(
         log_config=None,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(), name="api-server")
     try:
         await asyncio.shield(task)

@@ -174,9 +174,14 @@ class RecorderService:
                         if exc is not None:
                             raise exc
                         return
-                    waiter.cancel()  # stop while standing by
-                    with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
-                        await waiter
+                    if self.election.is_leader:
+                        # Leading: _record sees the same stop and winds down itself, flushing the sink.
+                        with contextlib.suppress(LeadershipLost):
+                            await waiter
+                    else:
+                        waiter.cancel()  # stop while standing by
+                        with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
+                            await waiter
         finally:
             self._stop_metrics()
 

@@ -18,7 +18,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
+from kalshi_analytics.http_server import EmbeddedServer
 from kalshi_analytics.logging import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
 from kalshi_analytics.simulator.faults import Faults, MessageLog
@@ -338,14 +339,6 @@ def _ws_protocol_class() -> Any:
     return SimWebSocketProtocol
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns Ctrl-C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
     """Serve a simulator in the current event loop until the block exits."""
@@ -363,7 +356,7 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
         access_log=config.access_log,
         log_config=None,
     )
-    server = _EmbeddedServer(uv_config)
+    server = EmbeddedServer(uv_config)
     serve = asyncio.create_task(server.serve(), name="simulator-http")
     while not server.started:
         if serve.done():
