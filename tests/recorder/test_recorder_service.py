@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,14 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import migrate
 from kalshi_analytics.db import create_engine
 from kalshi_analytics.embedded import start_embedded, stop_embedded
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.recorder.backfill import BackfillError, backfill
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
-from tests.conftest import make_pg_dir
 from tests.recorder.conftest import fast_config, sim_settings
 
 
@@ -94,24 +90,6 @@ async def test_the_standby_takes_over_within_10_s_when_the_leader_dies(recorder_
             await asyncio.wait_for(task_b, 30)
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-async def own_server() -> AsyncIterator[tuple[Path, str]]:
-    """A private embedded PostgreSQL this test may stop and start (pgdata, database URL), migrated."""
-    root = make_pg_dir()
-    pgdata = root / "pgdata"
-    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
-    engine = create_engine(emb.url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-    try:
-        yield pgdata, emb.url
-    finally:
-        await asyncio.to_thread(stop_embedded, pgdata)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_a_15_s_database_outage_loses_no_trade(own_server: tuple[Path, str], tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,32 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from kalshi_analytics import migrate
 from kalshi_analytics.db import create_engine
 from kalshi_analytics.embedded import start_embedded, stop_embedded
 from kalshi_analytics.recorder.rows import SnapshotRow, TradeRow
 from kalshi_analytics.recorder.sink import Sink
-from tests.conftest import make_pg_dir
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def own_server() -> AsyncIterator[tuple[Path, str]]:
-    """A private embedded PostgreSQL this test may stop and start (pgdata, database URL), migrated."""
-    root = make_pg_dir()
-    pgdata = root / "pgdata"
-    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
-    engine = create_engine(emb.url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-    try:
-        yield pgdata, emb.url
-    finally:
-        await asyncio.to_thread(stop_embedded, pgdata)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _snap(i: int) -> SnapshotRow:
