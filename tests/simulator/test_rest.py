@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from decimal import Decimal
@@ -194,6 +195,19 @@ async def test_events_series_exchange(sim: Simulator, http: httpx.AsyncClient) -
 
 
 async def test_candlesticks_from_simulated_history(sim: Simulator, http: httpx.AsyncClient) -> None:
+    for _ in range(100):  # some trading first (this test may run right after the simulator started)
+        if any(m.volume > 0 and m.candles for m in sim.model.market_list):
+            break
+        await asyncio.sleep(0.05)
+    # The clock stands still during the test: the running minute's candle must not change between requests.
+    sim.pause()
+    try:
+        await _check_candlesticks(sim, http)
+    finally:
+        sim.resume()
+
+
+async def _check_candlesticks(sim: Simulator, http: httpx.AsyncClient) -> None:
     m = max((m for m in sim.model.market_list if m.candles), key=lambda m: m.volume)
     assert m.volume > 0
     end = int(sim.model.now) + 60
