@@ -90,6 +90,17 @@ async def create_database(server: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+async def create_migrated_database(server: str) -> str:
+    """A new database on ``server`` with the real migrations applied to head."""
+    url = await create_database(server)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    return url
+
+
 async def drop_database(server: str, url: str) -> None:
     await _admin(server, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
@@ -105,12 +116,7 @@ async def fresh_database_url(server_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """This session's database, migrated to head once with the real migrations."""
-    url = await create_database(server_url)
-    engine = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
+    url = await create_migrated_database(server_url)
     yield url
     await drop_database(server_url, url)
 

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import migrate
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
 from kalshi_analytics.backtests.fees import SeriesFees
 from kalshi_analytics.db import create_engine
-from tests.conftest import SHARED_DATA, create_database, drop_database
+from tests.conftest import SHARED_DATA, create_migrated_database, drop_database
 
 NBA_DIR = SHARED_DATA / "nba_candles"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -23,12 +22,7 @@ WIDE = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
 
 @pytest.fixture(scope="session")
 async def bt_database_url(server_url: str) -> AsyncIterator[str]:
-    url = await create_database(server_url)
-    eng = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(eng)
-    finally:
-        await eng.dispose()
+    url = await create_migrated_database(server_url)
     yield url
     await drop_database(server_url, url)
 

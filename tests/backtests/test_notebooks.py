@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kalshi_analytics import migrate
-from kalshi_analytics.db import create_engine
 from tests.backtests.conftest import NBA_DIR
-from tests.conftest import REPO_ROOT, create_database, drop_database
+from tests.conftest import REPO_ROOT, create_migrated_database, drop_database
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 nbformat = pytest.importorskip("nbformat")
@@ -20,12 +18,7 @@ pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle 
 
 @pytest.fixture(scope="module")
 async def notebook_db(server_url: str) -> AsyncIterator[str]:
-    url = await create_database(server_url)
-    eng = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(eng)
-    finally:
-        await eng.dispose()
+    url = await create_migrated_database(server_url)
     yield url
     await drop_database(server_url, url)
 

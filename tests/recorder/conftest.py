@@ -17,18 +17,13 @@ from kalshi_analytics.embedded import start_embedded, stop_embedded
 from kalshi_analytics.recorder.poll import Selection
 from kalshi_analytics.recorder.service import RecorderConfig
 from kalshi_analytics.simulator.server import Simulator
-from tests.conftest import create_database, drop_database, make_pg_dir
+from tests.conftest import create_migrated_database, drop_database, make_pg_dir
 
 
 @pytest.fixture
 async def recorder_db_url(server_url: str) -> AsyncIterator[str]:
     """A fresh, migrated database (the recorder commits, so it cannot share the rolled-back session database)."""
-    url = await create_database(server_url)
-    engine = create_engine(url, pool_size=1)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
+    url = await create_migrated_database(server_url)
     yield url
     await drop_database(server_url, url)
 
