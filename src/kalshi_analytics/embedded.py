@@ -6,6 +6,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kalshi_analytics.logging import get_logger
 
@@ -20,17 +21,23 @@ class EmbeddedDatabase:
     created: bool  # True when this call ran initdb
 
 
+def _pgserver() -> Any:
+    """The pgserver module, quietened: it narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR,
+    neither of which helps a user. Imported lazily: it is only needed when no DB_URL is given."""
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    return pgserver
+
+
 def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatabase:
     """Start (or attach to) the private server in ``pgdata`` and make sure ``database`` exists.
 
     The server outlives this process on purpose: the next run attaches to it instead of starting again.
     Blocking; call it from a thread inside an event loop.
     """
-    # pgserver narrates every pg_ctl call at INFO and warns about XDG_RUNTIME_DIR; neither helps a user.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pgserver  # imported lazily: it is only needed when no DB_URL is given
-
+    pgserver = _pgserver()
     created = not (pgdata / "PG_VERSION").exists()
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)
@@ -45,9 +52,7 @@ def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server if one runs in ``pgdata``; True when one was stopped."""
     if not (pgdata / "postmaster.pid").exists():
         return False
-    import pgserver
-
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = _pgserver().get_server(pgdata, cleanup_mode="stop")
     # A server started by this very process is cached by pgserver with the cleanup mode it was started with
     # (None: keep running), and cleanup() would then leave it running.
     server.cleanup_mode = "stop"
