@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -28,11 +29,12 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import quote
 
 from sqlalchemy import text
 
-from bench.common import fresh_database
+from bench.common import fresh_database, kept_database
 from kalshi_analytics.db import create_engine
 
 STEP_SECONDS = 5
@@ -113,14 +115,15 @@ async def load(url: str, markets: int, snapshots: int, t0: datetime) -> None:
 
 # --------------------------------------------------------------------------------------------- load generator
 async def _connection(
-    host: str, port: int, paths: list[str], stop_at: float, lat: list[float], errs: list[str]
+    host: str, port: int, paths: list[str], stop_at: float, lat: list[float], errs: list[str], gzip: bool
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    extra = "Accept-Encoding: gzip\r\n" if gzip else ""
     try:
         while time.perf_counter() < stop_at:
             path = random.choice(paths)
             t = time.perf_counter()
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{extra}\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             length = None
@@ -137,14 +140,17 @@ async def _connection(
         writer.close()
 
 
-async def drive(host: str, port: int, paths: list[str], duration: float, concurrency: int) -> dict[str, float]:
+async def drive(
+    host: str, port: int, paths: list[str], duration: float, concurrency: int, gzip: bool
+) -> dict[str, float]:
     lat: list[float] = []
     errs: list[str] = []
     # Warm up (connections, plans, caches), then measure.
-    await asyncio.gather(*(_connection(host, port, paths, time.perf_counter() + 1, [], []) for _ in range(concurrency)))
+    warm_until = time.perf_counter() + 1
+    await asyncio.gather(*(_connection(host, port, paths, warm_until, [], [], gzip) for _ in range(concurrency)))
     start = time.perf_counter()
     stop_at = start + duration
-    await asyncio.gather(*(_connection(host, port, paths, stop_at, lat, errs) for _ in range(concurrency)))
+    await asyncio.gather(*(_connection(host, port, paths, stop_at, lat, errs, gzip) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     if errs:
         print(f"    {len(errs)} non-200 answers, e.g. {errs[:3]}")
@@ -166,7 +172,9 @@ async def drive(host: str, port: int, paths: list[str], duration: float, concurr
 WRK_SCRIPT = """
 local paths = {}
 for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+local headers = {}
+if os.getenv("WRK_GZIP") == "1" then headers["Accept-Encoding"] = "gzip" end
+request = function() return wrk.format("GET", paths[math.random(#paths)], headers) end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %f %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
@@ -184,7 +192,29 @@ def _wrk_files(tmp: str, paths: list[str]) -> tuple[str, str]:
     return script, listing
 
 
-async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: int) -> dict[str, float]:
+async def warm(host: str, port: int, paths: list[str], passes: int, gzip: bool) -> None:
+    """Ask for every path ``passes`` times (shuffled, 20 connections), so each worker's cache has seen most
+    of them: the measurement that follows is the steady state, not the first fill."""
+    todo = [p for _ in range(passes) for p in paths]
+    random.shuffle(todo)
+
+    async def one_connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        extra = "Accept-Encoding: gzip\r\n" if gzip else ""
+        try:
+            while todo:
+                path = todo.pop()
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one_connection() for _ in range(20)))
+
+
+async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: int, gzip: bool) -> dict[str, float]:
     """The same measurement with wrk (C, 2 threads): the client costs the server less CPU."""
     import tempfile
 
@@ -202,7 +232,7 @@ async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: i
         warm = [*cmd[:3], "-d1s", *cmd[4:]]
         for c in (warm, cmd):
             proc = await asyncio.create_subprocess_exec(
-                *c, env={**os.environ, "WRK_PATHS": listing}, stdout=asyncio.subprocess.PIPE
+                *c, env={**os.environ, "WRK_PATHS": listing, "WRK_GZIP": str(int(gzip))}, stdout=asyncio.subprocess.PIPE
             )
             out, _ = await proc.communicate()
     line = next(ln for ln in out.decode().splitlines() if ln.startswith("RESULT"))
@@ -217,6 +247,56 @@ async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: i
         "p99": float(p99),
         "errors": int(errors),
     }
+
+
+async def first_snapshot_time(url: str) -> datetime:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            ts = (await conn.execute(text("SELECT min(minute) FROM market_candles_1m"))).scalar_one()
+    finally:
+        await engine.dispose()
+    if ts is None:
+        raise SystemExit("the kept database holds no data: drop it and run again")
+    return ts.replace(second=0, microsecond=0)
+
+
+async def record_like_the_recorder(url: str, tickers: list[str], start: datetime, stop: asyncio.Event) -> int:
+    """Write one new snapshot of every market each 5 s through the recorder's Sink (commit + NOTIFY), as the
+    poll loop does: each market's cached answers are invalidated every 5 s while the routes are measured."""
+    from kalshi_analytics.recorder.rows import SnapshotRow
+    from kalshi_analytics.recorder.sink import Sink
+
+    engine = create_engine(url, pool_size=2)
+    written = 0
+    try:
+        async with Sink(engine, batch_max_seconds=0.1) as sink:
+            k = 0
+            while not stop.is_set():
+                ts = start + timedelta(seconds=STEP_SECONDS * k)
+                # Spread each round over the 5 s, as polls of 1,000 markets arrive page by page.
+                for i in range(0, len(tickers), 100):
+                    now = datetime.now(UTC)
+                    for t in tickers[i : i + 100]:
+                        await sink.put(
+                            SnapshotRow(
+                                ticker=t,
+                                ts=ts,
+                                source="poll",
+                                received_at=now,
+                                yes_bid=Decimal("0.45"),
+                                yes_ask=Decimal("0.47"),
+                                last_price=Decimal("0.46"),
+                            )
+                        )
+                    written += min(100, len(tickers) - i)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), STEP_SECONDS / (len(tickers) / 100))
+                k += 1
+            await sink.flush()
+    finally:
+        await engine.dispose()
+    return written
 
 
 def free_port() -> int:
@@ -254,15 +334,49 @@ async def main() -> None:
     ap.add_argument(
         "--client", choices=["auto", "wrk", "python"], default="auto", help="load generator (auto: wrk when installed)"
     )
+    ap.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send Accept-Encoding: gzip, as browsers and httpx do (default on)",
+    )
+    ap.add_argument(
+        "--cache-mb", type=int, default=None, help="API_CACHE_MB for the server (0 = every answer from PostgreSQL)"
+    )
+    ap.add_argument(
+        "--warm-passes", type=int, default=4, help="requests per distinct path before measuring (0 = measure cold)"
+    )
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="while measuring, write a snapshot of every market each 5 s through the recorder's sink",
+    )
+    ap.add_argument(
+        "--keep-database",
+        metavar="NAME",
+        help="load into database NAME and keep it; a later run with the same NAME skips the load",
+    )
     args = ap.parse_args()
 
     # The series ends one hour ago, so "the last day" is a realistic dashboard window.
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     t0 = end - timedelta(seconds=STEP_SECONDS * args.snapshots)
-    async with fresh_database() as url:
-        await load(url, args.markets, args.snapshots, t0)
+    async with contextlib.AsyncExitStack() as stack:
+        if args.keep_database:
+            url, created = await kept_database(args.keep_database)
+            if created:
+                await load(url, args.markets, args.snapshots, t0)
+            else:
+                t0 = await first_snapshot_time(url)
+                end = t0 + timedelta(seconds=STEP_SECONDS * args.snapshots)
+                print(f"reusing database {args.keep_database} (series {t0:%Y-%m-%d %H:%M} → {end:%H:%M} UTC)")
+        else:
+            url = await stack.enter_async_context(fresh_database())
+            await load(url, args.markets, args.snapshots, t0)
         port = free_port()
         env = {**os.environ, "DB_URL": url, "API_RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
+        if args.cache_mb is not None:
+            env["API_CACHE_MB"] = str(args.cache_mb)
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
             [
                 sys.executable,
@@ -296,18 +410,33 @@ async def main() -> None:
                 ],
             }
             use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+            cache = "off" if args.cache_mb == 0 else f"warmed by {args.warm_passes} passes"
             print(
                 f"\n{args.markets} markets × {args.snapshots} snapshots; {args.workers} workers; "
-                f"{args.concurrency} clients ({'wrk' if use_wrk else 'python'}); {args.duration:g} s per route"
+                f"{args.concurrency} clients ({'wrk' if use_wrk else 'python'}); {args.duration:g} s per route; "
+                f"gzip {'accepted' if args.gzip else 'not accepted'}; cache {cache}"
             )
+            stop_writer = asyncio.Event()
+            writer = None
+            if args.record:
+                print("recording meanwhile: one snapshot per market every 5 s through the sink (commit + NOTIFY)")
+                # Exchange times from now on: new rows every run, also on a kept database.
+                writer = asyncio.create_task(
+                    record_like_the_recorder(url, tickers, datetime.now(UTC).replace(microsecond=0), stop_writer)
+                )
             print(f"{'route':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
             for name, paths in routes.items():
+                if args.warm_passes and args.cache_mb != 0:
+                    await warm("127.0.0.1", port, paths, args.warm_passes, args.gzip)
                 if use_wrk:
-                    r = await drive_wrk(port, paths, args.duration, args.concurrency)
+                    r = await drive_wrk(port, paths, args.duration, args.concurrency, args.gzip)
                 else:
-                    r = await drive("127.0.0.1", port, paths, args.duration, args.concurrency)
+                    r = await drive("127.0.0.1", port, paths, args.duration, args.concurrency, args.gzip)
                 flag = "" if r["p95"] <= 50 else "  (p95 over the 50 ms target)"
                 print(f"{name:48} {r['rps']:8.0f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}{flag}", flush=True)
+            if writer is not None:
+                stop_writer.set()
+                print(f"snapshots written through the sink meanwhile: {await writer:,}")
         finally:
             proc.terminate()
             proc.wait(20)

@@ -30,21 +30,41 @@ def server_url() -> str:
 async def fresh_database() -> AsyncIterator[str]:
     server = server_url()
     name = f"ka_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, pool_size=1)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url, pool_size=1)
-    await migrate.upgrade(engine)
-    await engine.dispose()
+    url = await _create_migrated(server, name)
     try:
         yield url
     finally:
+        admin = create_engine(server, pool_size=1)
         async with admin.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def kept_database(name: str) -> tuple[str, bool]:
+    """``(url, created)``: the database ``name`` on the bench server, created and migrated if missing, and
+    never dropped — so a slow bulk load can be reused by later runs (``--keep-database``)."""
+    server = server_url()
+    admin = create_engine(server, pool_size=1)
+    async with admin.connect() as conn:
+        exists = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).first()
+    await admin.dispose()
+    if exists:
+        return make_url(server).set(database=name).render_as_string(hide_password=False), False
+    return await _create_migrated(server, name), True
+
+
+async def _create_migrated(server: str, name: str) -> str:
+    admin = create_engine(server, pool_size=1)
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url, pool_size=1)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    return url
 
 
 def median(xs: list[float]) -> float:

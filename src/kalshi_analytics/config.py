@@ -94,6 +94,16 @@ class Settings(BaseSettings):
         Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
     )
 
+    api_cache_mb: int = Field(
+        256, ge=0, description="memory for cached read answers per API process, MiB (0 turns the cache off)"
+    )
+    api_cache_fresh_seconds: float = Field(
+        1.0, ge=0, description="a cached answer is reused this long even if newer data was committed"
+    )
+    api_cache_max_seconds: float = Field(
+        300.0, gt=0, description="longest life of a cached answer whose data has not changed"
+    )
+
     api_backtest_worker: bool = Field(
         True, description="run queued backtests in this API process (false for pure read replicas)"
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import __version__, migrate
 from kalshi_analytics.api import health, stream
+from kalshi_analytics.api.cache import ResponseCache
 from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import install_error_handlers
 from kalshi_analytics.api.ratelimit import RateLimits
@@ -25,6 +26,7 @@ from kalshi_analytics.config import Settings, load_settings
 from kalshi_analytics.db import create_engine, libpq_url, session_factory
 from kalshi_analytics.logging import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
+from kalshi_analytics.readpool import create_read_pool
 
 log = get_logger(__name__)
 
@@ -54,10 +56,14 @@ def create_app(
                 url = (await choose_database(settings)).url
             eng = create_engine(url, pool_size=API_POOL_SIZE, pre_ping=False)
         sessions = session_factory(eng)
-        hub = stream.StreamHub(libpq_url(eng.url), sessions, max_spread=settings.api_max_spread)
+        read_pool = await create_read_pool(libpq_url(eng.url), API_POOL_SIZE)
+        hub = stream.StreamHub(
+            libpq_url(eng.url), read_pool, max_spread=settings.api_max_spread, cache=app.state.response_cache
+        )
         app.state.engine = eng
         app.state.sessions = sessions
         app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.read_pool = read_pool
         app.state.stream_hub = hub
         app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
         await hub.start()
@@ -71,6 +77,7 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             await hub.stop()
+            await read_pool.close()
             if owned:
                 await eng.dispose()
 
@@ -85,7 +92,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.rate_limits = RateLimits.from_settings(settings)
-    app.state.metrics = health.ApiMetrics()
+    app.state.response_cache = ResponseCache(
+        max_bytes=settings.api_cache_mb * 2**20,
+        fresh_seconds=settings.api_cache_fresh_seconds,
+        max_seconds=settings.api_cache_max_seconds,
+    )
+    app.state.metrics = health.ApiMetrics(cache=app.state.response_cache)
     install_error_handlers(app)
 
     for router in (

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from kalshi_analytics.config import Settings
+from kalshi_analytics.readpool import Reads
 
 #: Every route but /metrics lives under this prefix (set on each router, so route templates are complete).
 API_PREFIX = "/api/v1"
@@ -41,6 +44,15 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncConnection]:
     engine: AsyncEngine = request.app.state.read_engine
     async with engine.connect() as conn:
         yield conn
+
+
+@asynccontextmanager
+async def reads(request: Request) -> AsyncIterator[Reads]:
+    """A pooled asyncpg connection for the markets reads, taken only when a query must run (a cached answer
+    needs none) — hence a context manager the endpoint opens, not a dependency."""
+    pool: asyncpg.Pool = request.app.state.read_pool
+    async with pool.acquire() as conn:
+        yield Reads(conn)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kalshi_analytics.api.cache import ResponseCache
 from kalshi_analytics.api.deps import API_PREFIX, ReadSessionDep
 from kalshi_analytics.api.errors import problem_response, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
@@ -170,11 +174,30 @@ async def recorder_status(session: ReadSessionDep) -> RecorderStatus:
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
+class CacheCollector(Collector):
+    """The response cache's counters and size, read when Prometheus scrapes."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.cache
+        yield CounterMetricFamily("kalshi_api_cache_hits", "answers served from the response cache", c.hits)
+        yield CounterMetricFamily("kalshi_api_cache_misses", "answers built from the database", c.misses)
+        yield CounterMetricFamily(
+            "kalshi_api_cache_invalidations", "recorder commit notifications applied to the cache", c.invalidations
+        )
+        yield GaugeMetricFamily("kalshi_api_cache_entries", "answers held in the response cache", len(c))
+        yield GaugeMetricFamily("kalshi_api_cache_bytes", "bytes held in the response cache", c.size_bytes)
+
+
 class ApiMetrics:
     """API request metrics in a private registry (one per app, so tests and several apps never collide)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, cache: ResponseCache | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        if cache is not None:
+            self.registry.register(CacheCollector(cache))
         self.requests = Counter(
             "kalshi_api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
         )

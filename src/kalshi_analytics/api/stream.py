@@ -23,9 +23,8 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kalshi_analytics.api.cache import ResponseCache
 from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
@@ -33,6 +32,7 @@ from kalshi_analytics.logging import get_logger
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import Snapshot
+from kalshi_analytics.readpool import Reads
 from kalshi_analytics.recorder.sink import NOTIFY_CHANNEL
 
 log = get_logger(__name__)
@@ -56,19 +56,22 @@ class Subscriber:
 
 
 class StreamHub:
-    """One LISTEN connection per process, fanning out latest snapshots to SSE subscribers."""
+    """One LISTEN connection per process, fanning out latest snapshots to SSE subscribers and telling the
+    response cache which tickers changed (and when it cannot know)."""
 
     def __init__(
         self,
         dsn: str,
-        sessions: async_sessionmaker[AsyncSession],
+        pool: asyncpg.Pool,
         *,
         max_spread: Decimal,
+        cache: ResponseCache | None = None,
         channel: str = NOTIFY_CHANNEL,
         reconnect_max_seconds: float = 10.0,
     ) -> None:
         self._dsn = dsn
-        self._sessions = sessions
+        self._pool = pool
+        self._cache = cache
         self._max_spread = max_spread
         self._channel = channel
         self._reconnect_max = reconnect_max_seconds
@@ -111,11 +114,11 @@ class StreamHub:
         return set(itertools.chain.from_iterable(s.tickers for s in self._subs))
 
     async def latest(self, tickers: Sequence[str]) -> list[Snapshot]:
-        async with self._sessions() as session, session.begin():
-            rows = await service.latest_snapshots(session, tickers)
+        async with self._pool.acquire() as conn:
+            rows = await service.latest_snapshots(Reads(conn), tickers)
         return [self.snapshot(r) for r in rows]
 
-    def snapshot(self, row: RowMapping) -> Snapshot:
+    def snapshot(self, row: asyncpg.Record) -> Snapshot:
         p, src = implied_probability_with_source(row["yes_bid"], row["yes_ask"], row["last_price"], self._max_spread)
         return Snapshot.model_validate({**row, "implied_probability": p, "implied_probability_source": src})
 
@@ -127,6 +130,8 @@ class StreamHub:
         except (ValueError, KeyError, TypeError):
             log.warning("stream_bad_notify_payload", payload=payload[:200])
             return
+        if self._cache is not None:
+            self._cache.invalidate([t for t in tickers if isinstance(t, str)])
         wanted = self._wanted()
         touched = {t for t in tickers if isinstance(t, str) and t in wanted}
         if touched:
@@ -145,6 +150,8 @@ class StreamHub:
                 conn.add_termination_listener(lambda _c, ev=closed: ev.set())
                 await conn.add_listener(self._channel, self._on_notify)
                 self.listening.set()
+                if self._cache is not None:
+                    self._cache.listener_state(True)
                 delay = 0.2
                 if self._subs:  # we may have missed notifications while reconnecting
                     self._pending |= self._wanted()
@@ -160,6 +167,8 @@ class StreamHub:
                 log.warning("stream_listener_down", error=repr(exc), retry_in=delay)
             finally:
                 self.listening.clear()
+                if self._cache is not None:
+                    self._cache.listener_state(False)
                 if conn is not None and not conn.is_closed():
                     with suppress(Exception):
                         await asyncio.wait_for(conn.close(), 2)

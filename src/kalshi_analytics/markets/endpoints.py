@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import RowMapping
 
-from kalshi_analytics.api.deps import API_PREFIX, ReadSessionDep, SettingsDep
+from kalshi_analytics.api.cache import cached
+from kalshi_analytics.api.deps import API_PREFIX, reads
 from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
 from kalshi_analytics.api.ratelimit import charge, rate_limit
 from kalshi_analytics.markets import service
@@ -42,31 +43,44 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000
 Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="`next_cursor` of the previous page")]
 
 
-def model_response(model: BaseModel) -> Response:
+JSON = "application/json"
+
+
+def model_json(model: BaseModel) -> tuple[bytes, str]:
     """Serialise once, in pydantic-core (the route's ``response_model`` still documents the shape).
 
     Long lists (markets, raw history, candles) skip pydantic altogether: PostgreSQL renders them as JSON
-    (:func:`spliced_response`), because validating 1,440 candles in Python cost ~70 ms a request.
+    (:func:`spliced_json`), because validating 1,440 candles in Python cost ~70 ms a request.
     """
-    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json")
+    return model.__pydantic_serializer__.to_json(model), JSON
+
+
+def model_response(model: BaseModel) -> Response:
+    body, media_type = model_json(model)
+    return Response(body, media_type=media_type)
 
 
 def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def spliced_response(head: dict[str, Any], key: str, array_json: str) -> Response:
+def spliced_json(head: dict[str, Any], key: str, array_json: str) -> tuple[bytes, str]:
     """``head`` plus ``key``: a JSON array already rendered by PostgreSQL (see service._json_page)."""
     body = json.dumps(head, separators=(",", ":"))[:-1] + f',"{key}":' + array_json + "}"
-    return Response(body.encode(), media_type="application/json")
+    return body.encode(), JSON
 
 
-def _prob(row: RowMapping | dict[str, Any], max_spread: Decimal) -> dict[str, Any]:
+def _max_spread(request: Request) -> Decimal:
+    spread: Decimal = request.app.state.settings.api_max_spread
+    return spread
+
+
+def _prob(row: Record | dict[str, Any], max_spread: Decimal) -> dict[str, Any]:
     p, src = implied_probability_with_source(row["yes_bid"], row["yes_ask"], row["last_price"], max_spread)
     return {"implied_probability": p, "implied_probability_source": src}
 
 
-def snapshot_model(row: RowMapping | dict[str, Any], max_spread: Decimal) -> Snapshot:
+def snapshot_model(row: Record | dict[str, Any], max_spread: Decimal) -> Snapshot:
     return Snapshot.model_validate({**row, **_prob(row, max_spread)})
 
 
@@ -79,8 +93,7 @@ def snapshot_model(row: RowMapping | dict[str, Any], max_spread: Decimal) -> Sna
 )
 async def list_markets(
     *,
-    session: ReadSessionDep,
-    settings: SettingsDep,
+    request: Request,
     status: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="status, or several comma-separated")
     ] = None,
@@ -95,16 +108,20 @@ async def list_markets(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
-    page, next_cursor = await service.list_markets(
-        session,
-        service.MarketFilter(status=status, category=category, series=series, event=event, q=q),
-        sort=sort,
-        order=order,
-        limit=limit,
-        cursor=cursor,
-        max_spread=settings.api_max_spread,
-    )
-    return spliced_response({"next_cursor": next_cursor}, "items", page.items)
+    async def build() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            page, next_cursor = await service.list_markets(
+                db,
+                service.MarketFilter(status=status, category=category, series=series, event=event, q=q),
+                sort=sort,
+                order=order,
+                limit=limit,
+                cursor=cursor,
+                max_spread=_max_spread(request),
+            )
+        return spliced_json({"next_cursor": next_cursor}, "items", page.items)
+
+    return await cached(request, None, build)  # a listing depends on every market
 
 
 @router.get(
@@ -114,19 +131,23 @@ async def list_markets(
     response_model=MarketResponse,
     dependencies=read_limited,
 )
-async def get_market(ticker: Ticker, session: ReadSessionDep, settings: SettingsDep) -> Response:
-    row = await service.get_market(session, ticker)
-    return model_response(
-        MarketResponse.model_validate(
-            {
-                **row,
-                **_prob(row, settings.api_max_spread),
-                "yes_price": row["yes_bid"],
-                "no_price": row["no_bid"],
-                "last_updated": row["ts"] or row["updated_at"],
-            }
+async def get_market(request: Request, ticker: Ticker) -> Response:
+    async def build() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            row = await service.get_market(db, ticker)
+        return model_json(
+            MarketResponse.model_validate(
+                {
+                    **row,
+                    **_prob(row, _max_spread(request)),
+                    "yes_price": row["yes_bid"],
+                    "no_price": row["no_bid"],
+                    "last_updated": row["ts"] or row["updated_at"],
+                }
+            )
         )
-    )
+
+    return await cached(request, ticker, build)
 
 
 @router.get(
@@ -136,8 +157,13 @@ async def get_market(ticker: Ticker, session: ReadSessionDep, settings: Settings
     response_model=Snapshot,
     dependencies=read_limited,
 )
-async def latest(ticker: Ticker, session: ReadSessionDep, settings: SettingsDep) -> Response:
-    return model_response(snapshot_model(await service.latest_snapshot(session, ticker), settings.api_max_spread))
+async def latest(request: Request, ticker: Ticker) -> Response:
+    async def build() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            row = await service.latest_snapshot(db, ticker)
+        return model_json(snapshot_model(row, _max_spread(request)))
+
+    return await cached(request, ticker, build)
 
 
 @router.get(
@@ -151,8 +177,6 @@ async def history(
     *,
     request: Request,
     ticker: Ticker,
-    session: ReadSessionDep,
-    settings: SettingsDep,
     start: Annotated[datetime | None, Query(description="inclusive; default end − 1 day")] = None,
     end: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
     interval: Annotated[service.Interval | None, Query(description="candle size; omit for raw snapshots")] = None,
@@ -166,14 +190,26 @@ async def history(
     if interval is not None:
         if cursor is not None:
             raise InvalidParameterError("query.cursor", "candles are not paginated; narrow start/end instead")
-        candles = await service.candles(session, ticker, interval, start_, end_)
-        head = {"ticker": ticker, "interval": interval, "start": _iso(start_), "end": _iso(end_)}
-        return spliced_response(head, "candles", candles)
+        step = interval
+
+        async def candles() -> tuple[bytes, str]:
+            async with reads(request) as db:
+                array = await service.candles(db, ticker, step, start_, end_)
+            head = {"ticker": ticker, "interval": step, "start": _iso(start_), "end": _iso(end_)}
+            return spliced_json(head, "candles", array)
+
+        # Without `end` the window follows the clock: such an answer is reused only briefly.
+        return await cached(request, ticker, candles, volatile=end is None)
     charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
-    page, next_cursor = await service.snapshot_page(
-        session, ticker, start=start_, end=end_, limit=limit, cursor=cursor, max_spread=settings.api_max_spread
-    )
-    return spliced_response({"ticker": ticker, "next_cursor": next_cursor}, "items", page.items)
+
+    async def raw() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            page, next_cursor = await service.snapshot_page(
+                db, ticker, start=start_, end=end_, limit=limit, cursor=cursor, max_spread=_max_spread(request)
+            )
+        return spliced_json({"ticker": ticker, "next_cursor": next_cursor}, "items", page.items)
+
+    return await cached(request, ticker, raw, volatile=end is None)
 
 
 @router.get(
@@ -184,27 +220,31 @@ async def history(
     dependencies=read_limited,
 )
 async def get_orderbook(
+    request: Request,
     ticker: Ticker,
-    session: ReadSessionDep,
     depth: Annotated[int, Query(ge=1, le=1000, description="levels per side")] = 20,
     at: Annotated[datetime | None, Query(description="a past moment: the book recorded at or before it")] = None,
 ) -> Response:
-    row = await service.orderbook(session, ticker, service.utc(at))
-    yes = service.levels_best_first(row["yes_prices"], row["yes_sizes"], depth)
-    no = service.levels_best_first(row["no_prices"], row["no_sizes"], depth)
-    return model_response(
-        OrderBook(
-            ticker=row["ticker"],
-            ts=row["ts"],
-            received_at=row["received_at"],
-            source=row["source"],
-            sequence=row["sequence"],
-            yes=[BookLevel.model_validate(lv) for lv in yes],
-            no=[BookLevel.model_validate(lv) for lv in no],
-            best_yes_bid=yes[0]["price"] if yes else None,
-            best_yes_ask=ONE - no[0]["price"] if no else None,
+    async def build() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            row = await service.orderbook(db, ticker, service.utc(at))
+        yes = service.levels_best_first(row["yes_prices"], row["yes_sizes"], depth)
+        no = service.levels_best_first(row["no_prices"], row["no_sizes"], depth)
+        return model_json(
+            OrderBook(
+                ticker=row["ticker"],
+                ts=row["ts"],
+                received_at=row["received_at"],
+                source=row["source"],
+                sequence=row["sequence"],
+                yes=[BookLevel.model_validate(lv) for lv in yes],
+                no=[BookLevel.model_validate(lv) for lv in no],
+                best_yes_bid=yes[0]["price"] if yes else None,
+                best_yes_ask=ONE - no[0]["price"] if no else None,
+            )
         )
-    )
+
+    return await cached(request, ticker, build)
 
 
 @router.get(
@@ -216,16 +256,20 @@ async def get_orderbook(
 )
 async def list_trades(
     *,
+    request: Request,
     ticker: Ticker,
-    session: ReadSessionDep,
     start: Annotated[datetime | None, Query(description="inclusive")] = None,
     end: Annotated[datetime | None, Query(description="exclusive")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
-    rows, next_cursor = await service.trade_page(
-        session, ticker, start=service.utc(start), end=service.utc(end), limit=limit, cursor=cursor
-    )
-    return model_response(
-        TradePage(ticker=ticker, items=[Trade.model_construct(**r) for r in rows], next_cursor=next_cursor)
-    )
+    async def build() -> tuple[bytes, str]:
+        async with reads(request) as db:
+            rows, next_cursor = await service.trade_page(
+                db, ticker, start=service.utc(start), end=service.utc(end), limit=limit, cursor=cursor
+            )
+        return model_json(
+            TradePage(ticker=ticker, items=[Trade.model_construct(**r) for r in rows], next_cursor=next_cursor)
+        )
+
+    return await cached(request, ticker, build)

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from asyncpg import Record
 
 from kalshi_analytics.api.errors import InvalidParameterError, NotFoundError
 from kalshi_analytics.markets.pricing import implied_probability_sql
+from kalshi_analytics.readpool import Reads
 
-#: Reads run on a session or a plain connection (the API reads on autocommit connections).
-Db = AsyncSession | AsyncConnection
+#: Reads run on one pooled asyncpg connection in autocommit mode.
+Db = Reads
 
 MarketSort = Literal["ticker", "close_time", "volume"]
 
@@ -53,7 +53,7 @@ class JsonPage:
     items: str
     count: int
     more: bool
-    last: RowMapping | None
+    last: Record | None
 
 
 async def _json_page(
@@ -68,12 +68,12 @@ async def _json_page(
     """Run ``inner`` — which must SELECT at most ``limit + 1`` rows exposing ``key_cols`` and ``rn``, their
     ``row_number()`` in page order — and aggregate its first ``limit`` rows into one JSON array, in order."""
     keys = ", ".join(f"max({c}) FILTER (WHERE rn = :page_limit) AS {c}" for c in key_cols)
-    sql = text(
+    sql = (
         f"SELECT coalesce(json_agg({_json_object(fields)} ORDER BY rn) FILTER (WHERE rn <= :page_limit), "
         f"'[]')::text AS items, count(*) AS n, {keys} "
         f"FROM ({inner}) r"
     )
-    row = (await session.execute(sql, {**params, "page_limit": limit})).mappings().one()
+    row = await session.one(sql, {**params, "page_limit": limit})
     n = int(row["n"])
     return JsonPage(items=row["items"], count=min(n, limit), more=n > limit, last=row if n > limit else None)
 
@@ -233,7 +233,7 @@ async def list_markets(
     return page, next_cursor
 
 
-_MARKET_SQL = text(
+_MARKET_SQL = (
     "SELECT m.ticker, m.title, m.subtitle, m.event_ticker, m.series_ticker, m.category, m.status, m.open_time, "
     "m.close_time, m.result, m.settlement_value, m.settled_at, m.updated_at, "
     "COALESCE(s.volume, m.volume) AS volume, COALESCE(s.open_interest, m.open_interest) AS open_interest, "
@@ -242,8 +242,8 @@ _MARKET_SQL = text(
 )
 
 
-async def get_market(session: Db, ticker: str) -> RowMapping:
-    row = (await session.execute(_MARKET_SQL, {"ticker": ticker})).mappings().first()
+async def get_market(session: Db, ticker: str) -> Record:
+    row = await session.first(_MARKET_SQL, {"ticker": ticker})
     if row is None:
         raise NotFoundError(f"unknown market {ticker!r}")
     return row
@@ -251,7 +251,7 @@ async def get_market(session: Db, ticker: str) -> RowMapping:
 
 async def ensure_market(session: Db, ticker: str) -> None:
     """404 for an unknown ticker (called only when a listing came back empty, to tell "none yet" apart)."""
-    found = (await session.execute(text("SELECT 1 FROM markets WHERE ticker = :t"), {"t": ticker})).first()
+    found = await session.first("SELECT 1 FROM markets WHERE ticker = :t", {"t": ticker})
     if found is None:
         raise NotFoundError(f"unknown market {ticker!r}")
 
@@ -261,24 +261,24 @@ _SNAPSHOT_COLS = (
     "ticker, ts, received_at, source, sequence, yes_bid, yes_ask, no_bid, no_ask, last_price, yes_bid_size, "
     "yes_ask_size, volume, open_interest, status"
 )
-_LATEST_SQL = text(f"SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1")
+_LATEST_SQL = f"SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1"
 
 
-async def latest_snapshot(session: Db, ticker: str) -> RowMapping:
-    row = (await session.execute(_LATEST_SQL, {"ticker": ticker})).mappings().first()
+async def latest_snapshot(session: Db, ticker: str) -> Record:
+    row = await session.first(_LATEST_SQL, {"ticker": ticker})
     if row is None:
         await ensure_market(session, ticker)
         raise NotFoundError(f"no snapshot recorded yet for {ticker!r}")
     return row
 
 
-async def latest_snapshots(session: Db, tickers: Sequence[str]) -> list[RowMapping]:
+async def latest_snapshots(session: Db, tickers: Sequence[str]) -> list[Record]:
     """Latest snapshot of each ticker (one index probe per ticker; used by the live stream)."""
-    sql = text(
+    sql = (
         f"SELECT s.* FROM unnest(CAST(:tickers AS text[])) AS t(ticker) CROSS JOIN LATERAL "
         f"(SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = t.ticker ORDER BY ts DESC LIMIT 1) s"
     )
-    return list((await session.execute(sql, {"tickers": list(tickers)})).mappings().all())
+    return list(await session.all(sql, {"tickers": list(tickers)}))
 
 
 SNAPSHOT_FIELDS = (
@@ -381,8 +381,8 @@ CANDLE_FIELDS = (
     ("snapshots", "snapshots"),
 )
 _CANDLE_JSON = "SELECT coalesce(json_agg({obj} ORDER BY start), '[]')::text, count(*) FROM ({inner}) c"
-_CANDLE_1M_SQL = text(_CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_1M))
-_CANDLE_ROLLUP_SQL = text(_CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP))
+_CANDLE_1M_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_1M)
+_CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP)
 
 
 async def candles(session: Db, ticker: str, interval: Interval, start: datetime, end: datetime) -> str:
@@ -392,10 +392,10 @@ async def candles(session: Db, ticker: str, interval: Interval, start: datetime,
         raise InvalidParameterError("query.start", f"at most {MAX_CANDLES} {interval} candles per request")
     params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end}
     if interval == "1m":
-        row = (await session.execute(_CANDLE_1M_SQL, params)).one()
+        row = await session.one(_CANDLE_1M_SQL, params)
     else:
         params["step"] = step
-        row = (await session.execute(_CANDLE_ROLLUP_SQL, params)).one()
+        row = await session.one(_CANDLE_ROLLUP_SQL, params)
     if row[1] == 0:
         await ensure_market(session, ticker)
     return str(row[0])
@@ -406,15 +406,15 @@ _BOOK_SQL = (
     "SELECT ticker, ts, received_at, source, sequence, yes_prices, yes_sizes, no_prices, no_sizes "
     "FROM orderbook_snapshots WHERE ticker = :ticker {at} ORDER BY ts DESC, source DESC LIMIT 1"
 )
-_BOOK_LATEST = text(_BOOK_SQL.format(at=""))
-_BOOK_AT = text(_BOOK_SQL.format(at="AND ts <= :at"))
+_BOOK_LATEST = _BOOK_SQL.format(at="")
+_BOOK_AT = _BOOK_SQL.format(at="AND ts <= :at")
 
 
-async def orderbook(session: Db, ticker: str, at: datetime | None) -> RowMapping:
+async def orderbook(session: Db, ticker: str, at: datetime | None) -> Record:
     if at is None:
-        row = (await session.execute(_BOOK_LATEST, {"ticker": ticker})).mappings().first()
+        row = await session.first(_BOOK_LATEST, {"ticker": ticker})
     else:
-        row = (await session.execute(_BOOK_AT, {"ticker": ticker, "at": at})).mappings().first()
+        row = await session.first(_BOOK_AT, {"ticker": ticker, "at": at})
     if row is None:
         await ensure_market(session, ticker)
         when = f" at or before {at.isoformat()}" if at is not None else ""
@@ -437,7 +437,7 @@ async def trade_page(
     end: datetime | None,
     limit: int,
     cursor: str | None,
-) -> tuple[Sequence[RowMapping], str | None]:
+) -> tuple[Sequence[Record], str | None]:
     """Trades newest first, keyset-paginated on (ts, trade_id)."""
     where = ["ticker = :ticker"]
     params: dict[str, Any] = {"ticker": ticker, "limit": limit + 1}
@@ -451,11 +451,11 @@ async def trade_page(
         _, ts, trade_id = decode_cursor(cursor, 3, "trades")
         where.append("(ts, trade_id) < (:cts, :cid)")
         params["cts"], params["cid"] = _parse_ts(ts), str(trade_id)
-    sql = text(
+    sql = (
         "SELECT trade_id, ticker, ts, yes_price, no_price, count, taker_side, is_block_trade FROM trades "
         f"WHERE {' AND '.join(where)} ORDER BY ts DESC, trade_id DESC LIMIT :limit"
     )
-    rows = (await session.execute(sql, params)).mappings().all()
+    rows = await session.all(sql, params)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

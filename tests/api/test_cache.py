@@ -1,0 +1,297 @@
+"""The response cache: its rule (unit level) and, through the real app, that recorder commits invalidate it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.api.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
+from kalshi_analytics.recorder.rows import SnapshotRow
+from tests.api.conftest import market, serve, ticker, write
+
+D = Decimal
+
+
+def counting_builder(body: bytes = b'{"v":1}') -> tuple[Callable[[], Awaitable[tuple[bytes, str]]], list[int]]:
+    calls: list[int] = []
+
+    async def build() -> tuple[bytes, str]:
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        return body + str(len(calls)).encode(), "application/json"
+
+    return build, calls
+
+
+def listening_cache(**kw: float) -> ResponseCache:
+    cache = ResponseCache(
+        max_bytes=int(kw.get("max_bytes", 1 << 20)),
+        fresh_seconds=kw.get("fresh", 0.0),
+        max_seconds=kw.get("max_seconds", 60.0),
+    )
+    cache.listener_state(True)
+    return cache
+
+
+# ------------------------------------------------------------------------------------------------ the rule
+async def test_unchanged_answers_are_reused_until_their_ticker_is_notified() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    first = await cache.get("/a", "T1", build)
+    assert (await cache.get("/a", "T1", build)).etag == first.etag
+    cache.invalidate(["OTHER"])  # another market changed: still valid
+    assert (await cache.get("/a", "T1", build)).etag == first.etag
+    assert len(calls) == 1
+    cache.invalidate(["T1"])
+    second = await cache.get("/a", "T1", build)
+    assert second.etag != first.etag
+    assert len(calls) == 2
+    assert (cache.hits, cache.misses) == (2, 2)
+
+
+async def test_answers_about_every_market_fall_to_any_notification() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    await cache.get("/markets", None, build)
+    await cache.get("/markets", None, build)
+    cache.invalidate(["ANY"])
+    await cache.get("/markets", None, build)
+    assert len(calls) == 2
+
+
+async def test_fresh_window_bounds_staleness_and_volatile_answers_live_only_in_it() -> None:
+    cache = listening_cache(fresh=0.2)
+    build, calls = counting_builder()
+    await cache.get("/a", "T1", build)
+    cache.invalidate(["T1"])
+    await cache.get("/a", "T1", build)  # changed, but within the fresh window: reused
+    assert len(calls) == 1
+    await asyncio.sleep(0.25)
+    await cache.get("/a", "T1", build)  # outside it: rebuilt
+    assert len(calls) == 2
+
+    await cache.get("/now", "T2", build, volatile=True)
+    await cache.get("/now", "T2", build, volatile=True)
+    assert len(calls) == 3
+    await asyncio.sleep(0.25)
+    await cache.get("/now", "T2", build, volatile=True)  # nothing changed, but the window moved with the clock
+    assert len(calls) == 4
+
+
+async def test_without_a_listener_nothing_outlives_the_fresh_window() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    await cache.get("/a", "T1", build)
+    cache.listener_state(False)
+    await cache.get("/a", "T1", build)
+    cache.listener_state(True)  # reconnected: notifications sent meanwhile are lost, so older entries are out
+    await cache.get("/a", "T1", build)
+    await cache.get("/a", "T1", build)
+    assert len(calls) == 3
+
+
+async def test_max_age_and_refresh() -> None:
+    cache = listening_cache(max_seconds=0.1)
+    build, calls = counting_builder()
+    await cache.get("/a", "T1", build)
+    await asyncio.sleep(0.15)
+    await cache.get("/a", "T1", build)
+    await cache.get("/a", "T1", build, refresh=True)
+    assert len(calls) == 3
+
+
+async def test_a_notification_during_the_build_outdates_the_answer() -> None:
+    cache = listening_cache()
+    started = asyncio.Event()
+
+    async def slow() -> tuple[bytes, str]:
+        started.set()
+        await asyncio.sleep(0.05)
+        return b"old", "application/json"
+
+    task = asyncio.create_task(cache.get("/a", "T1", slow))
+    await started.wait()
+    cache.invalidate(["T1"])  # committed after the query read its rows
+    assert (await task).body == b"old"
+    build, calls = counting_builder()
+    await cache.get("/a", "T1", build)
+    assert len(calls) == 1
+
+
+async def test_concurrent_misses_share_one_build_and_its_error() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    results = await asyncio.gather(*(cache.get("/a", "T1", build) for _ in range(50)))
+    assert len(calls) == 1
+    assert len({r.etag for r in results}) == 1
+
+    failures: list[int] = []
+
+    async def failing() -> tuple[bytes, str]:
+        failures.append(1)
+        await asyncio.sleep(0.01)
+        raise LookupError("no such market")
+
+    outcomes = await asyncio.gather(*(cache.get("/b", "T1", failing) for _ in range(20)), return_exceptions=True)
+    assert len(failures) == 1
+    assert all(isinstance(o, LookupError) for o in outcomes)
+    with pytest.raises(LookupError):  # errors are not stored: the next request tries again
+        await cache.get("/b", "T1", failing)
+    assert len(failures) == 2
+
+
+async def test_a_client_going_away_does_not_cancel_the_shared_build() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    first = asyncio.create_task(cache.get("/a", "T1", build))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cache.get("/a", "T1", build))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert (await second).body == b'{"v":1}1'
+    assert len(calls) == 1
+
+
+async def test_large_bodies_are_stored_gzipped_and_the_byte_budget_evicts_oldest() -> None:
+    body = json.dumps([{"price": "0.5000", "n": i} for i in range(2000)]).encode()
+    assert len(body) > COMPRESS_MIN_BYTES
+    cache = listening_cache(max_bytes=400_000)
+
+    async def big() -> tuple[bytes, str]:
+        return body, "application/json"
+
+    entry = await cache.get("/big", "T1", big)
+    assert entry.gzipped
+    assert entry.size < len(body) / 4
+    assert entry.plain() == body
+    small, _ = counting_builder()
+    for i in range(40):
+        await cache.get(f"/k{i}", "T1", small)
+    assert cache.size_bytes <= 400_000
+    for i in range(2000):  # push far past the budget
+        await cache.get(f"/f{i}", "T1", big)
+    assert cache.size_bytes <= 400_000
+    assert len(cache) < 2000
+
+
+async def test_a_disabled_cache_builds_every_time() -> None:
+    cache = ResponseCache(max_bytes=0, fresh_seconds=1, max_seconds=60)
+    build, calls = counting_builder(b"x" * (COMPRESS_MIN_BYTES + 1))
+    entry = await cache.get("/a", "T1", build)
+    await cache.get("/a", "T1", build)
+    assert len(calls) == 2
+    assert not entry.gzipped
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.8", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+        (None, False),
+        ("GZIP", True),
+    ],
+)
+def test_accepts_gzip(header: str | None, ok: bool) -> None:
+    assert accepts_gzip(header) is ok
+
+
+# ------------------------------------------------------------------------------------- through the real app
+async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while not await predicate():  # noqa: ASYNC110 - polling the API over HTTP, there is no event to await
+            await asyncio.sleep(0.02)
+
+
+async def test_recorder_commits_invalidate_cached_answers(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    app = app_factory(api_cache_fresh_seconds=0)
+    t = ticker()
+    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    await write(engine, market(t), SnapshotRow(ticker=t, ts=ts, source="poll", received_at=ts, last_price=D("0.4")))
+    async with serve(app) as client:
+        await asyncio.wait_for(app.state.stream_hub.listening.wait(), 10)
+        cache: ResponseCache = app.state.response_cache
+        url = f"/api/v1/markets/{t}/latest"
+        first = await client.get(url)
+        assert first.json()["last_price"] == "0.4000"
+        assert first.headers["cache-control"] == "no-cache"
+        assert first.headers["etag"]
+
+        # A change that bypasses the recorder (no notification) is not seen while the answer is cached...
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE market_snapshots SET last_price = 0.45 WHERE ticker = :t AND ts = :ts"), {"t": t, "ts": ts}
+            )
+        hits = cache.hits
+        assert (await client.get(url)).json()["last_price"] == "0.4000"
+        assert cache.hits == hits + 1
+        # ...unless the client asks for a fresh answer, which also refreshes the cache.
+        fresh = await client.get(url, headers={"Cache-Control": "no-cache"})
+        assert fresh.json()["last_price"] == "0.4500"
+        assert (await client.get(url)).json()["last_price"] == "0.4500"
+
+        # The recorder's commit notifies; the next read sees the new snapshot.
+        later = ts + timedelta(seconds=5)
+        await write(engine, SnapshotRow(ticker=t, ts=later, source="poll", received_at=later, last_price=D("0.55")))
+
+        async def updated() -> bool:
+            return bool((await client.get(url)).json()["last_price"] == "0.5500")
+
+        await _until(updated)
+
+        # Conditional requests: the same ETag gets 304 with no body.
+        current = await client.get(url)
+        again = await client.get(url, headers={"If-None-Match": current.headers["etag"]})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == current.headers["etag"]
+        metrics = (await client.get("/metrics")).text
+        assert "kalshi_api_cache_hits_total" in metrics
+        assert "kalshi_api_cache_invalidations_total" in metrics
+
+
+async def test_large_answers_go_out_gzipped_to_clients_that_accept_it(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    t = ticker()
+    start = datetime(2026, 11, 19, 0, 0, tzinfo=UTC)
+    rows = [
+        SnapshotRow(
+            ticker=t,
+            ts=start + timedelta(seconds=30 * i),
+            source="poll",
+            received_at=start + timedelta(seconds=30 * i),
+            yes_bid=D("0.40") + D("0.01") * (i % 20),
+            yes_ask=D("0.42") + D("0.01") * (i % 20),
+            last_price=D("0.41"),
+        )
+        for i in range(240)
+    ]
+    await write(engine, market(t), *rows)
+    app = app_factory()
+    params = {"interval": "1m", "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+    async with serve(app) as client:
+        url = f"/api/v1/markets/{t}/history"
+        # httpx asks for gzip by default and decodes it transparently; compare with a plain request.
+        zipped = await client.get(url, params=params)
+        plain = await client.get(url, params=params, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert "content-encoding" not in plain.headers
+        assert zipped.json() == plain.json()
+        assert len(plain.json()["candles"]) == 120
+        assert int(zipped.headers["content-length"]) < len(plain.content) / 4
