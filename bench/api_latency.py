@@ -176,9 +176,11 @@ local headers = {}
 if os.getenv("WRK_GZIP") == "1" then headers["Accept-Encoding"] = "gzip" end
 request = function() return wrk.format("GET", paths[math.random(#paths)], headers) end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %f %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+  local e = summary.errors
+  io.write(string.format("RESULT %d %f %f %f %f %d status=%d,connect=%d,read=%d,write=%d,timeout=%d\\n",
+    summary.requests, summary.duration / 1e6,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+    e.status + e.connect + e.read + e.write + e.timeout, e.status, e.connect, e.read, e.write, e.timeout))
 end
 """
 
@@ -192,18 +194,18 @@ def _wrk_files(tmp: str, paths: list[str]) -> tuple[str, str]:
     return script, listing
 
 
-async def warm(host: str, port: int, paths: list[str], passes: int, gzip: bool) -> None:
-    """Ask for every path ``passes`` times (shuffled, 20 connections), so each worker's cache has seen most
-    of them: the measurement that follows is the steady state, not the first fill."""
-    todo = [p for _ in range(passes) for p in paths]
-    random.shuffle(todo)
+async def warm(host: str, port: int, paths: list[str], connections: int, gzip: bool) -> None:
+    """Ask for every path once on each of ``connections`` connections (each in its own shuffled order): a
+    connection stays with one worker, so every worker's cache sees every path and the measurement that follows
+    is the steady state of a running service, not the first fill."""
 
     async def one_connection() -> None:
+        todo = list(paths)
+        random.shuffle(todo)
         reader, writer = await asyncio.open_connection(host, port)
         extra = "Accept-Encoding: gzip\r\n" if gzip else ""
         try:
-            while todo:
-                path = todo.pop()
+            for path in todo:
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
@@ -211,7 +213,25 @@ async def warm(host: str, port: int, paths: list[str], passes: int, gzip: bool) 
         finally:
             writer.close()
 
-    await asyncio.gather(*(one_connection() for _ in range(20)))
+    await asyncio.gather(*(one_connection() for _ in range(connections)))
+
+
+async def cache_counters(port: int) -> tuple[float, float]:
+    """(hits, misses) of the response cache of whichever worker answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
+        body = (await reader.readexactly(length)).decode()
+    finally:
+        writer.close()
+    values = {}
+    for line in body.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("kalshi_api_cache_hits_total", "kalshi_api_cache_misses_total"):
+            values[name] = float(value)
+    return values.get("kalshi_api_cache_hits_total", 0.0), values.get("kalshi_api_cache_misses_total", 0.0)
 
 
 async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: int, gzip: bool) -> dict[str, float]:
@@ -236,9 +256,9 @@ async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: i
             )
             out, _ = await proc.communicate()
     line = next(ln for ln in out.decode().splitlines() if ln.startswith("RESULT"))
-    n, secs, p50, p95, p99, errors = line.split()[1:]
+    n, secs, p50, p95, p99, errors, kinds = line.split()[1:]
     if int(errors):
-        print(f"    {errors} errors or non-2xx answers")
+        print(f"    {errors} errors or non-2xx answers ({kinds})")
     return {
         "requests": int(n),
         "rps": int(n) / float(secs),
@@ -344,8 +364,12 @@ async def main() -> None:
         "--cache-mb", type=int, default=None, help="API_CACHE_MB for the server (0 = every answer from PostgreSQL)"
     )
     ap.add_argument(
-        "--warm-passes", type=int, default=4, help="requests per distinct path before measuring (0 = measure cold)"
+        "--warm-connections",
+        type=int,
+        default=20,
+        help="connections that each ask for every path once before measuring (0 = measure cold)",
     )
+    ap.add_argument("--only", help="measure only the routes whose name contains this text")
     ap.add_argument(
         "--record",
         action="store_true",
@@ -410,7 +434,7 @@ async def main() -> None:
                 ],
             }
             use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
-            cache = "off" if args.cache_mb == 0 else f"warmed by {args.warm_passes} passes"
+            cache = "off" if args.cache_mb == 0 else f"warmed on {args.warm_connections} connections"
             print(
                 f"\n{args.markets} markets × {args.snapshots} snapshots; {args.workers} workers; "
                 f"{args.concurrency} clients ({'wrk' if use_wrk else 'python'}); {args.duration:g} s per route; "
@@ -424,16 +448,25 @@ async def main() -> None:
                 writer = asyncio.create_task(
                     record_like_the_recorder(url, tickers, datetime.now(UTC).replace(microsecond=0), stop_writer)
                 )
-            print(f"{'route':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+            print(f"{'route':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>8}")
             for name, paths in routes.items():
-                if args.warm_passes and args.cache_mb != 0:
-                    await warm("127.0.0.1", port, paths, args.warm_passes, args.gzip)
+                if args.only and args.only not in name:
+                    continue
+                if args.warm_connections and args.cache_mb != 0:
+                    await warm("127.0.0.1", port, paths, args.warm_connections, args.gzip)
+                hits0, misses0 = await cache_counters(port)
                 if use_wrk:
                     r = await drive_wrk(port, paths, args.duration, args.concurrency, args.gzip)
                 else:
                     r = await drive("127.0.0.1", port, paths, args.duration, args.concurrency, args.gzip)
+                hits1, misses1 = await cache_counters(port)
+                answered = (hits1 - hits0) + (misses1 - misses0)
+                ratio = f"{(hits1 - hits0) / answered:8.1%}" if answered and args.cache_mb != 0 else f"{'-':>8}"
                 flag = "" if r["p95"] <= 50 else "  (p95 over the 50 ms target)"
-                print(f"{name:48} {r['rps']:8.0f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}{flag}", flush=True)
+                print(
+                    f"{name:48} {r['rps']:8.0f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {ratio}{flag}",
+                    flush=True,
+                )
             if writer is not None:
                 stop_writer.set()
                 print(f"snapshots written through the sink meanwhile: {await writer:,}")

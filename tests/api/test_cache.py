@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.api.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
+from kalshi_analytics.api.ratelimit import RateLimits
 from kalshi_analytics.recorder.rows import SnapshotRow
-from tests.api.conftest import market, serve, ticker, write
+from tests.api.conftest import ALLOWED_ORIGIN, market, serve, ticker, write
 
 D = Decimal
 
@@ -65,6 +66,28 @@ async def test_answers_about_every_market_fall_to_any_notification() -> None:
     cache.invalidate(["ANY"])
     await cache.get("/markets", None, build)
     assert len(calls) == 2
+
+
+async def test_answers_about_a_closed_window_survive_commits_that_start_at_or_after_its_end() -> None:
+    cache = listening_cache()
+    build, calls = counting_builder()
+    end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    await cache.get("/h", "T1", build, horizon=end)
+    cache.invalidate(["T1"], end)  # live data from the window's end on: unaffected
+    cache.invalidate(["T1"], end + timedelta(minutes=5))
+    cache.invalidate(["T1"], None)  # catalogue rows only
+    await cache.get("/h", "T1", build, horizon=end)
+    assert len(calls) == 1
+    cache.invalidate(["T1"], end - timedelta(minutes=1))  # a repair inside the window
+    await cache.get("/h", "T1", build, horizon=end)
+    assert len(calls) == 2
+    cache.invalidate(["T1"])  # a notification that does not say: anything may have changed
+    await cache.get("/h", "T1", build, horizon=end)
+    assert len(calls) == 3
+    await cache.get("/latest", "T1", build)  # no horizon: any change of T1 counts, catalogue too
+    cache.invalidate(["T1"], None)
+    await cache.get("/latest", "T1", build)
+    assert len(calls) == 5
 
 
 async def test_fresh_window_bounds_staleness_and_volatile_answers_live_only_in_it() -> None:
@@ -123,6 +146,16 @@ async def test_a_notification_during_the_build_outdates_the_answer() -> None:
     assert (await task).body == b"old"
     build, calls = counting_builder()
     await cache.get("/a", "T1", build)
+    assert len(calls) == 1
+
+    # A build about a closed window is not outdated by live data after its end.
+    end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    started.clear()
+    task = asyncio.create_task(cache.get("/h", "T1", slow, horizon=end))
+    await started.wait()
+    cache.invalidate(["T1"], end)
+    await task
+    await cache.get("/h", "T1", build, horizon=end)
     assert len(calls) == 1
 
 
@@ -295,3 +328,113 @@ async def test_large_answers_go_out_gzipped_to_clients_that_accept_it(
         assert zipped.json() == plain.json()
         assert len(plain.json()["candles"]) == 120
         assert int(zipped.headers["content-length"]) < len(plain.content) / 4
+
+
+async def test_history_with_an_end_stays_cached_while_live_data_arrives_but_not_after_a_repair(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    app = app_factory(api_cache_fresh_seconds=0)
+    t = ticker()
+    start = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+
+    def snap(at: datetime, price: str) -> SnapshotRow:
+        return SnapshotRow(ticker=t, ts=at, source="poll", received_at=at, last_price=D(price))
+
+    await write(engine, market(t), *(snap(start + timedelta(minutes=2 * i), "0.30") for i in range(30)))
+    async with serve(app) as client:
+        await asyncio.wait_for(app.state.stream_hub.listening.wait(), 10)
+        cache: ResponseCache = app.state.response_cache
+        url = f"/api/v1/markets/{t}/history"
+        params = {"interval": "1m", "start": start.isoformat(), "end": end.isoformat()}
+        first = await client.get(url, params=params)
+        assert len(first.json()["candles"]) == 30
+
+        async def notified(before: int) -> None:
+            async def seen() -> bool:
+                return cache.invalidations > before
+
+            await _until(seen)
+
+        before = cache.invalidations
+        await write(engine, snap(end + timedelta(minutes=10), "0.90"))  # live data after the window
+        await notified(before)
+        hits = cache.hits
+        again = await client.get(url, params=params)
+        assert cache.hits == hits + 1
+        assert again.headers["etag"] == first.headers["etag"]
+
+        before = cache.invalidations
+        await write(engine, snap(start + timedelta(minutes=31), "0.55"))  # a repaired minute inside it
+        await notified(before)
+        repaired = await client.get(url, params=params)
+        assert repaired.headers["etag"] != first.headers["etag"]
+        assert len(repaired.json()["candles"]) == 31
+
+
+async def test_answers_sent_before_routing_keep_rate_limits_cors_and_metrics(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    t = ticker()
+    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    await write(engine, market(t), SnapshotRow(ticker=t, ts=ts, source="poll", received_at=ts, last_price=D("0.4")))
+    app = app_factory(api_rate_limit_enabled=True, api_rate_read="4/minute", api_rate_expensive="2/minute")
+    async with serve(app) as client:
+        cache: ResponseCache = app.state.response_cache
+        origin = {"Origin": ALLOWED_ORIGIN}
+        latest = f"/api/v1/markets/{t}/latest"
+        answers = [await client.get(latest, headers=origin) for _ in range(5)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 200, 429]
+        assert cache.misses == 1  # the second to fourth came from the cache, before routing...
+        assert all(r.headers["access-control-allow-origin"] == ALLOWED_ORIGIN for r in answers[:4])
+        refused = answers[4]  # ...and were charged all the same
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+
+        # A raw page is charged to both classes; the cached copy too.
+        raw = f"/api/v1/markets/{t}/history"
+        params = {"start": (ts - timedelta(hours=1)).isoformat(), "end": (ts + timedelta(hours=1)).isoformat()}
+        app.state.rate_limits = RateLimits.from_settings(app.state.settings)  # a new minute, as it were
+        pages = [await client.get(raw, params=params) for _ in range(3)]
+        assert [r.status_code for r in pages] == [200, 200, 429]
+        assert "expensive" in pages[2].json()["detail"]
+
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/api/v1/markets/{ticker}/latest",status="200"} 4.0' in metrics
+        assert 'route="unmatched"' not in metrics
+
+
+async def test_latest_snapshots_clients_keep_asking_for_are_refreshed_ahead_of_them(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    app = app_factory(api_cache_fresh_seconds=0)
+    watched, ignored = ticker(), ticker()
+    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def snap(t: str, at: datetime, price: str) -> SnapshotRow:
+        return SnapshotRow(ticker=t, ts=at, source="poll", received_at=at, last_price=D(price))
+
+    await write(engine, market(watched), market(ignored), snap(watched, ts, "0.40"), snap(ignored, ts, "0.40"))
+    async with serve(app) as client:
+        await asyncio.wait_for(app.state.stream_hub.listening.wait(), 10)
+        cache: ResponseCache = app.state.response_cache
+        url = f"/api/v1/markets/{watched}/latest"
+        assert (await client.get(url)).json()["last_price"] == "0.4000"
+        misses = cache.misses
+
+        later = ts + timedelta(seconds=5)
+        await write(engine, snap(watched, later, "0.52"), snap(ignored, later, "0.52"))
+
+        async def refreshed() -> bool:
+            return cache.refreshes >= 1
+
+        await _until(refreshed)
+        fresh = await client.get(url)
+        assert fresh.json()["last_price"] == "0.5200"
+        assert fresh.json()["implied_probability_source"] == "last"
+        assert cache.misses == misses  # answered from the refreshed entry, nobody waited for the database
+        assert cache.refreshes == 1  # the market nobody asked about was not re-read
+        # Byte for byte what the endpoint itself renders.
+        rebuilt = await client.get(url, headers={"Cache-Control": "no-cache"})
+        assert rebuilt.content == fresh.content
+        assert rebuilt.headers["etag"] == fresh.headers["etag"]

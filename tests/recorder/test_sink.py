@@ -30,7 +30,7 @@ from kalshi_analytics.recorder.rows import (
     TradeRow,
     market_row_from_domain,
 )
-from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient, notify_payloads
+from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient, notify_payloads, series_since
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 D = Decimal
@@ -241,6 +241,7 @@ async def test_notify_fires_on_commit_with_the_touched_tickers(engine: AsyncEngi
             payloads = []
             while not payloads or not {t1, t2} <= {x for p in payloads for x in json.loads(p)["tickers"]}:
                 payloads.append(await asyncio.wait_for(got.get(), 5))
+            assert {json.loads(p)["since"] for p in payloads} == {T0.isoformat()}  # the earliest row's minute
             # Duplicates touch nothing: no notification.
             await sink.put(_snap(t1, T0, last_price=D("0.5")))
             await sink.flush()
@@ -251,10 +252,20 @@ async def test_notify_fires_on_commit_with_the_touched_tickers(engine: AsyncEngi
 
 def test_notify_payloads_stay_under_the_limit() -> None:
     tickers = [f"KXLONGTICKER-{i:06d}-ABCDEFGHIJ" for i in range(2000)]
-    payloads = notify_payloads(tickers)
+    since = datetime(2026, 11, 20, 12, 34, tzinfo=UTC)
+    payloads = notify_payloads(tickers, since)
     assert len(payloads) > 1
     assert all(len(p.encode()) < 8000 for p in payloads)
     assert [t for p in payloads for t in json.loads(p)["tickers"]] == tickers
+    assert {json.loads(p)["since"] for p in payloads} == {since.isoformat()}
+    assert json.loads(notify_payloads(["A"])[0]) == {"since": None, "tickers": ["A"]}
+
+
+def test_series_since_is_the_minute_of_the_earliest_time_series_row() -> None:
+    a = _snap("A", T0 + timedelta(seconds=95))
+    b = _snap("B", T0 + timedelta(seconds=30, microseconds=5))
+    assert series_since([a, b], []) == (T0 + timedelta(seconds=30)).replace(second=0, microsecond=0)
+    assert series_since([], []) is None
 
 
 async def test_market_upsert_keeps_result_and_created_at_and_bumps_updated_at(engine: AsyncEngine) -> None:

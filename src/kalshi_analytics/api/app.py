@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import __version__, migrate
 from kalshi_analytics.api import health, stream
-from kalshi_analytics.api.cache import ResponseCache
+from kalshi_analytics.api.cache import AnswerFromCache, ResponseCache
 from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import install_error_handlers
 from kalshi_analytics.api.ratelimit import RateLimits
@@ -58,7 +58,11 @@ def create_app(
         sessions = session_factory(eng)
         read_pool = await create_read_pool(libpq_url(eng.url), API_POOL_SIZE)
         hub = stream.StreamHub(
-            libpq_url(eng.url), read_pool, max_spread=settings.api_max_spread, cache=app.state.response_cache
+            libpq_url(eng.url),
+            read_pool,
+            max_spread=settings.api_max_spread,
+            cache=app.state.response_cache,
+            refresh_key=markets.latest_cache_key,
         )
         app.state.engine = eng
         app.state.sessions = sessions
@@ -110,6 +114,12 @@ def create_app(
     ):
         app.include_router(router)
 
+    def allow(charges: tuple[str, ...], client: str) -> bool:
+        limits: RateLimits = app.state.rate_limits  # looked up per request, like the rate-limit dependency
+        return limits.allow(charges, client)
+
+    # Innermost of ours: CORS and metrics wrap the answers it sends.
+    app.add_middleware(AnswerFromCache, cache=app.state.response_cache, allow=allow)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

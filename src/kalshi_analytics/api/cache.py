@@ -14,6 +14,9 @@ The rule, per entry:
 * after that, only while nothing it depends on has changed — no notification for its ticker (or, for
   entries that depend on all markets, none at all) since the build started — the listener was connected the
   whole time, and it is younger than ``max_seconds``;
+* an answer about a window that ends at a fixed time (history with ``end``, a book ``at``) has a *horizon*:
+  a notification whose ``since`` — the earliest minute of the time series that commit wrote — is at or past
+  the horizon cannot have changed it, so a recorder appending live data leaves yesterday's candles cached;
 * answers whose window is relative to the clock (``end`` omitted) are reused for ``fresh_seconds`` only.
 
 Concurrent misses of one key wait for a single build ("single flight"): a hundred clients asking for the
@@ -30,15 +33,22 @@ import hashlib
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Bodies at least this long are stored gzip-compressed (and only so).
 COMPRESS_MIN_BYTES = 4096
 GZIP_LEVEL = 5
+#: ``since`` of a notification that did not say: it may have changed anything.
+EVERYTHING = datetime.min.replace(tzinfo=UTC)
 #: Bodies at least this long are compressed and hashed in a thread.
 OFFLOAD_MIN_BYTES = 65536
 
@@ -52,41 +62,59 @@ class Rendered:
     etag: str
     media_type: str
     built_at: float
-    stamp: tuple[int, int]
     volatile: bool
-    size: int = field(default=0)
+    size: int
+    horizon: datetime | None = None
+    route: Any = None  # the route that built it (for metrics labels when answered before routing)
+    charges: tuple[str, ...] = ()  # the rate-limit classes its request was charged
 
     def plain(self) -> bytes:
         return gzip.decompress(self.body) if self.gzipped else self.body
 
 
-def render(body: bytes, media_type: str, *, stamp: tuple[int, int], volatile: bool, compress: bool = True) -> Rendered:
+def render(
+    body: bytes,
+    media_type: str,
+    *,
+    volatile: bool,
+    compress: bool = True,
+    horizon: datetime | None = None,
+    route: Any = None,
+    charges: tuple[str, ...] = (),
+) -> Rendered:
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     if compress and len(body) >= COMPRESS_MIN_BYTES:
         packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip container
         stored, gzipped = packer.compress(body) + packer.flush(), True
     else:
         stored, gzipped = body, False
-    return Rendered(stored, gzipped, etag, media_type, time.monotonic(), stamp, volatile, len(stored))
+    return Rendered(stored, gzipped, etag, media_type, time.monotonic(), volatile, len(stored), horizon, route, charges)
 
 
 class ResponseCache:
-    """LRU of :class:`Rendered` answers bounded in bytes, invalidated per ticker by notifications."""
+    """LRU of :class:`Rendered` answers bounded in bytes, marked stale per ticker by notifications."""
 
     def __init__(self, *, max_bytes: int, fresh_seconds: float, max_seconds: float) -> None:
         self.max_bytes = max_bytes
         self.fresh_seconds = fresh_seconds
         self.max_seconds = max_seconds
         self._entries: OrderedDict[str, Rendered] = OrderedDict()
+        self._dependents: dict[str | None, set[str]] = {}  # ticker (None: every market) → keys of its answers
+        self._ticker_of: dict[str, str | None] = {}
+        self._sent_at: dict[str, float] = {}  # key → when it was last sent (refresh-ahead picks these)
+        self._stale: set[str] = set()  # keys whose data changed: usable only within the fresh window
         self._bytes = 0
-        self._inflight: dict[str, asyncio.Future[Rendered]] = {}
-        self._versions: dict[str, int] = {}
-        self._any = 0  # bumped by every notification: the version of "all markets"
-        self._epoch = 0  # bumped whenever the listener connects or drops: nothing older can be trusted
+        self._inflight: dict[str, asyncio.Task[Rendered]] = {}
+        # Reads in flight (builds, refreshes): ticker → {token: horizon}; a notification that may change what
+        # a read returns while it runs outdates it, and its answer is then stored stale.
+        self._reading: dict[str | None, dict[int, datetime | None]] = {}
+        self._outdated: set[int] = set()
+        self._tokens = 0
         self._listening = False
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
+        self.refreshes = 0
 
     @property
     def enabled(self) -> bool:
@@ -100,30 +128,33 @@ class ResponseCache:
         return len(self._entries)
 
     # ------------------------------------------------------------------------------------ notifications
-    def invalidate(self, tickers: list[str]) -> None:
-        """The recorder committed rows of ``tickers``."""
+    def invalidate(self, tickers: Iterable[str], since: datetime | None = EVERYTHING) -> None:
+        """The recorder committed rows of ``tickers``; its time-series rows start at ``since`` (None: it wrote
+        catalogue rows only; :data:`EVERYTHING` when unknown)."""
         self.invalidations += 1
-        self._any += 1
+        self._stale.update(self._dependents.get(None, ()))
+        self._outdated.update(self._reading.get(None, ()))
         for t in tickers:
-            self._versions[t] = self._versions.get(t, 0) + 1
+            for key in self._dependents.get(t, ()):
+                if _affects(since, self._entries[key].horizon):
+                    self._stale.add(key)
+            for token, horizon in self._reading.get(t, {}).items():
+                if _affects(since, horizon):
+                    self._outdated.add(token)
 
     def listener_state(self, listening: bool) -> None:
         """While no notifications can arrive, no entry outlives ``fresh_seconds``; on reconnect, notifications
         sent in between are lost, so every older entry is suspect."""
         self._listening = listening
-        self._epoch += 1
-
-    def _stamp(self, ticker: str | None) -> tuple[int, int]:
-        return (self._epoch, self._any if ticker is None else self._versions.get(ticker, 0))
+        self._stale.update(self._entries)
+        self._outdated.update(token for reads in self._reading.values() for token in reads)
 
     # ---------------------------------------------------------------------------------------------- lookups
-    def _usable(self, entry: Rendered, ticker: str | None) -> bool:
+    def _usable(self, key: str, entry: Rendered) -> bool:
         age = time.monotonic() - entry.built_at
         if age < self.fresh_seconds:
             return True
-        if entry.volatile or not self._listening or age >= self.max_seconds:
-            return False
-        return entry.stamp == self._stamp(ticker)
+        return not entry.volatile and self._listening and age < self.max_seconds and key not in self._stale
 
     async def get(
         self,
@@ -133,54 +164,139 @@ class ResponseCache:
         *,
         volatile: bool = False,
         refresh: bool = False,
+        horizon: datetime | None = None,
+        route: Any = None,
+        charges: tuple[str, ...] = (),
     ) -> Rendered:
-        """The answer for ``key`` (depending on ``ticker``'s rows, or on all markets when None), built by
-        ``build`` — which returns ``(body, media type)`` and may raise (errors are never stored)."""
-        task = self._inflight.get(key)
+        """The answer for ``key`` (depending on ``ticker``'s rows, or on all markets when None; only on its
+        time series before ``horizon`` when given), built by ``build`` — which returns ``(body, media type)``
+        and may raise (errors are never stored)."""
         if not refresh:
-            entry = self._entries.get(key)
-            if entry is not None and self._usable(entry, ticker):
-                self._entries.move_to_end(key)
-                self.hits += 1
+            entry = self.peek(key)
+            if entry is not None:
                 return entry
+        task = self._inflight.get(key)
         if task is None or refresh:
             self.misses += 1
+            make = partial(
+                render, volatile=volatile, compress=self.enabled, horizon=horizon, route=route, charges=charges
+            )
             # Its own task: a client that goes away must not cancel the build others are waiting for.
-            task = asyncio.create_task(self._build(key, ticker, build, volatile), name="api-cache-build")
+            task = asyncio.create_task(self._build(key, ticker, horizon, build, make), name="api-cache-build")
             task.add_done_callback(_retrieve)
             self._inflight[key] = task
         else:
             self.hits += 1
         return await asyncio.shield(task)
 
+    def peek(self, key: str) -> Rendered | None:
+        """The stored answer for ``key`` if it may be sent now (counted as a hit), else None."""
+        entry = self._entries.get(key)
+        if entry is None or not self._usable(key, entry):
+            return None
+        self._entries.move_to_end(key)
+        self._sent_at[key] = time.monotonic()
+        self.hits += 1
+        return entry
+
+    # ----------------------------------------------------------------------------------------- reads in flight
+    def begin_read(self, ticker: str | None, horizon: datetime | None = None) -> int:
+        """Call before reading the database for an answer; :meth:`end_read` says if it came out outdated."""
+        self._tokens += 1
+        self._reading.setdefault(ticker, {})[self._tokens] = horizon
+        return self._tokens
+
+    def end_read(self, ticker: str | None, token: int) -> bool:
+        """True if a notification (or a listener reconnect) may have changed the answer while it was read."""
+        reads = self._reading[ticker]
+        del reads[token]
+        if not reads:
+            del self._reading[ticker]
+        if token in self._outdated:
+            self._outdated.discard(token)
+            return True
+        return not self._listening
+
+    # ------------------------------------------------------------------------------------- refresh-ahead
+    def recently_sent(self, key: str, within: float) -> bool:
+        sent = self._sent_at.get(key)
+        return sent is not None and key in self._entries and time.monotonic() - sent < within
+
+    def replace(self, key: str, ticker: str, body: bytes, *, outdated: bool) -> None:
+        """Store ``body`` (read between :meth:`begin_read` and :meth:`end_read`) as the new answer of an existing
+        entry, its route, limits and media type kept: refreshing an answer clients keep asking for beats making
+        one of them wait for the database."""
+        old = self._entries.get(key)
+        if old is None or not self.enabled:
+            return
+        entry = render(
+            body,
+            old.media_type,
+            volatile=False,
+            compress=True,
+            horizon=old.horizon,
+            route=old.route,
+            charges=old.charges,
+        )
+        self._store(key, ticker, entry, stale=outdated)
+        self.refreshes += 1
+
     async def _build(
-        self, key: str, ticker: str | None, build: Callable[[], Awaitable[tuple[bytes, str]]], volatile: bool
+        self,
+        key: str,
+        ticker: str | None,
+        horizon: datetime | None,
+        build: Callable[[], Awaitable[tuple[bytes, str]]],
+        make: Callable[[bytes, str], Rendered],
     ) -> Rendered:
-        stamp = self._stamp(ticker)  # taken before the query: a notification during the build outdates it
+        # Open until the answer is stored: a notification meanwhile (the query included) outdates it.
+        token = self.begin_read(ticker, horizon)
         try:
             body, media_type = await build()
             if len(body) >= OFFLOAD_MIN_BYTES:  # compressing and hashing a big body would stall the loop
-                entry = await asyncio.to_thread(
-                    render, body, media_type, stamp=stamp, volatile=volatile, compress=self.enabled
-                )
+                entry = await asyncio.to_thread(make, body, media_type)
             else:
-                entry = render(body, media_type, stamp=stamp, volatile=volatile, compress=self.enabled)
+                entry = make(body, media_type)
         finally:
+            outdated = self.end_read(ticker, token)
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
         if self.enabled and entry.size <= self.max_bytes // 8:
-            self._store(key, entry)
+            self._store(key, ticker, entry, stale=outdated)
         return entry
 
-    def _store(self, key: str, entry: Rendered) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= old.size
+    def _store(self, key: str, ticker: str | None, entry: Rendered, *, stale: bool) -> None:
+        sent = self._sent_at.get(key, time.monotonic())  # a refreshed answer was not sent by being refreshed
+        self._drop(key)
         self._entries[key] = entry
+        self._ticker_of[key] = ticker
+        self._dependents.setdefault(ticker, set()).add(key)
         self._bytes += entry.size
+        self._sent_at[key] = sent
+        if stale:
+            self._stale.add(key)
         while self._bytes > self.max_bytes and self._entries:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self._bytes -= entry.size
+        self._stale.discard(key)
+        self._sent_at.pop(key, None)
+        ticker = self._ticker_of.pop(key)
+        keys = self._dependents[ticker]
+        keys.discard(key)
+        if not keys:
+            del self._dependents[ticker]
+
+
+def _affects(since: datetime | None, horizon: datetime | None) -> bool:
+    """Whether a commit whose time series start at ``since`` can change an answer ending at ``horizon``."""
+    if horizon is None:
+        return True
+    return since is not None and since < horizon
 
 
 def _retrieve(task: asyncio.Task[Rendered]) -> None:
@@ -196,28 +312,69 @@ async def cached(
     build: Callable[[], Awaitable[tuple[bytes, str]]],
     *,
     volatile: bool = False,
+    horizon: datetime | None = None,
 ) -> Response:
     """Answer ``request`` from the app's cache (key: path and raw query), building it with ``build`` when
-    needed; ``ticker`` is what the answer depends on (None: every market)."""
+    needed; ``ticker`` is what the answer depends on (None: every market), ``horizon`` the end of its window."""
     cache: ResponseCache = request.app.state.response_cache
-    key = request.scope["path"] + "?" + request.scope["query_string"].decode("latin-1")
-    refresh = "no-cache" in request.headers.get("cache-control", "").lower()
-    entry = await cache.get(key, ticker, build, volatile=volatile, refresh=refresh)
-    return respond(request, entry)
+    entry = await cache.get(
+        cache_key(request.scope),
+        ticker,
+        build,
+        volatile=volatile,
+        refresh=wants_fresh(request.headers),
+        horizon=horizon,
+        route=request.scope.get("route"),
+        charges=tuple(getattr(request.state, "charges", ())),
+    )
+    return respond(request.headers, entry)
 
 
-def respond(request: Request, entry: Rendered) -> Response:
+def cache_key(scope: Scope) -> str:
+    return str(scope["path"]) + "?" + bytes(scope["query_string"]).decode("latin-1")
+
+
+def wants_fresh(headers: Headers) -> bool:
+    return "no-cache" in headers.get("cache-control", "").lower()
+
+
+class AnswerFromCache:
+    """Pure ASGI, inside CORS: a GET whose answer is cached and usable is sent from here, before routing,
+    parameter validation and dependencies (~half of a request's CPU) run again. The same path and query got
+    a 200 from the full stack when the answer was stored, so skipping validation changes nothing; the request
+    is still charged to the rate limits its first one was, and a refused one goes on to the app, which
+    answers 429 the usual way."""
+
+    def __init__(self, app: ASGIApp, cache: ResponseCache, allow: Callable[[tuple[str, ...], str], bool]) -> None:
+        self.app = app
+        self.cache = cache
+        self.allow = allow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and self.cache.enabled:
+            headers = Headers(scope=scope)
+            if not wants_fresh(headers):
+                entry = self.cache.peek(cache_key(scope))
+                client = scope.get("client")
+                if entry is not None and self.allow(entry.charges, client[0] if client else "127.0.0.1"):
+                    scope["route"] = entry.route
+                    await respond(headers, entry)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def respond(headers: Headers, entry: Rendered) -> Response:
     """200 with the body (gzip when stored so and accepted), or 304 when the client holds this ETag."""
-    headers = {"ETag": entry.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
-    if _matches(request.headers.get("if-none-match"), entry.etag):
-        return Response(status_code=304, headers=headers)
+    out = {"ETag": entry.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
+    if _matches(headers.get("if-none-match"), entry.etag):
+        return Response(status_code=304, headers=out)
     body = entry.body
     if entry.gzipped:
-        if accepts_gzip(request.headers.get("accept-encoding")):
-            headers["Content-Encoding"] = "gzip"
+        if accepts_gzip(headers.get("accept-encoding")):
+            out["Content-Encoding"] = "gzip"
         else:
             body = entry.plain()
-    return Response(body, media_type=entry.media_type, headers=headers)
+    return Response(body, media_type=entry.media_type, headers=out)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

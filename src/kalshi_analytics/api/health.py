@@ -187,6 +187,9 @@ class CacheCollector(Collector):
         yield CounterMetricFamily(
             "kalshi_api_cache_invalidations", "recorder commit notifications applied to the cache", c.invalidations
         )
+        yield CounterMetricFamily(
+            "kalshi_api_cache_refreshes", "cached answers re-read ahead of requests after a commit", c.refreshes
+        )
         yield GaugeMetricFamily("kalshi_api_cache_entries", "answers held in the response cache", len(c))
         yield GaugeMetricFamily("kalshi_api_cache_bytes", "bytes held in the response cache", c.size_bytes)
 

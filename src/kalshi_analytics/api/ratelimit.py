@@ -43,6 +43,15 @@ class RateLimits:
             limiter=MovingWindowRateLimiter(MemoryStorage()),
         )
 
+    def allow(self, route_classes: tuple[str, ...], key: str) -> bool:
+        """Charge one request to each of ``route_classes`` if all have room (nothing is charged otherwise)."""
+        if not self.enabled:
+            return True
+        items = [(self.items[c], c) for c in route_classes]
+        if not all(self.limiter.test(item, c, key) for item, c in items):
+            return False
+        return all([self.limiter.hit(item, c, key) for item, c in items])
+
     def check(self, route_class: str, key: str) -> None:
         if not self.enabled:
             return
@@ -60,6 +69,8 @@ def charge(request: Request, route_class: RouteClass) -> None:
     """Charge one request of ``route_class`` from inside an endpoint (when the class depends on parameters)."""
     limits: RateLimits = request.app.state.rate_limits
     limits.check(route_class, get_remote_address(request))
+    # What this request was charged: a cached answer to the same request is charged the same.
+    request.state.charges = (*getattr(request.state, "charges", ()), route_class)
 
 
 def rate_limit(route_class: RouteClass) -> Callable[[Request], Awaitable[None]]:

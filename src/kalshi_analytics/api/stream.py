@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from kalshi_analytics.api.cache import ResponseCache
+from kalshi_analytics.api.cache import EVERYTHING, ResponseCache
 from kalshi_analytics.api.deps import API_PREFIX
 from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
 from kalshi_analytics.api.ratelimit import rate_limit
@@ -38,6 +39,8 @@ from kalshi_analytics.recorder.sink import NOTIFY_CHANNEL
 log = get_logger(__name__)
 
 MAX_STREAM_TICKERS = 200
+#: A cached latest snapshot sent within this long is refreshed ahead when its market changes.
+REFRESH_IF_SENT_WITHIN_SECONDS = 10.0
 SUBSCRIBER_QUEUE = 256
 
 
@@ -66,12 +69,15 @@ class StreamHub:
         *,
         max_spread: Decimal,
         cache: ResponseCache | None = None,
+        refresh_key: Callable[[str], str] | None = None,
         channel: str = NOTIFY_CHANNEL,
         reconnect_max_seconds: float = 10.0,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
         self._cache = cache
+        self._refresh_key = refresh_key
+        self._refresh: set[str] = set()
         self._max_spread = max_spread
         self._channel = channel
         self._reconnect_max = reconnect_max_seconds
@@ -126,14 +132,23 @@ class StreamHub:
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.notifications += 1
         try:
-            tickers = json.loads(payload)["tickers"]
-        except (ValueError, KeyError, TypeError):
+            message = json.loads(payload)
+            tickers, payload_since = message["tickers"], message.get("since", EVERYTHING)
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("stream_bad_notify_payload", payload=payload[:200])
             return
-        if self._cache is not None:
-            self._cache.invalidate([t for t in tickers if isinstance(t, str)])
+        named = [t for t in tickers if isinstance(t, str)]
         wanted = self._wanted()
-        touched = {t for t in tickers if isinstance(t, str) and t in wanted}
+        touched = {t for t in named if t in wanted}
+        if self._cache is not None:
+            self._cache.invalidate(named, _since(payload_since))
+            if self._refresh_key is not None:
+                # Latest snapshots clients keep asking for are re-read now, in one query for the batch, rather
+                # than by the next request of each (which would wait for it).
+                key, cache = self._refresh_key, self._cache
+                ahead = {t for t in named if cache.recently_sent(key(t), REFRESH_IF_SENT_WITHIN_SECONDS)}
+                self._refresh |= ahead
+                touched |= ahead
         if touched:
             self._pending |= touched
             self._wake.set()
@@ -180,8 +195,11 @@ class StreamHub:
             await self._wake.wait()
             self._wake.clear()
             tickers, self._pending = sorted(self._pending), set()
-            if not tickers or not self._subs:
+            refresh, self._refresh = self._refresh, set()
+            if not tickers or not (self._subs or refresh):
                 continue
+            cache = self._cache
+            reads = {t: cache.begin_read(t) for t in refresh} if cache is not None else {}
             try:
                 snaps = await self.latest(tickers)
             except Exception as exc:  # database trouble: keep the tickers for the next attempt
@@ -190,10 +208,27 @@ class StreamHub:
                 await asyncio.sleep(1)
                 self._wake.set()
                 continue
+            finally:
+                outdated = {t for t, token in reads.items() if cache is not None and cache.end_read(t, token)}
             for snap in snaps:
                 for sub in list(self._subs):
                     if snap.ticker in sub.tickers:
                         sub.offer(snap)
+                if snap.ticker in refresh and cache is not None and self._refresh_key is not None:
+                    body = snap.__pydantic_serializer__.to_json(snap)  # what getLatestSnapshot sends
+                    key = self._refresh_key(snap.ticker)
+                    cache.replace(key, snap.ticker, body, outdated=snap.ticker in outdated)
+
+
+def _since(value: object) -> datetime | None:
+    """A notification's ``since``: None (catalogue rows only), a time, or EVERYTHING when absent/unreadable."""
+    if value is None or value is EVERYTHING:
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return EVERYTHING
+    return parsed if parsed.tzinfo is not None else EVERYTHING
 
 
 def sse_event(snap: Snapshot) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ from kalshi_analytics.markets.schemas import (
 )
 
 ONE = Decimal(1)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 router = APIRouter(prefix=f"{API_PREFIX}/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
 read_limited = [Depends(rate_limit("read"))]
@@ -150,6 +151,11 @@ async def get_market(request: Request, ticker: Ticker) -> Response:
     return await cached(request, ticker, build)
 
 
+def latest_cache_key(ticker: str) -> str:
+    """The cache key of ``getLatestSnapshot`` without a query string (the stream hub refreshes it ahead)."""
+    return f"{router.prefix}/{ticker}/latest?"
+
+
 @router.get(
     "/{ticker}/latest",
     operation_id="getLatestSnapshot",
@@ -199,7 +205,7 @@ async def history(
             return spliced_json(head, "candles", array)
 
         # Without `end` the window follows the clock: such an answer is reused only briefly.
-        return await cached(request, ticker, candles, volatile=end is None)
+        return await cached(request, ticker, candles, volatile=end is None, horizon=end_)
     charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
 
     async def raw() -> tuple[bytes, str]:
@@ -209,7 +215,7 @@ async def history(
             )
         return spliced_json({"ticker": ticker, "next_cursor": next_cursor}, "items", page.items)
 
-    return await cached(request, ticker, raw, volatile=end is None)
+    return await cached(request, ticker, raw, volatile=end is None, horizon=end_)
 
 
 @router.get(
@@ -244,7 +250,10 @@ async def get_orderbook(
             )
         )
 
-    return await cached(request, ticker, build)
+    # A past book (`at`) depends only on books recorded at or before `at`.
+    at_ = service.utc(at)
+    horizon = at_ + timedelta(microseconds=1) if at_ is not None and at_ < _LAST_INSTANT else None
+    return await cached(request, ticker, build, horizon=horizon)
 
 
 @router.get(
@@ -272,4 +281,4 @@ async def list_trades(
             TradePage(ticker=ticker, items=[Trade.model_construct(**r) for r in rows], next_cursor=next_cursor)
         )
 
-    return await cached(request, ticker, build)
+    return await cached(request, ticker, build, horizon=service.utc(end))

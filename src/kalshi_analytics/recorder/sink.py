@@ -218,21 +218,34 @@ def _market_args(rows: Sequence[MarketRow]) -> list[list[Any]]:
     return cols
 
 
-def notify_payloads(tickers: Sequence[str], limit: int = NOTIFY_MAX_BYTES) -> list[str]:
-    """``{"tickers": [...]}`` JSON payloads, each under ``limit`` bytes."""
+def notify_payloads(tickers: Sequence[str], since: datetime | None = None, limit: int = NOTIFY_MAX_BYTES) -> list[str]:
+    """``{"tickers": [...], "since": ...}`` JSON payloads, each under ``limit`` bytes.
+
+    ``since`` is the earliest minute (exchange time) of the time-series rows — snapshots, trades, books — the
+    commit wrote, or null when it wrote only catalogue rows: a reader's answer about a window ending at or
+    before ``since`` is unaffected by this commit (the API's response cache keeps such answers).
+    """
+    head = {"since": since.isoformat() if since is not None else None}
+    empty = len(json.dumps({**head, "tickers": []}, separators=(",", ":")).encode())
     payloads: list[str] = []
     chunk: list[str] = []
-    size = len('{"tickers":[]}')
+    size = empty
     for t in tickers:
         item = len(json.dumps(t).encode()) + 1
         if chunk and size + item > limit:
-            payloads.append(json.dumps({"tickers": chunk}, separators=(",", ":")))
-            chunk, size = [], len('{"tickers":[]}')
+            payloads.append(json.dumps({**head, "tickers": chunk}, separators=(",", ":")))
+            chunk, size = [], empty
         chunk.append(t)
         size += item
     if chunk:
-        payloads.append(json.dumps({"tickers": chunk}, separators=(",", ":")))
+        payloads.append(json.dumps({**head, "tickers": chunk}, separators=(",", ":")))
     return payloads
+
+
+def series_since(*batches: Sequence[Any]) -> datetime | None:
+    """The minute of the earliest exchange time among rows with a ``ts`` (None when there are none)."""
+    times = [r.ts for rows in batches for r in rows]
+    return min(times).replace(second=0, microsecond=0) if times else None
 
 
 # ---------------------------------------------------------------------------------------------------- the sink
@@ -536,7 +549,7 @@ class Sink:
                 await self._write_books(pg, books, o, touched)
             if gaps:
                 await self._write_gaps(pg, gaps, o)
-            for payload in notify_payloads(sorted(touched)):
+            for payload in notify_payloads(sorted(touched), series_since(snaps, trades, books)):
                 await pg.execute("SELECT pg_notify($1, $2)", self._channel, payload)
                 o.notifications += 1
         return o
