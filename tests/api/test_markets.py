@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.kalshi.domain import PriceLevel
@@ -351,6 +352,23 @@ async def test_nul_characters_are_422_not_500(client: httpx.AsyncClient) -> None
     assert_problem(await client.get("/api/v1/markets", params={"q": "a\x00b"}), 422)
     assert_problem(await client.get("/api/v1/markets/A%00B"), 422)
     assert_problem(await client.get("/api/v1/markets/A%00B/trades"), 422)
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "field"),
+    [
+        ("orderbook", {"at": "9999-12-31T23:59:59.999999-05:00"}, "query.at"),
+        ("orderbook", {"at": "0001-01-01T00:00:00+14:00"}, "query.at"),
+        ("history", {"interval": "1m", "end": "9999-12-31T23:59:59-05:00"}, "query.end"),
+        ("history", {"start": "0001-01-01T00:00:00+01:00"}, "query.start"),
+        ("trades", {"end": "9999-12-31T23:59:59-12:00"}, "query.end"),
+    ],
+)
+async def test_times_outside_postgresql_range_once_in_utc_are_422_naming_the_parameter(
+    client: httpx.AsyncClient, route: str, params: dict[str, str], field: str
+) -> None:
+    body = assert_problem(await client.get(f"/api/v1/markets/ANY/{route}", params=params), 422)
+    assert [e["field"] for e in body["errors"]] == [field]  # type: ignore[attr-defined]
 
 
 async def test_sql_rendered_rows_match_the_pydantic_rendering(client: httpx.AsyncClient, engine: AsyncEngine) -> None:

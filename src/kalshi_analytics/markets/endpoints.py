@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from kalshi_analytics.api.cache import cached
 from kalshi_analytics.api.deps import API_PREFIX, reads
@@ -40,6 +40,18 @@ NO_NUL = r"^[^\x00]*$"
 Ticker = Annotated[
     str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")
 ]
+
+
+def _to_utc(ts: datetime) -> datetime:
+    """No offset means UTC. A time that leaves years 1–9999 once moved to UTC cannot be sent to PostgreSQL:
+    refuse it here (422 naming the parameter) rather than fail in the driver."""
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[datetime, AfterValidator(_to_utc)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000)")]
 Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="`next_cursor` of the previous page")]
 
@@ -183,8 +195,8 @@ async def history(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[datetime | None, Query(description="inclusive; default end − 1 day")] = None,
-    end: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    start: Annotated[UtcTime | None, Query(description="inclusive; default end − 1 day")] = None,
+    end: Annotated[UtcTime | None, Query(description="exclusive; default now")] = None,
     interval: Annotated[service.Interval | None, Query(description="candle size; omit for raw snapshots")] = None,
     limit: Limit = 1000,
     cursor: Cursor = None,
@@ -229,7 +241,7 @@ async def get_orderbook(
     request: Request,
     ticker: Ticker,
     depth: Annotated[int, Query(ge=1, le=1000, description="levels per side")] = 20,
-    at: Annotated[datetime | None, Query(description="a past moment: the book recorded at or before it")] = None,
+    at: Annotated[UtcTime | None, Query(description="a past moment: the book recorded at or before it")] = None,
 ) -> Response:
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
@@ -267,8 +279,8 @@ async def list_trades(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[datetime | None, Query(description="inclusive")] = None,
-    end: Annotated[datetime | None, Query(description="exclusive")] = None,
+    start: Annotated[UtcTime | None, Query(description="inclusive")] = None,
+    end: Annotated[UtcTime | None, Query(description="exclusive")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
