@@ -7,6 +7,7 @@ closed there. Routes live under ``/api/v1``; ``/metrics`` sits at the root where
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -136,7 +137,12 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (multi-worker): settings from the environment."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    # What exists now — modules, the app, its schemas — lives as long as the worker: take it out of the cycle
+    # collector's reach, or every full collection walks it again (measured: ~110 ms pauses under load).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 async def serve_api(
