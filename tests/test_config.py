@@ -71,6 +71,16 @@ def test_seed_variable_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.cors_origins == ["http://a.example", "http://b.example"]
 
 
+def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALSHI_ANALYTICS_DATA_DIR", "")
+    monkeypatch.setenv("DB_URL", "")
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "")
+    s = load_settings()
+    assert s.data_dir.is_absolute()  # not Path("") — the current directory
+    assert s.db_url is None
+    assert s.poll_interval_seconds == 5
+
+
 def test_env_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("POLL_INTERVAL_SECONDS=7\n")
     assert load_settings().poll_interval_seconds == 7

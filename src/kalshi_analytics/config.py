@@ -45,6 +45,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # `export KALSHI_ANALYTICS_DATA_DIR=` means "not set", not "the current directory".
+        env_ignore_empty=True,
     )
 
     kalshi_env: KalshiEnv = Field(KalshiEnv.SIM, description="prod | demo | sim (the built-in simulator)")
