@@ -63,10 +63,13 @@ class Rendered:
     media_type: str
     built_at: float
     volatile: bool
-    size: int
     horizon: datetime | None = None
     route: Any = None  # the route that built it (for metrics labels when answered before routing)
     charges: tuple[str, ...] = ()  # the rate-limit classes its request was charged
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
 
     def plain(self) -> bytes:
         return gzip.decompress(self.body) if self.gzipped else self.body
@@ -88,7 +91,7 @@ def render(
         stored, gzipped = packer.compress(body) + packer.flush(), True
     else:
         stored, gzipped = body, False
-    return Rendered(stored, gzipped, etag, media_type, time.monotonic(), volatile, len(stored), horizon, route, charges)
+    return Rendered(stored, gzipped, etag, media_type, time.monotonic(), volatile, horizon, route, charges)
 
 
 class ResponseCache:

@@ -10,7 +10,6 @@ import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from kalshi_analytics.config import Settings
 from kalshi_analytics.readpool import Reads
 
 #: Every route but /metrics lives under this prefix (set on each router, so route templates are complete).
@@ -25,11 +24,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session, session.begin():
         yield session
-
-
-async def get_settings(request: Request) -> Settings:  # async: a sync dependency would cost a thread hop
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def get_engine(request: Request) -> AsyncEngine:
@@ -57,5 +51,4 @@ async def reads(request: Request) -> AsyncIterator[Reads]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncConnection, Depends(get_read_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

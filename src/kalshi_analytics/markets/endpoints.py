@@ -245,7 +245,7 @@ async def get_orderbook(
 ) -> Response:
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
-            row = await service.orderbook(db, ticker, service.utc(at))
+            row = await service.orderbook(db, ticker, at)
         yes = service.levels_best_first(row["yes_prices"], row["yes_sizes"], depth)
         no = service.levels_best_first(row["no_prices"], row["no_sizes"], depth)
         return model_json(
@@ -263,8 +263,7 @@ async def get_orderbook(
         )
 
     # A past book (`at`) depends only on books recorded at or before `at`.
-    at_ = service.utc(at)
-    horizon = at_ + timedelta(microseconds=1) if at_ is not None and at_ < _LAST_INSTANT else None
+    horizon = at + timedelta(microseconds=1) if at is not None and at < _LAST_INSTANT else None
     return await cached(request, ticker, build, horizon=horizon)
 
 
@@ -286,11 +285,9 @@ async def list_trades(
 ) -> Response:
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
-            rows, next_cursor = await service.trade_page(
-                db, ticker, start=service.utc(start), end=service.utc(end), limit=limit, cursor=cursor
-            )
+            rows, next_cursor = await service.trade_page(db, ticker, start=start, end=end, limit=limit, cursor=cursor)
         return model_json(
             TradePage(ticker=ticker, items=[Trade.model_construct(**r) for r in rows], next_cursor=next_cursor)
         )
 
-    return await cached(request, ticker, build, horizon=service.utc(end))
+    return await cached(request, ticker, build, horizon=end)

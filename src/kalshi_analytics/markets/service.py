@@ -117,18 +117,12 @@ def _parse_ts(value: Any) -> datetime:
     return ts
 
 
-def utc(ts: datetime | None) -> datetime | None:
-    """Timestamps without an offset are taken as UTC."""
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
 def window(
     start: datetime | None, end: datetime | None, default: timedelta = DEFAULT_WINDOW
 ) -> tuple[datetime, datetime]:
-    end_ = utc(end) or datetime.now(UTC)
-    start_ = utc(start) or end_ - default
+    """``[start, end)`` of a history request (times arrive in UTC: the API's ``UtcTime`` normalises them)."""
+    end_ = end or datetime.now(UTC)
+    start_ = start or end_ - default
     if start_ >= end_:
         raise InvalidParameterError("query.start", "start must be before end")
     return start_, end_
