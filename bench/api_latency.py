@@ -24,7 +24,6 @@ import contextlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from urllib.parse import quote
 
 from sqlalchemy import text
 
-from bench.common import fresh_database, kept_database
+from bench.common import free_port, fresh_database, kept_database
 from kalshi_analytics.db import create_engine
 
 STEP_SECONDS = 5
@@ -317,12 +316,6 @@ async def record_like_the_recorder(url: str, tickers: list[str], start: datetime
     finally:
         await engine.dispose()
     return written
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:

@@ -1,13 +1,19 @@
-"""Shared benchmark plumbing: a fresh, migrated database on the embedded server or BENCH_DATABASE_URL."""
+"""Shared benchmark plumbing: a fresh, migrated database on the embedded server or BENCH_DATABASE_URL, a free
+loopback port, and the simulator in its own process."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import multiprocessing
 import os
+import socket
 import statistics
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import make_url, text
@@ -69,3 +75,56 @@ async def _create_migrated(server: str, name: str) -> str:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def simulator_args(ap: argparse.ArgumentParser, seconds: float = 5.0) -> None:
+    """The options every simulator-driven benchmark takes."""
+    ap.add_argument("--seconds", type=float, default=seconds)
+    ap.add_argument("--markets", type=int, default=300)
+    ap.add_argument("--speed", type=float, default=600.0)
+    ap.add_argument("--activity", type=float, default=4.0)
+
+
+@contextmanager
+def simulator_process(markets: int, speed: float, activity: float, *, realtime: bool = False) -> Iterator[int]:
+    """The simulator in its own process (as ``kalshi-analytics simulate`` runs), on a free loopback port, rate
+    limit off; yields the port and stops the process on exit. ``realtime``: its clock is the wall clock."""
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve_simulator, args=(port, markets, speed, activity, realtime), daemon=True
+    )
+    proc.start()
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.join(5)
+
+
+def _serve_simulator(port: int, markets: int, speed: float, activity: float, realtime: bool) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    from kalshi_analytics.logging import configure_logging
+    from kalshi_analytics.simulator import SimulatorConfig, run_simulator
+
+    configure_logging("WARNING")
+
+    async def main() -> None:
+        start_ts = time.time() if realtime else None
+        cfg = SimulatorConfig(
+            port=port, seed=42, markets=markets, speed=speed, activity=activity, rate_limit=None, start_ts=start_ts
+        )
+        async with run_simulator(cfg):
+            await asyncio.Event().wait()
+
+    asyncio.run(main())

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import time
 
 import httpx
 
-from bench.sim_ws_emit import _free_port, _serve
+from bench.common import simulator_args, simulator_process
 from kalshi_analytics.kalshi import domain
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.ws import KalshiWsClient
@@ -80,24 +79,13 @@ async def measure_rest(port: int, seconds: float) -> dict[str, float]:
 
 
 def run_against_simulator(measure, seconds: float, markets: int, speed: float, activity: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(port, markets, speed, activity), daemon=True
-    )
-    proc.start()
-    try:
+    with simulator_process(markets, speed, activity) as port:
         return asyncio.run(measure(port, seconds))  # type: ignore[no-any-return]
-    finally:
-        proc.terminate()
-        proc.join(5)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--markets", type=int, default=300)
-    ap.add_argument("--speed", type=float, default=600.0)
-    ap.add_argument("--activity", type=float, default=4.0)
+    simulator_args(ap)
     args = ap.parse_args()
     ws = run_against_simulator(measure_ws, args.seconds, args.markets, args.speed, args.activity)
     # REST against a quiet exchange (real time, normal activity), so the figure is the request path itself.

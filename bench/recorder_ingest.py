@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import socket
 import statistics
 import tempfile
@@ -28,41 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import fresh_database
+from bench.common import fresh_database, simulator_args, simulator_process
 from kalshi_analytics.config import load_settings
 from kalshi_analytics.db import create_engine
 from kalshi_analytics.recorder import sink as sink_module
 from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
-
-
-def _serve(port: int, markets: int, speed: float, activity: float, realtime: bool) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    from kalshi_analytics.logging import configure_logging
-    from kalshi_analytics.simulator import SimulatorConfig, run_simulator
-
-    configure_logging("WARNING")
-
-    async def main() -> None:
-        start_ts = time.time() if realtime else None
-        cfg = SimulatorConfig(
-            port=port, seed=42, markets=markets, speed=speed, activity=activity, rate_limit=None, start_ts=start_ts
-        )
-        async with run_simulator(cfg):
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 LAGS: list[float] = []
 
@@ -97,11 +66,11 @@ def _record_lags() -> None:
 async def _phase(
     db_url: str, *, markets: int, speed: float, activity: float, seconds: float, realtime: bool
 ) -> dict[str, Any]:
-    port = _free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(port, markets, speed, activity, realtime), daemon=True
-    )
-    proc.start()
+    with simulator_process(markets, speed, activity, realtime=realtime) as port:
+        return await _measure_recorder(db_url, port, seconds=seconds, realtime=realtime)
+
+
+async def _measure_recorder(db_url: str, port: int, *, seconds: float, realtime: bool) -> dict[str, Any]:
     engine = create_engine(db_url, pool_size=4)
     try:
         base = f"http://127.0.0.1:{port}/trade-api/v2"
@@ -139,8 +108,6 @@ async def _phase(
         await asyncio.wait_for(task, 60)
     finally:
         await engine.dispose()
-        proc.terminate()
-        proc.join(5)
     out: dict[str, Any] = {
         "seconds": round(t1 - t0, 2),
         "messages": m1 - m0,
@@ -187,10 +154,7 @@ def main() -> None:
     from kalshi_analytics.logging import configure_logging
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--markets", type=int, default=300)
-    ap.add_argument("--speed", type=float, default=600.0)
-    ap.add_argument("--activity", type=float, default=4.0)
+    simulator_args(ap, seconds=15.0)
     ap.add_argument(
         "--latency-activity", type=float, default=30.0, help="trade-rate multiplier at real-time speed (~1,000 msg/s)"
     )

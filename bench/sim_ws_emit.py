@@ -12,35 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import socket
 import time
 
 import httpx
 import websockets
 
-
-def _serve(port: int, markets: int, speed: float, activity: float) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    from kalshi_analytics.simulator import SimulatorConfig, run_simulator
-
-    async def main() -> None:
-        cfg = SimulatorConfig(port=port, seed=42, markets=markets, speed=speed, activity=activity, rate_limit=None)
-        async with run_simulator(cfg):
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.common import simulator_args, simulator_process
 
 
 async def _measure(port: int, seconds: float) -> dict[str, float]:
@@ -94,21 +71,10 @@ async def _measure(port: int, seconds: float) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--markets", type=int, default=300)
-    ap.add_argument("--speed", type=float, default=600.0)
-    ap.add_argument("--activity", type=float, default=4.0)
+    simulator_args(ap)
     args = ap.parse_args()
-    port = _free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(port, args.markets, args.speed, args.activity), daemon=True
-    )
-    proc.start()
-    try:
+    with simulator_process(args.markets, args.speed, args.activity) as port:
         result = asyncio.run(_measure(port, args.seconds))
-    finally:
-        proc.terminate()
-        proc.join(5)
     print(json.dumps(result, indent=2))
     print(f"simulator → one websockets client: {result['msg_per_s']:,.0f} msg/s")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ import httpx
 import pytest
 
 from kalshi_analytics import migrate
+from tests.conftest import free_port
 
 CLI = [sys.executable, "-m", "kalshi_analytics"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -60,7 +54,7 @@ def test_invalid_setting_stops_at_start_with_one_line() -> None:
 
 def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
     tmp_path = pg_dir
-    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(_free_port()), "API_PORT": str(_free_port())}
+    env = {"KALSHI_ANALYTICS_DATA_DIR": str(tmp_path), "SIM_PORT": str(free_port()), "API_PORT": str(free_port())}
     try:
         # The whole stack: embedded database, simulator, API, recorder; then Ctrl-C.
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "KALSHI_", "LOG_", "API_"))}

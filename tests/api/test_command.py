@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.api.app import serve_api
 from kalshi_analytics.config import SettingsError, load_settings
 from tests.api.conftest import make_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 def test_api_command_serves_with_two_workers(database_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DB_URL": database_url, "LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kalshi_analytics", "api", "--port", str(port), "--workers", "2"],
@@ -60,7 +54,7 @@ def test_bad_rate_limit_setting_is_one_line() -> None:
 
 
 async def test_serve_api_runs_in_this_loop_and_stops_on_cancel(database_url: str, engine: AsyncEngine) -> None:
-    port = _free_port()
+    port = free_port()
     task = asyncio.create_task(serve_api(make_settings(database_url), engine, "127.0.0.1", port))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
         for _ in range(200):
