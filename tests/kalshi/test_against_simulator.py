@@ -225,10 +225,13 @@ async def test_reconnects_and_resubscribes_after_a_forced_disconnect(sim: Simula
         events = await collect(
             ws,
             time.monotonic() + 20.0,  # returns as soon as data flows again; generous under load
+            # The client re-subscribes its handles one after the other: ticker data may flow before the trade
+            # handle's new sids arrive, so wait for those too.
             stop_when=lambda evs: (
                 any(isinstance(e, domain.Reconnected) for e in evs)
                 and isinstance(evs[-1], domain.TradeUpdate | domain.TickerUpdate)
                 and evs.index(next(e for e in evs if isinstance(e, domain.Reconnected))) < len(evs) - 1
+                and bool(sub.sids)
             ),
         )
         sim.reset_faults()
