@@ -34,7 +34,7 @@ from urllib.parse import quote
 from sqlalchemy import text
 
 from bench.common import free_port, fresh_database, kept_database
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 
 STEP_SECONDS = 5
 CHUNK_MARKETS = 50

@@ -46,7 +46,7 @@ from kalshi_analytics.backtests.service import (
     save_outcome,
     validate_request,
 )
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
 
 PARAMS = {"lookback": 10, "threshold": 0.06, "hold": 30, "size": 10}

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sqlalchemy import make_url, text
 
-from kalshi_analytics import migrate
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.embedded import start_embedded
+from kalshi_analytics.db.engine import create_engine
 
 
 def server_url() -> str:
@@ -68,7 +68,7 @@ async def _create_migrated(server: str, name: str) -> str:
     await admin.dispose()
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     engine = create_engine(url, pool_size=1)
-    await migrate.upgrade(engine)
+    await migrations.upgrade(engine)
     await engine.dispose()
     return url
 
@@ -114,7 +114,7 @@ def _serve_simulator(port: int, markets: int, speed: float, activity: float, rea
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    from kalshi_analytics.logging import configure_logging
+    from kalshi_analytics.logs import configure_logging
     from kalshi_analytics.simulator import SimulatorConfig, run_simulator
 
     configure_logging("WARNING")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bench.common import fresh_database, median
-from kalshi_analytics.db import create_engine, session_factory, unit_of_work
+from kalshi_analytics.db.engine import create_engine, session_factory, unit_of_work
 from kalshi_analytics.recorder.bulk import (
     PreparedSnapshots,
     SnapshotRow,

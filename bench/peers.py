@@ -26,7 +26,7 @@ from bench.backtest_throughput import PARAMS, generate
 from bench.common import fresh_database
 from kalshi_analytics.backtests.data import MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, simulate
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies import get_strategy
 
 LOOKBACK, THRESHOLD, HOLD = PARAMS["lookback"], PARAMS["threshold"], PARAMS["hold"]

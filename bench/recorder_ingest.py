@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import fresh_database, simulator_args, simulator_process
 from kalshi_analytics.config import load_settings
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder import sink as sink_module
 from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
 
@@ -151,7 +151,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    from kalshi_analytics.logging import configure_logging
+    from kalshi_analytics.logs import configure_logging
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     simulator_args(ap, seconds=15.0)

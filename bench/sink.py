@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bench.common import fresh_database
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.rows import SnapshotRow, TradeRow
 from kalshi_analytics.recorder.sink import Sink
 

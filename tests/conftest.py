@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from kalshi_analytics import migrate
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.engine import create_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
@@ -103,7 +103,7 @@ async def create_migrated_database(server: str) -> str:
     url = await create_database(server)
     engine = create_engine(url, pool_size=1)
     try:
-        await migrate.upgrade(engine)
+        await migrations.upgrade(engine)
     finally:
         await engine.dispose()
     return url

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kalshi_analytics import migrate
+from kalshi_analytics.db import migrations
 from tests.conftest import free_port
 
 CLI = [sys.executable, "-m", "kalshi_analytics"]
@@ -106,10 +106,10 @@ def test_db_commands_on_an_external_server(fresh_database_url: str) -> None:
     env = {"DB_URL": fresh_database_url}
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert f"migrated to {migrate.head_revision()}" in up.stdout
+    assert f"migrated to {migrations.head_revision()}" in up.stdout
     down = run_cli("db", "downgrade", "base", env=env)
     assert down.returncode == 0, down.stderr
     assert "now at base (empty)" in down.stdout
     status = run_cli("db", "status", env=env)
-    assert f"migrations: none (behind head {migrate.head_revision()}" in status.stdout
+    assert f"migrations: none (behind head {migrations.head_revision()}" in status.stdout
     assert "kind:       external (DB_URL)" in status.stdout

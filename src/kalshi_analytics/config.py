@@ -11,7 +11,8 @@ import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from kalshi_analytics.redact import mask_url
+from kalshi_analytics.errors import InvalidInputError
+from kalshi_analytics.logs import mask_url
 
 
 class KalshiEnv(StrEnum):
@@ -35,7 +36,7 @@ KALSHI_URLS: dict[KalshiEnv, tuple[str, str]] = {
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
-class SettingsError(Exception):
+class SettingsError(InvalidInputError):
     """A setting has an invalid value; the message is one line naming the variable."""
 
 

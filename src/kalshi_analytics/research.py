@@ -32,7 +32,7 @@ from kalshi_analytics.backtests.service import (
     save_outcome,
     validate_request,
 )
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +46,7 @@ def database_url(url: str | None = None) -> str:
     if url:
         return url
     from kalshi_analytics.config import load_settings
-    from kalshi_analytics.database import choose_database
+    from kalshi_analytics.db.connect import choose_database
 
     return _sync(lambda: choose_database(load_settings())).url
 

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import migrate
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.leader import UPSERT_HEARTBEAT_SQL
 from kalshi_analytics.recorder.rows import GapOpened
 from tests.api.conftest import ALLOWED_ORIGIN, make_settings, market, serve, ticker, write
@@ -115,7 +115,7 @@ async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None
         app = create_app(make_settings(fresh_database_url), engine=eng)
         async with serve(app) as client:
             body = assert_problem(await client.get("/api/v1/ready"), 503)
-        assert f"head is {migrate.head_revision()}" in str(body["detail"])
+        assert f"head is {migrations.head_revision()}" in str(body["detail"])
         assert body["checks"]["database"]["ok"] is True  # type: ignore[index]
     finally:
         await eng.dispose()

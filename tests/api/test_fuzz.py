@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
 from kalshi_analytics.api.app import create_app
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from tests.api.conftest import make_settings
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method"}

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
 from kalshi_analytics.backtests.fees import SeriesFees
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from tests.conftest import SHARED_DATA, create_migrated_database, drop_database
 
 NBA_DIR = SHARED_DATA / "nba_candles"

@@ -21,7 +21,8 @@ from tests.test_cli import run_cli
         ),
         (["-s", "momentum", "-p", "lookback"], "error: --param 'lookback': expected key=value"),
         (["-s", "momentum", "--start", "2026-03-01"], "error: end (2026-02-01T00:00:00+00:00) must be after start"),
-        (["-s", "momentum", "--end", "yesterday"], "error: --end 'yesterday': not an ISO 8601 date or time"),
+        (["-s", "momentum", "--end", "yesterday"], "error: --end: cannot read time 'yesterday': use ISO 8601"),
+        (["-s", "momentum", "--start", "-1d", "--end", "-2d"], "error: end (20"),
     ],
 )
 def test_bad_input_is_one_line_and_a_failure(args: list[str], message: str) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kalshi_analytics import migrate
 from kalshi_analytics.config import Settings, load_settings
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.poll import Selection
 from kalshi_analytics.recorder.service import RecorderConfig
 from kalshi_analytics.simulator.server import Simulator
@@ -63,7 +63,7 @@ async def own_server() -> AsyncIterator[tuple[Path, str]]:
     emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
     engine = create_engine(emb.url, pool_size=1)
     try:
-        await migrate.upgrade(engine)
+        await migrations.upgrade(engine)
     finally:
         await engine.dispose()
     try:

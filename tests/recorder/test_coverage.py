@@ -12,7 +12,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.recorder.bulk import SnapshotRow, write_snapshots
-from kalshi_analytics.recorder.cli import TimeParseError, parse_time
 from kalshi_analytics.recorder.coverage import coverage
 from tests.test_cli import run_cli
 
@@ -80,21 +79,6 @@ async def test_coverage_counts_gaps_durations_and_snapshots_per_source(conn: Asy
 
     with pytest.raises(ValueError, match="empty"):
         await coverage(conn, W0, W0)
-
-
-def test_parse_time_forms() -> None:
-    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-    assert parse_time("-1h", now) == now - timedelta(hours=1)
-    assert parse_time("-2d", now) == now - timedelta(days=2)
-    assert parse_time("-90s", now) == now - timedelta(seconds=90)
-    assert parse_time("now", now) == now
-    assert parse_time("2026-11-20T08:30:00Z") == datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
-    assert parse_time("2026-11-20T08:30") == datetime(2026, 11, 20, 8, 30, tzinfo=UTC)  # naive = UTC
-    assert parse_time("2026-11-20T08:30+01:00") == datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
-    with pytest.raises(TimeParseError):
-        parse_time("yesterday-ish", now)
-    with pytest.raises(TimeParseError):
-        parse_time("-3y", now)
 
 
 async def test_gaps_command_prints_the_table(engine: AsyncEngine, database_url: str) -> None:

@@ -156,7 +156,7 @@ async def test_fence_stops_a_deposed_leaders_sink_before_it_commits(engine: Asyn
 
 
 async def test_heartbeats_are_tolerant_of_an_unreachable_database() -> None:
-    from kalshi_analytics.db import create_engine
+    from kalshi_analytics.db.engine import create_engine
 
     dead = create_engine("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
     try:

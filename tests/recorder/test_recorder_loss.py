@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator

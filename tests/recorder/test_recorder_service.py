@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.recorder.backfill import BackfillError, backfill
 from kalshi_analytics.recorder.service import RecorderService

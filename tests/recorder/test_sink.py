@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics.db import libpq_url
+from kalshi_analytics.db.engine import libpq_url
 from kalshi_analytics.kalshi.domain import Market, PriceLevel, PriceRange
 from kalshi_analytics.kalshi.status import MarketResult, MarketStatus
 from kalshi_analytics.recorder.candles import implied_probability

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.embedded import start_embedded, stop_embedded
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.rows import SnapshotRow, TradeRow
 from kalshi_analytics.recorder.sink import Sink
 

@@ -15,19 +15,21 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import __version__, migrate
-from kalshi_analytics.api import health, stream
-from kalshi_analytics.api.cache import AnswerFromCache, ResponseCache
-from kalshi_analytics.api.deps import API_PREFIX
-from kalshi_analytics.api.errors import install_error_handlers
-from kalshi_analytics.api.ratelimit import RateLimits
+from kalshi_analytics import __version__
+from kalshi_analytics.api import health
 from kalshi_analytics.backtests import endpoints as backtests
 from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
-from kalshi_analytics.db import create_engine, libpq_url, session_factory
-from kalshi_analytics.logging import configure_logging, get_logger
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.engine import create_engine, libpq_url, session_factory
+from kalshi_analytics.db.reads import create_read_pool
+from kalshi_analytics.logs import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
-from kalshi_analytics.readpool import create_read_pool
+from kalshi_analytics.markets import stream
+from kalshi_analytics.web.cache import AnswerFromCache, ResponseCache
+from kalshi_analytics.web.deps import API_PREFIX
+from kalshi_analytics.web.problems import install_error_handlers
+from kalshi_analytics.web.ratelimit import RateLimits
 
 log = get_logger(__name__)
 
@@ -52,7 +54,7 @@ def create_app(
         else:
             url = database_url or settings.db_url
             if url is None:
-                from kalshi_analytics.database import choose_database
+                from kalshi_analytics.db.connect import choose_database
 
                 url = (await choose_database(settings)).url
             eng = create_engine(url, pool_size=API_POOL_SIZE, pre_ping=False)
@@ -70,7 +72,7 @@ def create_app(
         app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
         app.state.read_pool = read_pool
         app.state.stream_hub = hub
-        app.state.migration_head = await asyncio.to_thread(migrate.head_revision)
+        app.state.migration_head = await asyncio.to_thread(migrations.head_revision)
         await hub.start()
         worker = BacktestWorker(eng, settings.api_backtest_poll_seconds) if settings.api_backtest_worker else None
         app.state.backtest_worker = worker
@@ -158,7 +160,7 @@ async def serve_api(
     """
     import uvicorn
 
-    from kalshi_analytics.http_server import EmbeddedServer
+    from kalshi_analytics.web.server import EmbeddedServer
 
     if isinstance(database, AsyncEngine):
         app = create_app(settings, engine=database)

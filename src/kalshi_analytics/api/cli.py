@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kalshi_analytics.config import SettingsError, load_settings
-from kalshi_analytics.logging import configure_logging
+from kalshi_analytics.logs import configure_logging
 
 
 def api(
@@ -28,7 +28,7 @@ def api(
     configure_logging(settings.log_level, settings.log_format)
     if not settings.db_url:
         # Start (or reuse) the embedded server once here, so every worker connects to the same one.
-        from kalshi_analytics.database import choose_database
+        from kalshi_analytics.db.connect import choose_database
 
         os.environ["DB_URL"] = asyncio.run(choose_database(settings)).url
     uvicorn.run(

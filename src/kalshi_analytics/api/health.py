@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kalshi_analytics.api.cache import ResponseCache
-from kalshi_analytics.api.deps import API_PREFIX, ReadSessionDep
-from kalshi_analytics.api.errors import problem_response, problem_responses
-from kalshi_analytics.api.ratelimit import rate_limit
 from kalshi_analytics.recorder.leader import latest_leader_heartbeat
+from kalshi_analytics.web.cache import ResponseCache
+from kalshi_analytics.web.deps import API_PREFIX, ReadSessionDep
+from kalshi_analytics.web.problems import problem_response, problem_responses
+from kalshi_analytics.web.ratelimit import rate_limit
 
 READY_CHECK_TIMEOUT_SECONDS = 3.0
 

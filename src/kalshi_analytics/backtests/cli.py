@@ -19,14 +19,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from kalshi_analytics.backtests.errors import BacktestInputError, InvalidParametersError, InvalidWindowError
+from kalshi_analytics.times import GRAMMAR, TimeParseError, parse_time
 
 backtest_app = typer.Typer(
     help="Backtest strategies on recorded snapshots (Kalshi fees, fills, settlement).", no_args_is_help=True
 )
 
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `backtest strategies`).")]
-StartOpt = Annotated[str, typer.Option(help="Window start, ISO 8601 (naive = UTC), inclusive.")]
-EndOpt = Annotated[str, typer.Option(help="Window end, ISO 8601 (naive = UTC), exclusive.")]
+StartOpt = Annotated[str, typer.Option(help=f"Window start, inclusive: {GRAMMAR}.")]
+EndOpt = Annotated[str, typer.Option(help="Window end, exclusive, same forms (default: now).")]
 CategoryOpt = Annotated[list[str] | None, typer.Option("--category", help="Only these categories (repeatable).")]
 SeriesOpt = Annotated[list[str] | None, typer.Option("--series", help="Only these series tickers (repeatable).")]
 EventOpt = Annotated[list[str] | None, typer.Option("--event", help="Only these event tickers (repeatable).")]
@@ -64,12 +65,12 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return out
 
 
-def parse_when(value: str, name: str) -> datetime:
+def parse_when(value: str, name: str, now: datetime | None = None) -> datetime:
+    """A window bound in the one time grammar (:data:`kalshi_analytics.times.GRAMMAR`)."""
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidWindowError(f"--{name} {value!r}: not an ISO 8601 date or time", name) from None
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+        return parse_time(value, now=now, field=f"--{name}")
+    except TimeParseError as exc:
+        raise InvalidWindowError(str(exc), name) from None
 
 
 def _request(
@@ -89,6 +90,7 @@ def _request(
     from kalshi_analytics.backtests.data import MarketFilter
     from kalshi_analytics.backtests.service import validate_request
 
+    now = datetime.now(UTC)
     try:
         cap, maxpos = Decimal(capital), Decimal(max_position)
     except ArithmeticError:
@@ -96,8 +98,8 @@ def _request(
     return validate_request(
         strategy,
         params,
-        parse_when(start, "start"),
-        parse_when(end, "end"),
+        parse_when(start, "start", now),
+        parse_when(end, "end", now),
         market_filter=MarketFilter(
             categories=category or [], series=series or [], events=event or [], tickers=ticker or []
         ),
@@ -160,7 +162,7 @@ class _Bar:
 def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     strategy: StrategyOpt,
     start: StartOpt,
-    end: EndOpt,
+    end: EndOpt = "now",
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter key=value.")] = None,
     category: CategoryOpt = None,
     series: SeriesOpt = None,
@@ -173,8 +175,8 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 ) -> None:
     """Run one backtest, store it (backtest_results + executions) and print its metrics."""
     from kalshi_analytics.backtests.service import get_result, run_backtest
-    from kalshi_analytics.cli import fail, run, settings
-    from kalshi_analytics.database import open_database
+    from kalshi_analytics.clihelp import fail, run, settings
+    from kalshi_analytics.db.connect import open_database
 
     try:
         req = _request(
@@ -238,7 +240,7 @@ def _sweep_one(req_json: str) -> Any:
 def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     strategy: StrategyOpt,
     start: StartOpt,
-    end: EndOpt,
+    end: EndOpt = "now",
     grid: Annotated[list[str] | None, typer.Option("--grid", "-g", help="key=v1,v2,... (repeatable).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Fixed parameter key=value.")] = None,
     category: CategoryOpt = None,
@@ -251,8 +253,8 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 ) -> None:
     """Run a strategy over a parameter grid on all cores; data is loaded once and shared via a columnar cache."""
     from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
-    from kalshi_analytics.cli import fail, run, settings
-    from kalshi_analytics.database import open_database
+    from kalshi_analytics.clihelp import fail, run, settings
+    from kalshi_analytics.db.connect import open_database
 
     try:
         fixed = parse_params(param or [])
@@ -338,8 +340,8 @@ def import_candles_cmd(
     Assumption: bid/ask = close ∓ half a cent (the CSVs hold trade prices only); result inferred from the final close.
     """
     from kalshi_analytics.backtests.candles_import import import_candle_files
-    from kalshi_analytics.cli import fail, run, settings
-    from kalshi_analytics.database import open_database
+    from kalshi_analytics.clihelp import fail, run, settings
+    from kalshi_analytics.db.connect import open_database
 
     files: list[Path] = []
     for p in paths:
@@ -378,8 +380,8 @@ def worker_cmd(
 ) -> None:
     """Run queued backtests (status 'queued') until none is left."""
     from kalshi_analytics.backtests.service import execute_queued
-    from kalshi_analytics.cli import run, settings
-    from kalshi_analytics.database import open_database
+    from kalshi_analytics.clihelp import run, settings
+    from kalshi_analytics.db.connect import open_database
 
     s = settings()
 

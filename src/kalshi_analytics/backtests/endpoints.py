@@ -11,9 +11,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from kalshi_analytics.api.deps import API_PREFIX, EngineDep, ReadSessionDep
-from kalshi_analytics.api.errors import InvalidParameterError, NotFoundError, problem_responses
-from kalshi_analytics.api.ratelimit import rate_limit
 from kalshi_analytics.backtests import service
 from kalshi_analytics.backtests.errors import BacktestInputError, BacktestNotFoundError
 from kalshi_analytics.backtests.schemas import (
@@ -30,6 +27,9 @@ from kalshi_analytics.backtests.schemas import (
 from kalshi_analytics.markets.endpoints import NO_NUL, model_response
 from kalshi_analytics.markets.service import decode_cursor, encode_cursor
 from kalshi_analytics.strategies import registry
+from kalshi_analytics.web.deps import API_PREFIX, EngineDep, ReadSessionDep
+from kalshi_analytics.web.problems import InvalidParameterError, NotFoundError, problem_responses
+from kalshi_analytics.web.ratelimit import rate_limit
 
 BASE = f"{API_PREFIX}/backtests"
 #: Windows outside these bounds are refused (422): no recorded data can lie there, and extreme years break

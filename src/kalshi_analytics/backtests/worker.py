@@ -20,8 +20,8 @@ from sqlalchemy import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.service import execute_queued
-from kalshi_analytics.db import create_engine
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
 

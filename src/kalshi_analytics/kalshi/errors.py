@@ -13,6 +13,8 @@ Everything raised by :mod:`kalshi_analytics.kalshi` for exchange trouble is a :c
 
 from __future__ import annotations
 
+from kalshi_analytics.errors import AppError
+
 _RAW_PREVIEW = 500
 
 
@@ -22,7 +24,7 @@ def preview(raw: str | bytes, limit: int = _RAW_PREVIEW) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} chars)"
 
 
-class KalshiError(Exception):
+class KalshiError(AppError):
     """Base class of every error of the exchange boundary."""
 
 

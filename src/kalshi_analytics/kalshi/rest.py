@@ -30,7 +30,7 @@ from kalshi_analytics.kalshi.pagination import paginate
 from kalshi_analytics.kalshi.ratelimit import TokenBucket
 from kalshi_analytics.kalshi.signing import KalshiAuth, KalshiSigner
 from kalshi_analytics.kalshi.status import CANDLE_INTERVALS, MarketStatusFilter
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 
 if TYPE_CHECKING:
     from kalshi_analytics.config import Settings

@@ -63,7 +63,7 @@ from kalshi_analytics.kalshi.errors import (
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.status import Channel
 from kalshi_analytics.kalshi.wire import parse_ws_message
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 
 if TYPE_CHECKING:
     from kalshi_analytics.config import Settings

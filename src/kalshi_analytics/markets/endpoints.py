@@ -11,10 +11,6 @@ from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel
 
-from kalshi_analytics.api.cache import cached
-from kalshi_analytics.api.deps import API_PREFIX, reads
-from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
-from kalshi_analytics.api.ratelimit import charge, rate_limit
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
@@ -28,6 +24,10 @@ from kalshi_analytics.markets.schemas import (
     Trade,
     TradePage,
 )
+from kalshi_analytics.web.cache import cached
+from kalshi_analytics.web.deps import API_PREFIX, reads
+from kalshi_analytics.web.problems import InvalidParameterError, problem_responses
+from kalshi_analytics.web.ratelimit import charge, rate_limit
 
 ONE = Decimal(1)
 _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from asyncpg import Record
 
-from kalshi_analytics.api.errors import InvalidParameterError, NotFoundError
+from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.markets.pricing import implied_probability_sql
-from kalshi_analytics.readpool import Reads
+from kalshi_analytics.web.problems import InvalidParameterError, NotFoundError
 
 #: Reads run on one pooled asyncpg connection in autocommit mode.
 Db = Reads

@@ -24,9 +24,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.kalshi.domain import ONE, Candlestick
 from kalshi_analytics.kalshi.rest import KalshiRestClient
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.poll import Catalog, trade_row
 from kalshi_analytics.recorder.sink import Sink
@@ -36,7 +37,7 @@ log = get_logger(__name__)
 CANDLE_CHUNK = timedelta(days=5)  # 7,200 one-minute candles per request, below the 10,000 cap
 
 
-class BackfillError(Exception):
+class BackfillError(InvalidInputError):
     """Bad input (unknown ticker, empty window): one line for the user."""
 
 

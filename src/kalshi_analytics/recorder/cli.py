@@ -1,42 +1,154 @@
-"""Recorder sub-commands: ``kalshi-analytics gaps`` (the coverage report)."""
+"""Recorder commands: ``recorder`` (record, leader-elected), ``backfill`` (history from REST), ``gaps`` (coverage)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
-from typing import Annotated
+import asyncio
+import contextlib
+import signal
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from kalshi_analytics.clihelp import fail, run, settings, window
+from kalshi_analytics.config import Settings
 from kalshi_analytics.recorder.coverage import CoverageReport, coverage, format_duration
+from kalshi_analytics.times import GRAMMAR
 
-_RELATIVE = re.compile(r"^-\s*(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 SOURCES = ("poll", "websocket", "backfill")
 
 
-class TimeParseError(ValueError):
-    pass
+def install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
 
 
-def parse_time(value: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (naive = UTC), ``now``, or relative to now: ``-90s``, ``-15m``, ``-1h``, ``-2d``, ``-1w``."""
-    now = now or datetime.now(UTC)
-    v = value.strip()
-    if v.lower() == "now":
-        return now
-    m = _RELATIVE.match(v.lower())
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
-    try:
-        parsed = datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
-    except ValueError:
-        raise TimeParseError(
-            f"cannot read time {value!r}: use ISO 8601 (2026-11-21T12:00Z) or relative (-1h, -2d)"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+async def run_recorder(
+    s: Settings,
+    engine: Any,
+    *,
+    series: list[str],
+    events: list[str],
+    categories: list[str],
+    status: str | None,
+    metrics_port: int | None,
+    duration: float | None,
+    stop: asyncio.Event,
+    announce: bool = True,
+) -> None:
+    from kalshi_analytics.recorder.poll import Selection
+    from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
+
+    selection = Selection(status=status, series=tuple(series), events=tuple(events), categories=tuple(categories))
+    service = RecorderService(engine, s, RecorderConfig(selection=selection, metrics_port=metrics_port))
+    task = asyncio.create_task(service.run(stop))
+    await asyncio.sleep(0.05)
+    if announce:
+        typer.echo(f"recorder:   {selection.describe()} from {s.api_base}")
+        typer.echo(f"metrics:    {service.metrics_url or 'off (--metrics-port N to serve them)'}")
+        typer.echo("coverage:   kalshi-analytics gaps  (feed gaps and their repairs)")
+    if duration is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+        stop.set()
+    await task
+
+
+def recorder(  # noqa: PLR0917 - a typer command: one parameter per CLI option
+    series: Annotated[list[str] | None, typer.Option("--series", help="Record this series (repeatable).")] = None,
+    event: Annotated[list[str] | None, typer.Option("--event", help="Record this event (repeatable).")] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Record the series of this category (repeatable).")
+    ] = None,
+    status: Annotated[str, typer.Option(help="Market status filter: open, unopened, paused, closed, all.")] = "open",
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any).")
+    ] = 9464,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Record markets into PostgreSQL (poll + WebSocket + gap repair); a second instance waits as hot standby."""
+    from kalshi_analytics.db.connect import open_database
+
+    s = settings()
+
+    async def go() -> None:
+        choice, engine = await open_database(s, upgrade=True)
+        typer.echo(f"database:   {choice.display}")
+        stop = asyncio.Event()
+        install_stop(stop)
+        try:
+            await run_recorder(
+                s,
+                engine,
+                series=series or [],
+                events=event or [],
+                categories=category or [],
+                status=None if status == "all" else status,
+                metrics_port=metrics_port,
+                duration=duration,
+                stop=stop,
+            )
+        finally:
+            await engine.dispose()
+
+    run(go)
+
+
+def backfill(
+    ticker: Annotated[list[str] | None, typer.Option("--ticker", help="Market ticker (repeatable).")] = None,
+    series: Annotated[list[str] | None, typer.Option("--series", help="Every market of a series.")] = None,
+    event: Annotated[list[str] | None, typer.Option("--event", help="Every market of an event.")] = None,
+    since: Annotated[str, typer.Option(help=f"Window start: {GRAMMAR}.")] = "",
+    until: Annotated[str, typer.Option(help="Window end, same forms (default: now).")] = "now",
+) -> None:
+    """Fill history from REST: 1-minute candlesticks as snapshots, and trades. Re-running adds nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kalshi_analytics.db.connect import open_database
+    from kalshi_analytics.kalshi.rest import KalshiRestClient
+    from kalshi_analytics.recorder.backfill import backfill as do_backfill
+
+    if not (ticker or series or event):
+        fail("give at least one --ticker, --series or --event")
+    if not since:
+        fail("--since is required")
+    start, end = window(since, until, ("--since", "--until"))
+    s = settings()
+
+    async def go() -> None:
+        choice, engine = await open_database(s, upgrade=True)
+        try:
+            async with KalshiRestClient.from_settings(s) as rest:
+                with Progress(
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+                ) as progress:
+                    task = progress.add_task("markets", total=None)
+
+                    def on_progress(t: str, done: int, total: int) -> None:
+                        progress.update(task, completed=done, total=total, description=t)
+
+                    result = await do_backfill(
+                        rest,
+                        engine,
+                        tickers=ticker or [],
+                        series=series or [],
+                        events=event or [],
+                        since=start,
+                        until=end,
+                        on_progress=on_progress,
+                    )
+            typer.echo(f"database:  {choice.display}")
+            for line in result.lines():
+                typer.echo(line)
+        finally:
+            await engine.dispose()
+
+    run(go)
 
 
 def render(report: CoverageReport, console: Console) -> None:
@@ -83,22 +195,15 @@ def render(report: CoverageReport, console: Console) -> None:
 
 
 def gaps(
-    since: Annotated[str, typer.Option(help="Window start: ISO 8601 or relative (-1h, -2d).")] = "-1d",
-    until: Annotated[str, typer.Option(help="Window end: ISO 8601, relative, or now.")] = "now",
+    since: Annotated[str, typer.Option(help=f"Window start: {GRAMMAR}.")] = "-1d",
+    until: Annotated[str, typer.Option(help="Window end, same forms.")] = "now",
     ticker: Annotated[str | None, typer.Option(help="Only this market (plus subscription-wide gaps).")] = None,
 ) -> None:
     """Per-market coverage of a window: feed gaps (repaired or open, and how) and snapshots per source."""
-    from kalshi_analytics.cli import fail, run, settings
-    from kalshi_analytics.database import open_database
+    from kalshi_analytics.db.connect import open_database
 
+    start, end = window(since, until, ("--since", "--until"))
     s = settings()
-    now = datetime.now(UTC)
-    try:
-        start, end = parse_time(since, now), parse_time(until, now)
-    except TimeParseError as exc:
-        fail(str(exc))
-    if end <= start:
-        fail(f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})")
 
     async def go() -> CoverageReport:
         _choice, engine = await open_database(s, upgrade=False)

@@ -29,7 +29,7 @@ from typing import Any
 
 from kalshi_analytics.kalshi.domain import Disconnected, SeqGap
 from kalshi_analytics.kalshi.rest import KalshiRestClient
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.poll import Poller, trade_row
 from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem

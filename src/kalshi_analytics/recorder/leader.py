@@ -28,8 +28,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from kalshi_analytics.db import libpq_url
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.db.engine import libpq_url
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 
 log = get_logger(__name__)

@@ -28,7 +28,7 @@ from typing import Any
 
 from kalshi_analytics.kalshi.domain import Market, Trade
 from kalshi_analytics.kalshi.rest import KalshiRestClient
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.rows import MarketRow, SinkItem, TradeRow, market_row_from_domain

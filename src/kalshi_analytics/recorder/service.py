@@ -30,7 +30,7 @@ from kalshi_analytics.config import Settings
 from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.ws import KalshiWsClient
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics

@@ -28,7 +28,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD
 from kalshi_analytics.recorder.bulk import SnapshotRow, write_snapshots_returning_new
 from kalshi_analytics.recorder.candles import (

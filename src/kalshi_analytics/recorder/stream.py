@@ -48,7 +48,7 @@ from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.status import Channel, status_matches
 from kalshi_analytics.kalshi.ws import KalshiWsClient, Subscription
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.books import BookKeeper
 from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.gaps import GapRepairer

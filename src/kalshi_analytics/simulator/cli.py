@@ -44,7 +44,7 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     ] = 0.0,
 ) -> None:
     """Serve Kalshi's REST + WebSocket API from a seeded market model (faults adjustable at /_sim/faults)."""
-    from kalshi_analytics.cli import fail, run, settings
+    from kalshi_analytics.clihelp import fail, run, settings
 
     if print_demo_key:
         from kalshi_analytics.simulator.auth import generate_demo_key

@@ -30,13 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
-from kalshi_analytics.http_server import EmbeddedServer
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
 from kalshi_analytics.simulator.faults import Faults, MessageLog
 from kalshi_analytics.simulator.model import Market, MarketModel
 from kalshi_analytics.simulator.rest import API, error_response, routes
 from kalshi_analytics.simulator.ws import PROTOCOL_EXTENSION, WS_PATH, Hub, WebSocketEndpoint
+from kalshi_analytics.web.server import EmbeddedServer
 
 log = get_logger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator import wire
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
 from kalshi_analytics.simulator.faults import Faults, LogEntry, MessageLog

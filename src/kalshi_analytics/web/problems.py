@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
 

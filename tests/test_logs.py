@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from kalshi_analytics.logging import configure_logging, get_logger
+from kalshi_analytics.logs import configure_logging, get_logger
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from kalshi_analytics.db import CONNECT_TIMEOUT_SECONDS
+from kalshi_analytics.db.engine import CONNECT_TIMEOUT_SECONDS
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

@@ -1,15 +1,41 @@
-"""Structured logging (JSON or key=value) for our code and for the libraries we run (uvicorn, alembic)."""
+"""Structured logging (JSON or key=value) for our code and the libraries we run, with secrets masked first."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
 
-from kalshi_analytics.redact import redact
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+SECRET_KEY_PARTS = ("password", "secret", "private_key", "signature", "authorization", "token", "api_key")
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of every URL in ``url`` with ``***`` (user and host stay readable)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Recursively mask secrets in a log value: whole values under secret-looking keys, passwords in URLs."""
+    if key and is_secret_key(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
 
 
 def _redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

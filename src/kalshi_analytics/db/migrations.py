@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(files("kalshi_analytics") / "migrations"))
+    cfg.set_main_option("script_location", str(files("kalshi_analytics") / "db" / "alembic"))
     cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s-%%(slug)s")
     return cfg
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import migrate
 from kalshi_analytics.config import Settings
-from kalshi_analytics.db import ServerInfo, check_connection, create_engine, display_url
-from kalshi_analytics.embedded import start_embedded
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.embedded import start_embedded
+from kalshi_analytics.db.engine import ServerInfo, check_connection, create_engine, display_url
+from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -38,7 +38,7 @@ async def choose_database(settings: Settings) -> DatabaseChoice:
 class DatabaseStatus:
     choice: DatabaseChoice
     server: ServerInfo
-    migrations: migrate.MigrationStatus
+    migrations: migrations.MigrationStatus
 
     def lines(self) -> list[str]:
         kind = "embedded (pgserver)" if self.choice.embedded else "external (DB_URL)"
@@ -54,7 +54,7 @@ class DatabaseStatus:
 
 async def database_status(engine: AsyncEngine, choice: DatabaseChoice) -> DatabaseStatus:
     server = await check_connection(engine)
-    return DatabaseStatus(choice=choice, server=server, migrations=await migrate.status(engine))
+    return DatabaseStatus(choice=choice, server=server, migrations=await migrations.status(engine))
 
 
 async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseChoice, AsyncEngine]:
@@ -64,8 +64,8 @@ async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseC
     try:
         await check_connection(engine)
         if upgrade:
-            await migrate.upgrade(engine)
-            log.info("database_migrated", database=choice.display, head=migrate.head_revision())
+            await migrations.upgrade(engine)
+            log.info("database_migrated", database=choice.display, head=migrations.head_revision())
     except BaseException:
         await engine.dispose()
         raise

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from kalshi_analytics import migrate
-from kalshi_analytics.db import create_engine
+from kalshi_analytics.db import migrations
+from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.models import Base
 from tests.conftest import create_database, drop_database
 
@@ -30,19 +30,19 @@ async def test_upgrade_downgrade_upgrade_round_trip_on_every_server(all_server_u
         url = await create_database(server)
         engine = create_engine(url, pool_size=1)
         try:
-            await migrate.upgrade(engine)
-            assert (await migrate.status(engine)).at_head
+            await migrations.upgrade(engine)
+            assert (await migrations.status(engine)).at_head
             assert await _tables(url) >= EXPECTED_TABLES
 
-            await migrate.downgrade(engine, "base")
-            assert (await migrate.status(engine)).current is None
+            await migrations.downgrade(engine, "base")
+            assert (await migrations.status(engine)).current is None
             assert await _tables(url) == set(), "downgrade to base must leave no table behind"
             async with engine.connect() as conn:
                 fn = await conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'ka\\_%'"))
                 assert fn.scalar_one() == 0
 
-            await migrate.upgrade(engine)
-            assert (await migrate.status(engine)).at_head
+            await migrations.upgrade(engine)
+            assert (await migrations.status(engine)).at_head
             assert await _tables(url) >= EXPECTED_TABLES
         finally:
             await engine.dispose()

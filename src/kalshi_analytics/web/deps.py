@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from kalshi_analytics.readpool import Reads
+from kalshi_analytics.db.reads import Reads
 
 #: Every route but /metrics lives under this prefix (set on each router, so route templates are complete).
 API_PREFIX = "/api/v1"

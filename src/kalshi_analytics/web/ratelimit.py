@@ -23,8 +23,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from slowapi.util import get_remote_address
 
-from kalshi_analytics.api.errors import RateLimitedError
 from kalshi_analytics.config import Settings
+from kalshi_analytics.web.problems import RateLimitedError
 
 RouteClass = Literal["read", "expensive"]
 

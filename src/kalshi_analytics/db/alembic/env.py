@@ -1,4 +1,4 @@
-"""Alembic environment. Runs on a connection handed in by :mod:`kalshi_analytics.migrate`, or on ``DB_URL``."""
+"""Alembic environment. Runs on a connection handed in by :mod:`kalshi_analytics.db.migrations`, or on ``DB_URL``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_on_url(url: str) -> None:
-    from kalshi_analytics.db import create_engine
+    from kalshi_analytics.db.engine import create_engine
 
     engine = create_engine(url, pool_size=1)
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.logs import get_logger
 
 DATABASE_NAME = "kalshi"
 log = get_logger(__name__)

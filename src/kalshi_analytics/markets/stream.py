@@ -25,16 +25,16 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from kalshi_analytics.api.cache import EVERYTHING, ResponseCache
-from kalshi_analytics.api.deps import API_PREFIX
-from kalshi_analytics.api.errors import InvalidParameterError, problem_responses
-from kalshi_analytics.api.ratelimit import rate_limit
-from kalshi_analytics.logging import get_logger
+from kalshi_analytics.db.reads import Reads
+from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import Snapshot
-from kalshi_analytics.readpool import Reads
 from kalshi_analytics.recorder.sink import NOTIFY_CHANNEL
+from kalshi_analytics.web.cache import EVERYTHING, ResponseCache
+from kalshi_analytics.web.deps import API_PREFIX
+from kalshi_analytics.web.problems import InvalidParameterError, problem_responses
+from kalshi_analytics.web.ratelimit import rate_limit
 
 log = get_logger(__name__)
 

@@ -11,12 +11,13 @@ from urllib.parse import unquote
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from kalshi_analytics.redact import mask_url
+from kalshi_analytics.errors import UnavailableError
+from kalshi_analytics.logs import mask_url
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-class DatabaseUnavailableError(Exception):
+class DatabaseUnavailableError(UnavailableError):
     """The database could not be reached; the message names the (masked) URL and the reason."""
 
 

@@ -1,0 +1,32 @@
+"""The project's one error family.
+
+Services raise these; the API's one handler (:mod:`kalshi_analytics.web.problems`) maps each class to an HTTP
+status and a problem+json body, and the CLI's one function (:func:`kalshi_analytics.clihelp.run`) prints it as
+one line. ``str(error)`` is written for a person.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """A failure the caller can act on (never a bug: those stay ordinary exceptions and become 500s)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field  # the input at fault, as the caller named it (``query.start``, ``--since``), if any
+
+
+class InvalidInputError(AppError, ValueError):
+    """The input cannot be used as given (HTTP 422)."""
+
+
+class NotFoundError(AppError, LookupError):
+    """The thing asked for does not exist (HTTP 404)."""
+
+
+class ConflictError(AppError):
+    """The request contradicts the current state (HTTP 409)."""
+
+
+class UnavailableError(AppError):
+    """Something we depend on (the database, the exchange) cannot be reached now; retrying may work (HTTP 503)."""
