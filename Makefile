@@ -18,6 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports  # packages depend one way: the layers in pyproject.toml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -22,28 +22,36 @@ from kalshi_analytics.stack import up
 
 app = typer.Typer(
     name="kalshi-analytics",
-    help="Record Kalshi markets into PostgreSQL, serve them, backtest and paper-trade strategies.",
+    help="Record Kalshi markets into PostgreSQL, serve them through an API, and backtest strategies on them.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: the rich panels label every flag "<bool>"
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
 app.add_typer(backtest_app, name="backtest")
-app.command("up")(up)
-app.command("simulate")(simulate)
-app.command("recorder")(recorder_cli.recorder)
-app.command("backfill")(recorder_cli.backfill)
-app.command("gaps")(recorder_cli.gaps)
-app.command("api")(api_cli.api)
+app.command("up", short_help="Everything on one machine: database, simulator, recorder, API.")(up)
+app.command("simulate", short_help="The built-in exchange (Kalshi's REST + WebSocket protocol).")(simulate)
+app.command("recorder", short_help="Record markets into PostgreSQL (leader-elected).")(recorder_cli.recorder)
+app.command("backfill", short_help="Fill history from the exchange's REST API.")(recorder_cli.backfill)
+app.command("gaps", short_help="Feed coverage: gaps, their repairs, rows per source.")(recorder_cli.gaps)
+app.command("api", short_help="Serve the HTTP API.")(api_cli.api)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
+    """Record Kalshi markets into PostgreSQL, serve them through an API, and backtest strategies on them."""
 
 
 def main() -> None:

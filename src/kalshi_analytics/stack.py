@@ -15,13 +15,20 @@ import typer
 from kalshi_analytics.clihelp import run, settings
 from kalshi_analytics.config import KalshiEnv, Settings
 from kalshi_analytics.db.connect import database_status, open_database
+from kalshi_analytics.db.embedded import stop_embedded
+from kalshi_analytics.errors import UnavailableError
 from kalshi_analytics.recorder.cli import install_stop, run_recorder
+from kalshi_analytics.web.server import ensure_port_free
+
+
+def uses_simulator(s: Settings) -> bool:
+    return s.kalshi_env is KalshiEnv.SIM and not s.kalshi_api_base and not s.kalshi_ws_url
 
 
 @contextlib.asynccontextmanager
 async def simulator_for(s: Settings) -> AsyncIterator[Any]:
     """The built-in exchange on SIM_HOST:SIM_PORT when KALSHI_ENV=sim and no explicit URLs are set, else nothing."""
-    if s.kalshi_env is not KalshiEnv.SIM or s.kalshi_api_base or s.kalshi_ws_url:
+    if not uses_simulator(s):
         yield None
         return
     from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
@@ -32,15 +39,19 @@ async def simulator_for(s: Settings) -> AsyncIterator[Any]:
 
 async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_port: int | None) -> None:
     """``up`` after the database: simulator (when KALSHI_ENV=sim), API and recorder until Ctrl-C or ``duration``."""
-    stop = asyncio.Event()
-    install_stop(stop)
     from kalshi_analytics.api.app import serve_api
 
+    if uses_simulator(s):
+        ensure_port_free(s.sim_host, s.sim_port, "simulator", "SIM_PORT")
+    ensure_port_free(s.api_host, s.api_port, "API", "API_PORT")
+    stop = asyncio.Event()
+    install_stop(stop)
     async with simulator_for(s) as sim:
         if sim is not None:
             typer.echo(f"simulator:  {sim.base_url}  (admin {sim.admin_url}/state)")
         api = asyncio.create_task(serve_api(s, engine), name="api")
-        typer.echo(f"api:        http://{s.api_host}:{s.api_port}/api/v1  (docs /docs, metrics /metrics)")
+        api.add_done_callback(lambda _: stop.set())  # an API that dies takes the stack down with it
+        typer.echo(f"api:        http://{s.api_host}:{s.api_port}/api/v1  (docs /api/v1/docs, metrics /metrics)")
         try:
             await run_recorder(
                 s,
@@ -55,8 +66,12 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
             )
         finally:
             api.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await api
+            except asyncio.CancelledError:
+                pass
+            except (Exception, SystemExit) as exc:  # uvicorn exits the task on a failed start-up
+                raise UnavailableError(f"the API stopped: {exc or type(exc).__name__} (see the log above)") from None
     typer.echo("stopped")
 
 
@@ -71,7 +86,7 @@ def up(
         int | None, typer.Option("--metrics-port", help="Recorder metrics port (0 = any free port).")
     ] = 9464,
 ) -> None:
-    """Run everything for one person on one machine: database (embedded unless DB_URL), simulator, recorder."""
+    """Run everything on one machine: database (embedded unless DB_URL), simulator (KALSHI_ENV=sim), recorder, API."""
     s = settings()
 
     async def go() -> None:
@@ -86,5 +101,9 @@ def up(
                 await run_up(s, engine, duration=duration, metrics_port=metrics_port)
         finally:
             await engine.dispose()
+            if choice.started and not check:
+                # Started by this `up`, so stopped with it; a server that was running before is left running.
+                await asyncio.to_thread(stop_embedded, s.embedded_pgdata)
+                typer.echo("embedded PostgreSQL stopped")
 
     run(go)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.recorder.bulk import SnapshotRow
@@ -35,6 +36,7 @@ class ImportedCandles:
     path: str
     ticker: str
     snapshots: int
+    new_snapshots: int  # not stored before this import: 0 when the file was imported already
     result: str
     first_close: Decimal
     last_close: Decimal
@@ -98,20 +100,38 @@ def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
     return market, rows
 
 
+async def _stored_snapshots(engine: AsyncEngine, tickers: list[str]) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT ticker, count(*) FROM market_snapshots WHERE ticker = ANY(:tickers) AND source = 'backfill' "
+                "GROUP BY ticker"
+            ),
+            {"tickers": tickers},
+        )
+        return {str(t): int(n) for t, n in rows}
+
+
 async def import_candle_files(engine: AsyncEngine, paths: list[Path]) -> list[ImportedCandles]:
-    """Write each file's market and snapshots through the recorder's :class:`Sink` (idempotent)."""
+    """Write each file's market and snapshots through the recorder's :class:`Sink` (idempotent: a file imported
+    before adds nothing, and its ``new_snapshots`` says so)."""
     from kalshi_analytics.recorder.sink import Sink
 
-    done: list[ImportedCandles] = []
     parsed = [(p, *parse_candles(p)) for p in paths]
+    tickers = [market.ticker for _, market, _ in parsed]
+    before = await _stored_snapshots(engine, tickers)
     async with Sink(engine, batch_max_rows=5000, batch_max_seconds=0.2) as sink:
-        for path, market, snaps in parsed:
+        for _, market, snaps in parsed:
             await sink.put(market)
             for s in snaps:
                 await sink.put(s)
-            first, last = snaps[0].last_price, snaps[-1].last_price
-            assert first is not None
-            assert last is not None
-            done.append(ImportedCandles(str(path), market.ticker, len(snaps), str(market.result), first, last))
         await sink.flush()
+    after = await _stored_snapshots(engine, tickers)
+    done: list[ImportedCandles] = []
+    for path, market, snaps in parsed:
+        first, last = snaps[0].last_price, snaps[-1].last_price
+        assert first is not None
+        assert last is not None
+        new = after.get(market.ticker, 0) - before.get(market.ticker, 0)
+        done.append(ImportedCandles(str(path), market.ticker, len(snaps), new, str(market.result), first, last))
     return done

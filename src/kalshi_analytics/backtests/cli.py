@@ -22,7 +22,9 @@ from kalshi_analytics.backtests.errors import BacktestInputError, InvalidParamet
 from kalshi_analytics.times import GRAMMAR, TimeParseError, parse_time
 
 backtest_app = typer.Typer(
-    help="Backtest strategies on recorded snapshots (Kalshi fees, fills, settlement).", no_args_is_help=True
+    help="Backtest strategies on recorded snapshots (Kalshi fees, fills, settlement).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `backtest strategies`).")]
@@ -366,11 +368,18 @@ def import_candles_cmd(
         done = run(go)
     except ValueError as exc:
         fail(str(exc))
-    table = Table(title=f"imported {len(done)} files", title_justify="left")
-    for col in ("ticker", "snapshots", "first", "last", "result"):
+    new = sum(d.new_snapshots for d in done)
+    fresh = sum(1 for d in done if d.new_snapshots)
+    title = (
+        f"imported {fresh} of {len(done)} files: {new} new snapshots"
+        if new
+        else f"nothing new: all {len(done)} files were imported before"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("ticker", "snapshots", "new", "first", "last", "result"):
         table.add_column(col)
     for d in done:
-        table.add_row(d.ticker, str(d.snapshots), str(d.first_close), str(d.last_close), d.result)
+        table.add_row(d.ticker, str(d.snapshots), str(d.new_snapshots), str(d.first_close), str(d.last_close), d.result)
     Console(width=120).print(table)
 
 

@@ -12,7 +12,9 @@ from kalshi_analytics.db.connect import choose_database, database_status, open_d
 from kalshi_analytics.db.embedded import stop_embedded
 from kalshi_analytics.db.engine import create_engine
 
-db_app = typer.Typer(help="Database: migrations, status and the embedded server.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database: migrations, status and the embedded server.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @db_app.command("upgrade")

@@ -21,6 +21,7 @@ class DatabaseChoice:
     url: str
     embedded: bool
     created: bool  # the embedded server was initialised by this call
+    started: bool = False  # the embedded server was started by this call (it was not running before)
 
     @property
     def display(self) -> str:
@@ -31,7 +32,7 @@ async def choose_database(settings: Settings) -> DatabaseChoice:
     if settings.db_url:
         return DatabaseChoice(url=settings.db_url, embedded=False, created=False)
     emb = await asyncio.to_thread(start_embedded, settings.embedded_pgdata)
-    return DatabaseChoice(url=emb.url, embedded=True, created=emb.created)
+    return DatabaseChoice(url=emb.url, embedded=True, created=emb.created, started=emb.started)
 
 
 @dataclass(frozen=True)

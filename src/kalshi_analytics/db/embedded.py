@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ class EmbeddedDatabase:
     url: str  # libpq form, unix socket
     pgdata: Path
     created: bool  # True when this call ran initdb
+    started: bool  # True when this call started the server (False: it was already running)
 
 
 def _pgserver() -> Any:
@@ -31,6 +33,16 @@ def _pgserver() -> Any:
     return pgserver
 
 
+def _server_running(pgdata: Path) -> bool:
+    """A postmaster lives for ``pgdata`` (a pid file left by a crash names a dead process, or a reused pid)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatabase:
     """Start (or attach to) the private server in ``pgdata`` and make sure ``database`` exists.
 
@@ -39,13 +51,17 @@ def start_embedded(pgdata: Path, database: str = DATABASE_NAME) -> EmbeddedDatab
     """
     pgserver = _pgserver()
     created = not (pgdata / "PG_VERSION").exists()
+    running = _server_running(pgdata)
     pgdata.mkdir(parents=True, exist_ok=True)
-    log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)
+    if running:
+        log.debug("embedded_postgres_attaching", pgdata=str(pgdata))
+    else:
+        log.info("embedded_postgres_starting", pgdata=str(pgdata), initdb=created)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
-    return EmbeddedDatabase(url=server.get_uri(database), pgdata=pgdata, created=created)
+    return EmbeddedDatabase(url=server.get_uri(database), pgdata=pgdata, created=created, started=not running)
 
 
 def stop_embedded(pgdata: Path) -> bool:

@@ -10,8 +10,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.errors import InvalidInputError
 
 
 def alembic_config() -> Config:
@@ -35,12 +38,22 @@ async def _with_config(engine: AsyncEngine, action: Any, *args: Any) -> None:
         await conn.run_sync(run)
 
 
+async def _migrate(engine: AsyncEngine, action: Any, revision: str) -> None:
+    try:
+        await _with_config(engine, action, revision)
+    except CommandError as exc:  # a revision that does not exist or cannot be reached from here
+        known = ", ".join(s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+        raise InvalidInputError(
+            f"revision {revision!r}: {exc} (use head, base, -1, +1 or one of: {known})", field="revision"
+        ) from None
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _with_config(engine, command.upgrade, revision)
+    await _migrate(engine, command.upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "-1") -> None:
-    await _with_config(engine, command.downgrade, revision)
+    await _migrate(engine, command.downgrade, revision)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     s = settings()
     from kalshi_analytics.simulator.faults import Faults
     from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
+    from kalshi_analytics.web.server import ensure_port_free
 
     public_keys: dict[str, str | Path] = dict(zip(ids, keys, strict=True))
     config = SimulatorConfig(
@@ -92,6 +93,8 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             truncate_fraction=truncate_fraction,
         ),
     )
+
+    ensure_port_free(config.host, config.port, "simulator", "--port or SIM_PORT")
 
     async def go() -> None:
         async with run_simulator(config) as sim:

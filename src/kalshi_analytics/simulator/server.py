@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
+from kalshi_analytics.errors import ConflictError
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
 from kalshi_analytics.simulator.faults import Faults, MessageLog
@@ -360,8 +361,9 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
     serve = asyncio.create_task(server.serve(), name="simulator-http")
     while not server.started:
         if serve.done():
-            serve.result()  # raises the bind error
-            raise RuntimeError("simulator server stopped during start-up")
+            with contextlib.suppress(SystemExit):  # uvicorn exits its task when it cannot bind
+                serve.result()
+            raise ConflictError(f"simulator: cannot listen on {config.host}:{config.port} (see the log line above)")
         await asyncio.sleep(0.01)
     sockets = [s for srv in server.servers for s in (srv.sockets or ())]
     sim.port = sockets[0].getsockname()[1]
