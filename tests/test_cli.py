@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kalshi_analytics import __version__
 from kalshi_analytics.db import migrations
 from tests.conftest import free_port
 
@@ -23,12 +25,50 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
 
 
-@pytest.mark.parametrize("args", [[], ["db"], ["db", "upgrade"], ["db", "status"], ["up"]])
+@pytest.mark.parametrize(
+    "args", [[], ["db"], ["db", "upgrade"], ["db", "status"], ["up"], ["backtest", "run"], ["recorder"], ["simulate"]]
+)
 def test_help_is_useful_at_every_level(args: list[str]) -> None:
     result = run_cli(*args, "--help")
     assert result.returncode == 0
     assert "Usage:" in result.stdout
     assert len(result.stdout.strip().splitlines()) > 4
+    assert "<bool>" not in result.stdout, "a flag takes no value"
+
+
+def test_top_level_help_promises_only_what_exists_and_up_names_the_api() -> None:
+    assert "paper" not in run_cli("--help").stdout.lower()
+    assert "API" in run_cli("up", "--help").stdout
+
+
+def test_version_prints_the_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == __version__
+
+
+def test_unknown_revision_is_one_line(fresh_database_url: str) -> None:
+    result = run_cli("db", "upgrade", "nope", env={"DB_URL": fresh_database_url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: revision 'nope': Can't locate revision"), lines[0]
+
+
+def test_a_busy_port_stops_up_with_one_line_naming_it(fresh_database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DB_URL": fresh_database_url, "SIM_PORT": str(port), "API_PORT": str(free_port())}
+        result = run_cli("up", "--metrics-port", "0", "--duration", "5", env=env, timeout=60)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: simulator: port {port} on 127.0.0.1 is already in use (another `kalshi-analytics up`?); "
+        "stop that process or choose another port with SIM_PORT"
+    ]
+    assert "Traceback" not in result.stderr
 
 
 def test_closed_port_fails_fast_with_one_masked_line() -> None:
@@ -88,11 +128,20 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
         assert "recorder_recording" in first.stderr
         assert "recorder_stopping" in first.stderr, "Ctrl-C is a clean stop, not a cancellation"
         assert "sink_closed_with_pending_items" not in first.stderr
-        assert first.stdout.strip().endswith("stopped")
+        assert "Started server process" not in first.stderr, "embedded servers leave announcing to `up`"
+        assert first.stderr.count("embedded_postgres_starting") == 1
+        assert first.stdout.strip().endswith("stopped\nembedded PostgreSQL stopped"), first.stdout
+        assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "up stops the server it started"
 
         second = run_cli("up", "--check", env=env, timeout=120)
         assert second.returncode == 0, second.stderr
         assert "embedded PostgreSQL reused" in second.stdout
+        assert (tmp_path / "pgdata" / "postmaster.pid").exists(), "--check prepares the server and leaves it up"
+
+        third = run_cli("up", "--metrics-port", "0", "--duration", "1", env=env, timeout=120)
+        assert third.returncode == 0, third.stderr
+        assert "embedded PostgreSQL stopped" not in third.stdout
+        assert (tmp_path / "pgdata" / "postmaster.pid").exists(), "a server running before up keeps running"
 
         status = run_cli("db", "status", env=env)
         assert status.returncode == 0

@@ -34,6 +34,14 @@ def test_bad_input_is_one_line_and_a_failure(args: list[str], message: str) -> N
     assert lines[0].startswith(message), lines[0]
 
 
+def test_run_reads_relative_windows(bt_database_url: str, tmp_path: Path) -> None:
+    env = {"DB_URL": bt_database_url, "LOG_LEVEL": "WARNING", "KALSHI_ANALYTICS_DATA_DIR": str(tmp_path)}
+    window = ["--start", "-2d", "--end", "now", "--ticker", "NONE-1"]
+    ran = run_cli("backtest", "run", "-s", "buy_and_hold", *window, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "total_pnl" in ran.stdout
+
+
 def test_help_lists_the_commands() -> None:
     result = run_cli("backtest", "--help")
     assert result.returncode == 0
@@ -48,6 +56,9 @@ def test_import_run_and_sweep(bt_database_url: str, tmp_path: Path) -> None:
     imported = run_cli("backtest", "import-candles", str(NBA_DIR), env=env, timeout=120)
     assert imported.returncode == 0, imported.stderr
     assert "KXNBAGAME-25DEC13SASOKC-SAS" in imported.stdout
+    again = run_cli("backtest", "import-candles", str(NBA_DIR), env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "nothing new: all 6 files were imported before" in again.stdout
     window = ["--start", "2025-01-01", "--end", "2026-01-01", "--series", "KXNBAGAME"]
     ran = run_cli("backtest", "run", "-s", "buy_and_hold", "-p", "size=10", *window, env=env, timeout=120)
     assert ran.returncode == 0, ran.stderr
