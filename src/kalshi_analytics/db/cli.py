@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.clihelp import run, settings
 from kalshi_analytics.db import migrations
@@ -17,23 +19,28 @@ db_app = typer.Typer(
 )
 
 
-@db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision (default: the newest).")] = "head",
-) -> None:
-    """Apply migrations up to REVISION (creating the embedded database first when DB_URL is unset)."""
+def _migrate(move: Callable[[AsyncEngine, str], Awaitable[None]], revision: str, verb: str) -> None:
+    """Move the schema to ``revision`` and say where it is now (``verb``: "migrated to", "now at")."""
     s = settings()
 
     async def go() -> None:
         choice, engine = await open_database(s, upgrade=False)
         try:
-            await migrations.upgrade(engine, revision)
-            st = await migrations.status(engine)
-            typer.echo(f"{choice.display}: migrated to {st.current}")
+            await move(engine, revision)
+            current = (await migrations.status(engine)).current
+            typer.echo(f"{choice.display}: {verb} {current or 'base (empty)'}")
         finally:
             await engine.dispose()
 
     run(go)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision (default: the newest).")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (creating the embedded database first when DB_URL is unset)."""
+    _migrate(migrations.upgrade, revision, "migrated to")
 
 
 @db_app.command("downgrade")
@@ -41,18 +48,7 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision: -1 (one step), base (empty) or an id.")] = "-1",
 ) -> None:
     """Revert migrations down to REVISION."""
-    s = settings()
-
-    async def go() -> None:
-        choice, engine = await open_database(s, upgrade=False)
-        try:
-            await migrations.downgrade(engine, revision)
-            st = await migrations.status(engine)
-            typer.echo(f"{choice.display}: now at {st.current or 'base (empty)'}")
-        finally:
-            await engine.dispose()
-
-    run(go)
+    _migrate(migrations.downgrade, revision, "now at")
 
 
 @db_app.command("status")
