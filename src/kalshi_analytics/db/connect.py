@@ -65,8 +65,11 @@ async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseC
     try:
         await check_connection(engine)
         if upgrade:
+            before = (await migrations.status(engine)).current
             await migrations.upgrade(engine)
-            log.info("database_migrated", database=choice.display, head=migrations.head_revision())
+            head = migrations.head_revision()
+            if before != head:  # said once, when something changed
+                log.info("database_migrated", database=choice.display, revision_before=before, head=head)
     except BaseException:
         await engine.dispose()
         raise
