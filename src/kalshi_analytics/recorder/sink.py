@@ -28,6 +28,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics import notifications
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD
 from kalshi_analytics.recorder.bulk import SnapshotRow, write_snapshots_returning_new
@@ -50,8 +51,6 @@ from kalshi_analytics.recorder.rows import (
 
 log = get_logger(__name__)
 
-NOTIFY_CHANNEL = "market_updates"
-NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes or more
 LAG_SAMPLES_PER_BATCH = 500
 
 TABLE_OF: dict[type, str] = {
@@ -218,30 +217,6 @@ def _market_args(rows: Sequence[MarketRow]) -> list[list[Any]]:
     return cols
 
 
-def notify_payloads(tickers: Sequence[str], since: datetime | None = None, limit: int = NOTIFY_MAX_BYTES) -> list[str]:
-    """``{"tickers": [...], "since": ...}`` JSON payloads, each under ``limit`` bytes.
-
-    ``since`` is the earliest minute (exchange time) of the time-series rows — snapshots, trades, books — the
-    commit wrote, or null when it wrote only catalogue rows: a reader's answer about a window ending at or
-    before ``since`` is unaffected by this commit (the API's response cache keeps such answers).
-    """
-    head = {"since": since.isoformat() if since is not None else None}
-    empty = len(json.dumps({**head, "tickers": []}, separators=(",", ":")).encode())
-    payloads: list[str] = []
-    chunk: list[str] = []
-    size = empty
-    for t in tickers:
-        item = len(json.dumps(t).encode()) + 1
-        if chunk and size + item > limit:
-            payloads.append(json.dumps({**head, "tickers": chunk}, separators=(",", ":")))
-            chunk, size = [], empty
-        chunk.append(t)
-        size += item
-    if chunk:
-        payloads.append(json.dumps({**head, "tickers": chunk}, separators=(",", ":")))
-    return payloads
-
-
 def series_since(*batches: Sequence[Any]) -> datetime | None:
     """The minute of the earliest exchange time among rows with a ``ts`` (None when there are none)."""
     times = [r.ts for rows in batches for r in rows]
@@ -262,7 +237,7 @@ class Sink:
         metrics: RecorderMetrics | None = None,
         max_spread: Decimal = DEFAULT_MAX_SPREAD,
         fence: Fence | None = None,
-        notify_channel: str = NOTIFY_CHANNEL,
+        notify_channel: str = notifications.CHANNEL,
         retry_initial_seconds: float = 0.2,
         retry_max_seconds: float = 10.0,
         write_timeout_seconds: float = 120.0,
@@ -549,7 +524,8 @@ class Sink:
                 await self._write_books(pg, books, o, touched)
             if gaps:
                 await self._write_gaps(pg, gaps, o)
-            for payload in notify_payloads(sorted(touched), series_since(snaps, trades, books)):
+            notice = notifications.CommitNotice(tuple(sorted(touched)), series_since(snaps, trades, books))
+            for payload in notifications.render_payloads(notice):
                 await pg.execute("SELECT pg_notify($1, $2)", self._channel, payload)
                 o.notifications += 1
         return o
