@@ -30,7 +30,8 @@ from kalshi_analytics.recorder.rows import (
     TradeRow,
     market_row_from_domain,
 )
-from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient, series_since
+from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient
+from kalshi_analytics.recorder.tables import series_since
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 D = Decimal

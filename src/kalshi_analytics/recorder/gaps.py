@@ -31,8 +31,8 @@ from kalshi_analytics.kalshi.domain import Disconnected, SeqGap
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.metrics import RecorderMetrics
-from kalshi_analytics.recorder.poll import Poller, trade_row
-from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem
+from kalshi_analytics.recorder.poll import Poller
+from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem, gap_opened, snapshot_from_market, trade_row
 
 log = get_logger(__name__)
 
@@ -103,39 +103,13 @@ class GapRepairer:
         cause: str | None = None,
     ) -> GapOpened:
         """Write the ``feed_gaps`` row of ``event``; ``cause`` overrides the default (seq_jump / disconnect)."""
-        key = uuid.uuid4().hex
-        if isinstance(event, SeqGap):
-            row = GapOpened(
-                key=key,
-                detected_at=event.at,
-                channel=event.channel or "unknown",
-                sid=event.sid,
-                market_ticker=None,
-                cause="seq_jump",
-                seq_expected=event.expected,
-                seq_received=event.received,
-                gap_start=gap_start or event.at,
-                details=details,
-            )
-        else:
-            row = GapOpened(
-                key=key,
-                detected_at=event.at,
-                channel="all",
-                sid=None,
-                market_ticker=None,
-                cause=cause or "disconnect",
-                seq_expected=None,
-                seq_received=None,
-                gap_start=gap_start or event.at,
-                details={"reason": event.reason, **(details or {})},
-            )
+        row = gap_opened(event, uuid.uuid4().hex, gap_start=gap_start, details=details, cause=cause)
         await self.put(row)
         self.stats.opened += 1
         self.metrics.gaps.labels(row.cause).inc()
         log.info(
             "feed_gap_opened",
-            key=key,
+            key=row.key,
             cause=row.cause,
             channel=row.channel,
             sid=row.sid,
@@ -230,8 +204,6 @@ class GapRepairer:
     async def _state(self, tickers: list[str]) -> int:
         markets = await self.poller.fetch_tickers(tickers)
         received = _now()
-        from kalshi_analytics.recorder.poll import snapshot_from_market
-
         n = 0
         for m in markets:
             await self.put(await self.poller.catalog.market_row(m))
