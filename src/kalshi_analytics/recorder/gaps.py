@@ -30,6 +30,7 @@ from typing import Any
 from kalshi_analytics.kalshi.domain import Disconnected, SeqGap
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.gap_log import GapLog
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.poll import Poller
 from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem, gap_opened, snapshot_from_market, trade_row
@@ -80,6 +81,7 @@ class GapRepairer:
         retry_seconds: float = 1.0,
         max_attempts: int = 20,
         coalesce_seconds: float = 0.25,
+        summary_seconds: float = 10.0,
     ) -> None:
         self.rest = rest
         self.put = put
@@ -93,6 +95,7 @@ class GapRepairer:
         self._pending: dict[str, _Batch] = {}
         self.stats = GapStats()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.gap_log = GapLog(summary_seconds)
 
     async def open(
         self,
@@ -107,15 +110,7 @@ class GapRepairer:
         await self.put(row)
         self.stats.opened += 1
         self.metrics.gaps.labels(row.cause).inc()
-        log.info(
-            "feed_gap_opened",
-            key=row.key,
-            cause=row.cause,
-            channel=row.channel,
-            sid=row.sid,
-            seq_expected=row.seq_expected,
-            seq_received=row.seq_received,
-        )
+        self.gap_log.opened(row)
         return row
 
     def repair(
@@ -191,7 +186,7 @@ class GapRepairer:
                 self.stats.repaired += len(keys)
                 self.stats.trades_read += n_trades
                 self.metrics.gaps_repaired.labels(method).inc(len(keys))
-                log.info("feed_gap_repaired", keys=len(keys), method=method, markets=len(tickers), trades=n_trades)
+                self.gap_log.repaired(keys, method=method, markets=len(tickers), trades=n_trades)
                 return
             except asyncio.CancelledError:
                 raise
@@ -237,3 +232,4 @@ class GapRepairer:
             t.cancel()
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        self.gap_log.flush()
