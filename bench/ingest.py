@@ -21,11 +21,11 @@ from bench.common import fresh_database, median
 from kalshi_analytics.db.engine import create_engine, session_factory, unit_of_work
 from kalshi_analytics.recorder.bulk import (
     PreparedSnapshots,
-    SnapshotRow,
     prepare_snapshots,
     prepare_snapshots_cooperatively,
     write_snapshots,
 )
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 PRICES = [Decimal(i) / 100 for i in range(101)]

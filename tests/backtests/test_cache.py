@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.candles_import import import_candle_files
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
-from kalshi_analytics.recorder.bulk import SnapshotRow
+from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
 from tests.backtests.conftest import NBA_DIR
 

@@ -29,8 +29,7 @@ from kalshi_analytics.backtests import (
     validate_request,
 )
 from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
-from kalshi_analytics.recorder.bulk import SnapshotRow
-from kalshi_analytics.recorder.rows import MarketRow
+from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
 from tests.backtests.conftest import NBA_DIR, WIDE
 

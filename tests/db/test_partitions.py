@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kalshi_analytics.recorder.bulk import SnapshotRow, write_snapshots
+from kalshi_analytics.recorder.bulk import write_snapshots
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 
 def _month_start(dt: datetime, months_ahead: int = 0) -> datetime:

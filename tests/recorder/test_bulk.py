@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kalshi_analytics.recorder.bulk import SnapshotRow, WriteResult, write_snapshots
+from kalshi_analytics.recorder.bulk import WriteResult, write_snapshots
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kalshi_analytics.recorder.bulk import SnapshotRow, write_snapshots
+from kalshi_analytics.recorder.bulk import write_snapshots
 from kalshi_analytics.recorder.coverage import coverage
+from kalshi_analytics.recorder.rows import SnapshotRow
 from tests.test_cli import run_cli
 
 W0 = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)  # a (past) window no other test writes into

@@ -30,7 +30,8 @@ from kalshi_analytics.recorder.rows import (
     TradeRow,
     market_row_from_domain,
 )
-from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient, notify_payloads, series_since
+from kalshi_analytics.recorder.sink import Sink, SinkClosedError, is_transient
+from kalshi_analytics.recorder.tables import series_since
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 D = Decimal
@@ -248,17 +249,6 @@ async def test_notify_fires_on_commit_with_the_touched_tickers(engine: AsyncEngi
             assert sink.stats.notifications == 1
     finally:
         await listener.close()
-
-
-def test_notify_payloads_stay_under_the_limit() -> None:
-    tickers = [f"KXLONGTICKER-{i:06d}-ABCDEFGHIJ" for i in range(2000)]
-    since = datetime(2026, 11, 20, 12, 34, tzinfo=UTC)
-    payloads = notify_payloads(tickers, since)
-    assert len(payloads) > 1
-    assert all(len(p.encode()) < 8000 for p in payloads)
-    assert [t for p in payloads for t in json.loads(p)["tickers"]] == tickers
-    assert {json.loads(p)["since"] for p in payloads} == {since.isoformat()}
-    assert json.loads(notify_payloads(["A"])[0]) == {"since": None, "tickers": ["A"]}
 
 
 def test_series_since_is_the_minute_of_the_earliest_time_series_row() -> None:

@@ -24,8 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics.recorder.bulk import SnapshotRow
-from kalshi_analytics.recorder.rows import MarketRow
+from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 
 HALF_SPREAD = Decimal("0.005")
 SERIES = "KXNBAGAME"

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -30,8 +28,9 @@ from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import Snapshot
-from kalshi_analytics.recorder.sink import NOTIFY_CHANNEL
-from kalshi_analytics.web.cache import EVERYTHING, ResponseCache
+from kalshi_analytics.notifications import CHANNEL as NOTIFY_CHANNEL
+from kalshi_analytics.notifications import BadNotificationError, parse_payload
+from kalshi_analytics.web.cache import ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX
 from kalshi_analytics.web.problems import InvalidParameterError, problem_responses
 from kalshi_analytics.web.ratelimit import rate_limit
@@ -132,16 +131,15 @@ class StreamHub:
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.notifications += 1
         try:
-            message = json.loads(payload)
-            tickers, payload_since = message["tickers"], message.get("since", EVERYTHING)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            log.warning("stream_bad_notify_payload", payload=payload[:200])
+            notice = parse_payload(payload)
+        except BadNotificationError as exc:
+            log.warning("stream_bad_notify_payload", error=str(exc), payload=payload[:200])
             return
-        named = [t for t in tickers if isinstance(t, str)]
+        named = notice.tickers
         wanted = self._wanted()
         touched = {t for t in named if t in wanted}
         if self._cache is not None:
-            self._cache.invalidate(named, _since(payload_since))
+            self._cache.invalidate(named, notice.since)
             if self._refresh_key is not None:
                 # Latest snapshots clients keep asking for are re-read now, in one query for the batch, rather
                 # than by the next request of each (which would wait for it).
@@ -218,17 +216,6 @@ class StreamHub:
                     body = snap.__pydantic_serializer__.to_json(snap)  # what getLatestSnapshot sends
                     key = self._refresh_key(snap.ticker)
                     cache.replace(key, snap.ticker, body, outdated=snap.ticker in outdated)
-
-
-def _since(value: object) -> datetime | None:
-    """A notification's ``since``: None (catalogue rows only), a time, or EVERYTHING when absent/unreadable."""
-    if value is None or value is EVERYTHING:
-        return value
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return EVERYTHING
-    return parsed if parsed.tzinfo is not None else EVERYTHING
 
 
 def sse_event(snap: Snapshot) -> str:

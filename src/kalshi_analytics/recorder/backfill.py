@@ -28,8 +28,8 @@ from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.kalshi.domain import ONE, Candlestick
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
-from kalshi_analytics.recorder.bulk import SnapshotRow
-from kalshi_analytics.recorder.poll import Catalog, trade_row
+from kalshi_analytics.recorder.poll import Catalog
+from kalshi_analytics.recorder.rows import SnapshotRow, trade_row
 from kalshi_analytics.recorder.sink import Sink
 
 log = get_logger(__name__)

@@ -12,33 +12,12 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-
-class SnapshotRow(NamedTuple):
-    """One row of ``market_snapshots``; prices in Decimal dollars, times aware UTC."""
-
-    ticker: str
-    ts: datetime
-    source: str  # poll | websocket | backfill
-    received_at: datetime
-    sequence: int | None = None
-    yes_bid: Decimal | None = None
-    yes_ask: Decimal | None = None
-    no_bid: Decimal | None = None
-    no_ask: Decimal | None = None
-    last_price: Decimal | None = None
-    yes_bid_size: Decimal | None = None
-    yes_ask_size: Decimal | None = None
-    volume: Decimal | None = None
-    open_interest: Decimal | None = None
-    status: str | None = None
-    raw_data: dict[str, Any] | str | None = None  # the exchange payload; a str is taken as JSON text
-
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 SNAPSHOT_COLUMNS: tuple[str, ...] = SnapshotRow._fields
 SOURCES = ("poll", "websocket", "backfill")

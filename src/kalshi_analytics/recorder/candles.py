@@ -1,6 +1,6 @@
 """1-minute candles folded from snapshots at write time (DESIGN.md §10: never aggregated per request).
 
-The sink computes each batch's per-minute aggregates here, in ``Decimal``, and merges them into
+The table writes compute each batch's per-minute aggregates here, in ``Decimal``, and merges them into
 ``market_candles_1m`` with :data:`UPSERT_CANDLES_SQL`. ``first_ts``/``last_ts`` make the merge order-free:
 a late or out-of-order batch still gives the open of the earliest snapshot and the close of the latest.
 """
@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD, implied_probability
-from kalshi_analytics.recorder.bulk import SnapshotRow
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 
 class Candle(NamedTuple):

@@ -30,9 +30,10 @@ from typing import Any
 from kalshi_analytics.kalshi.domain import Disconnected, SeqGap
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.gap_log import GapLog
 from kalshi_analytics.recorder.metrics import RecorderMetrics
-from kalshi_analytics.recorder.poll import Poller, trade_row
-from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem
+from kalshi_analytics.recorder.poll import Poller
+from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem, gap_opened, snapshot_from_market, trade_row
 
 log = get_logger(__name__)
 
@@ -80,6 +81,7 @@ class GapRepairer:
         retry_seconds: float = 1.0,
         max_attempts: int = 20,
         coalesce_seconds: float = 0.25,
+        summary_seconds: float = 10.0,
     ) -> None:
         self.rest = rest
         self.put = put
@@ -93,6 +95,7 @@ class GapRepairer:
         self._pending: dict[str, _Batch] = {}
         self.stats = GapStats()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.gap_log = GapLog(summary_seconds)
 
     async def open(
         self,
@@ -103,45 +106,11 @@ class GapRepairer:
         cause: str | None = None,
     ) -> GapOpened:
         """Write the ``feed_gaps`` row of ``event``; ``cause`` overrides the default (seq_jump / disconnect)."""
-        key = uuid.uuid4().hex
-        if isinstance(event, SeqGap):
-            row = GapOpened(
-                key=key,
-                detected_at=event.at,
-                channel=event.channel or "unknown",
-                sid=event.sid,
-                market_ticker=None,
-                cause="seq_jump",
-                seq_expected=event.expected,
-                seq_received=event.received,
-                gap_start=gap_start or event.at,
-                details=details,
-            )
-        else:
-            row = GapOpened(
-                key=key,
-                detected_at=event.at,
-                channel="all",
-                sid=None,
-                market_ticker=None,
-                cause=cause or "disconnect",
-                seq_expected=None,
-                seq_received=None,
-                gap_start=gap_start or event.at,
-                details={"reason": event.reason, **(details or {})},
-            )
+        row = gap_opened(event, uuid.uuid4().hex, gap_start=gap_start, details=details, cause=cause)
         await self.put(row)
         self.stats.opened += 1
         self.metrics.gaps.labels(row.cause).inc()
-        log.info(
-            "feed_gap_opened",
-            key=key,
-            cause=row.cause,
-            channel=row.channel,
-            sid=row.sid,
-            seq_expected=row.seq_expected,
-            seq_received=row.seq_received,
-        )
+        self.gap_log.opened(row)
         return row
 
     def repair(
@@ -217,7 +186,7 @@ class GapRepairer:
                 self.stats.repaired += len(keys)
                 self.stats.trades_read += n_trades
                 self.metrics.gaps_repaired.labels(method).inc(len(keys))
-                log.info("feed_gap_repaired", keys=len(keys), method=method, markets=len(tickers), trades=n_trades)
+                self.gap_log.repaired(keys, method=method, markets=len(tickers), trades=n_trades)
                 return
             except asyncio.CancelledError:
                 raise
@@ -230,8 +199,6 @@ class GapRepairer:
     async def _state(self, tickers: list[str]) -> int:
         markets = await self.poller.fetch_tickers(tickers)
         received = _now()
-        from kalshi_analytics.recorder.poll import snapshot_from_market
-
         n = 0
         for m in markets:
             await self.put(await self.poller.catalog.market_row(m))
@@ -265,3 +232,4 @@ class GapRepairer:
             t.cancel()
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        self.gap_log.flush()

@@ -23,15 +23,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from kalshi_analytics.kalshi.domain import Market, Trade
+from kalshi_analytics.kalshi.domain import Market
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
-from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.metrics import RecorderMetrics
-from kalshi_analytics.recorder.rows import MarketRow, SinkItem, TradeRow, market_row_from_domain
+from kalshi_analytics.recorder.rows import MarketRow, SinkItem, market_row_from_domain, snapshot_from_market, trade_row
 
 log = get_logger(__name__)
 
@@ -60,46 +58,6 @@ class Selection:
             if vals:
                 parts.append(f"{name}={','.join(vals)}")
         return " ".join(parts)
-
-
-def trade_row(t: Trade, received_at: datetime, source: str) -> TradeRow | None:
-    """A ``trades`` row from a domain trade; None when a required value is missing."""
-    if t.yes_price is None or t.count is None:
-        return None
-    no_price = t.no_price if t.no_price is not None else Decimal(1) - t.yes_price
-    side = t.taker_outcome_side or t.taker_side
-    return TradeRow(
-        trade_id=t.trade_id,
-        ticker=t.ticker,
-        ts=t.created_time or received_at,
-        received_at=received_at,
-        yes_price=t.yes_price,
-        no_price=no_price,
-        count=t.count,
-        taker_side=str(side) if side is not None else None,
-        is_block_trade=t.is_block_trade,
-        source=source,
-    )
-
-
-def snapshot_from_market(m: Market, ts: datetime, received_at: datetime, source: str) -> SnapshotRow:
-    return SnapshotRow(
-        ticker=m.ticker,
-        ts=ts,
-        source=source,
-        received_at=received_at,
-        yes_bid=m.yes_bid,
-        yes_ask=m.yes_ask,
-        no_bid=m.no_bid,
-        no_ask=m.no_ask,
-        last_price=m.last_price,
-        yes_bid_size=m.yes_bid_size,
-        yes_ask_size=m.yes_ask_size,
-        volume=m.volume,
-        open_interest=m.open_interest,
-        status=str(m.status) if m.status is not None else None,
-        raw_data=dict(m.raw) if m.raw is not None else None,
-    )
 
 
 def observable(m: Market) -> tuple[Any, ...]:

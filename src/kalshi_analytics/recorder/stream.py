@@ -26,12 +26,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from kalshi_analytics.kalshi.domain import (
-    ONE,
     CommandError,
     Disconnected,
     Market,
@@ -50,11 +48,10 @@ from kalshi_analytics.kalshi.status import Channel, status_matches
 from kalshi_analytics.kalshi.ws import KalshiWsClient, Subscription
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.books import BookKeeper
-from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.metrics import RecorderMetrics
-from kalshi_analytics.recorder.poll import Poller, trade_row
-from kalshi_analytics.recorder.rows import MarketRow, SinkItem
+from kalshi_analytics.recorder.poll import Poller
+from kalshi_analytics.recorder.rows import SinkItem, market_row_from_lifecycle, snapshot_from_ticker, trade_row
 
 log = get_logger(__name__)
 
@@ -241,26 +238,8 @@ class StreamRecorder:
         if isinstance(ev, TickerUpdate):
             self.stats.messages += 1
             self._msg_counters["ticker"].inc()
-            ts = ev.ts or received
             self._seen(ev.sid, ev.ts)
-            await self.put(
-                SnapshotRow(
-                    ticker=ev.market_ticker,
-                    ts=ts,
-                    source="websocket",
-                    received_at=received,
-                    sequence=ev.seq,
-                    yes_bid=ev.yes_bid,
-                    yes_ask=ev.yes_ask,
-                    no_bid=ONE - ev.yes_ask if ev.yes_ask is not None else None,
-                    no_ask=ONE - ev.yes_bid if ev.yes_bid is not None else None,
-                    last_price=ev.price,
-                    yes_bid_size=ev.yes_bid_size,
-                    yes_ask_size=ev.yes_ask_size,
-                    volume=ev.volume,
-                    open_interest=ev.open_interest,
-                )
-            )
+            await self.put(snapshot_from_ticker(ev, received))
             self.stats.snapshots += 1
         elif isinstance(ev, TradeUpdate):
             self.stats.messages += 1
@@ -307,31 +286,7 @@ class StreamRecorder:
             return
         if not known:
             return
-        row: MarketRow | None = None
-        if kind == "activated":
-            row = MarketRow(t, status="active")
-        elif kind == "deactivated":
-            row = MarketRow(t, status="inactive")
-        elif kind == "close_date_updated" and ev.close_ts is not None:
-            row = MarketRow(t, close_time=ev.close_ts)
-        elif kind == "determined":
-            row = MarketRow(
-                t,
-                status="determined",
-                result=str(ev.result) if ev.result is not None else None,
-                settlement_value=ev.settlement_value,
-            )
-        elif kind == "settled":
-            sv = ev.settlement_value
-            if sv is None and ev.result is not None and str(ev.result) in ("yes", "no"):
-                sv = Decimal(1) if str(ev.result) == "yes" else Decimal(0)
-            row = MarketRow(
-                t,
-                status="finalized",
-                result=str(ev.result) if ev.result is not None else None,
-                settlement_value=sv,
-                settled_at=ev.settled_ts or received,
-            )
+        row = market_row_from_lifecycle(ev, received)
         if row is not None:
             await self.put(row)
         if kind == "settled":

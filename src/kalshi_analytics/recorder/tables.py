@@ -1,0 +1,303 @@
+"""The recorder's table writes: one batch of rows into every table it touches, in ONE transaction.
+
+Markets are upserted (a field the row does not know never clears a stored one), snapshots go through the COPY
+path of :mod:`~kalshi_analytics.recorder.bulk` and fold into 1-minute candles, trades and order books are
+staged and inserted idempotently, gap rows opened and repaired in batch order; the commit notification
+(:mod:`kalshi_analytics.notifications`) is sent inside the transaction, so it fires exactly on commit.
+Delivery (queueing, retries, bisecting) is the :class:`~kalshi_analytics.recorder.sink.Sink`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics import notifications
+from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.bulk import write_snapshots_returning_new
+from kalshi_analytics.recorder.candles import UPSERT_CANDLES_SQL, aggregate_candles, candle_columns
+from kalshi_analytics.recorder.rows import (
+    MARKET_COLUMNS,
+    TRADE_COLUMNS,
+    GapOpened,
+    GapRepaired,
+    MarketRow,
+    OrderbookRow,
+    SinkItem,
+    SnapshotRow,
+    TradeRow,
+)
+
+log = get_logger(__name__)
+
+TABLE_OF: dict[type, str] = {
+    SnapshotRow: "market_snapshots",
+    TradeRow: "trades",
+    OrderbookRow: "orderbook_snapshots",
+    MarketRow: "markets",
+    GapOpened: "feed_gaps",
+    GapRepaired: "feed_gaps",
+}
+
+# Fence: called inside each batch's transaction with the asyncpg connection; raises to refuse the write
+# (e.g. :meth:`LeaderElection.fence`, so a deposed leader never commits).
+Fence = Callable[[Any], Awaitable[None]]
+
+
+@dataclass
+class Written:
+    """What one batch did to the tables."""
+
+    new: dict[str, int] = field(default_factory=dict)  # new rows by table
+    duplicates: dict[str, int] = field(default_factory=dict)
+    candles: int = 0
+    markets_unknown: int = 0  # partial market rows for tickers not stored yet
+    repairs_unmatched: int = 0  # GapRepaired whose key was never stored
+    notifications: int = 0
+    lags: list[tuple[str, datetime]] = field(default_factory=list)  # (kind, exchange ts) of new snapshots/trades
+
+
+def _bump(d: dict[str, int], key: str, n: int) -> None:
+    if n:
+        d[key] = d.get(key, 0) + n
+
+
+async def write_batch(
+    engine: AsyncEngine,
+    items: Sequence[SinkItem],
+    *,
+    max_spread: Decimal,
+    timeout_seconds: float,
+    fence: Fence | None = None,
+    channel: str = notifications.CHANNEL,
+) -> Written:
+    """Write ``items`` in one transaction and notify ``channel`` of the tickers whose rows are new.
+
+    Raises whatever the database raises (the caller decides between retrying and isolating bad rows), and
+    ``TypeError`` for an item that is not a row of these tables.
+    """
+    by_type: dict[type, list[Any]] = {t: [] for t in TABLE_OF}
+    for it in items:
+        bucket = by_type.get(type(it))
+        if bucket is None:
+            raise TypeError(f"the sink does not write {type(it).__name__}")
+        bucket.append(it)
+    snaps: list[SnapshotRow] = by_type[SnapshotRow]
+    trades: list[TradeRow] = by_type[TradeRow]
+    books: list[OrderbookRow] = by_type[OrderbookRow]
+    markets: list[MarketRow] = by_type[MarketRow]
+    # Openings and repairs keep their batch order: a repair may follow its opening in the same batch.
+    gaps = [it for it in items if type(it) is GapOpened or type(it) is GapRepaired]
+
+    o = Written()
+    touched: set[str] = set()
+    async with engine.connect() as conn, conn.begin():
+        # Through SQLAlchemy first: this opens the transaction the raw asyncpg calls below join.
+        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}")
+        pg: Any = (await conn.get_raw_connection()).driver_connection
+        if fence is not None:
+            await fence(pg)
+
+        if markets:
+            await _write_markets(pg, markets, o, touched)
+        if snaps:
+            result, new_rows = await write_snapshots_returning_new(conn, snaps)
+            _bump(o.new, "market_snapshots", result.new)
+            _bump(o.duplicates, "market_snapshots", result.duplicates)
+            if new_rows:
+                candles = aggregate_candles(new_rows, max_spread)
+                await pg.execute(UPSERT_CANDLES_SQL, *candle_columns(candles))
+                o.candles = len(candles)
+                touched.update(r.ticker for r in new_rows)
+                o.lags.extend(("snapshot", r.ts) for r in new_rows)
+        if trades:
+            await _write_trades(pg, trades, o, touched)
+        if books:
+            await _write_books(pg, books, o, touched)
+        if gaps:
+            await _write_gaps(pg, gaps, o)
+        notice = notifications.CommitNotice(tuple(sorted(touched)), series_since(snaps, trades, books))
+        for payload in notifications.render_payloads(notice):
+            await pg.execute("SELECT pg_notify($1, $2)", channel, payload)
+            o.notifications += 1
+    return o
+
+
+def series_since(*batches: Sequence[Any]) -> datetime | None:
+    """The minute of the earliest exchange time among rows with a ``ts`` (None when there are none)."""
+    times = [r.ts for rows in batches for r in rows]
+    return min(times).replace(second=0, microsecond=0) if times else None
+
+
+# -------------------------------------------------------------------------------------------- SQL and writes
+def _unnest(types: Sequence[str]) -> str:
+    return ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+
+
+_MARKET_TYPES = {
+    "open_time": "timestamptz",
+    "close_time": "timestamptz",
+    "expected_expiration_time": "timestamptz",
+    "settled_at": "timestamptz",
+    "settlement_value": "numeric",
+    "notional_value": "numeric",
+    "volume": "numeric",
+    "open_interest": "numeric",
+    "price_ranges": "jsonb",
+    "raw": "jsonb",
+}
+_MARKET_COL_TYPES = [_MARKET_TYPES.get(c, "text") for c in MARKET_COLUMNS]
+_MARKET_COLS = ", ".join(MARKET_COLUMNS)
+_MARKET_KEEP = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, m.{c})" for c in MARKET_COLUMNS[1:])
+UPSERT_MARKETS_SQL = (
+    f"INSERT INTO markets AS m ({_MARKET_COLS}) SELECT * FROM unnest({_unnest(_MARKET_COL_TYPES)}) "
+    f"ON CONFLICT (ticker) DO UPDATE SET {_MARKET_KEEP}, updated_at = now()"
+)
+UPDATE_MARKETS_SQL = (
+    f"UPDATE markets AS m SET {', '.join(f'{c} = COALESCE(u.{c}, m.{c})' for c in MARKET_COLUMNS[1:])}, "
+    f"updated_at = now() FROM unnest({_unnest(_MARKET_COL_TYPES)}) AS u({_MARKET_COLS}) "
+    "WHERE m.ticker = u.ticker RETURNING m.ticker"
+)
+
+_TRADE_COLS = TRADE_COLUMNS
+_TRADE_STAGING = "_ka_trade_staging"
+_BOOK_STAGING = "_ka_book_staging"
+_BOOK_COLS = ("ticker", "ts", "source", "received_at", "sequence", "yes_prices", "yes_sizes", "no_prices", "no_sizes")
+
+INSERT_GAP_SQL = (
+    "INSERT INTO feed_gaps (key, detected_at, channel, sid, market_ticker, cause, seq_expected, seq_received, "
+    "gap_start, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) ON CONFLICT (key) DO NOTHING"
+)
+REPAIR_GAP_SQL = (
+    "UPDATE feed_gaps SET gap_end = $2, repaired_at = $3, repair_method = $4, "
+    "details = CASE WHEN $5::jsonb IS NULL THEN details ELSE COALESCE(details, '{}'::jsonb) || $5::jsonb END "
+    "WHERE key = $1"
+)
+
+
+def _json(v: Any) -> str | None:
+    return None if v is None else json.dumps(v, separators=(",", ":"), default=str)
+
+
+def _merge_markets(rows: Sequence[MarketRow]) -> list[MarketRow]:
+    """One row per ticker, in ticker order: later non-null fields win (the database's COALESCE rule, applied
+    in batch order, so one INSERT … ON CONFLICT never touches a row twice)."""
+    merged: dict[str, MarketRow] = {}
+    for r in rows:
+        prev = merged.get(r.ticker)
+        if prev is None:
+            merged[r.ticker] = r
+        else:
+            merged[r.ticker] = MarketRow._make(
+                new if new is not None else old for old, new in zip(prev, r, strict=True)
+            )
+    return [merged[t] for t in sorted(merged)]
+
+
+def _market_args(rows: Sequence[MarketRow]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in MARKET_COLUMNS]
+    for r in rows:
+        for i, v in enumerate(r):
+            cols[i].append(_json(v) if MARKET_COLUMNS[i] in ("raw", "price_ranges") else v)
+    return cols
+
+
+async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched: set[str]) -> None:
+    merged = _merge_markets(rows)
+    complete = [r for r in merged if r.is_complete]
+    partial = [r for r in merged if not r.is_complete]
+    if complete:
+        await pg.execute(UPSERT_MARKETS_SQL, *_market_args(complete))
+    updated: set[str] = set()
+    if partial:
+        updated = {r[0] for r in await pg.fetch(UPDATE_MARKETS_SQL, *_market_args(partial))}
+        unknown = [r.ticker for r in partial if r.ticker not in updated]
+        if unknown:
+            o.markets_unknown += len(unknown)
+            log.info("sink_market_update_for_unknown_ticker", tickers=unknown[:20], count=len(unknown))
+    _bump(o.new, "markets", len(complete) + len(updated))
+    touched.update(r.ticker for r in complete)
+    touched.update(updated)
+
+
+async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: set[str]) -> None:
+    await pg.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_TRADE_STAGING} (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await pg.copy_records_to_table(_TRADE_STAGING, records=[r.as_tuple() for r in rows], columns=_TRADE_COLS)
+    cols = ", ".join(_TRADE_COLS)
+    new = await pg.fetch(
+        f"INSERT INTO trades ({cols}) SELECT {cols} FROM {_TRADE_STAGING} ON CONFLICT (trade_id) DO NOTHING "
+        "RETURNING ticker, ts"
+    )
+    await pg.execute(f"TRUNCATE {_TRADE_STAGING}")
+    _bump(o.new, "trades", len(new))
+    _bump(o.duplicates, "trades", len(rows) - len(new))
+    touched.update(r[0] for r in new)
+    o.lags.extend(("trade", r[1]) for r in new)
+
+
+async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touched: set[str]) -> None:
+    await pg.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_BOOK_STAGING} (LIKE orderbook_snapshots INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    records = [
+        (
+            r.ticker,
+            r.ts,
+            r.source,
+            r.received_at,
+            r.sequence,
+            [lv.price for lv in r.yes],
+            [lv.size for lv in r.yes],
+            [lv.price for lv in r.no],
+            [lv.size for lv in r.no],
+        )
+        for r in rows
+    ]
+    await pg.copy_records_to_table(_BOOK_STAGING, records=records, columns=_BOOK_COLS)
+    cols = ", ".join(_BOOK_COLS)
+    new = await pg.fetch(
+        f"INSERT INTO orderbook_snapshots ({cols}) SELECT {cols} FROM {_BOOK_STAGING} ON CONFLICT DO NOTHING "
+        "RETURNING ticker"
+    )
+    await pg.execute(f"TRUNCATE {_BOOK_STAGING}")
+    _bump(o.new, "orderbook_snapshots", len(new))
+    _bump(o.duplicates, "orderbook_snapshots", len(rows) - len(new))
+    touched.update(r[0] for r in new)
+
+
+async def _write_gaps(pg: Any, rows: Sequence[GapOpened | GapRepaired], o: Written) -> None:
+    # In batch order: a repair may follow its opening in the same batch.
+    for g in rows:
+        if isinstance(g, GapOpened):
+            status = await pg.execute(
+                INSERT_GAP_SQL,
+                g.key,
+                g.detected_at,
+                g.channel,
+                g.sid,
+                g.market_ticker,
+                g.cause,
+                g.seq_expected,
+                g.seq_received,
+                g.gap_start,
+                _json(g.details),
+            )
+            n = int(status.rsplit(" ", 1)[-1])
+            _bump(o.new, "feed_gaps", n)
+            _bump(o.duplicates, "feed_gaps", 1 - n)
+        else:
+            status = await pg.execute(
+                REPAIR_GAP_SQL, g.key, g.gap_end, g.repaired_at, g.repair_method, _json(g.details)
+            )
+            if status.endswith(" 0"):
+                o.repairs_unmatched += 1
+                log.warning("sink_gap_repair_without_opening", key=g.key)
