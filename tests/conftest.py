@@ -25,6 +25,22 @@ from kalshi_analytics.db.engine import create_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
+#: Set (by .ci/run) where the shared data must be present: a test that needs it then fails instead of skipping.
+REQUIRE_SHARED_DATA = "KA_REQUIRE_SHARED_DATA"
+
+
+def require_shared_data(path: Path = SHARED_DATA) -> Path:
+    """``path`` (the shared data or a folder of it) for a test that reads it.
+
+    Missing, the test is skipped on a developer's machine, but fails when ``KA_REQUIRE_SHARED_DATA`` is set
+    (CI): a suite that silently skips the tests of the real data must not pass there.
+    """
+    if not path.is_dir():
+        message = f"shared Kalshi data not checked out next to the repository (expected {path})"
+        if os.environ.get(REQUIRE_SHARED_DATA, "") not in ("", "0"):
+            pytest.fail(f"{message}; {REQUIRE_SHARED_DATA} is set, so this is an error", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 def free_port() -> int:

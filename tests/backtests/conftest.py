@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
 from kalshi_analytics.backtests.fees import SeriesFees
 from kalshi_analytics.db.engine import create_engine
-from tests.conftest import SHARED_DATA, create_migrated_database, drop_database
+from tests.conftest import SHARED_DATA, create_migrated_database, drop_database, require_shared_data
 
 NBA_DIR = SHARED_DATA / "nba_candles"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 WIDE = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def nba_dir() -> Path:
+    """The shared NBA candle files; only the tests that read them ask for this (skip locally, fail in CI)."""
+    return require_shared_data(NBA_DIR)
+
+
+@pytest.fixture(scope="session")
+def nba_files(nba_dir: Path) -> list[Path]:
+    return sorted(nba_dir.glob("*.csv"))
 
 
 @pytest.fixture(scope="session")

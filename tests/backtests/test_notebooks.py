@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
-from tests.backtests.conftest import NBA_DIR
 from tests.conftest import REPO_ROOT, create_migrated_database, drop_database
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +26,9 @@ def test_there_are_example_notebooks() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path: Path, notebook_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_executes(path: Path, notebook_db: str, nba_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_URL", notebook_db)
-    monkeypatch.setenv("KA_NBA_DIR", str(NBA_DIR))
+    monkeypatch.setenv("KA_NBA_DIR", str(nba_dir))
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
