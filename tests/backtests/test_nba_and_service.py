@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import uuid
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -32,18 +30,7 @@ from kalshi_analytics.backtests.candles_import import import_candle_files, parse
 from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.rows import MarketRow
 from kalshi_analytics.recorder.sink import Sink
-from tests.backtests.conftest import WIDE
-
-
-def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:
-    """Read the CSV independently: (ticker, entry ask, fee, P&L) of buying ``size`` YES at the first traded minute."""
-    with path.open() as fh:
-        rows = [r for r in csv.DictReader(fh) if r["close"]]
-    first, last = D(rows[0]["close"]) / 100, D(rows[-1]["close"]) / 100
-    ask = first + D("0.005")
-    fee = (D("0.07") * size * ask * (1 - ask)).quantize(D("0.01"), rounding=ROUND_CEILING)
-    outcome = D(1) if last >= D("0.5") else D(0)
-    return rows[0]["ticker"], ask, fee, size * (outcome - ask) - fee
+from tests.backtests.conftest import WIDE, expected_game
 
 
 @pytest.fixture(scope="module")
