@@ -7,12 +7,15 @@ outer transaction that is rolled back, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, *, seconds: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` (plain or async) until it holds; fail the test naming ``what`` after ``seconds``.
+
+    For tests that wait on something with no event to await: instead of a fixed sleep that is too short on a
+    busy machine and too long on an idle one.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def make_pg_dir() -> Path:

@@ -17,6 +17,7 @@ from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
 from kalshi_analytics.web.ratelimit import RateLimits
 from tests.api.conftest import ALLOWED_ORIGIN, market, serve, ticker, write
+from tests.conftest import wait_until
 
 D = Decimal
 
@@ -268,12 +269,6 @@ def test_accepts_gzip(header: str | None, ok: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------- through the real app
-async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
-        while not await predicate():  # noqa: ASYNC110 - polling the API over HTTP, there is no event to await
-            await asyncio.sleep(0.02)
-
-
 async def test_recorder_commits_invalidate_cached_answers(
     app_factory: Callable[..., FastAPI], engine: AsyncEngine
 ) -> None:
@@ -310,7 +305,7 @@ async def test_recorder_commits_invalidate_cached_answers(
         async def updated() -> bool:
             return bool((await client.get(url)).json()["last_price"] == "0.5500")
 
-        await _until(updated)
+        await wait_until(updated, "the recorded price in the answer")
 
         # Conditional requests: the same ETag gets 304 with no body.
         current = await client.get(url)
@@ -379,7 +374,7 @@ async def test_history_with_an_end_stays_cached_while_live_data_arrives_but_not_
             async def seen() -> bool:
                 return cache.invalidations > before
 
-            await _until(seen)
+            await wait_until(seen, "the notification")
 
         before = cache.invalidations
         await write(engine, snap(end + timedelta(minutes=10), "0.90"))  # live data after the window
@@ -453,7 +448,7 @@ async def test_latest_snapshots_clients_keep_asking_for_are_refreshed_ahead_of_t
         async def refreshed() -> bool:
             return cache.refreshes >= 1
 
-        await _until(refreshed)
+        await wait_until(refreshed, "the refresh ahead")
         fresh = await client.get(url)
         assert fresh.json()["last_price"] == "0.5200"
         assert fresh.json()["implied_probability_source"] == "last"
