@@ -298,9 +298,14 @@ async def test_admin_endpoints(sim: Simulator, http: httpx.AsyncClient) -> None:
     assert (await http.post(f"{admin}/faults", json={"ws_drop_fraction": 2})).status_code == 400
     assert (await http.post(f"{admin}/faults", json={"no_such_fault": 1})).status_code == 400
     assert (await http.post(f"{admin}/faults/reset")).json()["ws_drop_fraction"] == 0.0
-    state = (await http.get(f"{admin}/state")).json()
-    assert state["trades_generated"] == sim.model.trades_generated or state["trades_generated"] > 0
-    assert state["markets"] >= 30
+    sim.pause()  # the clock stands still: the state must be the model's, not a moment ago
+    try:
+        state = (await http.get(f"{admin}/state")).json()
+        assert state["paused"] is True
+        assert state["trades_generated"] == sim.model.trades_generated > 0
+        assert state["markets"] == len(sim.model.market_list) >= 30
+    finally:
+        sim.resume()
     trades = (await http.get(f"{admin}/trades", params={"limit": 5})).json()
     assert len(trades["trades"]) == 5
 
