@@ -7,12 +7,15 @@ outer transaction that is rolled back, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,22 @@ from kalshi_analytics.db.engine import create_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
+#: Set (by .ci/run) where the shared data must be present: a test that needs it then fails instead of skipping.
+REQUIRE_SHARED_DATA = "KA_REQUIRE_SHARED_DATA"
+
+
+def require_shared_data(path: Path = SHARED_DATA) -> Path:
+    """``path`` (the shared data or a folder of it) for a test that reads it.
+
+    Missing, the test is skipped on a developer's machine, but fails when ``KA_REQUIRE_SHARED_DATA`` is set
+    (CI): a suite that silently skips the tests of the real data must not pass there.
+    """
+    if not path.is_dir():
+        message = f"shared Kalshi data not checked out next to the repository (expected {path})"
+        if os.environ.get(REQUIRE_SHARED_DATA, "") not in ("", "0"):
+            pytest.fail(f"{message}; {REQUIRE_SHARED_DATA} is set, so this is an error", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 def free_port() -> int:
@@ -32,6 +51,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, *, seconds: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` (plain or async) until it holds; fail the test naming ``what`` after ``seconds``.
+
+    For tests that wait on something with no event to await: instead of a fixed sleep that is too short on a
+    busy machine and too long on an idle one.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def make_pg_dir() -> Path:

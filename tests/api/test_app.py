@@ -96,7 +96,7 @@ async def test_health_and_ready(client: httpx.AsyncClient, engine: AsyncEngine) 
 
     status = (await client.get("/api/v1/recorder/status")).json()
     assert status["leader"]["instance_id"] in {i["instance_id"] for i in status["instances"]}
-    assert status["lag_seconds"] is not None
+    assert 0 <= status["lag_seconds"] < 60  # its heartbeat was just written
 
     async with engine.begin() as conn:  # the leader goes quiet
         await conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,30 +15,36 @@ from kalshi_analytics.markets.pricing import (
     implied_probability_sql,
     implied_probability_with_source,
 )
-from kalshi_analytics.recorder import candles
+from kalshi_analytics.recorder.candles import aggregate_candles
+from kalshi_analytics.recorder.rows import SnapshotRow
 
 D = Decimal
 
 
-@pytest.mark.parametrize(
-    ("bid", "ask", "last", "expected"),
-    [
-        (D("0.40"), D("0.44"), D("0.10"), (D("0.4200"), "mid")),
-        (D("0.40"), D("0.50"), D("0.10"), (D("0.4500"), "mid")),  # spread exactly 0.10: sane
-        (D("0.40"), D("0.5001"), D("0.10"), (D("0.10"), "last")),  # wider: last price
-        (D("0.40"), None, D("0.33"), (D("0.33"), "last")),  # one-sided
-        (None, D("0.40"), None, (None, None)),
-        (D("0.45"), D("0.44"), D("0.47"), (D("0.47"), "last")),  # crossed book
-        (D("0.4050"), D("0.4125"), None, (D("0.4088"), "mid")),  # half-up to the 0.0001 grid
-    ],
-)
+CASES = [
+    (D("0.40"), D("0.44"), D("0.10"), (D("0.4200"), "mid")),
+    (D("0.40"), D("0.50"), D("0.10"), (D("0.4500"), "mid")),  # spread exactly 0.10: sane
+    (D("0.40"), D("0.5001"), D("0.10"), (D("0.10"), "last")),  # wider: last price
+    (D("0.40"), None, D("0.33"), (D("0.33"), "last")),  # one-sided
+    (None, D("0.40"), None, (None, None)),
+    (D("0.45"), D("0.44"), D("0.47"), (D("0.47"), "last")),  # crossed book
+    (D("0.4050"), D("0.4125"), None, (D("0.4088"), "mid")),  # half-up to the 0.0001 grid
+]
+
+
+@pytest.mark.parametrize(("bid", "ask", "last", "expected"), CASES)
 def test_rule(bid: Decimal | None, ask: Decimal | None, last: Decimal | None, expected: tuple[object, object]) -> None:
     assert implied_probability_with_source(bid, ask, last) == expected
     assert implied_probability(bid, ask, last) == expected[0]
 
 
-def test_recorder_uses_the_same_implementation() -> None:
-    assert candles.implied_probability is implied_probability
+@pytest.mark.parametrize(("bid", "ask", "last", "expected"), CASES)
+def test_recorder_candles_follow_the_same_rule(
+    bid: Decimal | None, ask: Decimal | None, last: Decimal | None, expected: tuple[object, object]
+) -> None:
+    ts = datetime(2026, 11, 20, 12, 0, 30, tzinfo=UTC)
+    (candle,) = aggregate_candles([SnapshotRow("T", ts, "poll", ts, yes_bid=bid, yes_ask=ask, last_price=last)])
+    assert (candle.prob_open, candle.prob_close) == (expected[0], expected[0])
 
 
 async def test_sql_form_agrees_with_python(conn: AsyncConnection) -> None:

@@ -3,8 +3,12 @@ of their own, migrated once per session, instead of the rolled-back ``conn`` fix
 
 from __future__ import annotations
 
+import csv
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING
+from decimal import Decimal as D
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
 from kalshi_analytics.backtests.fees import SeriesFees
 from kalshi_analytics.db.engine import create_engine
-from tests.conftest import SHARED_DATA, create_migrated_database, drop_database
+from tests.conftest import SHARED_DATA, create_migrated_database, drop_database, require_shared_data
 
 NBA_DIR = SHARED_DATA / "nba_candles"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 WIDE = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def nba_dir() -> Path:
+    """The shared NBA candle files; only the tests that read them ask for this (skip locally, fail in CI)."""
+    return require_shared_data(NBA_DIR)
+
+
+@pytest.fixture(scope="session")
+def nba_files(nba_dir: Path) -> list[Path]:
+    return sorted(nba_dir.glob("*.csv"))
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +92,14 @@ def make_dataset(
         "volume": np.zeros(len(ts_us)),
     }
     return Dataset(infos, np.array(offsets, np.int64), ts_us, np.zeros(len(ts_us), np.int8), columns, *WIDE)
+
+
+def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:
+    """Read the CSV independently: (ticker, entry ask, fee, P&L) of buying ``size`` YES at the first traded minute."""
+    with path.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["close"]]
+    first, last = D(rows[0]["close"]) / 100, D(rows[-1]["close"]) / 100
+    ask = first + D("0.005")
+    fee = (D("0.07") * size * ask * (1 - ask)).quantize(D("0.01"), rounding=ROUND_CEILING)
+    outcome = D(1) if last >= D("0.5") else D(0)
+    return rows[0]["ticker"], ask, fee, size * (outcome - ask) - fee

@@ -7,7 +7,6 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import numpy as np
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,9 +15,7 @@ from kalshi_analytics.backtests.candles_import import import_candle_files
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
-from tests.backtests.conftest import NBA_DIR
 
-pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
 START, END = datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 12, 26, tzinfo=UTC)  # partial last month
 
 
@@ -32,8 +29,10 @@ def same(a: Dataset, b: Dataset) -> None:
         assert np.array_equal(a.columns[c], b.columns[c], equal_nan=True), c
 
 
-async def test_cached_months_equal_postgres_and_late_writes_invalidate(bt_engine: AsyncEngine, tmp_path: Path) -> None:
-    await import_candle_files(bt_engine, sorted(NBA_DIR.glob("*.csv")))
+async def test_cached_months_equal_postgres_and_late_writes_invalidate(
+    bt_engine: AsyncEngine, nba_files: list[Path], tmp_path: Path
+) -> None:
+    await import_candle_files(bt_engine, nba_files)
     async with bt_engine.begin() as c:  # give the NBA months partitions of their own (rows move out of default)
         for month in ("2025-05-01", "2025-06-01", "2025-12-01"):
             await c.execute(text(f"SELECT ka_ensure_monthly_partitions('market_snapshots', '{month}', 1)"))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.backtests.conftest import NBA_DIR
 from tests.test_cli import run_cli
 
 
@@ -49,11 +48,10 @@ def test_help_lists_the_commands() -> None:
         assert cmd in result.stdout
 
 
-@pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
-def test_import_run_and_sweep(bt_database_url: str, tmp_path: Path) -> None:
+def test_import_run_and_sweep(bt_database_url: str, nba_dir: Path, tmp_path: Path) -> None:
     # the columnar cache lives in the data dir: keep it out of the user's
     env = {"DB_URL": bt_database_url, "LOG_LEVEL": "WARNING", "KALSHI_ANALYTICS_DATA_DIR": str(tmp_path)}
-    imported = run_cli("backtest", "import-candles", str(NBA_DIR), env=env, timeout=120)
+    imported = run_cli("backtest", "import-candles", str(nba_dir), env=env, timeout=120)
     assert imported.returncode == 0, imported.stderr
     assert "KXNBAGAME-25DEC13SASOKC-SAS" in imported.stdout
     again = run_cli("backtest", "import-candles", str(NBA_DIR), env=env, timeout=120)

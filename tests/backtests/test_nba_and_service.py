@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import uuid
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -31,31 +29,18 @@ from kalshi_analytics.backtests import (
 from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
-from tests.backtests.conftest import NBA_DIR, WIDE
-
-pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
-FILES = sorted(NBA_DIR.glob("*.csv")) if NBA_DIR.is_dir() else []
-
-
-def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:
-    """Read the CSV independently: (ticker, entry ask, fee, P&L) of buying ``size`` YES at the first traded minute."""
-    with path.open() as fh:
-        rows = [r for r in csv.DictReader(fh) if r["close"]]
-    first, last = D(rows[0]["close"]) / 100, D(rows[-1]["close"]) / 100
-    ask = first + D("0.005")
-    fee = (D("0.07") * size * ask * (1 - ask)).quantize(D("0.01"), rounding=ROUND_CEILING)
-    outcome = D(1) if last >= D("0.5") else D(0)
-    return rows[0]["ticker"], ask, fee, size * (outcome - ask) - fee
+from tests.backtests.conftest import WIDE, expected_game
 
 
 @pytest.fixture(scope="module")
-async def nba(bt_engine: AsyncEngine) -> list[str]:
-    done = await import_candle_files(bt_engine, FILES)
+async def nba(bt_engine: AsyncEngine, nba_files: list[Path]) -> list[str]:
+    """The shared NBA games imported (tests asking for it skip without the shared data, or fail in CI)."""
+    done = await import_candle_files(bt_engine, nba_files)
     return [d.ticker for d in done]
 
 
 async def test_import_writes_markets_with_inferred_results_and_one_snapshot_per_traded_minute(
-    bt_engine: AsyncEngine, nba: list[str]
+    bt_engine: AsyncEngine, nba: list[str], nba_files: list[Path]
 ) -> None:
     assert len(nba) == 6
     async with bt_engine.connect() as c:
@@ -77,11 +62,13 @@ async def test_import_writes_markets_with_inferred_results_and_one_snapshot_per_
     assert results["KXNBAGAME-25DEC25HOULAL-LAL"] == ("no", 2103)
     assert results["KXNBAGAME-25DEC13SASOKC-SAS"] == ("yes", 1568)
     # importing again is idempotent
-    again = await import_candle_files(bt_engine, FILES[:1])
+    again = await import_candle_files(bt_engine, nba_files[:1])
     assert again[0].snapshots == results[again[0].ticker][1]
 
 
-async def test_buy_and_hold_returns_exactly_what_each_game_paid(bt_engine: AsyncEngine, nba: list[str]) -> None:
+async def test_buy_and_hold_returns_exactly_what_each_game_paid(
+    bt_engine: AsyncEngine, nba: list[str], nba_files: list[Path]
+) -> None:
     req = validate_request("buy_and_hold", {"size": 10}, *WIDE, market_filter=MarketFilter(series=["KXNBAGAME"]))
     rid = await run_backtest(bt_engine, req)
     res = await get_result(bt_engine, rid)
@@ -89,7 +76,7 @@ async def test_buy_and_hold_returns_exactly_what_each_game_paid(bt_engine: Async
     assert res.status == "done"
     assert res.snapshots_processed == 1151 + 1232 + 1771 + 1188 + 2103 + 1568
     total = D(0)
-    for path in FILES:
+    for path in nba_files:
         ticker, ask, fee, pnl = expected_game(path, 10)
         e = execs[ticker]
         assert (e["side"], e["size"], e["entry_price"], e["fees"], e["pnl"]) == ("yes", 10, ask, fee, pnl), ticker
@@ -223,8 +210,8 @@ async def test_bad_input_raises_typed_422_errors(bt_engine: AsyncEngine) -> None
         await get_result(bt_engine, uuid.uuid4())
 
 
-def test_parse_candles_uses_half_a_cent_spread_and_skips_empty_minutes() -> None:
-    market, snaps = parse_candles(NBA_DIR / "42400406_OKC_at_IND_2025-06-19_candles.csv")
+def test_parse_candles_uses_half_a_cent_spread_and_skips_empty_minutes(nba_dir: Path) -> None:
+    market, snaps = parse_candles(nba_dir / "42400406_OKC_at_IND_2025-06-19_candles.csv")
     assert (market.result, market.settlement_value, market.event_ticker) == ("yes", D(1), "KXNBAGAME-25JUN19OKCIND")
     assert len(snaps) == 1232
     s = snaps[0]

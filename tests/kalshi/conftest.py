@@ -8,16 +8,13 @@ from typing import Any
 
 import pytest
 
-#: Repository root = tests/kalshi/../.. ; the shared data folder is checked out next to the repository.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / ".." / "shared" / "data" / "kalshi"
+from tests.conftest import require_shared_data
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"shared Kalshi data not checked out next to the repository (expected {DATA_DIR})")
-    return DATA_DIR
+    """The shared data folder, checked out next to the repository (skip locally without it, fail in CI)."""
+    return require_shared_data()
 
 
 def load_json(path: Path) -> Any:

@@ -18,6 +18,7 @@ from kalshi_analytics.kalshi.rest import KalshiRestClient, RetryPolicy
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.ws import Backoff, KalshiWsClient
 from kalshi_analytics.simulator import Simulator, SimulatorConfig, run_simulator
+from tests.conftest import wait_until
 
 FAST_RETRY = RetryPolicy(attempts=12, initial_wait=0.01, max_wait=0.05)
 
@@ -49,6 +50,10 @@ async def collect(ws: KalshiWsClient, until: float, stop_when=None) -> list[obje
     return events
 
 
+def ticker_data(events: list[object]) -> bool:
+    return isinstance(events[-1], domain.TickerUpdate)
+
+
 # ----------------------------------------------------------------------------------------------------- REST
 
 
@@ -68,7 +73,8 @@ async def test_paging_survives_5xx_and_429_faults(sim: Simulator, rest: KalshiRe
 
 
 async def test_every_rest_endpoint_parses_into_the_domain_form(sim: Simulator, rest: KalshiRestClient) -> None:
-    await asyncio.sleep(1.0)  # two simulated minutes: trades and candles exist
+    start = sim.model.now
+    await wait_until(lambda: sim.model.now >= start + 120, "two simulated minutes: trades and candles exist")
     markets = [m async for m in rest.iter_markets(status="open")]
     assert markets
     assert all(m.status == "active" for m in markets)
@@ -151,17 +157,17 @@ async def test_every_ws_message_parses_with_no_bad_frames(sim: Simulator) -> Non
         await ws.subscribe("trade")
         await ws.subscribe("market_lifecycle_v2")
         await ws.subscribe("orderbook_delta", tickers)
-        await asyncio.sleep(0.5)
+        wanted = {domain.TickerUpdate, domain.TradeUpdate, domain.OrderbookSnapshot, domain.OrderbookDelta}
+        events = await collect(ws, time.monotonic() + 10.0, stop_when=lambda evs: wanted <= {type(e) for e in evs})
         sim.settle(tickers[0], "yes", finalize=True)
-        events = await collect(ws, time.monotonic() + 3.0)
+
+        def settled_yes(evs: list[object]) -> bool:
+            e = evs[-1]
+            return isinstance(e, domain.MarketLifecycle) and e.market_ticker == tickers[0] and e.result == "yes"
+
+        events += await collect(ws, time.monotonic() + 10.0, stop_when=settled_yes)
     kinds = {type(e) for e in events}
-    for expected in (
-        domain.TickerUpdate,
-        domain.TradeUpdate,
-        domain.OrderbookSnapshot,
-        domain.OrderbookDelta,
-        domain.MarketLifecycle,
-    ):
+    for expected in (*wanted, domain.MarketLifecycle):
         assert expected in kinds, f"no {expected.__name__} received"
     assert ws.counters.bad_frames == 0
     assert ws.counters.gaps == 0
@@ -250,12 +256,15 @@ async def test_reconnects_and_resubscribes_after_a_forced_disconnect(sim: Simula
 async def test_bad_frames_are_counted_and_skipped_and_the_loop_lives_on(sim: Simulator) -> None:
     async with KalshiWsClient(sim.ws_url) as ws:
         await ws.subscribe("ticker")
-        await asyncio.sleep(0.3)
+        assert await collect(ws, time.monotonic() + 10.0, stop_when=ticker_data), "ticker data flows"
         assert sim.inject_ws_frame('{"type": "ticker", "sid": 1, "msg": {"market_ticker": ') == 1
         sim.inject_ws_frame('{"type": "mystery_feed", "sid": 1, "msg": {}}')
         sim.inject_ws_frame("not json at all")
-        marker = time.monotonic()
-        events = await collect(ws, marker + 2.0)
+        events = await collect(
+            ws,
+            time.monotonic() + 10.0,
+            stop_when=lambda evs: sum(isinstance(e, domain.TickerUpdate) for e in evs) > 5,
+        )
         assert ws.counters.malformed_json == 2
         assert ws.counters.unknown_type == 1
         assert ws.connected
@@ -266,7 +275,7 @@ async def test_watchdog_restarts_a_silent_connection(sim: Simulator) -> None:
     async with KalshiWsClient(sim.ws_url, watchdog_timeout=1.0, backoff=Backoff(initial=0.05, maximum=0.2)) as ws:
         await ws.wait_connected()
         await ws.subscribe("ticker")
-        await asyncio.sleep(0.3)
+        assert await collect(ws, time.monotonic() + 10.0, stop_when=ticker_data), "ticker data flows"
         sim.set_faults(ws_silence=True)  # the socket stays open, nothing arrives, not even pings
         events = await collect(
             ws, time.monotonic() + 6.0, stop_when=lambda evs: isinstance(evs[-1], domain.Disconnected)

@@ -98,7 +98,7 @@ def test_ssmd_trade_frames_and_their_seq_gap(data_dir: Path) -> None:
         assert t.no_price == D(m["no_price"]) / 100 == D(m["no_price_dollars"])
         assert t.yes_price + t.no_price == 1
         assert t.count == D(m["count"]) == D(m["count_fp"])
-        assert t.taker_side in (Side.YES, Side.NO)
+        assert t.taker_side is Side(m["taker_side"])
         assert t.created_time == datetime.fromtimestamp(m["ts"], UTC)
         assert msg.sid is not None
         assert msg.seq is not None

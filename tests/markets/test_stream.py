@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.recorder.rows import SnapshotRow
 from tests.api.conftest import market, ticker, write
+from tests.conftest import wait_until
 
 D = Decimal
 
@@ -25,10 +26,7 @@ async def live_app(app_factory: Callable[..., FastAPI]) -> AsyncIterator[tuple[F
     app = app_factory(api_stream_heartbeat_seconds=0.3)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started, "the API server to start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         await asyncio.wait_for(app.state.stream_hub.listening.wait(), 10)
@@ -93,11 +91,7 @@ async def test_stream_pushes_sink_writes_and_cleans_up(live_app: tuple[FastAPI, 
                 if kind == "comment":
                     break
     # The client went away: its subscription is gone.
-    for _ in range(100):
-        if hub.subscribers == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert hub.subscribers == 0
+    await wait_until(lambda: hub.subscribers == 0, "the subscription to go with its client", seconds=5)
 
 
 async def test_stream_validates_tickers(live_app: tuple[FastAPI, str]) -> None:

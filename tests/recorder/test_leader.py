@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.recorder.leader import LeaderElection, LeadershipLost, latest_leader_heartbeat
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.recorder.sink import Sink, SinkClosedError
+from tests.conftest import wait_until
 
 
 def _key() -> int:
@@ -49,17 +50,19 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         assert a.metrics.value("kalshi_recorder_leader") == 1
 
         body_outcome: list[str] = []
+        working = asyncio.Event()
 
         async def leader_work() -> None:
             try:
                 async with a.leadership():
-                    await asyncio.sleep(60)
+                    working.set()
+                    await asyncio.sleep(60)  # work that outlasts the test unless leadership is lost
                 body_outcome.append("finished")
             except LeadershipLost:
                 body_outcome.append("lost")
 
         work = asyncio.create_task(leader_work())
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(working.wait(), 5)
         assert a.backend_pid is not None
         killed_at = asyncio.get_running_loop().time()
         await _terminate(engine, a.backend_pid)
@@ -81,23 +84,28 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         with pytest.raises(asyncio.CancelledError):
             await back
 
-        await asyncio.sleep(0.5)  # let both heartbeat
+        async def heartbeat_roles() -> dict[str, str]:
+            async with engine.connect() as c:
+                return dict(
+                    (
+                        await c.execute(
+                            text("SELECT instance_id, role FROM recorder_heartbeats WHERE instance_id IN (:a, :b)"),
+                            {"a": a.instance_id, "b": b.instance_id},
+                        )
+                    ).all()
+                )
+
+        async def both_heartbeat() -> bool:
+            return await heartbeat_roles() == {a.instance_id: "standby", b.instance_id: "leader"}
+
+        await wait_until(both_heartbeat, "both to heartbeat their new roles")
         async with engine.connect() as c:
-            rows = dict(
-                (
-                    await c.execute(
-                        text("SELECT instance_id, role FROM recorder_heartbeats WHERE instance_id IN (:a, :b)"),
-                        {"a": a.instance_id, "b": b.instance_id},
-                    )
-                ).all()
-            )
             latest = await latest_leader_heartbeat(c)
             info = (
                 await c.execute(
                     text("SELECT info FROM recorder_heartbeats WHERE instance_id = :b"), {"b": b.instance_id}
                 )
             ).scalar_one()
-        assert rows == {a.instance_id: "standby", b.instance_id: "leader"}
         assert latest is not None
         assert latest[0] == b.instance_id
         assert datetime.now(UTC) - latest[1] < timedelta(seconds=5)
@@ -138,7 +146,6 @@ async def test_fence_stops_a_deposed_leaders_sink_before_it_commits(engine: Asyn
 
         assert a.backend_pid is not None
         await _terminate(engine, a.backend_pid)
-        await asyncio.sleep(0.2)
         # Another instance takes the lock before `a` notices anything.
         async with _election(engine, key, "b") as b:
             await asyncio.wait_for(b.wait_until_leader(), 5)
@@ -162,14 +169,15 @@ async def test_heartbeats_are_tolerant_of_an_unreachable_database() -> None:
     try:
         e = LeaderElection(dead, lock_key=_key(), heartbeat_interval=0.05, connect_timeout=0.5, poll_interval=0.05)
         async with e:
-            await asyncio.sleep(0.3)
+            failures = "kalshi_recorder_heartbeat_failures_total"
+            await wait_until(lambda: e.metrics.value(failures) >= 2, "two failed heartbeats")
             waiting = asyncio.create_task(e.wait_until_leader())
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a while without a database: it must not have become leader
             assert not waiting.done()
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting
         assert e.heartbeats_written == 0
-        assert e.metrics.value("kalshi_recorder_heartbeat_failures_total") >= 2
+        assert e.metrics.value(failures) >= 2
     finally:
         await dead.dispose()

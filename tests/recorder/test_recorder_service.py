@@ -18,6 +18,7 @@ from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.recorder.backfill import BackfillError, backfill
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
+from tests.conftest import wait_until
 from tests.recorder.conftest import fast_config, sim_settings
 
 
@@ -62,7 +63,7 @@ async def test_the_standby_takes_over_within_10_s_when_the_leader_dies(recorder_
             task_a = asyncio.create_task(a.run(stop))
             await asyncio.wait_for(a.ready.wait(), 30)
             task_b = asyncio.create_task(b.run(stop))
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # a while with the leader alive: the standby must not start recording
             assert not b.ready.is_set(), "never two writers"
             assert b.election.role == "standby"
 
@@ -80,12 +81,16 @@ async def test_the_standby_takes_over_within_10_s_when_the_leader_dies(recorder_
             await asyncio.wait_for(b.ready.wait(), 10)
             took = asyncio.get_running_loop().time() - killed
             assert took < 10
-            await asyncio.sleep(2.5)
-            role = await _count(
-                engine, "SELECT count(*) FROM recorder_heartbeats WHERE instance_id = 'rec-b' AND role = 'leader'"
-            )
-            assert role == 1
-            assert await _count(engine, "SELECT count(*) FROM market_snapshots") > rows_before, "the standby records"
+
+            async def b_leads() -> bool:
+                sql = "SELECT count(*) FROM recorder_heartbeats WHERE instance_id = 'rec-b' AND role = 'leader'"
+                return await _count(engine, sql) == 1
+
+            async def b_records() -> bool:
+                return await _count(engine, "SELECT count(*) FROM market_snapshots") > rows_before
+
+            await wait_until(b_leads, "the standby's heartbeat as leader")
+            await wait_until(b_records, "the standby to record snapshots")
             stop.set()
             await asyncio.wait_for(task_b, 30)
     finally:
@@ -102,7 +107,7 @@ async def test_a_15_s_database_outage_loses_no_trade(own_server: tuple[Path, str
             task = asyncio.create_task(service.run(stop))
             await asyncio.wait_for(service.ready.wait(), 30)
             first_trade = sim.model.trades_offset + len(sim.model.trades)
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # recording normally first
 
             await asyncio.to_thread(stop_embedded, pgdata)
             down_from = sim.model.trades_generated
@@ -111,7 +116,7 @@ async def test_a_15_s_database_outage_loses_no_trade(own_server: tuple[Path, str
             await asyncio.to_thread(start_embedded, pgdata, "kalshi")
 
             await asyncio.wait_for(service.ready.wait(), 30)  # leader again once the database is back
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # and recording normally again before the exchange stops
             await _settle_down(sim, service)
             stored = await _stored_trade_ids(engine)
             async with engine.connect() as c:
@@ -142,15 +147,18 @@ async def test_bad_frames_are_counted_kept_raw_and_recording_goes_on(recorder_db
                 for raw in bad:
                     r = await http.post(f"{sim.admin_url}/inject", content=raw)
                     assert r.json()["connections"] == 1
-            await asyncio.sleep(0.5)
-            trades_then = await _count(engine, "SELECT count(*) FROM trades")
-            await asyncio.sleep(3)
             assert service.ws is not None
             counters = service.ws.counters
+            await wait_until(lambda: counters.bad_frames >= 3, "the client to read the three bad frames")
+            trades_then = await _count(engine, "SELECT count(*) FROM trades")
+
+            async def recording_goes_on() -> bool:
+                return await _count(engine, "SELECT count(*) FROM trades") > trades_then
+
+            await wait_until(recording_goes_on, "trades recorded after the bad frames", seconds=30)
             assert counters.bad_frames == 3
             assert counters.malformed_json == 1
             assert counters.unknown_type == 1
-            assert await _count(engine, "SELECT count(*) FROM trades") > trades_then, "recording goes on"
             stop.set()
             await asyncio.wait_for(task, 30)
     finally:
@@ -165,7 +173,8 @@ async def test_backfill_is_idempotent_and_rejects_bad_input(recorder_db_url: str
     engine = create_engine(recorder_db_url)
     try:
         async with run_simulator(_sim(seed=4, speed=300)) as sim:
-            await asyncio.sleep(2)  # ~10 simulated minutes of history
+            start = sim.model.now
+            await wait_until(lambda: sim.model.now >= start + 600, "10 simulated minutes of history")
             sim.pause()
             ticker = next(m.ticker for m in sim.model.market_list if m.status == "active" and m.volume > 0)
             since = datetime.fromtimestamp(sim.model.start_ts, UTC)

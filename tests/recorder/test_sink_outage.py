@@ -14,6 +14,7 @@ from kalshi_analytics.db.embedded import start_embedded, stop_embedded
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.rows import SnapshotRow, TradeRow
 from kalshi_analytics.recorder.sink import Sink
+from tests.conftest import wait_until
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -61,7 +62,12 @@ async def test_rows_put_while_the_database_is_down_are_all_written_once_it_retur
                     await asyncio.sleep(0.001)
 
             task = asyncio.create_task(producer())
-            await asyncio.sleep(1.5)  # the queue (100) fills within ~0.1 s; keep pushing against it
+
+            def pushing_against_a_full_queue() -> bool:
+                st = sink.stats
+                return st.backpressure_waits > 0 and st.retries > 0 and st.queue_depth == 100
+
+            await wait_until(pushing_against_a_full_queue, "put() to wait on a full queue while writes retry")
             stats = sink.stats
             assert stats.backpressure_waits > 0, "a full queue must make put() wait"
             assert stats.outages == 1
@@ -71,7 +77,7 @@ async def test_rows_put_while_the_database_is_down_are_all_written_once_it_retur
             assert sink.metrics.value("kalshi_recorder_db_outages_total") == 1
 
             await asyncio.to_thread(start_embedded, pgdata, "kalshi")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the producer keeps writing while the sink reconnects
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

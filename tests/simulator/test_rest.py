@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from decimal import Decimal
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_analytics.simulator import Simulator, run_simulator
 from kalshi_analytics.simulator.auth import generate_demo_key
 from kalshi_analytics.simulator.units import ONE_DOLLAR, price_decimal
+from tests.conftest import wait_until
 
 from .conftest import config, on_grid, signed_headers
 
@@ -195,10 +195,8 @@ async def test_events_series_exchange(sim: Simulator, http: httpx.AsyncClient) -
 
 
 async def test_candlesticks_from_simulated_history(sim: Simulator, http: httpx.AsyncClient) -> None:
-    for _ in range(100):  # some trading first (this test may run right after the simulator started)
-        if any(m.volume > 0 and m.candles for m in sim.model.market_list):
-            break
-        await asyncio.sleep(0.05)
+    # some trading first (this test may run right after the simulator started)
+    await wait_until(lambda: any(m.volume > 0 and m.candles for m in sim.model.market_list), "a traded market")
     # The clock stands still during the test: the running minute's candle must not change between requests.
     sim.pause()
     try:
@@ -253,10 +251,15 @@ async def test_429_body_has_no_retry_after(sim: Simulator, http: httpx.AsyncClie
     assert r.json() == {"error": "too many requests"}
     assert "retry-after" not in r.headers
     assert not any(h.startswith("x-ratelimit") for h in r.headers)
+    began = time.monotonic()
     sim.set_faults(rate_limit_storm_seconds=0.3)
     assert (await http.get("/exchange/status")).status_code == 429
-    time.sleep(0.35)  # noqa: ASYNC251 - the storm is measured in real time
-    assert (await http.get("/exchange/status")).status_code == 200
+
+    async def storm_over() -> bool:
+        return (await http.get("/exchange/status")).status_code == 200
+
+    await wait_until(storm_over, "the end of the 0.3 s storm", seconds=5)
+    assert time.monotonic() - began >= 0.3, "the storm lasts its 0.3 s of real time"
 
 
 async def test_token_bucket_per_client() -> None:
@@ -295,9 +298,14 @@ async def test_admin_endpoints(sim: Simulator, http: httpx.AsyncClient) -> None:
     assert (await http.post(f"{admin}/faults", json={"ws_drop_fraction": 2})).status_code == 400
     assert (await http.post(f"{admin}/faults", json={"no_such_fault": 1})).status_code == 400
     assert (await http.post(f"{admin}/faults/reset")).json()["ws_drop_fraction"] == 0.0
-    state = (await http.get(f"{admin}/state")).json()
-    assert state["trades_generated"] == sim.model.trades_generated or state["trades_generated"] > 0
-    assert state["markets"] >= 30
+    sim.pause()  # the clock stands still: the state must be the model's, not a moment ago
+    try:
+        state = (await http.get(f"{admin}/state")).json()
+        assert state["paused"] is True
+        assert state["trades_generated"] == sim.model.trades_generated > 0
+        assert state["markets"] == len(sim.model.market_list) >= 30
+    finally:
+        sim.resume()
     trades = (await http.get(f"{admin}/trades", params={"limit": 5})).json()
     assert len(trades["trades"]) == 5
 

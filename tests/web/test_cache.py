@@ -17,6 +17,7 @@ from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
 from kalshi_analytics.web.ratelimit import RateLimits
 from tests.api.conftest import ALLOWED_ORIGIN, market, serve, ticker, write
+from tests.conftest import wait_until
 
 D = Decimal
 
@@ -26,17 +27,31 @@ def counting_builder(body: bytes = b'{"v":1}') -> tuple[Callable[[], Awaitable[t
 
     async def build() -> tuple[bytes, str]:
         calls.append(1)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a build takes a while: requests arriving meanwhile must wait for it
         return body + str(len(calls)).encode(), "application/json"
 
     return build, calls
 
 
-def listening_cache(**kw: float) -> ResponseCache:
+class FakeClock:
+    """The cache's clock, moved by the test instead of waited for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0  # steps below are binary fractions: sums are exact, so window ends are hit exactly
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def listening_cache(clock: FakeClock | None = None, **kw: float) -> ResponseCache:
     cache = ResponseCache(
         max_bytes=int(kw.get("max_bytes", 1 << 20)),
         fresh_seconds=kw.get("fresh", 0.0),
         max_seconds=kw.get("max_seconds", 60.0),
+        clock=clock or FakeClock(),
     )
     cache.listener_state(True)
     return cache
@@ -91,20 +106,23 @@ async def test_answers_about_a_closed_window_survive_commits_that_start_at_or_af
 
 
 async def test_fresh_window_bounds_staleness_and_volatile_answers_live_only_in_it() -> None:
-    cache = listening_cache(fresh=0.2)
+    clock = FakeClock()
+    cache = listening_cache(clock, fresh=0.25)
     build, calls = counting_builder()
     await cache.get("/a", "T1", build)
     cache.invalidate(["T1"])
+    clock.advance(0.125)
     await cache.get("/a", "T1", build)  # changed, but within the fresh window: reused
     assert len(calls) == 1
-    await asyncio.sleep(0.25)
-    await cache.get("/a", "T1", build)  # outside it: rebuilt
+    clock.advance(0.125)
+    await cache.get("/a", "T1", build)  # at its end: rebuilt
     assert len(calls) == 2
 
     await cache.get("/now", "T2", build, volatile=True)
+    clock.advance(0.125)
     await cache.get("/now", "T2", build, volatile=True)
     assert len(calls) == 3
-    await asyncio.sleep(0.25)
+    clock.advance(0.125)
     await cache.get("/now", "T2", build, volatile=True)  # nothing changed, but the window moved with the clock
     assert len(calls) == 4
 
@@ -122,27 +140,33 @@ async def test_without_a_listener_nothing_outlives_the_fresh_window() -> None:
 
 
 async def test_max_age_and_refresh() -> None:
-    cache = listening_cache(max_seconds=0.1)
+    clock = FakeClock()
+    cache = listening_cache(clock, max_seconds=0.5)
     build, calls = counting_builder()
     await cache.get("/a", "T1", build)
-    await asyncio.sleep(0.15)
-    await cache.get("/a", "T1", build)
+    clock.advance(0.25)
+    await cache.get("/a", "T1", build)  # younger than max_seconds: reused
+    assert len(calls) == 1
+    clock.advance(0.25)
+    await cache.get("/a", "T1", build)  # that old: rebuilt
+    assert len(calls) == 2
     await cache.get("/a", "T1", build, refresh=True)
     assert len(calls) == 3
 
 
 async def test_a_notification_during_the_build_outdates_the_answer() -> None:
     cache = listening_cache()
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def slow() -> tuple[bytes, str]:
         started.set()
-        await asyncio.sleep(0.05)
+        await release.wait()
         return b"old", "application/json"
 
     task = asyncio.create_task(cache.get("/a", "T1", slow))
     await started.wait()
     cache.invalidate(["T1"])  # committed after the query read its rows
+    release.set()
     assert (await task).body == b"old"
     build, calls = counting_builder()
     await cache.get("/a", "T1", build)
@@ -151,9 +175,11 @@ async def test_a_notification_during_the_build_outdates_the_answer() -> None:
     # A build about a closed window is not outdated by live data after its end.
     end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     started.clear()
+    release.clear()
     task = asyncio.create_task(cache.get("/h", "T1", slow, horizon=end))
     await started.wait()
     cache.invalidate(["T1"], end)
+    release.set()
     await task
     await cache.get("/h", "T1", build, horizon=end)
     assert len(calls) == 1
@@ -170,7 +196,7 @@ async def test_concurrent_misses_share_one_build_and_its_error() -> None:
 
     async def failing() -> tuple[bytes, str]:
         failures.append(1)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # still failing while the other requests arrive
         raise LookupError("no such market")
 
     outcomes = await asyncio.gather(*(cache.get("/b", "T1", failing) for _ in range(20)), return_exceptions=True)
@@ -243,12 +269,6 @@ def test_accepts_gzip(header: str | None, ok: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------- through the real app
-async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
-        while not await predicate():  # noqa: ASYNC110 - polling the API over HTTP, there is no event to await
-            await asyncio.sleep(0.02)
-
-
 async def test_recorder_commits_invalidate_cached_answers(
     app_factory: Callable[..., FastAPI], engine: AsyncEngine
 ) -> None:
@@ -285,7 +305,7 @@ async def test_recorder_commits_invalidate_cached_answers(
         async def updated() -> bool:
             return bool((await client.get(url)).json()["last_price"] == "0.5500")
 
-        await _until(updated)
+        await wait_until(updated, "the recorded price in the answer")
 
         # Conditional requests: the same ETag gets 304 with no body.
         current = await client.get(url)
@@ -354,7 +374,7 @@ async def test_history_with_an_end_stays_cached_while_live_data_arrives_but_not_
             async def seen() -> bool:
                 return cache.invalidations > before
 
-            await _until(seen)
+            await wait_until(seen, "the notification")
 
         before = cache.invalidations
         await write(engine, snap(end + timedelta(minutes=10), "0.90"))  # live data after the window
@@ -428,7 +448,7 @@ async def test_latest_snapshots_clients_keep_asking_for_are_refreshed_ahead_of_t
         async def refreshed() -> bool:
             return cache.refreshes >= 1
 
-        await _until(refreshed)
+        await wait_until(refreshed, "the refresh ahead")
         fresh = await client.get(url)
         assert fresh.json()["last_price"] == "0.5200"
         assert fresh.json()["implied_probability_source"] == "last"

@@ -84,6 +84,7 @@ def render(
     horizon: datetime | None = None,
     route: Any = None,
     charges: tuple[str, ...] = (),
+    clock: Callable[[], float] = time.monotonic,
 ) -> Rendered:
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     if compress and len(body) >= COMPRESS_MIN_BYTES:
@@ -91,14 +92,22 @@ def render(
         stored, gzipped = packer.compress(body) + packer.flush(), True
     else:
         stored, gzipped = body, False
-    return Rendered(stored, gzipped, etag, media_type, time.monotonic(), volatile, horizon, route, charges)
+    return Rendered(stored, gzipped, etag, media_type, clock(), volatile, horizon, route, charges)
 
 
 class ResponseCache:
     """LRU of :class:`Rendered` answers bounded in bytes, marked stale per ticker by notifications."""
 
-    def __init__(self, *, max_bytes: int, fresh_seconds: float, max_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        fresh_seconds: float,
+        max_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.clock = clock  # seconds, monotonic: ages of entries are measured with it
         self.fresh_seconds = fresh_seconds
         self.max_seconds = max_seconds
         self._entries: OrderedDict[str, Rendered] = OrderedDict()
@@ -154,7 +163,7 @@ class ResponseCache:
 
     # ---------------------------------------------------------------------------------------------- lookups
     def _usable(self, key: str, entry: Rendered) -> bool:
-        age = time.monotonic() - entry.built_at
+        age = self.clock() - entry.built_at
         if age < self.fresh_seconds:
             return True
         return not entry.volatile and self._listening and age < self.max_seconds and key not in self._stale
@@ -182,7 +191,13 @@ class ResponseCache:
         if task is None or refresh:
             self.misses += 1
             make = partial(
-                render, volatile=volatile, compress=self.enabled, horizon=horizon, route=route, charges=charges
+                render,
+                volatile=volatile,
+                compress=self.enabled,
+                horizon=horizon,
+                route=route,
+                charges=charges,
+                clock=self.clock,
             )
             # Its own task: a client that goes away must not cancel the build others are waiting for.
             task = asyncio.create_task(self._build(key, ticker, horizon, build, make), name="api-cache-build")
@@ -198,7 +213,7 @@ class ResponseCache:
         if entry is None or not self._usable(key, entry):
             return None
         self._entries.move_to_end(key)
-        self._sent_at[key] = time.monotonic()
+        self._sent_at[key] = self.clock()
         self.hits += 1
         return entry
 
@@ -223,7 +238,7 @@ class ResponseCache:
     # ------------------------------------------------------------------------------------- refresh-ahead
     def recently_sent(self, key: str, within: float) -> bool:
         sent = self._sent_at.get(key)
-        return sent is not None and key in self._entries and time.monotonic() - sent < within
+        return sent is not None and key in self._entries and self.clock() - sent < within
 
     def replace(self, key: str, ticker: str, body: bytes, *, outdated: bool) -> None:
         """Store ``body`` (read between :meth:`begin_read` and :meth:`end_read`) as the new answer of an existing
@@ -240,6 +255,7 @@ class ResponseCache:
             horizon=old.horizon,
             route=old.route,
             charges=old.charges,
+            clock=self.clock,
         )
         self._store(key, ticker, entry, stale=outdated)
         self.refreshes += 1
@@ -269,7 +285,7 @@ class ResponseCache:
         return entry
 
     def _store(self, key: str, ticker: str | None, entry: Rendered, *, stale: bool) -> None:
-        sent = self._sent_at.get(key, time.monotonic())  # a refreshed answer was not sent by being refreshed
+        sent = self._sent_at.get(key, self.clock())  # a refreshed answer was not sent by being refreshed
         self._drop(key)
         self._entries[key] = entry
         self._ticker_of[key] = ticker
