@@ -54,7 +54,7 @@ def test_import_run_and_sweep(bt_database_url: str, nba_dir: Path, tmp_path: Pat
     imported = run_cli("backtest", "import-candles", str(nba_dir), env=env, timeout=120)
     assert imported.returncode == 0, imported.stderr
     assert "KXNBAGAME-25DEC13SASOKC-SAS" in imported.stdout
-    again = run_cli("backtest", "import-candles", str(NBA_DIR), env=env, timeout=120)
+    again = run_cli("backtest", "import-candles", str(nba_dir), env=env, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "nothing new: all 6 files were imported before" in again.stdout
     window = ["--start", "2025-01-01", "--end", "2026-01-01", "--series", "KXNBAGAME"]
