@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.data import MarketFilter, load_dataset
@@ -33,6 +34,8 @@ from kalshi_analytics.backtests.service import (
     validate_request,
 )
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.logs import configure_logging
+from kalshi_analytics.times import parse_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +51,11 @@ def database_url(url: str | None = None) -> str:
     from kalshi_analytics.config import load_settings
     from kalshi_analytics.db.connect import choose_database
 
-    return _sync(lambda: choose_database(load_settings())).url
+    settings = load_settings()
+    if not structlog.is_configured():
+        # A notebook is not a service log: warnings only, plain text (structlog's default colours its lines).
+        configure_logging("WARNING", settings.log_format)
+    return _sync(lambda: choose_database(settings)).url
 
 
 def _sync(fn: Callable[[], Awaitable[T]]) -> T:
@@ -75,12 +82,12 @@ def _with_engine(url: str | None, fn: Callable[[AsyncEngine], Awaitable[T]]) -> 
 
 
 def _when(v: When) -> datetime:
+    """A window bound: a datetime (naive = UTC), a date, or text in the one time grammar (``-1d``, ``now``, ISO)."""
     if isinstance(v, datetime):
         return v if v.tzinfo else v.replace(tzinfo=UTC)
     if isinstance(v, date):
         return datetime(v.year, v.month, v.day, tzinfo=UTC)
-    t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return parse_time(v)
 
 
 def _filter(
