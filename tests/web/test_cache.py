@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
 from kalshi_analytics.web.ratelimit import RateLimits
-from tests.api.conftest import ALLOWED_ORIGIN, market, serve, ticker, write
+from tests.fixtures.app import ALLOWED_ORIGIN, market, serve, ticker, write
 
 D = Decimal
 

@@ -11,25 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.kalshi.domain import PriceLevel
 from kalshi_analytics.recorder.rows import OrderbookRow, SnapshotRow, TradeRow
-from tests.api.conftest import market, ticker, write
+from tests.fixtures.app import assert_problem, market, ticker, write
 
 D = Decimal
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method"}
 
 
 def snap(t: str, ts: datetime, **kw: object) -> SnapshotRow:
     return SnapshotRow(ticker=t, ts=ts, source=str(kw.pop("source", "poll")), received_at=ts, **kw)  # type: ignore[arg-type]
-
-
-def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    assert "Traceback" not in r.text
-    return body
 
 
 async def test_market_detail_mid(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
