@@ -14,12 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests import (
-    BacktestNotFoundError,
     BacktestRequest,
-    InvalidParametersError,
-    InvalidWindowError,
     MarketFilter,
-    UnknownStrategyError,
     enqueue_backtest,
     execute_queued,
     get_executions,
@@ -29,9 +25,11 @@ from kalshi_analytics.backtests import (
     validate_request,
 )
 from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
+from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.recorder.bulk import SnapshotRow
 from kalshi_analytics.recorder.rows import MarketRow
 from kalshi_analytics.recorder.sink import Sink
+from kalshi_analytics.strategies import UnknownStrategyError
 from tests.backtests.conftest import NBA_DIR, WIDE
 
 pytestmark = pytest.mark.skipif(not NBA_DIR.is_dir(), reason="shared NBA candle data not present")
@@ -210,17 +208,21 @@ async def test_queue_worker_runs_queued_rows_and_records_failures(bt_engine: Asy
     assert await execute_queued(bt_engine) == []
 
 
-async def test_bad_input_raises_typed_422_errors(bt_engine: AsyncEngine) -> None:
+async def test_bad_input_raises_invalid_input_naming_the_field(bt_engine: AsyncEngine) -> None:
     with pytest.raises(UnknownStrategyError) as e1:
         validate_request("nope", {}, *WIDE)
-    with pytest.raises(InvalidParametersError, match="threshold") as e2:
+    with pytest.raises(InvalidInputError, match="threshold") as e2:
         validate_request("fade_overreaction", {"threshold": "high"}, *WIDE)
-    with pytest.raises(InvalidWindowError) as e3:
+    with pytest.raises(InvalidInputError, match=r"^end \(.*\) must be after start") as e3:
         validate_request("fade_overreaction", {}, WIDE[1], WIDE[0])
-    assert {e1.value.status_code, e2.value.status_code, e3.value.status_code} == {422}
+    with pytest.raises(InvalidInputError, match=r"^start must lie between 2000 and 2100") as e4:
+        validate_request("fade_overreaction", {}, datetime(1990, 1, 1, tzinfo=UTC), WIDE[1])
+    assert isinstance(e1.value, InvalidInputError)
+    assert [e.value.field for e in (e1, e2, e3, e4)] == ["strategy", "params", "end", "start"]
+    assert [field for field, _ in e2.value.errors] == ["params.threshold"]
     with pytest.raises(UnknownStrategyError):
         await run_backtest(bt_engine, BacktestRequest(strategy="nope", start=WIDE[0], end=WIDE[1]))
-    with pytest.raises(BacktestNotFoundError):
+    with pytest.raises(NotFoundError):
         await get_result(bt_engine, uuid.uuid4())
 
 
