@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AfterValidator
 
 from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.markets import service
@@ -26,7 +25,7 @@ from kalshi_analytics.markets.schemas import (
 )
 from kalshi_analytics.web.cache import cached
 from kalshi_analytics.web.deps import API_PREFIX, reads
-from kalshi_analytics.web.params import NO_NUL, Cursor, Limit
+from kalshi_analytics.web.params import NO_NUL, Cursor, Limit, query_time, time_query
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import charge, rate_limit
 from kalshi_analytics.web.responses import model_json, spliced_json
@@ -40,18 +39,6 @@ read_limited = [Depends(rate_limit("read"))]
 Ticker = Annotated[
     str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")
 ]
-
-
-def _to_utc(ts: datetime) -> datetime:
-    """No offset means UTC. A time that leaves years 1–9999 once moved to UTC cannot be sent to PostgreSQL:
-    refuse it here (422 naming the parameter) rather than fail in the driver."""
-    try:
-        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range once converted to UTC") from None
-
-
-UtcTime = Annotated[datetime, AfterValidator(_to_utc)]
 
 
 def _iso(ts: datetime) -> str:
@@ -171,14 +158,15 @@ async def history(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[UtcTime | None, Query(description="inclusive; default end − 1 day")] = None,
-    end: Annotated[UtcTime | None, Query(description="exclusive; default now")] = None,
+    start: Annotated[str | None, time_query("inclusive; default end − 1 day")] = None,
+    end: Annotated[str | None, time_query("exclusive; default now")] = None,
     interval: Annotated[service.Interval | None, Query(description="candle size; omit for raw snapshots")] = None,
     limit: Limit = 1000,
     cursor: Cursor = None,
 ) -> Response:
+    asked = query_time(request, "start", start), query_time(request, "end", end)
     with inputs_from("query"):
-        start_, end_ = service.window(start, end)
+        start_, end_ = service.window(*asked)
     if interval is not None:
         if cursor is not None:
             raise InvalidInputError("candles are not paginated; narrow start/end instead", field="query.cursor")
@@ -217,9 +205,9 @@ async def get_orderbook(
     request: Request,
     ticker: Ticker,
     depth: Annotated[int, Query(ge=1, le=1000, description="levels per side")] = 20,
-    at: Annotated[UtcTime | None, Query(description="a past moment: the book recorded at or before it")] = None,
+    at: Annotated[str | None, time_query("a past moment: the book recorded at or before it")] = None,
 ) -> Response:
-    at_ = at
+    at_ = query_time(request, "at", at)
 
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
@@ -256,12 +244,12 @@ async def list_trades(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[UtcTime | None, Query(description="inclusive")] = None,
-    end: Annotated[UtcTime | None, Query(description="exclusive")] = None,
+    start: Annotated[str | None, time_query("inclusive")] = None,
+    end: Annotated[str | None, time_query("exclusive")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
-    start_, end_ = start, end
+    start_, end_ = query_time(request, "start", start), query_time(request, "end", end)
 
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
