@@ -28,7 +28,7 @@ async def answer(error: Exception) -> httpx.Response:
     ("error", "status", "slug"),
     [
         (NotFoundError("no backtest 7"), 404, "not-found"),
-        (ConflictError("already running"), 409, "error"),
+        (ConflictError("already running"), 409, "conflict"),
         (UnavailableError("database down"), 503, "unavailable"),
         (InvalidInputError("too long"), 422, "validation-error"),
     ],
