@@ -26,6 +26,9 @@ from kalshi_analytics.db import migrations
 from kalshi_analytics.db.embedded import start_embedded, stop_embedded
 from kalshi_analytics.db.engine import create_engine
 
+#: The app fixtures (``app_factory``, ``client``, …) serve every folder, not only one conftest's subtree.
+pytest_plugins = ["tests.fixtures.app"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "kalshi"
 #: Set (by .ci/run) where the shared data must be present: a test that needs it then fails instead of skipping.

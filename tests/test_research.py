@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics import research
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.times import TimeParseError
-from tests.api.conftest import market, ticker, write
+from tests.fixtures.app import market, ticker, write
 
 
 async def test_load_snapshots_takes_relative_times(database_url: str, engine: AsyncEngine) -> None:

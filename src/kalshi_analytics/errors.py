@@ -7,6 +7,8 @@ one line. ``str(error)`` is written for a person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AppError(Exception):
     """A failure the caller can act on (never a bug: those stay ordinary exceptions and become 500s)."""
@@ -17,7 +19,15 @@ class AppError(Exception):
 
 
 class InvalidInputError(AppError, ValueError):
-    """The input cannot be used as given (HTTP 422)."""
+    """The input cannot be used as given (HTTP 422).
+
+    ``errors`` lists ``(field, message)`` for each input at fault when there are several (a strategy's
+    parameters); ``str(error)`` stays the one line the CLI prints.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, errors: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message, field=field)
+        self.errors = list(errors)
 
 
 class NotFoundError(AppError, LookupError):

@@ -14,8 +14,9 @@ import typer
 
 from kalshi_analytics.clihelp import run, settings
 from kalshi_analytics.config import KalshiEnv, Settings
-from kalshi_analytics.db.connect import database_status, open_database
+from kalshi_analytics.db.connect import open_database
 from kalshi_analytics.db.embedded import stop_embedded
+from kalshi_analytics.db.status import database_status
 from kalshi_analytics.errors import UnavailableError
 from kalshi_analytics.recorder.cli import install_stop, run_recorder
 from kalshi_analytics.web.server import ensure_port_free

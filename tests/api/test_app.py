@@ -15,8 +15,7 @@ from kalshi_analytics.db import migrations
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.leader import UPSERT_HEARTBEAT_SQL
 from kalshi_analytics.recorder.rows import GapOpened
-from tests.api.conftest import ALLOWED_ORIGIN, make_settings, market, serve, ticker, write
-from tests.api.test_markets import assert_problem
+from tests.fixtures.app import ALLOWED_ORIGIN, assert_problem, make_settings, market, serve, ticker, write
 
 
 async def test_unknown_route_and_method_use_the_problem_body(client: httpx.AsyncClient) -> None:

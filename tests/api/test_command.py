@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.api.app import serve_api
 from kalshi_analytics.config import SettingsError, load_settings
-from tests.api.conftest import make_settings
 from tests.conftest import free_port
+from tests.fixtures.app import make_settings
 
 
 def test_api_command_serves_with_two_workers(database_url: str) -> None:

@@ -22,9 +22,7 @@ from sqlalchemy import text
 
 from kalshi_analytics.api.app import create_app
 from kalshi_analytics.db.engine import create_engine
-from tests.api.conftest import make_settings
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method"}
+from tests.fixtures.app import PROBLEM_KEYS, make_settings
 
 
 @pytest.fixture(scope="module")

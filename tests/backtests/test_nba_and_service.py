@@ -12,12 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests import (
-    BacktestNotFoundError,
     BacktestRequest,
-    InvalidParametersError,
-    InvalidWindowError,
     MarketFilter,
-    UnknownStrategyError,
     enqueue_backtest,
     execute_queued,
     get_executions,
@@ -27,8 +23,10 @@ from kalshi_analytics.backtests import (
     validate_request,
 )
 from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
+from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
+from kalshi_analytics.strategies import UnknownStrategyError
 from tests.backtests.conftest import WIDE, expected_game
 
 
@@ -196,17 +194,21 @@ async def test_queue_worker_runs_queued_rows_and_records_failures(bt_engine: Asy
     assert await execute_queued(bt_engine) == []
 
 
-async def test_bad_input_raises_typed_422_errors(bt_engine: AsyncEngine) -> None:
+async def test_bad_input_raises_invalid_input_naming_the_field(bt_engine: AsyncEngine) -> None:
     with pytest.raises(UnknownStrategyError) as e1:
         validate_request("nope", {}, *WIDE)
-    with pytest.raises(InvalidParametersError, match="threshold") as e2:
+    with pytest.raises(InvalidInputError, match="threshold") as e2:
         validate_request("fade_overreaction", {"threshold": "high"}, *WIDE)
-    with pytest.raises(InvalidWindowError) as e3:
+    with pytest.raises(InvalidInputError, match=r"^end \(.*\) must be after start") as e3:
         validate_request("fade_overreaction", {}, WIDE[1], WIDE[0])
-    assert {e1.value.status_code, e2.value.status_code, e3.value.status_code} == {422}
+    with pytest.raises(InvalidInputError, match=r"^start must lie between 2000 and 2100") as e4:
+        validate_request("fade_overreaction", {}, datetime(1990, 1, 1, tzinfo=UTC), WIDE[1])
+    assert isinstance(e1.value, InvalidInputError)
+    assert [e.value.field for e in (e1, e2, e3, e4)] == ["strategy", "params", "end", "start"]
+    assert [field for field, _ in e2.value.errors] == ["params.threshold"]
     with pytest.raises(UnknownStrategyError):
         await run_backtest(bt_engine, BacktestRequest(strategy="nope", start=WIDE[0], end=WIDE[1]))
-    with pytest.raises(BacktestNotFoundError):
+    with pytest.raises(NotFoundError):
         await get_result(bt_engine, uuid.uuid4())
 
 

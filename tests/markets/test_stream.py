@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.recorder.rows import SnapshotRow
-from tests.api.conftest import market, ticker, write
 from tests.conftest import wait_until
+from tests.fixtures.app import market, ticker, write
 
 D = Decimal
 

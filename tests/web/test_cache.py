@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
 from kalshi_analytics.web.ratelimit import RateLimits
-from tests.api.conftest import ALLOWED_ORIGIN, market, serve, ticker, write
 from tests.conftest import wait_until
+from tests.fixtures.app import ALLOWED_ORIGIN, market, serve, ticker, write
 
 D = Decimal
 
@@ -390,6 +390,42 @@ async def test_history_with_an_end_stays_cached_while_live_data_arrives_but_not_
         repaired = await client.get(url, params=params)
         assert repaired.headers["etag"] != first.headers["etag"]
         assert len(repaired.json()["candles"]) == 31
+
+
+async def test_a_relative_time_is_never_served_stale(app_factory: Callable[..., FastAPI], engine: AsyncEngine) -> None:
+    """``end=now`` (or ``start=-1h``) names another window a moment later: like an omitted ``end``, its answer
+    lives only in the fresh window, while the same window written as fixed times stays cached."""
+    app = app_factory(api_cache_fresh_seconds=0)
+    t = ticker()
+    ts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    await write(engine, market(t), SnapshotRow(ticker=t, ts=ts, source="poll", received_at=ts, last_price=D("0.40")))
+    fixed = {"start": (ts - timedelta(hours=1)).isoformat(), "end": (ts + timedelta(hours=1)).isoformat()}
+    asks = {
+        "fixed": (f"/api/v1/markets/{t}/history", fixed),
+        "end=now": (f"/api/v1/markets/{t}/history", {"start": "-1d", "end": "now"}),
+        "start=-1d": (f"/api/v1/markets/{t}/history", {"start": "-1d", "end": fixed["end"]}),
+        "candles": (f"/api/v1/markets/{t}/history", {"interval": "1m", "start": "-1h", "end": "now"}),
+        "trades": (f"/api/v1/markets/{t}/trades", {"end": "now"}),
+        "book": (f"/api/v1/markets/{t}/orderbook", {"at": "now"}),
+    }
+    async with serve(app) as client:
+        await asyncio.wait_for(app.state.stream_hub.listening.wait(), 10)
+        cache: ResponseCache = app.state.response_cache
+        first = {name: await client.get(url, params=params) for name, (url, params) in asks.items()}
+        assert first["end=now"].json()["items"][0]["last_price"] == "0.4000"
+        # A change no notification announces: only a reuse of the stored answer can miss it.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE market_snapshots SET last_price = 0.45 WHERE ticker = :t AND ts = :ts"), {"t": t, "ts": ts}
+            )
+        hits, misses = cache.hits, cache.misses
+        again = {name: await client.get(url, params=params) for name, (url, params) in asks.items()}
+        assert again["fixed"].json()["items"][0]["last_price"] == "0.4000"  # cached, as designed
+        assert cache.hits == hits + 1
+        assert cache.misses == misses + len(asks) - 1  # every relative request was read again
+        assert again["end=now"].json()["items"][0]["last_price"] == "0.4500"
+        assert again["start=-1d"].json()["items"][0]["last_price"] == "0.4500"
+        assert [r.status_code for r in again.values()] == [r.status_code for r in first.values()]
 
 
 async def test_answers_sent_before_routing_keep_rate_limits_cors_and_metrics(

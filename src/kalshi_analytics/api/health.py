@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,10 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kalshi_analytics.recorder.leader import latest_leader_heartbeat
+from kalshi_analytics.db.status import current_revision
+from kalshi_analytics.recorder import status as recorder
 from kalshi_analytics.web.cache import ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX, ReadSessionDep
 from kalshi_analytics.web.problems import problem_response, problem_responses
@@ -55,26 +53,19 @@ async def readiness_checks(request: Request) -> dict[str, Check]:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS), engine.connect() as conn:
             checks["database"] = Check(ok=True, detail="reachable")
-            migrated = (await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar()
-            current = None
-            if migrated:
-                current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            current = await current_revision(conn)
             at_head = current == head
             checks["migrations"] = Check(
                 ok=at_head, detail=f"at head {head}" if at_head else f"at {current or 'none'}, head is {head}"
             )
-            has_beats = (await conn.execute(text("SELECT to_regclass('recorder_heartbeats') IS NOT NULL"))).scalar()
-            beat = await latest_leader_heartbeat(conn) if has_beats else None
+            beat = await recorder.leader_heartbeat_age(conn)
             limit = settings.api_ready_heartbeat_max_age_seconds
             if beat is None:
                 checks["recorder"] = Check(ok=False, detail="no leader recorder heartbeat recorded")
             else:
-                # Age by the database's clock, the one that wrote the heartbeat.
-                age = float(
-                    (await conn.execute(text("SELECT extract(epoch FROM now() - :t)"), {"t": beat[1]})).scalar_one()
-                )
+                leader, age = beat
                 checks["recorder"] = Check(
-                    ok=age <= limit, detail=f"leader {beat[0]} heartbeat {age:.1f} s ago (limit {limit:g} s)"
+                    ok=age <= limit, detail=f"leader {leader} heartbeat {age:.1f} s ago (limit {limit:g} s)"
                 )
     except Exception as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
@@ -103,74 +94,16 @@ async def ready(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------------------------------- recorder status
-class Instance(BaseModel):
-    instance_id: str
-    role: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    heartbeat_age_seconds: float
-    leader_since: datetime | None
-    info: dict[str, Any] | None
-
-
-class Gap(BaseModel):
-    id: int
-    detected_at: datetime
-    channel: str
-    market_ticker: str | None
-    cause: str
-    gap_start: datetime
-    gap_end: datetime | None
-    repaired_at: datetime | None
-    repair_method: str | None
-
-
-class RecorderStatus(BaseModel):
-    leader: Instance | None
-    lag_seconds: float | None = Field(description="age of the leader's last heartbeat")
-    instances: list[Instance]
-    open_gaps: int
-    recent_gaps: list[Gap]
-
-
 @router.get(
     "/recorder/status",
     operation_id="getRecorderStatus",
     summary="Recorder instances and heartbeats, the leader, its lag and the most recent feed gaps.",
-    response_model=RecorderStatus,
+    response_model=recorder.RecorderStatus,
     dependencies=[Depends(rate_limit("read"))],
     responses=problem_responses(429),
 )
-async def recorder_status(session: ReadSessionDep) -> RecorderStatus:
-    rows = (
-        await session.execute(
-            text(
-                "SELECT instance_id, role, hostname, pid, started_at, heartbeat_at, leader_since, info, "
-                "extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds "
-                "FROM recorder_heartbeats ORDER BY heartbeat_at DESC LIMIT 100"
-            )
-        )
-    ).mappings()
-    instances = [Instance.model_validate(dict(r)) for r in rows]
-    leader = next((i for i in instances if i.role == "leader"), None)
-    gaps = (
-        await session.execute(
-            text(
-                "SELECT id, detected_at, channel, market_ticker, cause, gap_start, gap_end, repaired_at, repair_method "
-                "FROM feed_gaps ORDER BY gap_start DESC LIMIT 50"
-            )
-        )
-    ).mappings()
-    open_gaps = (await session.execute(text("SELECT count(*) FROM feed_gaps WHERE repaired_at IS NULL"))).scalar_one()
-    return RecorderStatus(
-        leader=leader,
-        lag_seconds=leader.heartbeat_age_seconds if leader else None,
-        instances=instances,
-        open_gaps=open_gaps,
-        recent_gaps=[Gap.model_validate(dict(g)) for g in gaps],
-    )
+async def recorder_status(session: ReadSessionDep) -> recorder.RecorderStatus:
+    return await recorder.recorder_status(session)
 
 
 # ---------------------------------------------------------------------------------------------------- metrics

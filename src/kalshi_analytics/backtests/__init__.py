@@ -1,5 +1,9 @@
 """Backtests: columnar loading, the engine, fees, metrics, persistence and the service API.
 
+Bad input raises :class:`kalshi_analytics.errors.InvalidInputError` (an unknown strategy its subclass
+:class:`kalshi_analytics.strategies.UnknownStrategyError`); an unknown id raises
+:class:`kalshi_analytics.errors.NotFoundError`.
+
 Entry points: :func:`~.service.run_backtest`, :func:`~.service.enqueue_backtest`, :func:`~.service.execute_queued`,
 :func:`~.service.get_result`, :func:`~.service.get_executions`; pure computation: :func:`~.engine.simulate` over a
 :class:`~.data.Dataset` from :func:`~.data.load_dataset`.
@@ -7,19 +11,12 @@ Entry points: :func:`~.service.run_backtest`, :func:`~.service.enqueue_backtest`
 
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Execution, SimulationResult, simulate
-from kalshi_analytics.backtests.errors import (
-    BacktestError,
-    BacktestInputError,
-    BacktestNotFoundError,
-    InvalidParametersError,
-    InvalidWindowError,
-    UnknownStrategyError,
-)
 from kalshi_analytics.backtests.fees import FeeModel, KalshiFeeModel, SeriesFees
 from kalshi_analytics.backtests.service import (
     BacktestRequest,
     BacktestResultId,
     BacktestResultView,
+    check_request,
     enqueue_backtest,
     execute_queued,
     get_executions,
@@ -29,9 +26,6 @@ from kalshi_analytics.backtests.service import (
 )
 
 __all__ = [
-    "BacktestError",
-    "BacktestInputError",
-    "BacktestNotFoundError",
     "BacktestRequest",
     "BacktestResultId",
     "BacktestResultView",
@@ -39,13 +33,11 @@ __all__ = [
     "EngineConfig",
     "Execution",
     "FeeModel",
-    "InvalidParametersError",
-    "InvalidWindowError",
     "KalshiFeeModel",
     "MarketFilter",
     "SeriesFees",
     "SimulationResult",
-    "UnknownStrategyError",
+    "check_request",
     "enqueue_backtest",
     "execute_queued",
     "get_executions",

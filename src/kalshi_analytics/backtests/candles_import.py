@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 
 HALF_SPREAD = Decimal("0.005")
@@ -42,7 +43,7 @@ class ImportedCandles:
 
 
 def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
-    """The market row and snapshot rows of one candle CSV (pure; raises ValueError on a malformed file)."""
+    """The market row and snapshot rows of one candle CSV (pure; raises InvalidInputError on a malformed file)."""
     rows: list[SnapshotRow] = []
     ticker = None
     cum = Decimal(0)
@@ -51,11 +52,11 @@ def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
         reader = csv.DictReader(fh)
         missing = {"ticker", "timestamp", "close", "volume"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path.name}: not a candle CSV (missing {', '.join(sorted(missing))})")
+            raise InvalidInputError(f"{path.name}: not a candle CSV (missing {', '.join(sorted(missing))})")
         for line in reader:
             ticker = ticker or line["ticker"]
             if line["ticker"] != ticker:
-                raise ValueError(f"{path.name}: more than one ticker")
+                raise InvalidInputError(f"{path.name}: more than one ticker")
             ts = datetime.fromtimestamp(int(line["timestamp"]), UTC)
             first_ts = first_ts or ts
             last_ts = ts
@@ -78,7 +79,7 @@ def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
                 )
             )
     if ticker is None or not rows:
-        raise ValueError(f"{path.name}: no traded candles")
+        raise InvalidInputError(f"{path.name}: no traded candles")
     final = rows[-1].last_price
     assert final is not None
     result = "yes" if final >= Decimal("0.5") else "no"

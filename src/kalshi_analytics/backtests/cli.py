@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kalshi_analytics.backtests.errors import BacktestInputError, InvalidParametersError, InvalidWindowError
-from kalshi_analytics.times import GRAMMAR, TimeParseError, parse_time
+from kalshi_analytics.errors import InvalidInputError
+from kalshi_analytics.times import GRAMMAR, parse_time
 
 backtest_app = typer.Typer(
     help="Backtest strategies on recorded snapshots (Kalshi fees, fills, settlement).",
@@ -51,7 +51,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidParametersError(f"--param {item!r}: expected key=value")
+            raise InvalidInputError(f"--param {item!r}: expected key=value")
         out[key.strip()] = _value(value.strip())
     return out
 
@@ -62,17 +62,14 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not values.strip():
-            raise InvalidParametersError(f"--grid {item!r}: expected key=v1,v2,...")
+            raise InvalidInputError(f"--grid {item!r}: expected key=v1,v2,...")
         out[key.strip()] = [_value(v.strip()) for v in values.split(",") if v.strip()]
     return out
 
 
 def parse_when(value: str, name: str, now: datetime | None = None) -> datetime:
     """A window bound in the one time grammar (:data:`kalshi_analytics.times.GRAMMAR`)."""
-    try:
-        return parse_time(value, now=now, field=f"--{name}")
-    except TimeParseError as exc:
-        raise InvalidWindowError(str(exc), name) from None
+    return parse_time(value, now=now, field=f"--{name}")
 
 
 def _request(
@@ -96,7 +93,7 @@ def _request(
     try:
         cap, maxpos = Decimal(capital), Decimal(max_position)
     except ArithmeticError:
-        raise InvalidParametersError("--capital and --max-position must be numbers") from None
+        raise InvalidInputError("--capital and --max-position must be numbers") from None
     return validate_request(
         strategy,
         params,
@@ -177,7 +174,7 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 ) -> None:
     """Run one backtest, store it (backtest_results + executions) and print its metrics."""
     from kalshi_analytics.backtests.service import get_result, run_backtest
-    from kalshi_analytics.clihelp import fail, run, settings
+    from kalshi_analytics.clihelp import error_line, fail, run, settings
     from kalshi_analytics.db.connect import open_database
 
     try:
@@ -194,8 +191,8 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             max_position=max_position,
             vectorised=False if per_event else None,
         )
-    except BacktestInputError as exc:
-        fail(str(exc))
+    except InvalidInputError as exc:
+        fail(error_line(exc))
     s = settings()
     console = Console(width=120)
 
@@ -255,14 +252,14 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 ) -> None:
     """Run a strategy over a parameter grid on all cores; data is loaded once and shared via a columnar cache."""
     from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
-    from kalshi_analytics.clihelp import fail, run, settings
+    from kalshi_analytics.clihelp import error_line, fail, run, settings
     from kalshi_analytics.db.connect import open_database
 
     try:
         fixed = parse_params(param or [])
         axes = parse_grid(grid or [])
         if not axes:
-            raise InvalidParametersError("give at least one --grid key=v1,v2")
+            raise InvalidInputError("give at least one --grid key=v1,v2")
         combos = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
         reqs = [
             _request(
@@ -280,8 +277,8 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             )
             for c in combos
         ]
-    except BacktestInputError as exc:
-        fail(str(exc))
+    except InvalidInputError as exc:
+        fail(error_line(exc))
     s = settings()
     console = Console(width=140)
     n_workers = workers or os.cpu_count() or 1

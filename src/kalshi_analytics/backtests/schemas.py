@@ -20,8 +20,9 @@ BacktestStatus = Literal["queued", "running", "done", "failed"]
 
 
 class BacktestCreate(BacktestRequest):
-    """``POST /api/v1/backtests`` body: a :class:`BacktestRequest`. The window check is made by the endpoint, so
-    that an end before the start is reported against ``body.end`` rather than the whole body."""
+    """``POST /api/v1/backtests`` body: a :class:`BacktestRequest`. The window check is left to
+    :func:`~kalshi_analytics.backtests.service.check_request`, so that an end before the start is reported
+    against ``body.end`` rather than the whole body."""
 
     strategy: str = Field(min_length=1, max_length=200, description="a name from `GET /api/v1/strategies`")
     strategy_version: str | None = Field(None, max_length=50, description="default: the newest version")

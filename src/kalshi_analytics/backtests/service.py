@@ -6,10 +6,13 @@
   ``POST /api/v1/backtests`` should do before answering 202); :func:`execute_queued` ``(engine)`` is the worker:
   it claims queued rows with ``FOR UPDATE SKIP LOCKED`` (many workers may run), runs them and stores the result
   (``done``) or the error (``failed``).
-- :func:`get_result` ``(engine, id) -> BacktestResultView`` and :func:`get_executions` read back.
+- :func:`get_result` ``(engine, id) -> BacktestResultView`` and :func:`get_executions` read back;
+  :func:`list_results` and :func:`execution_page` are the API's keyset-paginated listings.
 
-Input errors raise :class:`~kalshi_analytics.backtests.errors.BacktestInputError` subclasses (map to 422);
-an unknown id raises :class:`~kalshi_analytics.backtests.errors.BacktestNotFoundError` (404).
+Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming the request field at fault
+(:func:`check_request` holds every rule; an unknown strategy is the strategies'
+:class:`~kalshi_analytics.strategies.registry.UnknownStrategyError`); an unknown id raises
+:class:`~kalshi_analytics.errors.NotFoundError`.
 """
 
 from __future__ import annotations
@@ -24,22 +27,22 @@ from typing import Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
-from kalshi_analytics.backtests.errors import (
-    BacktestNotFoundError,
-    InvalidParametersError,
-    InvalidWindowError,
-    UnknownStrategyError,
-)
 from kalshi_analytics.backtests.metrics import compute_metrics
+from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
+from kalshi_analytics.web.cursors import CURSOR_FIELD, cursor_time, decode_cursor, encode_cursor
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
+#: Windows outside these bounds are refused: no recorded data can lie there, and extreme years break timezone
+#: arithmetic in the driver.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class BacktestRequest(BaseModel):
@@ -79,21 +82,42 @@ def validate_request(
     strategy_version: str | None = None,
     **kw: Any,
 ) -> BacktestRequest:
-    """Build a request, turning every input problem into a typed :class:`BacktestInputError`."""
+    """Build a request and :func:`check_request` it; every problem is an :class:`InvalidInputError`."""
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
-    if end <= start:
-        raise InvalidWindowError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})", "end")
+    _check_window(start, end)  # before the model's own check, to name the field
     try:
         req = BacktestRequest(
             strategy=strategy, strategy_version=strategy_version, params=params or {}, start=start, end=end, **kw
         )
     except ValidationError as exc:
-        raise InvalidParametersError(_one_line(exc)) from None
-    resolve(req)
+        raise InvalidInputError(_one_line(exc), errors=_field_errors(exc)) from None
+    check_request(req)
     return req
+
+
+def check_request(req: BacktestRequest) -> tuple[Strategy, StrategyParams]:
+    """Everything that keeps ``req`` from running or being stored, reported against the field at fault."""
+    _check_window(req.start, req.end)
+    strategy, params = resolve(req)
+    for key, value in req.model_dump(mode="json").items():  # stored as jsonb: no NUL, no NaN/Infinity
+        try:
+            dumped = json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise InvalidInputError("NaN and Infinity are not allowed", field=key) from None
+        if "\\u0000" in dumped:
+            raise InvalidInputError("text must not contain NUL characters", field=key)
+    return strategy, params
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    for name, ts in (("start", start), ("end", end)):
+        if not EARLIEST <= ts <= LATEST:
+            raise InvalidInputError(f"{name} must lie between {EARLIEST.year} and {LATEST.year}", field=name)
+    if end <= start:
+        raise InvalidInputError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})", field="end")
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -104,15 +128,18 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _field_errors(exc: ValidationError, *prefix: str) -> list[tuple[str, str]]:
+    return [(".".join([*prefix, *(str(p) for p in e["loc"])]), e["msg"]) for e in exc.errors()]
+
+
 def resolve(req: BacktestRequest) -> tuple[Strategy, StrategyParams]:
-    try:
-        strategy = registry.get_strategy(req.strategy, req.strategy_version)
-    except registry.UnknownStrategyError as exc:
-        raise UnknownStrategyError(str(exc), "strategy") from None
+    strategy = registry.get_strategy(req.strategy, req.strategy_version)
     try:
         params = strategy.parse_params(req.params)
     except ValidationError as exc:
-        raise InvalidParametersError(f"{strategy.name}: {_one_line(exc)}", "params") from None
+        raise InvalidInputError(
+            f"{strategy.name}: {_one_line(exc)}", field="params", errors=_field_errors(exc, "params")
+        ) from None
     return strategy, params
 
 
@@ -317,10 +344,10 @@ async def run_backtest(
 ) -> BacktestResultId:
     """Validate, run and persist one backtest now; returns the ``backtest_results.id`` (status ``done``).
 
-    Raises :class:`BacktestInputError` (422) for an unknown strategy or bad parameters. A window with no data is
+    Raises :class:`InvalidInputError` for a request :func:`check_request` refuses. A window with no data is
     not an error: the result is stored with zero snapshots and ``metrics.message`` saying so.
     """
-    strategy, params = resolve(request)
+    strategy, params = check_request(request)
     result_id = await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "running")
     try:
         out = await compute_backtest(engine, request, dataset=dataset, cache=cache, progress=progress)
@@ -333,7 +360,7 @@ async def run_backtest(
 
 async def enqueue_backtest(engine: AsyncEngine, request: BacktestRequest) -> BacktestResultId:
     """Validate and store a ``queued`` backtest for :func:`execute_queued`; returns its id (for a 202 answer)."""
-    strategy, params = resolve(request)
+    strategy, params = check_request(request)
     return BacktestResultId(
         await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "queued")
     )
@@ -417,7 +444,7 @@ class BacktestResultView(BaseModel):
 
 
 async def get_result(engine: AsyncEngine, result_id: uuid.UUID | str) -> BacktestResultView:
-    """One stored backtest (any status); raises :class:`BacktestNotFoundError`."""
+    """One stored backtest (any status); raises :class:`NotFoundError`."""
     async with engine.connect() as conn:
         row = (
             (
@@ -429,7 +456,7 @@ async def get_result(engine: AsyncEngine, result_id: uuid.UUID | str) -> Backtes
             .first()
         )
     if row is None:
-        raise BacktestNotFoundError(f"no backtest {result_id}")
+        raise NotFoundError(f"no backtest {result_id}")
     return BacktestResultView(**dict(row))
 
 
@@ -447,3 +474,57 @@ async def get_executions(engine: AsyncEngine, result_id: uuid.UUID | str) -> lis
             .all()
         )
     return [dict(r) for r in rows]
+
+
+async def list_results(
+    conn: AsyncConnection, *, strategy: str | None, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Stored backtests newest first (summary columns), keyset-paginated on (created_at, id)."""
+    where: list[str] = []
+    args: dict[str, Any] = {"limit": limit + 1}
+    if strategy is not None:
+        where.append("strategy_name = :strategy")
+        args["strategy"] = strategy
+    if cursor:
+        _, created, last_id = decode_cursor(cursor, 3, "backtests")
+        args["c_created"] = cursor_time(created)
+        try:
+            args["c_id"] = uuid.UUID(str(last_id))
+        except ValueError:
+            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        where.append("(created_at, id) < (:c_created, :c_id)")
+    sql = (
+        "SELECT id, status, strategy_name, strategy_version, window_start, window_end, created_at, finished_at, "
+        "num_trades, total_pnl FROM backtest_results"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY created_at DESC, id DESC LIMIT :limit"
+    )
+    rows = [dict(r) for r in (await conn.execute(text(sql), args)).mappings()]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor("backtests", last["created_at"].isoformat(), str(last["id"]))
+    return rows[:limit], next_cursor
+
+
+async def execution_page(
+    conn: AsyncConnection, result_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The executions of a backtest in entry order, keyset-paginated on (entry_ts, id)."""
+    args: dict[str, Any] = {"id": result_id, "limit": limit + 1}
+    after = ""
+    if cursor:
+        _, entry_ts, last_id = decode_cursor(cursor, 3, "executions")
+        args["c_ts"] = cursor_time(entry_ts)
+        try:
+            args["c_id"] = int(last_id)
+        except (ValueError, TypeError):
+            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        after = " AND (entry_ts, id) > (:c_ts, :c_id)"
+    sql = f"SELECT * FROM backtest_executions WHERE backtest_id = :id{after} ORDER BY entry_ts, id LIMIT :limit"
+    rows = [dict(r) for r in (await conn.execute(text(sql), args)).mappings()]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor("executions", last["entry_ts"].isoformat(), last["id"])
+    return rows[:limit], next_cursor

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.clihelp import run, settings
 from kalshi_analytics.db import migrations
-from kalshi_analytics.db.connect import choose_database, database_status, open_database
+from kalshi_analytics.db.connect import choose_database, open_database
 from kalshi_analytics.db.embedded import stop_embedded
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.db.status import database_status
 
 db_app = typer.Typer(
     help="Database: migrations, status and the embedded server.", no_args_is_help=True, rich_markup_mode=None

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.config import Settings
 from kalshi_analytics.db import migrations
 from kalshi_analytics.db.embedded import start_embedded
-from kalshi_analytics.db.engine import ServerInfo, check_connection, create_engine, display_url
+from kalshi_analytics.db.engine import check_connection, create_engine, display_url
 from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
@@ -33,29 +33,6 @@ async def choose_database(settings: Settings) -> DatabaseChoice:
         return DatabaseChoice(url=settings.db_url, embedded=False, created=False)
     emb = await asyncio.to_thread(start_embedded, settings.embedded_pgdata)
     return DatabaseChoice(url=emb.url, embedded=True, created=emb.created, started=emb.started)
-
-
-@dataclass(frozen=True)
-class DatabaseStatus:
-    choice: DatabaseChoice
-    server: ServerInfo
-    migrations: migrations.MigrationStatus
-
-    def lines(self) -> list[str]:
-        kind = "embedded (pgserver)" if self.choice.embedded else "external (DB_URL)"
-        mig = self.migrations
-        state = "at head" if mig.at_head else f"behind head {mig.head} — run `kalshi-analytics db upgrade`"
-        return [
-            f"database:   {self.choice.display}",
-            f"kind:       {kind}",
-            f"server:     PostgreSQL {self.server.version}",
-            f"migrations: {mig.current or 'none'} ({state})",
-        ]
-
-
-async def database_status(engine: AsyncEngine, choice: DatabaseChoice) -> DatabaseStatus:
-    server = await check_connection(engine)
-    return DatabaseStatus(choice=choice, server=server, migrations=await migrations.status(engine))
 
 
 async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseChoice, AsyncEngine]:

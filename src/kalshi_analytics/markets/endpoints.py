@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AfterValidator, BaseModel
 
+from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
@@ -26,8 +25,10 @@ from kalshi_analytics.markets.schemas import (
 )
 from kalshi_analytics.web.cache import cached
 from kalshi_analytics.web.deps import API_PREFIX, reads
-from kalshi_analytics.web.problems import InvalidParameterError, problem_responses
+from kalshi_analytics.web.params import NO_NUL, Cursor, Limit, query_time, time_query
+from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import charge, rate_limit
+from kalshi_analytics.web.responses import model_json, spliced_json
 
 ONE = Decimal(1)
 _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
@@ -35,52 +36,13 @@ _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 router = APIRouter(prefix=f"{API_PREFIX}/markets", tags=["markets"], responses=problem_responses(404, 422, 429, 500))
 read_limited = [Depends(rate_limit("read"))]
 
-# PostgreSQL text cannot hold NUL: refuse it at the edge (422) instead of failing in the driver (500).
-NO_NUL = r"^[^\x00]*$"
 Ticker = Annotated[
     str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")
 ]
 
 
-def _to_utc(ts: datetime) -> datetime:
-    """No offset means UTC. A time that leaves years 1–9999 once moved to UTC cannot be sent to PostgreSQL:
-    refuse it here (422 naming the parameter) rather than fail in the driver."""
-    try:
-        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range once converted to UTC") from None
-
-
-UtcTime = Annotated[datetime, AfterValidator(_to_utc)]
-Limit = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000)")]
-Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="`next_cursor` of the previous page")]
-
-
-JSON = "application/json"
-
-
-def model_json(model: BaseModel) -> tuple[bytes, str]:
-    """Serialise once, in pydantic-core (the route's ``response_model`` still documents the shape).
-
-    Long lists (markets, raw history, candles) skip pydantic altogether: PostgreSQL renders them as JSON
-    (:func:`spliced_json`), because validating 1,440 candles in Python cost ~70 ms a request.
-    """
-    return model.__pydantic_serializer__.to_json(model), JSON
-
-
-def model_response(model: BaseModel) -> Response:
-    body, media_type = model_json(model)
-    return Response(body, media_type=media_type)
-
-
 def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def spliced_json(head: dict[str, Any], key: str, array_json: str) -> tuple[bytes, str]:
-    """``head`` plus ``key``: a JSON array already rendered by PostgreSQL (see service._json_page)."""
-    body = json.dumps(head, separators=(",", ":"))[:-1] + f',"{key}":' + array_json + "}"
-    return body.encode(), JSON
 
 
 def _max_spread(request: Request) -> Decimal:
@@ -134,7 +96,8 @@ async def list_markets(
             )
         return spliced_json({"next_cursor": next_cursor}, "items", page.items)
 
-    return await cached(request, None, build)  # a listing depends on every market
+    with inputs_from("query"):  # a bad cursor
+        return await cached(request, None, build)  # a listing depends on every market
 
 
 @router.get(
@@ -195,19 +158,18 @@ async def history(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[UtcTime | None, Query(description="inclusive; default end − 1 day")] = None,
-    end: Annotated[UtcTime | None, Query(description="exclusive; default now")] = None,
+    start: Annotated[str | None, time_query("inclusive; default end − 1 day")] = None,
+    end: Annotated[str | None, time_query("exclusive; default now")] = None,
     interval: Annotated[service.Interval | None, Query(description="candle size; omit for raw snapshots")] = None,
     limit: Limit = 1000,
     cursor: Cursor = None,
 ) -> Response:
-    try:
-        start_, end_ = service.window(start, end)
-    except OverflowError:
-        raise InvalidParameterError("query.start", "out of range") from None
+    asked = query_time(request, "start", start), query_time(request, "end", end)
+    with inputs_from("query"):
+        start_, end_ = service.window(*asked)
     if interval is not None:
         if cursor is not None:
-            raise InvalidParameterError("query.cursor", "candles are not paginated; narrow start/end instead")
+            raise InvalidInputError("candles are not paginated; narrow start/end instead", field="query.cursor")
         step = interval
 
         async def candles() -> tuple[bytes, str]:
@@ -217,7 +179,8 @@ async def history(
             return spliced_json(head, "candles", array)
 
         # Without `end` the window follows the clock: such an answer is reused only briefly.
-        return await cached(request, ticker, candles, volatile=end is None, horizon=end_)
+        with inputs_from("query"):  # too many candles
+            return await cached(request, ticker, candles, volatile=end is None, horizon=end_)
     charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
 
     async def raw() -> tuple[bytes, str]:
@@ -227,7 +190,8 @@ async def history(
             )
         return spliced_json({"ticker": ticker, "next_cursor": next_cursor}, "items", page.items)
 
-    return await cached(request, ticker, raw, volatile=end is None, horizon=end_)
+    with inputs_from("query"):  # a bad cursor
+        return await cached(request, ticker, raw, volatile=end is None, horizon=end_)
 
 
 @router.get(
@@ -241,11 +205,13 @@ async def get_orderbook(
     request: Request,
     ticker: Ticker,
     depth: Annotated[int, Query(ge=1, le=1000, description="levels per side")] = 20,
-    at: Annotated[UtcTime | None, Query(description="a past moment: the book recorded at or before it")] = None,
+    at: Annotated[str | None, time_query("a past moment: the book recorded at or before it")] = None,
 ) -> Response:
+    at_ = query_time(request, "at", at)
+
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
-            row = await service.orderbook(db, ticker, at)
+            row = await service.orderbook(db, ticker, at_)
         yes = service.levels_best_first(row["yes_prices"], row["yes_sizes"], depth)
         no = service.levels_best_first(row["no_prices"], row["no_sizes"], depth)
         return model_json(
@@ -263,7 +229,7 @@ async def get_orderbook(
         )
 
     # A past book (`at`) depends only on books recorded at or before `at`.
-    horizon = at + timedelta(microseconds=1) if at is not None and at < _LAST_INSTANT else None
+    horizon = at_ + timedelta(microseconds=1) if at_ is not None and at_ < _LAST_INSTANT else None
     return await cached(request, ticker, build, horizon=horizon)
 
 
@@ -278,16 +244,19 @@ async def list_trades(
     *,
     request: Request,
     ticker: Ticker,
-    start: Annotated[UtcTime | None, Query(description="inclusive")] = None,
-    end: Annotated[UtcTime | None, Query(description="exclusive")] = None,
+    start: Annotated[str | None, time_query("inclusive")] = None,
+    end: Annotated[str | None, time_query("exclusive")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
+    start_, end_ = query_time(request, "start", start), query_time(request, "end", end)
+
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
-            rows, next_cursor = await service.trade_page(db, ticker, start=start, end=end, limit=limit, cursor=cursor)
+            rows, next_cursor = await service.trade_page(db, ticker, start=start_, end=end_, limit=limit, cursor=cursor)
         return model_json(
             TradePage(ticker=ticker, items=[Trade.model_construct(**r) for r in rows], next_cursor=next_cursor)
         )
 
-    return await cached(request, ticker, build, horizon=end)
+    with inputs_from("query"):  # a bad cursor
+        return await cached(request, ticker, build, horizon=end_)

@@ -1,14 +1,13 @@
 """Market queries: plain SQL over the recorder's tables, read inside the request's session.
 
-Every list is keyset-paginated (never OFFSET): the cursor is an opaque base64url token holding the sort key of
-the last row returned, so pages neither repeat nor skip rows while new data arrives.
+Every list is keyset-paginated (never OFFSET): the cursor (:mod:`kalshi_analytics.web.cursors`) holds the sort
+key of the last row returned, so pages neither repeat nor skip rows while new data arrives. Bad input raises
+:class:`~kalshi_analytics.errors.InvalidInputError` naming the parameter (``start``, ``cursor``); an unknown
+market :class:`~kalshi_analytics.errors.NotFoundError`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,8 +17,9 @@ from typing import Any, Literal
 from asyncpg import Record
 
 from kalshi_analytics.db.reads import Reads
+from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.markets.pricing import implied_probability_sql
-from kalshi_analytics.web.problems import InvalidParameterError, NotFoundError
+from kalshi_analytics.web.cursors import cursor_time, decode_cursor, encode_cursor
 
 #: Reads run on one pooled asyncpg connection in autocommit mode.
 Db = Reads
@@ -91,40 +91,17 @@ MAX_CANDLES = 10_000
 DEFAULT_WINDOW = timedelta(days=1)
 
 
-# --------------------------------------------------------------------------------------------------- cursors
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(token: str, n: int, kind: str) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidParameterError("query.cursor", "not a cursor returned by this API") from None
-    if not isinstance(values, list) or len(values) != n or values[0] != kind:
-        raise InvalidParameterError("query.cursor", "not a cursor of this listing (or of other sort options)")
-    return values
-
-
-def _parse_ts(value: Any) -> datetime:
-    try:
-        ts = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidParameterError("query.cursor", "corrupt cursor") from None
-    if ts.tzinfo is None:
-        raise InvalidParameterError("query.cursor", "corrupt cursor")
-    return ts
-
-
 def window(
     start: datetime | None, end: datetime | None, default: timedelta = DEFAULT_WINDOW
 ) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a history request (times arrive in UTC: the API's ``UtcTime`` normalises them)."""
+    """``[start, end)`` of a history request: ``end`` defaults to now, ``start`` to ``default`` before it."""
     end_ = end or datetime.now(UTC)
-    start_ = start or end_ - default
+    try:
+        start_ = start or end_ - default
+    except OverflowError:
+        raise InvalidInputError("out of range", field="start") from None
     if start_ >= end_:
-        raise InvalidParameterError("query.start", "start must be before end")
+        raise InvalidInputError("start must be before end", field="start")
     return start_, end_
 
 
@@ -244,7 +221,7 @@ async def get_market(session: Db, ticker: str) -> Record:
 
 
 async def ensure_market(session: Db, ticker: str) -> None:
-    """404 for an unknown ticker (called only when a listing came back empty, to tell "none yet" apart)."""
+    """NotFoundError for an unknown ticker (called only when a listing came back empty, to tell "none yet" apart)."""
     found = await session.first("SELECT 1 FROM markets WHERE ticker = :t", {"t": ticker})
     if found is None:
         raise NotFoundError(f"unknown market {ticker!r}")
@@ -317,7 +294,7 @@ async def snapshot_page(
     after = ""
     if cursor:
         _, ts, source = decode_cursor(cursor, 3, "snapshots")
-        params["cts"], params["csrc"] = _parse_ts(ts), str(source)
+        params["cts"], params["csrc"] = cursor_time(ts), str(source)
         after = "AND (ts, source) > (:cts, :csrc) "
     inner = (
         f"SELECT {_SNAPSHOT_COLS}, row_number() OVER (ORDER BY ts, source) AS rn FROM market_snapshots "
@@ -383,7 +360,7 @@ async def candles(session: Db, ticker: str, interval: Interval, start: datetime,
     """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first."""
     step = INTERVALS[interval]
     if (end - start) / step > MAX_CANDLES:
-        raise InvalidParameterError("query.start", f"at most {MAX_CANDLES} {interval} candles per request")
+        raise InvalidInputError(f"at most {MAX_CANDLES} {interval} candles per request", field="start")
     params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end}
     if interval == "1m":
         row = await session.one(_CANDLE_1M_SQL, params)
@@ -444,7 +421,7 @@ async def trade_page(
     if cursor:
         _, ts, trade_id = decode_cursor(cursor, 3, "trades")
         where.append("(ts, trade_id) < (:cts, :cid)")
-        params["cts"], params["cid"] = _parse_ts(ts), str(trade_id)
+        params["cts"], params["cid"] = cursor_time(ts), str(trade_id)
     sql = (
         "SELECT trade_id, ticker, ts, yes_price, no_price, count, taker_side, is_block_trade FROM trades "
         f"WHERE {' AND '.join(where)} ORDER BY ts DESC, trade_id DESC LIMIT :limit"

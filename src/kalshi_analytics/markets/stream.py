@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from kalshi_analytics.db.reads import Reads
+from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
@@ -32,7 +33,8 @@ from kalshi_analytics.notifications import CHANNEL as NOTIFY_CHANNEL
 from kalshi_analytics.notifications import BadNotificationError, parse_payload
 from kalshi_analytics.web.cache import ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX
-from kalshi_analytics.web.problems import InvalidParameterError, problem_responses
+from kalshi_analytics.web.params import NO_NUL
+from kalshi_analytics.web.problems import problem_responses
 from kalshi_analytics.web.ratelimit import rate_limit
 
 log = get_logger(__name__)
@@ -240,14 +242,14 @@ router = APIRouter(prefix=API_PREFIX, tags=["stream"])
 async def stream(
     request: Request,
     tickers: Annotated[
-        str, Query(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$", description="comma-separated market tickers")
+        str, Query(min_length=1, max_length=20_000, pattern=NO_NUL, description="comma-separated market tickers")
     ],
 ) -> StreamingResponse:
     wanted = sorted({t.strip() for t in tickers.split(",") if t.strip()})
     if not wanted:
-        raise InvalidParameterError("query.tickers", "name at least one ticker")
+        raise InvalidInputError("name at least one ticker", field="query.tickers")
     if len(wanted) > MAX_STREAM_TICKERS:
-        raise InvalidParameterError("query.tickers", f"at most {MAX_STREAM_TICKERS} tickers per stream")
+        raise InvalidInputError(f"at most {MAX_STREAM_TICKERS} tickers per stream", field="query.tickers")
     hub: StreamHub = request.app.state.stream_hub
     heartbeat: float = request.app.state.settings.api_stream_heartbeat_seconds
 

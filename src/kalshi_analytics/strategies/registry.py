@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.strategies.base import Strategy
 
 S = TypeVar("S", bound=type[Strategy])
@@ -11,8 +12,8 @@ S = TypeVar("S", bound=type[Strategy])
 _REGISTRY: dict[tuple[str, str], type[Strategy]] = {}
 
 
-class UnknownStrategyError(LookupError):
-    """No strategy registered under that name (and version)."""
+class UnknownStrategyError(InvalidInputError, LookupError):
+    """No strategy registered under that name (and version); ``field`` names the input at fault."""
 
 
 def register(cls: S) -> S:
@@ -37,12 +38,12 @@ def get_strategy(name: str, version: str | None = None) -> Strategy:
     if version is not None:
         cls = _REGISTRY.get((name, version))
         if cls is None:
-            raise UnknownStrategyError(f"unknown strategy {name!r} version {version!r}")
+            raise UnknownStrategyError(f"unknown strategy {name!r} version {version!r}", field="strategy_version")
         return cls()
     versions = [v for (n, v) in _REGISTRY if n == name]
     if not versions:
         known = ", ".join(sorted({n for n, _ in _REGISTRY}))
-        raise UnknownStrategyError(f"unknown strategy {name!r} (known: {known})")
+        raise UnknownStrategyError(f"unknown strategy {name!r} (known: {known})", field="strategy")
     return _REGISTRY[(name, max(versions, key=_version_key))]()
 
 

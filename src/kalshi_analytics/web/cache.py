@@ -17,7 +17,8 @@ The rule, per entry:
 * an answer about a window that ends at a fixed time (history with ``end``, a book ``at``) has a *horizon*:
   a notification whose ``since`` — the earliest minute of the time series that commit wrote — is at or past
   the horizon cannot have changed it, so a recorder appending live data leaves yesterday's candles cached;
-* answers whose window is relative to the clock (``end`` omitted) are reused for ``fresh_seconds`` only.
+* answers whose window is relative to the clock (``end`` omitted, or a time given as ``now`` or ``-1d``) are
+  reused for ``fresh_seconds`` only.
 
 Concurrent misses of one key wait for a single build ("single flight"): a hundred clients asking for the
 same page cost one query. A request with ``Cache-Control: no-cache`` skips the cache and refreshes it.
@@ -334,8 +335,12 @@ async def cached(
     horizon: datetime | None = None,
 ) -> Response:
     """Answer ``request`` from the app's cache (key: path and raw query), building it with ``build`` when
-    needed; ``ticker`` is what the answer depends on (None: every market), ``horizon`` the end of its window."""
+    needed; ``ticker`` is what the answer depends on (None: every market), ``horizon`` the end of its window.
+
+    A request with a relative time (read by :func:`kalshi_analytics.web.params.query_time`) is ``volatile``
+    whatever the caller says: the same query string means another window a moment later."""
     cache: ResponseCache = request.app.state.response_cache
+    volatile = volatile or getattr(request.state, "clock_relative", False)
     entry = await cache.get(
         cache_key(request.scope),
         ticker,

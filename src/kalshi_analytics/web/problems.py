@@ -1,14 +1,18 @@
 """One error body for everything: RFC 9457 ``application/problem+json`` plus the request's path and method.
 
 ``{"type", "title", "status", "detail", "instance", "path", "method"}`` and, for validation errors,
-``errors: [{"field", "message"}]``. Raise an :class:`ApiError` subclass anywhere; unknown routes, wrong
-methods, validation failures, rate limits and unexpected exceptions all come out in the same shape, and an
-unexpected exception is logged with its traceback but answered with a generic 500.
+``errors: [{"field", "message"}]``. Services raise the project's errors (:mod:`kalshi_analytics.errors`) and
+one handler maps their class to a status (:data:`STATUS`); unknown routes, wrong methods, validation failures,
+rate limits and unexpected exceptions all come out in the same shape, and an unexpected exception is logged
+with its traceback but answered with a generic 500.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kalshi_analytics.errors import AppError, ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
@@ -43,55 +48,41 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
-class ApiError(Exception):
-    status = 400
-    slug = "bad-request"
-    title = "Bad request"
+class RateLimitedError(AppError):
+    """A client spent its request budget (HTTP 429, with ``Retry-After``): an HTTP-only condition."""
 
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        errors: list[dict[str, str]] | None = None,
-    ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail
-        self.headers = headers
-        self.errors = errors
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-class NotFoundError(ApiError):
-    status = 404
-    slug = "not-found"
-    title = "Not found"
+#: The status of each error class; a subclass takes its nearest ancestor's. An :class:`AppError` of no class
+#: here (the exchange's errors, say) was not meant for an HTTP client: it becomes a generic 500.
+STATUS: dict[type[AppError], int] = {
+    InvalidInputError: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    RateLimitedError: 429,
+    UnavailableError: 503,
+}
 
 
-class BadRequestError(ApiError):
-    pass
+def status_of(exc: AppError) -> int | None:
+    return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), None)
 
 
-class InvalidParameterError(ApiError):
-    """A parameter that passed type validation but makes no sense (a bad cursor, start after end, …)."""
-
-    status = 422
-    slug = "validation-error"
-    title = "Validation error"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"invalid request: {field}: {message}", errors=[{"field": field, "message": message}])
-
-
-class RateLimitedError(ApiError):
-    status = 429
-    slug = "rate-limited"
-    title = "Too many requests"
-
-
-class ServiceUnavailableError(ApiError):
-    status = 503
-    slug = "unavailable"
-    title = "Service unavailable"
+@contextmanager
+def inputs_from(location: str) -> Iterator[None]:
+    """Name the input at fault the way validation errors do: a service's ``InvalidInputError(field="cursor")``
+    raised inside becomes ``query.cursor`` (``location`` is ``query``, ``body`` or ``path``)."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        # A copy: one exception may reach several requests (the response cache shares a build and its error).
+        located = copy.copy(exc)
+        located.field = None if exc.field is None else f"{location}.{exc.field}"
+        located.errors = [(f"{location}.{field}", message) for field, message in exc.errors]
+        raise located from exc
 
 
 _SLUGS = {
@@ -101,6 +92,7 @@ _SLUGS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation-error", "Validation error"),
@@ -143,11 +135,21 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return problem_response(
-        request, exc.status, detail=exc.detail, slug=exc.slug, title=exc.title, headers=exc.headers, errors=exc.errors
-    )
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    status = status_of(exc)
+    if status is None:
+        return await _unexpected(request, exc)
+    detail, errors = str(exc), None
+    if isinstance(exc, InvalidInputError) and (exc.errors or exc.field):
+        pairs = exc.errors or [(exc.field or "", detail)]
+        errors = [{"field": field, "message": message} for field, message in pairs]
+        if exc.errors:
+            detail = "invalid request: " + ", ".join(dict.fromkeys(field for field, _ in pairs))
+        else:
+            detail = f"invalid request: {exc.field}: {detail}"
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    return problem_response(request, status, detail=detail, errors=errors, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -177,7 +179,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -60,8 +60,7 @@ class RateLimits:
             reset, _ = self.limiter.get_window_stats(item, route_class, key)
             retry = max(1, math.ceil(reset - time.time()))
             raise RateLimitedError(
-                f"rate limit {item} for {route_class} requests exceeded; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+                f"rate limit {item} for {route_class} requests exceeded; retry in {retry} s", retry_after=retry
             )
 
 

@@ -11,25 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.kalshi.domain import PriceLevel
 from kalshi_analytics.recorder.rows import OrderbookRow, SnapshotRow, TradeRow
-from tests.api.conftest import market, ticker, write
+from tests.fixtures.app import assert_problem, market, ticker, write
 
 D = Decimal
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "path", "method"}
 
 
 def snap(t: str, ts: datetime, **kw: object) -> SnapshotRow:
     return SnapshotRow(ticker=t, ts=ts, source=str(kw.pop("source", "poll")), received_at=ts, **kw)  # type: ignore[arg-type]
-
-
-def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body.keys() >= PROBLEM_KEYS
-    assert body["status"] == status
-    assert "Traceback" not in r.text
-    return body
 
 
 async def test_market_detail_mid(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
@@ -414,3 +403,56 @@ async def test_sql_rendered_rows_match_the_pydantic_rendering(client: httpx.Asyn
         "close_time",
     ):
         assert listed[key] == detail[key], key
+
+
+async def test_time_parameters_take_the_one_time_grammar(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    t = ticker()
+    now = datetime.now(UTC).replace(microsecond=0)
+    recent, old = now - timedelta(hours=2), now - timedelta(days=3)
+    await write(
+        engine,
+        market(t),
+        snap(t, old, yes_bid=D("0.30"), yes_ask=D("0.32")),
+        snap(t, recent, yes_bid=D("0.50"), yes_ask=D("0.52")),
+        *(
+            TradeRow(
+                trade_id=f"{t}-{i}", ticker=t, ts=ts, received_at=ts, yes_price=D("0.5"), no_price=D("0.5"), count=D(1)
+            )
+            for i, ts in enumerate((old, recent))
+        ),
+    )
+    history = f"/api/v1/markets/{t}/history"
+    # Relative to now: the last day holds only the recent snapshot; the last week both.
+    page = (await client.get(history, params={"start": "-1d", "end": "now"})).json()
+    assert [i["ts"] for i in page["items"]] == [recent.isoformat().replace("+00:00", "Z")]
+    assert len((await client.get(history, params={"start": "-1w"})).json()["items"]) == 2
+    # Unix seconds, and a date alone (midnight UTC).
+    unix = {"start": str(int(old.timestamp())), "end": str(int(recent.timestamp()))}
+    assert len((await client.get(history, params=unix)).json()["items"]) == 1
+    day = {"start": old.date().isoformat(), "end": (old.date() + timedelta(days=1)).isoformat()}
+    assert len((await client.get(history, params=day)).json()["items"]) == 1
+    candles = (await client.get(history, params={"interval": "1h", "start": "-1d", "end": "now"})).json()
+    assert len(candles["candles"]) == 1
+    trades = (await client.get(f"/api/v1/markets/{t}/trades", params={"start": "-1d"})).json()["items"]
+    assert [x["trade_id"] for x in trades] == [f"{t}-1"]
+    assert (await client.get(f"/api/v1/markets/{t}/orderbook", params={"at": "-1d"})).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "field"),
+    [
+        ("history", {"start": "yesterday"}, "query.start"),
+        ("history", {"end": "-1y"}, "query.end"),
+        ("history", {"start": "now", "end": "now"}, "query.start"),
+        ("history", {"start": "-99999999999w"}, "query.start"),
+        ("history", {"end": "999999999999"}, "query.end"),
+        ("orderbook", {"at": "2026-13-01"}, "query.at"),
+        ("trades", {"start": "1e9"}, "query.start"),
+    ],
+)
+async def test_unreadable_times_are_422_naming_the_parameter(
+    client: httpx.AsyncClient, route: str, params: dict[str, str], field: str
+) -> None:
+    body = assert_problem(await client.get(f"/api/v1/markets/ANY/{route}", params=params), 422)
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert str(body["detail"]).startswith(f"invalid request: {field}: ")

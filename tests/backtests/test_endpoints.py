@@ -18,8 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.recorder.rows import SnapshotRow
-from tests.api.conftest import market, serve, ticker, write
-from tests.api.test_markets import assert_problem
+from tests.fixtures.app import assert_problem, market, serve, ticker, write
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 START, END = "2026-03-01T00:00:00Z", "2026-03-05T00:00:00Z"
