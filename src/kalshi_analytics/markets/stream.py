@@ -1,6 +1,6 @@
 """Live market updates as Server-Sent Events, fed by PostgreSQL LISTEN/NOTIFY.
 
-The recorder's sink sends ``NOTIFY market_updates, '{"tickers": [...]}'`` when a batch commits. Each API
+The recorder's sink sends a commit notice (:mod:`kalshi_analytics.notifications`) when a batch commits. Each API
 process holds ONE listening connection (:class:`StreamHub`); on a notification it fetches, in one query, the
 latest snapshot of the touched tickers that some subscriber wants and fans it out to the subscribers'
 queues. Any number of API replicas can run: each listens for itself. Notifications that arrive while a fetch

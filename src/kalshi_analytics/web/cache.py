@@ -1,7 +1,7 @@
 """A per-process cache of rendered read responses, kept true by the recorder's commit notifications.
 
 Every read the API serves is a pure function of what the recorder has committed (and, for windows that
-default to "now", of the clock). The recorder's sink sends ``NOTIFY market_updates {"tickers": [...]}`` in
+default to "now", of the clock). The recorder's sink sends a commit notice (:mod:`kalshi_analytics.notifications`) in
 the commit that writes a market's rows, and each API process already LISTENs for it (the live stream). So an
 answer built from a ticker's rows stays right until a notification names that ticker, and the API can keep
 the answer — bytes, gzip form and ETag — and send it again instead of asking PostgreSQL.
@@ -36,7 +36,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -45,11 +45,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kalshi_analytics.notifications import EARLIEST
+
 #: Bodies at least this long are stored gzip-compressed (and only so).
 COMPRESS_MIN_BYTES = 4096
 GZIP_LEVEL = 5
 #: ``since`` of a notification that did not say: it may have changed anything.
-EVERYTHING = datetime.min.replace(tzinfo=UTC)
+EVERYTHING = EARLIEST  # an invalidation that may concern any time
 #: Bodies at least this long are compressed and hashed in a thread.
 OFFLOAD_MIN_BYTES = 65536
 
