@@ -6,15 +6,18 @@ documented filter silently ignored.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
+from kalshi_analytics.kalshi import EventLifecycle, parse_ws_message
 from kalshi_analytics.simulator import Simulator, run_simulator
 
-from .conftest import config
+from .conftest import collect, config, send
 
 MARKET_REQUIRED = (
     "ticker", "event_ticker", "market_type", "yes_sub_title", "no_sub_title", "created_time", "updated_time",
@@ -259,3 +262,29 @@ async def test_every_documented_parameter_is_read(
     params = {k: (v.format(**fill) if isinstance(v, str) else v) for k, v in base.items()}
     assert (await http.get(url, params=params)).status_code == 200
     assert_error(await http.get(url, params={**params, param: "not-valid"}))
+
+
+# ------------------------------------------------------------------------------------------------- WebSocket
+
+
+async def test_new_events_are_announced_by_event_lifecycle() -> None:
+    async with (
+        run_simulator(config(markets=12, speed=2400, settlement_timer_seconds=(5, 10))) as s,
+        websockets.connect(s.ws_url) as ws,
+    ):
+        await send(ws, {"id": 1, "cmd": "subscribe", "params": {"channels": ["market_lifecycle_v2"]}})
+        frames = await collect(ws, 3.5)
+    announced = [f for f in frames if f["type"] == "event_lifecycle"]
+    assert announced, "the seed lists new events within the window"
+    created = [f["msg"]["market_ticker"] for f in frames if f["type"] == "market_lifecycle_v2"]
+    for f in announced:
+        msg = f["msg"]
+        assert set(msg) >= {"event_ticker", "exchange_index", "title", "subtitle", "collateral_return_type"}
+        assert isinstance(f["seq"], int)
+        event = s.model.events[msg["event_ticker"]]
+        assert msg["series_ticker"] == event.series.ticker
+        first = frames.index(f)
+        later = [x["msg"].get("market_ticker") for x in frames[first + 1 :]]
+        assert event.markets[0].ticker in later, "the event comes before its first market's creation"
+        assert isinstance(parse_ws_message(json.dumps(f)), EventLifecycle)
+    assert set(created) >= {m.ticker for f in announced for m in s.model.events[f["msg"]["event_ticker"]].markets}

@@ -400,6 +400,19 @@ def ws_trade(t: Trade, legacy: bool) -> str:
     )
 
 
+def ws_event_lifecycle(e: Event) -> str:
+    body: JSON = {
+        "event_ticker": e.event_ticker,
+        "exchange_index": 0,
+        "title": e.title,
+        "subtitle": e.sub_title,
+        "collateral_return_type": "MECNET" if e.mutually_exclusive else "",
+        "series_ticker": e.series.ticker,
+        "strike_date": int(e.strike_ts),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def ws_lifecycle(ev: Lifecycle, legacy: bool) -> str:
     m = ev.market
     body: JSON = {"event_type": ev.event_type, "market_ticker": m.ticker, "exchange_index": 0}
