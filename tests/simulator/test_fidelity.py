@@ -59,6 +59,16 @@ async def test_markets_carry_every_required_field(http: httpx.AsyncClient) -> No
         assert "settlement_floor_dollars" not in m
 
 
+async def test_never_traded_markets_send_a_zero_last_price_as_kalshi_does(http: httpx.AsyncClient) -> None:
+    # last_price_dollars is required and not nullable in the spec; recorded Kalshi data (REST 2024, WS 2026)
+    # send 0 exactly when volume is 0. The client turns that into "no last price" (tests/kalshi).
+    markets = (await http.get("/markets", params={"limit": 1000})).json()["markets"]
+    untraded = [m for m in markets if m["volume_fp"] == "0.00"]
+    assert untraded
+    assert all(m["last_price_dollars"] == "0.0000" for m in untraded)
+    assert all(m["last_price_dollars"] != "0.0000" for m in markets if m["volume_fp"] != "0.00")
+
+
 async def test_legacy_markets_carry_the_same_new_fields() -> None:
     async with (
         run_simulator(config(legacy_format=True, markets=8)) as s,
@@ -68,6 +78,7 @@ async def test_legacy_markets_carry_the_same_new_fields() -> None:
         series = (await c.get("/series")).json()["series"]
     assert all(m["settlement_bounds_type"] == "default" for m in markets)
     assert all(isinstance(m["yes_bid"], int) for m in markets)
+    assert all(m["last_price"] == 0 for m in markets if m["volume"] == 0)
     assert all(s["categories"] == [s["category"]] for s in series)
 
 
