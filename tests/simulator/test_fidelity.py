@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from starlette.routing import Match, Route
 
 from kalshi_analytics.kalshi import EventLifecycle, parse_ws_message
 from kalshi_analytics.simulator import Simulator, run_simulator
+from kalshi_analytics.simulator.rest import routes
 
 from .conftest import collect, config, send
 
@@ -299,3 +301,13 @@ async def test_new_events_are_announced_by_event_lifecycle() -> None:
         assert event.markets[0].ticker in later, "the event comes before its first market's creation"
         assert isinstance(parse_ws_message(json.dumps(f)), EventLifecycle)
     assert set(created) >= {m.ticker for f in announced for m in s.model.events[f["msg"]["event_ticker"]].markets}
+
+
+def test_every_fixed_path_is_served_by_its_own_route(sim: Simulator) -> None:
+    # Starlette takes the first matching route: a fixed path listed after a {ticker} route is unreachable
+    table = [r for r in routes(sim) if isinstance(r, Route)]
+    fixed = [r for r in table if "{" not in r.path]
+    for route in fixed:
+        scope = {"type": "http", "path": route.path, "method": "GET", "root_path": ""}
+        first = next(r for r in table if r.matches(scope)[0] is not Match.NONE)
+        assert first is route, f"{route.path} is answered by {first.path}"
