@@ -105,6 +105,43 @@ async def test_every_rest_endpoint_parses_into_the_domain_form(sim: Simulator, r
     assert status.exchange_active
 
 
+async def test_current_schema_fields_reach_the_domain(sim: Simulator, rest: KalshiRestClient) -> None:
+    markets = [m async for m in rest.iter_markets()]
+    assert markets
+    assert all(m.settlement_bounds_type == "default" for m in markets)
+    series = await rest.get_series_list()
+    assert series
+    assert all(s.category in s.categories for s in series)
+    assert [s.ticker for s in await rest.get_series_list(tags=["Crypto"])] == [
+        s.ticker for s in series if "Crypto" in s.tags
+    ]
+    status = await rest.get_exchange_status()
+    assert [x.exchange_index for x in status.exchange_index_statuses] == [0]
+
+
+async def test_never_traded_market_has_no_last_price(sim: Simulator, rest: KalshiRestClient) -> None:
+    untraded = [m for m in sim.model.market_list if m.volume == 0 and m.status in ("initialized", "active")]
+    assert untraded, "the seed lists markets nobody has traded yet"
+    market = await rest.get_market(untraded[0].ticker)
+    assert market.volume == 0
+    assert market.last_price is None, "never traded: no last price (not a price of 0)"
+    assert market.previous_price is None
+    traded = next(m for m in sim.model.market_list if m.volume > 0)
+    assert (await rest.get_market(traded.ticker)).last_price is not None
+
+
+async def test_fee_changes_and_multivariate_events(sim: Simulator, rest: KalshiRestClient) -> None:
+    assert await rest.get_series_fee_changes() == []
+    history = await rest.get_series_fee_changes(show_historical=True)
+    assert {c.series_ticker for c in history} == set(sim.model.series)
+    assert [c async for c in rest.iter_event_fee_changes()] == []
+    assert [e async for e in rest.iter_multivariate_events(series_ticker="KXBTCD")] == []
+    pivot = sorted(m.updated_ts for m in sim.model.market_list)[len(sim.model.market_list) // 2]
+    early = [m async for m in rest.iter_markets(max_updated_ts=int(pivot))]
+    assert early
+    assert all(m.updated_time is not None and m.updated_time.timestamp() <= int(pivot) for m in early)
+
+
 async def test_a_400_carries_kalshis_error_code(rest: KalshiRestClient) -> None:
     with pytest.raises(KalshiApiError) as exc:
         await rest.get_markets(status="active")  # a response word, not a filter value

@@ -56,7 +56,9 @@ def test_ssmd_ticker_frames_cents_equal_dollars(data_dir: Path) -> None:
         assert msg.sid == 1
         assert msg.seq is None
         assert msg.market_ticker == m["market_ticker"]
-        assert msg.price == D(m["price"]) / 100 == D(m["price_dollars"])
+        assert D(m["price"]) / 100 == D(m["price_dollars"])
+        # a market nobody traded yet is sent with price 0 (and volume 0): no last price, not a price of $0
+        assert msg.price == (D(m["price_dollars"]) if m["volume"] else None)
         assert msg.yes_bid == D(m["yes_bid"]) / 100 == D(m["yes_bid_dollars"])
         assert msg.yes_ask == D(m["yes_ask"]) / 100 == D(m["yes_ask_dollars"])
         assert msg.volume == D(m["volume"]) == D(m["volume_fp"])
@@ -64,7 +66,7 @@ def test_ssmd_ticker_frames_cents_equal_dollars(data_dir: Path) -> None:
         assert msg.yes_bid_size == D(m["yes_bid_size_fp"])
         assert msg.dollar_volume == D(m["dollar_volume"])
         assert msg.ts == datetime(2026, 2, 12, 12, 6, 16, tzinfo=UTC)
-        assert all(isinstance(v, Decimal) for v in (msg.price, msg.yes_bid, msg.yes_ask, msg.volume))
+        assert all(isinstance(v, Decimal) for v in (msg.yes_bid, msg.yes_ask, msg.volume))
         # the legacy-only and the current-only halves of the transitional frame give the same domain object
         legacy_only = _without(raw, suffixes=("_dollars", "_fp"))
         current_only = _without(raw, legacy=("price", "yes_bid", "yes_ask", "volume", "open_interest"))
@@ -77,7 +79,8 @@ def test_ssmd_ticker_edge_cases(data_dir: Path) -> None:
     msgs = [parse_ws_message(line) for line in load_jsonl(data_dir / SSMD / "kalshi_ticker.jsonl")]
     by_ticker = {m.market_ticker: m for m in msgs if isinstance(m, TickerUpdate)}
     never_traded = by_ticker["KXETHD-26FEB1217-T1779.99"]
-    assert never_traded.price == D("0.0000") == 0
+    assert never_traded.volume == 0
+    assert never_traded.price is None  # sent as "0.0000": nothing traded yet
     assert never_traded.yes_ask == D(1)
     assert never_traded.yes_ask_size == 0
     assert by_ticker["KXXRP-26FEB1317-B1.3899500"].yes_bid == D("0.04")
@@ -159,8 +162,11 @@ def test_legacy_markets(data_dir: Path) -> None:
     assert eu.volume == 39
     assert eu.open_interest == 1
     assert eu.close_time == datetime(2032, 12, 31, 15, tzinfo=UTC)
+    # Kalshi sends last_price 0 exactly for the markets nobody traded (volume 0): those have no last price
+    assert Counter(m.last_price is None for m in markets) == {False: 263, True: 28}
     for m in markets:
-        for value in (m.yes_bid, m.yes_ask, m.no_bid, m.no_ask, m.last_price):
+        assert (m.last_price is None) == (m.volume == 0)
+        for value in (m.yes_bid, m.yes_ask, m.no_bid, m.no_ask, m.last_price or D(0)):
             assert isinstance(value, Decimal)
             assert 0 <= value <= 1
         assert m.floor_strike is None or isinstance(m.floor_strike, Decimal)

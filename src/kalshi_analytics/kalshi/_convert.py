@@ -68,6 +68,16 @@ def price(dollar_value: Any, cent_value: Any) -> Decimal | None:
     return cents(cent_value)
 
 
+def traded_price(dollar_value: Any, cent_value: Any) -> Decimal | None:
+    """A last-trade price (``last_price``, ``previous_price``, ticker ``price``): ``None`` when nothing traded.
+
+    Kalshi's schema requires the field, so a never-traded market sends ``"0.0000"`` (cents era: ``0``); no trade
+    can print at $0 (prices trade strictly inside (0, 1)), so zero means "no trade", never a price of 0.
+    """
+    value = price(dollar_value, cent_value)
+    return None if value is not None and value == 0 else value
+
+
 def count(fp_value: Any, legacy_value: Any = None) -> Decimal | None:
     """A contract count from ``*_fp`` (string) or the legacy integer."""
     return _exact(fp_value if fp_value is not None and fp_value != "" else legacy_value, "a count")

@@ -94,6 +94,10 @@ class Market:
     mve_collection_ticker: str | None = None
     is_provisional: bool | None = None
     exchange_index: int | None = None
+    #: ``default`` (no settlement floor, ever) or ``floor``; ``None`` from payloads older than spec 3.31.
+    settlement_bounds_type: str | None = None
+    #: the minimum YES payout, only on ``floor`` markets.
+    settlement_floor: Decimal | None = None
     raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -139,7 +143,32 @@ class Series:
     volume: Decimal | None = None
     last_updated_ts: datetime | None = None
     exchange_index: int | None = None
+    #: every category the series is listed under (older payloads send only ``category``: then just that one).
+    categories: tuple[str, ...] = ()
     raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesFeeChange:
+    """A series' fee structure change, scheduled (or, with ``show_historical``, past)."""
+
+    id: str
+    series_ticker: str
+    fee_type: str | None
+    fee_multiplier: Decimal | None
+    scheduled_ts: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFeeChange:
+    """An event's fee override change; both overrides ``None`` = the override is cleared (series fees apply)."""
+
+    id: str
+    event_ticker: str
+    series_ticker: str | None
+    fee_type_override: str | None
+    fee_multiplier_override: Decimal | None
+    scheduled_ts: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,11 +246,23 @@ class Candlestick:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeIndexStatus:
+    """The status of one exchange shard (``exchange_index``)."""
+
+    exchange_index: int
+    description: str | None = None
+    exchange_active: bool | None = None
+    trading_active: bool | None = None
+    intra_exchange_transfers_active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExchangeStatus:
     exchange_active: bool
     trading_active: bool
     exchange_estimated_resume_time: datetime | None = None
     intra_exchange_transfers_active: bool | None = None
+    exchange_index_statuses: tuple[ExchangeIndexStatus, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,7 +24,18 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from kalshi_analytics.kalshi import wire
-from kalshi_analytics.kalshi.domain import Candlestick, Event, ExchangeStatus, Market, OrderBook, Page, Series, Trade
+from kalshi_analytics.kalshi.domain import (
+    Candlestick,
+    Event,
+    EventFeeChange,
+    ExchangeStatus,
+    Market,
+    OrderBook,
+    Page,
+    Series,
+    SeriesFeeChange,
+    Trade,
+)
 from kalshi_analytics.kalshi.errors import KalshiApiError
 from kalshi_analytics.kalshi.pagination import paginate
 from kalshi_analytics.kalshi.ratelimit import TokenBucket
@@ -43,6 +54,8 @@ TOTAL_TIMEOUT_S = 10.0
 MAX_MARKETS_LIMIT = 1000
 MAX_TRADES_LIMIT = 1000
 MAX_EVENTS_LIMIT = 200
+MAX_MULTIVARIATE_EVENTS_LIMIT = 200
+MAX_FEE_CHANGES_LIMIT = 1000
 MAX_TICKERS_PER_BOOK_REQUEST = 100
 MAX_TICKERS_PER_CANDLE_REQUEST = 100
 STATUS_BODY_CODES = frozenset({500, 503, 504})
@@ -227,6 +240,7 @@ class KalshiRestClient:
         min_created_ts: Timestamp | None = None,
         max_created_ts: Timestamp | None = None,
         min_updated_ts: Timestamp | None = None,
+        max_updated_ts: Timestamp | None = None,
         min_close_ts: Timestamp | None = None,
         max_close_ts: Timestamp | None = None,
         min_settled_ts: Timestamp | None = None,
@@ -244,6 +258,7 @@ class KalshiRestClient:
             "min_created_ts": min_created_ts,
             "max_created_ts": max_created_ts,
             "min_updated_ts": min_updated_ts,
+            "max_updated_ts": max_updated_ts,
             "min_close_ts": min_close_ts,
             "max_close_ts": max_close_ts,
             "min_settled_ts": min_settled_ts,
@@ -347,7 +362,55 @@ class KalshiRestClient:
         body = await self._get(f"/events/{event_ticker}", {"with_nested_markets": with_nested_markets})
         return wire.parse_event(body)
 
+    async def get_multivariate_events(
+        self,
+        *,
+        series_ticker: str | None = None,
+        collection_ticker: str | None = None,
+        with_nested_markets: bool | None = None,
+        limit: int = MAX_MULTIVARIATE_EVENTS_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[Event]:
+        """One page of combo (MVE) events, which ``GET /events`` leaves out; filter by series *or* collection."""
+        params = {
+            "series_ticker": series_ticker,
+            "collection_ticker": collection_ticker,
+            "with_nested_markets": with_nested_markets,
+            "limit": _limit(limit, MAX_MULTIVARIATE_EVENTS_LIMIT),
+            "cursor": cursor,
+        }
+        return wire.parse_multivariate_events(await self._get("/events/multivariate", params))
+
+    def iter_multivariate_events(self, *, max_pages: int | None = None, **filters: Any) -> AsyncIterator[Event]:
+        filters.pop("cursor", None)
+
+        async def fetch(cursor: str | None) -> Page[Event]:
+            return await self.get_multivariate_events(cursor=cursor, **filters)
+
+        return paginate(fetch, max_pages=max_pages)
+
+    async def get_event_fee_changes(
+        self, *, event_ticker: str | None = None, limit: int = MAX_FEE_CHANGES_LIMIT, cursor: str | None = None
+    ) -> Page[EventFeeChange]:
+        params = {"event_ticker": event_ticker, "limit": _limit(limit, MAX_FEE_CHANGES_LIMIT), "cursor": cursor}
+        return wire.parse_event_fee_changes(await self._get("/events/fee_changes", params))
+
+    def iter_event_fee_changes(self, *, max_pages: int | None = None, **filters: Any) -> AsyncIterator[EventFeeChange]:
+        filters.pop("cursor", None)
+
+        async def fetch(cursor: str | None) -> Page[EventFeeChange]:
+            return await self.get_event_fee_changes(cursor=cursor, **filters)
+
+        return paginate(fetch, max_pages=max_pages)
+
     # -------------------------------------------------------------------------------------------------- series
+    async def get_series_fee_changes(
+        self, *, series_ticker: str | None = None, show_historical: bool | None = None
+    ) -> list[SeriesFeeChange]:
+        """Scheduled series fee changes (past ones too with ``show_historical``)."""
+        params = {"series_ticker": series_ticker, "show_historical": show_historical}
+        return wire.parse_series_fee_changes(await self._get("/series/fee_changes", params))
+
     async def get_series(self, series_ticker: str, *, include_volume: bool | None = None) -> Series:
         return wire.parse_series(await self._get(f"/series/{series_ticker}", {"include_volume": include_volume}))
 

@@ -25,11 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from kalshi_analytics.kalshi._convert import (
     cents,
     count,
+    dollars,
     enum_or_str,
     from_ms,
     levels_from,
     parse_time,
     price,
+    traded_price,
     ws_time,
 )
 from kalshi_analytics.kalshi.domain import (
@@ -39,8 +41,10 @@ from kalshi_analytics.kalshi.domain import (
     CommandError,
     CommandOk,
     Event,
+    EventFeeChange,
     EventFeeUpdate,
     EventLifecycle,
+    ExchangeIndexStatus,
     ExchangeStatus,
     Market,
     MarketHistoryPoint,
@@ -53,6 +57,7 @@ from kalshi_analytics.kalshi.domain import (
     PriceOhlc,
     PriceRange,
     Series,
+    SeriesFeeChange,
     SettlementSource,
     Subscribed,
     SubscriptionInfo,
@@ -163,6 +168,8 @@ class MarketWire(_Wire):
     mve_collection_ticker: str | None = None
     is_provisional: bool | None = None
     exchange_index: int | None = None
+    settlement_bounds_type: str | None = None
+    settlement_floor_dollars: Decimal | None = None
 
     def to_domain(self, raw: Mapping[str, Any] | None = None) -> Market:
         return Market(
@@ -189,12 +196,12 @@ class MarketWire(_Wire):
             yes_ask=price(self.yes_ask_dollars, self.yes_ask),
             no_bid=price(self.no_bid_dollars, self.no_bid),
             no_ask=price(self.no_ask_dollars, self.no_ask),
-            last_price=price(self.last_price_dollars, self.last_price),
+            last_price=traded_price(self.last_price_dollars, self.last_price),
             yes_bid_size=self.yes_bid_size_fp,
             yes_ask_size=self.yes_ask_size_fp,
             previous_yes_bid=price(self.previous_yes_bid_dollars, self.previous_yes_bid),
             previous_yes_ask=price(self.previous_yes_ask_dollars, self.previous_yes_ask),
-            previous_price=price(self.previous_price_dollars, self.previous_price),
+            previous_price=traded_price(self.previous_price_dollars, self.previous_price),
             volume=count(self.volume_fp, self.volume),
             volume_24h=count(self.volume_24h_fp, self.volume_24h),
             open_interest=count(self.open_interest_fp, self.open_interest),
@@ -216,6 +223,8 @@ class MarketWire(_Wire):
             mve_collection_ticker=self.mve_collection_ticker,
             is_provisional=self.is_provisional,
             exchange_index=self.exchange_index,
+            settlement_bounds_type=self.settlement_bounds_type,
+            settlement_floor=dollars(self.settlement_floor_dollars),
             raw=raw,
         )
 
@@ -271,6 +280,7 @@ class SeriesWire(_Wire):
     ticker: str
     title: str | None = None
     category: str | None = None
+    categories: list[str] | None = None
     frequency: str | None = None
     tags: list[str] | None = None
     settlement_sources: list[SettlementSourceWire] | None = None
@@ -300,7 +310,50 @@ class SeriesWire(_Wire):
             volume=count(self.volume_fp, self.volume),
             last_updated_ts=parse_time(self.last_updated_ts),
             exchange_index=self.exchange_index,
+            categories=self._categories(),
             raw=raw,
+        )
+
+    def _categories(self) -> tuple[str, ...]:
+        # payloads older than ``categories`` name one category: the series is listed under that one
+        if self.categories:
+            return tuple(self.categories)
+        return (self.category,) if self.category else ()
+
+
+class SeriesFeeChangeWire(_Wire):
+    id: str
+    series_ticker: str
+    fee_type: str | None = None
+    fee_multiplier: Decimal | None = None
+    scheduled_ts: AnyTime = None
+
+    def to_domain(self) -> SeriesFeeChange:
+        return SeriesFeeChange(
+            id=self.id,
+            series_ticker=self.series_ticker,
+            fee_type=self.fee_type,
+            fee_multiplier=self.fee_multiplier,
+            scheduled_ts=parse_time(self.scheduled_ts),
+        )
+
+
+class EventFeeChangeWire(_Wire):
+    id: str
+    event_ticker: str
+    series_ticker: str | None = None
+    fee_type_override: str | None = None
+    fee_multiplier_override: Decimal | None = None
+    scheduled_ts: AnyTime = None
+
+    def to_domain(self) -> EventFeeChange:
+        return EventFeeChange(
+            id=self.id,
+            event_ticker=self.event_ticker,
+            series_ticker=self.series_ticker,
+            fee_type_override=self.fee_type_override,
+            fee_multiplier_override=self.fee_multiplier_override,
+            scheduled_ts=parse_time(self.scheduled_ts),
         )
 
 
@@ -458,11 +511,29 @@ class CandlestickWire(_Wire):
         )
 
 
+class ExchangeIndexStatusWire(_Wire):
+    exchange_index: int
+    description: str | None = None
+    exchange_active: bool | None = None
+    trading_active: bool | None = None
+    intra_exchange_transfers_active: bool | None = None
+
+    def to_domain(self) -> ExchangeIndexStatus:
+        return ExchangeIndexStatus(
+            exchange_index=self.exchange_index,
+            description=self.description,
+            exchange_active=self.exchange_active,
+            trading_active=self.trading_active,
+            intra_exchange_transfers_active=self.intra_exchange_transfers_active,
+        )
+
+
 class ExchangeStatusWire(_Wire):
     exchange_active: bool
     trading_active: bool
     exchange_estimated_resume_time: AnyTime = None
     intra_exchange_transfers_active: bool | None = None
+    exchange_index_statuses: list[ExchangeIndexStatusWire] | None = None
 
     def to_domain(self) -> ExchangeStatus:
         return ExchangeStatus(
@@ -470,6 +541,7 @@ class ExchangeStatusWire(_Wire):
             trading_active=self.trading_active,
             exchange_estimated_resume_time=parse_time(self.exchange_estimated_resume_time),
             intra_exchange_transfers_active=self.intra_exchange_transfers_active,
+            exchange_index_statuses=tuple(x.to_domain() for x in self.exchange_index_statuses or ()),
         )
 
 
@@ -648,6 +720,27 @@ def parse_series(body: str | bytes) -> Series:
     return series_from_dict(_obj(data, "series", body))
 
 
+def parse_series_fee_changes(body: str | bytes) -> list[SeriesFeeChange]:
+    """``GET /series/fee_changes`` (no cursor in the spec)."""
+    data = decode_json(body)
+    return [
+        _guard(_validated(SeriesFeeChangeWire, c, c).to_domain, c) for c in _list(data, "series_fee_change_arr", body)
+    ]
+
+
+def parse_event_fee_changes(body: str | bytes) -> Page[EventFeeChange]:
+    data = decode_json(body)
+    items = tuple(
+        _guard(_validated(EventFeeChangeWire, c, c).to_domain, c) for c in _list(data, "event_fee_changes", body)
+    )
+    return Page(items, _cursor(data))
+
+
+def parse_multivariate_events(body: str | bytes) -> Page[Event]:
+    """``GET /events/multivariate``: combo events, in the ``GET /events`` shape."""
+    return parse_events_page(body)
+
+
 def parse_series_list(body: str | bytes) -> Page[Series]:
     data = decode_json(body)
     return Page(tuple(series_from_dict(s) for s in _list(data, "series", body)), _cursor(data))
@@ -765,7 +858,7 @@ class TickerFrame(_Frame):
             seq=self.seq,
             market_ticker=m.market_ticker,
             market_id=m.market_id,
-            price=price(m.price_dollars, m.price),
+            price=traded_price(m.price_dollars, m.price),
             yes_bid=price(m.yes_bid_dollars, m.yes_bid),
             yes_ask=price(m.yes_ask_dollars, m.yes_ask),
             volume=count(m.volume_fp, m.volume),

@@ -108,6 +108,10 @@ class Event:
     created_ts: float
     markets: list[Market] = field(default_factory=list)
 
+    def last_updated_ts(self) -> float:
+        """When the event's metadata last changed: its newest market change, else its listing."""
+        return max(m.updated_ts for m in self.markets) if self.markets else self.created_ts
+
 
 @dataclass(slots=True, eq=False)
 class Market:

@@ -6,10 +6,7 @@ index), so a walk through the pages returns every item exactly once even while n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -18,7 +15,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kalshi_analytics.simulator import wire
+from kalshi_analytics.simulator.fee_changes import fee_change_routes
 from kalshi_analytics.simulator.model import Event, Market, Trade
+from kalshi_analytics.simulator.params import (
+    ApiError,
+    api_handler,
+    bad,
+    bool_param,
+    comma_list,
+    decode_cursor,
+    encode_cursor,
+    error_response,
+    int_param,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from kalshi_analytics.simulator.server import Simulator
@@ -33,86 +43,6 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 }
 PERIODS = (1, 60, 1440)
 MAX_CANDLES = 10_000
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-
-    def response(self) -> JSONResponse:
-        return error_response(self.status, self.code, self.message, self.details)
-
-
-def error_response(status: int, code: str, message: str, details: str = "") -> JSONResponse:
-    """Kalshi's observed error body: ``{"error": {"code", "message", "details"}}``."""
-    return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status)
-
-
-def bad(message: str) -> ApiError:
-    return ApiError(400, "invalid_parameters", "invalid parameters", message)
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
-
-
-# ------------------------------------------------------------------------------------------- query helpers
-
-
-def int_param(
-    q: Any, name: str, default: int | None = None, lo: int | None = None, hi: int | None = None
-) -> int | None:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise bad(f"{name} must be an integer") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise bad(f"{name} must be between {lo} and {hi}")
-    return v
-
-
-def bool_param(q: Any, name: str) -> bool:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return False
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise bad(f"{name} must be true or false")
-
-
-def encode_cursor(kind: str, key: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
-
-
-def decode_cursor(raw: str | None, kind: str) -> int | None:
-    if not raw:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(raw.encode()).decode()
-        k, _, key = text.partition(":")
-        if k != kind:
-            raise ValueError(k)
-        return int(key)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise bad("invalid cursor") from None
-
-
-def comma_list(q: Any, name: str) -> list[str] | None:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return None
-    return [t.strip() for t in raw.split(",") if t.strip()]
 
 
 # ------------------------------------------------------------------------------------------------ handlers
@@ -142,6 +72,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
                 "min_created_ts",
                 "max_created_ts",
                 "min_updated_ts",
+                "max_updated_ts",
                 "min_close_ts",
                 "max_close_ts",
                 "min_settled_ts",
@@ -157,11 +88,12 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
             raise bad("close_ts filters are only compatible with status closed")
         if settled and status not in (None, "settled"):
             raise bad("settled_ts filters are only compatible with status settled")
-        if ts["min_updated_ts"] is not None and (status or created or closing or settled):
-            raise bad("min_updated_ts cannot be combined with other filters")
         mve = q.get("mve_filter") or None
         if mve not in (None, "only", "exclude"):
             raise bad("mve_filter must be only or exclude")
+        updated = ts["min_updated_ts"] is not None or ts["max_updated_ts"] is not None
+        if updated and (status or created or closing or settled or mve == "only"):
+            raise bad("updated_ts filters combine only with series_ticker and mve_filter=exclude")
         series = q.get("series_ticker") or None
         events = comma_list(q, "event_ticker")
         if events is not None and len(events) > 10:
@@ -182,7 +114,10 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
                 return False
             if ts["max_created_ts"] is not None and m.created_ts > ts["max_created_ts"]:
                 return False
-            if ts["min_updated_ts"] is not None and m.updated_ts < ts["min_updated_ts"]:
+            # at the second resolution of the updated_time a client sees
+            if ts["min_updated_ts"] is not None and int(m.updated_ts) < ts["min_updated_ts"]:
+                return False
+            if ts["max_updated_ts"] is not None and int(m.updated_ts) > ts["max_updated_ts"]:
                 return False
             if ts["min_close_ts"] is not None and m.close_ts < ts["min_close_ts"]:
                 return False
@@ -275,9 +210,11 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         if status is not None and status not in ("unopened", "open", "closed", "settled"):
             raise bad("status must be one of unopened, open, closed, settled")
         nested = bool_param(q, "with_nested_markets")
+        milestones = bool_param(q, "with_milestones")
         series = q.get("series_ticker") or None
         tickers = comma_list(q, "tickers")
         min_close = int_param(q, "min_close_ts", None, 0)
+        min_updated = int_param(q, "min_updated_ts", None, 0)
         wanted = STATUS_FILTERS[status] if status else None
         out: list[Event] = []
         more = False
@@ -290,12 +227,27 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
                 continue
             if min_close is not None and not any(m.close_ts >= min_close for m in e.markets):
                 continue
+            if min_updated is not None and e.last_updated_ts() < min_updated:
+                continue
             if len(out) == limit:
                 more = True
                 break
             out.append(e)
         cursor = encode_cursor("e", out[-1].index) if more else ""
-        return JSONResponse({"events": [wire.event_json(e, nested, legacy) for e in out], "cursor": cursor})
+        body: dict[str, Any] = {"events": [wire.event_json(e, nested, legacy) for e in out], "cursor": cursor}
+        if milestones:  # no simulated event has live-data milestones
+            body["milestones"] = []
+        return JSONResponse(body)
+
+    async def get_multivariate_events(request: Request) -> Response:
+        q = request.query_params
+        int_param(q, "limit", 100, 1, 200)
+        decode_cursor(q.get("cursor"), "e")
+        bool_param(q, "with_nested_markets")
+        if q.get("series_ticker") and q.get("collection_ticker"):
+            raise bad("series_ticker and collection_ticker cannot be used together")
+        # the simulator lists no combo (MVE) events, so every filter matches nothing
+        return JSONResponse({"events": [], "cursor": ""})
 
     async def get_event(request: Request) -> Response:
         e = model.events.get(request.path_params["event_ticker"])
@@ -308,12 +260,18 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
 
     async def get_series_list(request: Request) -> Response:
         q = request.query_params
+        decode_cursor(q.get("cursor"), "s")  # the list is never paged, so no cursor is ever valid
         category = q.get("category") or None
+        tags = comma_list(q, "tags")  # UNCERTAIN in the spec: read as a comma list, any tag matching
         include_volume = bool_param(q, "include_volume")
+        include_metadata = bool_param(q, "include_product_metadata")
+        min_updated = int_param(q, "min_updated_ts", None, 0)
         out = [
-            wire.series_json(s, include_volume)
+            wire.series_json(s, include_volume, include_metadata)
             for s in model.series.values()
-            if category is None or s.template.category == category
+            if (category is None or category in wire.series_categories(s))
+            and (tags is None or not set(tags).isdisjoint(wire.series_tags(s)))
+            and (min_updated is None or s.created_ts >= min_updated)
         ]
         return JSONResponse({"series": out})
 
@@ -321,7 +279,9 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         s = model.series.get(request.path_params["series_ticker"])
         if s is None:
             raise not_found("series")
-        return JSONResponse({"series": wire.series_json(s, bool_param(request.query_params, "include_volume"))})
+        q = request.query_params
+        body = wire.series_json(s, bool_param(q, "include_volume"), bool_param(q, "include_product_metadata"))
+        return JSONResponse({"series": body})
 
     def candle_params(q: Any, batch: bool) -> tuple[int, int, int]:
         start = int_param(q, "start_ts", None, 0)
@@ -395,7 +355,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         return out
 
     async def exchange_status(request: Request) -> Response:
-        return JSONResponse({"exchange_active": True, "trading_active": True, "exchange_estimated_resume_time": None})
+        return JSONResponse(wire.exchange_status_json())
 
     # ---------------------------------------------------------------- admin (/_sim)
 
@@ -467,15 +427,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
                 sim.pause() if paused == "true" else sim.resume()
         return JSONResponse({"paused": sim.paused, "now_ts": model.now, "speed": sim.config.speed})
 
-    def h(fn: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except ApiError as exc:
-                return exc.response()
-
-        return wrapped
-
+    h = api_handler
     return [
         Route(f"{API}/markets", h(get_markets)),
         Route(f"{API}/markets/trades", h(get_trades)),
@@ -484,6 +436,8 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         Route(f"{API}/markets/{{ticker}}", h(get_market)),
         Route(f"{API}/markets/{{ticker}}/orderbook", h(get_orderbook)),
         Route(f"{API}/events", h(get_events)),
+        Route(f"{API}/events/multivariate", h(get_multivariate_events)),
+        *fee_change_routes(sim),  # fixed paths: listed before the {ticker} routes they would match
         Route(f"{API}/events/{{event_ticker}}", h(get_event)),
         Route(f"{API}/series", h(get_series_list)),
         Route(f"{API}/series/{{series_ticker}}", h(get_series)),

@@ -35,7 +35,8 @@ from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
 from kalshi_analytics.simulator.faults import Faults, MessageLog
 from kalshi_analytics.simulator.model import Market, MarketModel
-from kalshi_analytics.simulator.rest import API, error_response, routes
+from kalshi_analytics.simulator.params import error_response
+from kalshi_analytics.simulator.rest import API, routes
 from kalshi_analytics.simulator.ws import PROTOCOL_EXTENSION, WS_PATH, Hub, WebSocketEndpoint
 from kalshi_analytics.web.server import EmbeddedServer
 

@@ -86,6 +86,8 @@ def market_json(m: Market, legacy: bool = False) -> JSON:
         "price_ranges": price_ranges_json(m.ranges),
         "exchange_index": 0,
         "category": tpl.category,
+        # floors are not live yet and MECNET events are always "default" (docs: settlement_bounds, spec 3.31)
+        "settlement_bounds_type": "default",
     }
     if m.floor_strike is not None:
         body["floor_strike"] = m.floor_strike
@@ -172,18 +174,26 @@ def trade_json(t: Trade, legacy: bool = False) -> JSON:
     return body
 
 
-def series_json(s: Series, include_volume: bool = False) -> JSON:
+def series_categories(s: Series) -> list[str]:
+    return [s.template.category]
+
+
+def series_tags(s: Series) -> list[str]:
+    return [s.template.category]
+
+
+def series_json(s: Series, include_volume: bool = False, include_product_metadata: bool = False) -> JSON:
     tpl = s.template
     body: JSON = {
         "ticker": tpl.ticker,
         "frequency": tpl.frequency,
         "title": tpl.title,
         "category": tpl.category,
-        "tags": [tpl.category],
+        "categories": series_categories(s),
+        "tags": series_tags(s),
         "settlement_sources": [{"name": "Kalshi Analytics simulator", "url": "https://example.invalid/sim"}],
         "contract_url": "https://example.invalid/sim/contract.pdf",
         "contract_terms_url": "https://example.invalid/sim/terms.pdf",
-        "product_metadata": None,
         "fee_type": tpl.fee_type,
         "fee_multiplier": tpl.fee_multiplier,
         "additional_prohibitions": [],
@@ -192,6 +202,8 @@ def series_json(s: Series, include_volume: bool = False) -> JSON:
     }
     if include_volume:
         body["volume_fp"] = count_fp(s.volume)
+    if include_product_metadata:  # x-omitempty otherwise; the simulator has no internal metadata to show
+        body["product_metadata"] = {}
     return body
 
 
@@ -209,12 +221,31 @@ def event_json(e: Event, with_markets: bool = False, legacy: bool = False) -> JS
         "available_on_brokers": False,
         "product_metadata": None,
         "settlement_sources": [{"name": "Kalshi Analytics simulator", "url": "https://example.invalid/sim"}],
-        "last_updated_ts": rfc3339(max(m.updated_ts for m in e.markets) if e.markets else e.created_ts),
+        "last_updated_ts": rfc3339(e.last_updated_ts()),
         "exchange_index": 0,
     }
     if with_markets:
         body["markets"] = [market_json(m, legacy) for m in e.markets]
     return body
+
+
+def exchange_status_json() -> JSON:
+    """Always open: the simulator models no maintenance window or trading pause."""
+    return {
+        "exchange_active": True,
+        "trading_active": True,
+        "exchange_estimated_resume_time": None,
+        "intra_exchange_transfers_active": True,
+        "exchange_index_statuses": [
+            {
+                "exchange_index": 0,
+                "description": "Default",
+                "exchange_active": True,
+                "trading_active": True,
+                "intra_exchange_transfers_active": True,
+            }
+        ],
+    }
 
 
 def _side_json(c: list[int | None], base: int, legacy: bool) -> JSON:
@@ -367,6 +398,19 @@ def ws_trade(t: Trade, legacy: bool) -> str:
         f'"taker_book_side":"{"bid" if taker == "yes" else "ask"}","is_block_trade":false,'
         f'"ts":{ts},"ts_ms":{t.ts_ms}}}'
     )
+
+
+def ws_event_lifecycle(e: Event) -> str:
+    body: JSON = {
+        "event_ticker": e.event_ticker,
+        "exchange_index": 0,
+        "title": e.title,
+        "subtitle": e.sub_title,
+        "collateral_return_type": "MECNET" if e.mutually_exclusive else "",
+        "series_ticker": e.series.ticker,
+        "strike_date": int(e.strike_ts),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def ws_lifecycle(ev: Lifecycle, legacy: bool) -> str:

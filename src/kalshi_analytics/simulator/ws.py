@@ -161,6 +161,13 @@ class Hub:
             subs = self.by_channel["market_lifecycle_v2"]
             if subs:
                 ticker = ev.market.ticker
+                event = ev.market.event
+                if ev.event_type == "created" and event.markets[0] is ev.market:
+                    # a new event is announced once, before the creation of its first market
+                    event_body = wire.ws_event_lifecycle(event)
+                    for sub in subs:
+                        if sub.tickers is None or not sub.tickers.isdisjoint(m.ticker for m in event.markets):
+                            self._deliver(sub, "event_lifecycle", event_body, event.event_ticker, None)
                 body = None
                 for sub in subs:
                     if sub.tickers is None or ticker in sub.tickers:
