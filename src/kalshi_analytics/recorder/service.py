@@ -39,6 +39,7 @@ from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
 from kalshi_analytics.recorder.sink import Sink
 from kalshi_analytics.recorder.stream import RejectedFrameLog, StreamRecorder
+from kalshi_analytics.recorder.vanished import close_vanished
 
 log = get_logger(__name__)
 
@@ -250,6 +251,7 @@ class RecorderService:
                 self.poller, self.gaps, self.stream = poller, gaps, stream
                 ws.start()
                 await poller.poll_once(sweep=False)
+                await close_vanished(self.engine, poller, sink.put, poller.tickers)
                 await stream.start(poller.tickers)
                 await self._resume_gap(gaps, poller)
                 self._led_before = True
