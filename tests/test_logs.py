@@ -74,3 +74,10 @@ def test_library_records_have_header_values_and_pem_keys_masked_for_every_handle
         assert secret not in text
     assert "> KALSHI-ACCESS-SIGNATURE: ***" in seen[0]
     assert "application/json" in seen[1], "only secret values are masked"
+
+
+def test_a_value_starting_with_b_is_masked_whole() -> None:
+    from kalshi_analytics.logs import mask_text
+
+    assert mask_text("> KALSHI-ACCESS-KEY: b952bcbe-ec3b") == "> KALSHI-ACCESS-KEY: ***"
+    assert mask_text("(b'kalshi-access-key', b'b952bcbe')") == "(b'kalshi-access-key', b'***')"

@@ -22,7 +22,7 @@ MASK = "***"
 # `'KALSHI-ACCESS-KEY': 'v'` (a dict repr), `(b'kalshi-access-signature', b'v')` (raw header tuples).
 _SECRET_HEADER = re.compile(
     r"(?P<name>kalshi-access-(?:key|signature)|authorization|proxy-authorization|cookie|x-api-key)"
-    r"(?P<sep>['\"]?\s*[:=,]\s*b?['\"]?)(?P<scheme>(?:bearer|basic)\s+)?(?P<value>[^'\"\s,)}\]]+)",
+    r"(?P<sep>['\"]?\s*[:=,]\s*(?:b?['\"])?)(?P<scheme>(?:bearer|basic)\s+)?(?P<value>[^'\"\s,)}\]]+)",
     re.IGNORECASE,
 )
 _PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL)
