@@ -203,6 +203,13 @@ class Settings(BaseSettings):
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
+    def for_real_data(self) -> Settings:
+        """These settings for reading or importing real market history (notebooks, candle imports): an unset
+        KALSHI_ENV means prod here, since the default (sim) is for running the product on the simulator."""
+        if "kalshi_env" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"kalshi_env": KalshiEnv.PROD})
+
     @property
     def embedded_database(self) -> str:
         """This environment's database on the embedded server (DB_URL, when set, names its own)."""

@@ -50,12 +50,10 @@ When = str | date | datetime
 def database_url(url: str | None = None) -> str:
     if url:
         return url
-    from kalshi_analytics.config import KalshiEnv, load_settings
+    from kalshi_analytics.config import load_settings
     from kalshi_analytics.db.connect import open_database
 
-    settings = load_settings()
-    if "kalshi_env" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"kalshi_env": KalshiEnv.PROD})
+    settings = load_settings().for_real_data()
     if not structlog.is_configured():
         # A notebook is not a service log: warnings only, plain text (structlog's default colours its lines).
         configure_logging("WARNING", settings.log_format)

@@ -120,7 +120,11 @@ async def test_debug_logs_of_signed_connects_hold_no_signature_key_id_or_pem(
         assert pem_line not in text
 
 
-def test_key_problems_are_one_line_errors_naming_the_variable(tmp_path: Path, demo_key: DemoKey) -> None:
+def test_key_problems_are_one_line_errors_naming_the_variable(
+    tmp_path: Path, demo_key: DemoKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("KALSHI_API_KEY_ID", "KALSHI_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(var, raising=False)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("-----BEGIN RSA PRIVATE KEY-----\nnot base64 at all\n-----END RSA PRIVATE KEY-----\n")
     cases = {

@@ -51,9 +51,9 @@ class DatabaseStatus:
     def lines(self) -> list[str]:
         choice = self.choice
         if choice.embedded:
-            kind = f"embedded (pgserver), the database of KALSHI_ENV={choice.env}"
+            kind = f"embedded (pgserver), the KALSHI_ENV={choice.env} database"
         else:
-            kind = f"external (DB_URL), recording KALSHI_ENV={choice.env}"
+            kind = f"external (DB_URL), used for KALSHI_ENV={choice.env}"
         mig = self.migrations
         state = "at head" if mig.at_head else f"behind head {mig.head} — run `kalshi-analytics db upgrade`"
         return [
