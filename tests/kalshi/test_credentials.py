@@ -24,6 +24,8 @@ from kalshi_analytics.logs import configure_logging
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY
 from kalshi_analytics.simulator import Simulator, SimulatorConfig, run_simulator
 from kalshi_analytics.simulator.auth import DemoKey, generate_demo_key
+from kalshi_analytics.stack import simulator_for
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +210,17 @@ async def test_a_standby_with_a_bad_key_stops_at_start_with_one_line(
     assert "KALSHI_PRIVATE_KEY_PATH" in errors[0]
     assert "Traceback" not in err
     assert key_id not in err
+
+
+async def test_ups_simulator_accepts_the_configured_key(key_file: Path, demo_key: DemoKey) -> None:
+    settings = load_settings(
+        kalshi_env="sim",
+        sim_port=free_port(),
+        sim_markets=3,
+        kalshi_api_key_id=demo_key.key_id,
+        kalshi_private_key_path=key_file,
+    )
+    async with simulator_for(settings) as sim:
+        assert sim is not None
+        async with KalshiRestClient.from_settings(settings) as rest:
+            assert await verify_credentials(rest), "the signed private request was accepted"
