@@ -123,3 +123,11 @@ def test_every_documented_variable_is_a_setting() -> None:
     }
     assert names <= known, f"documented but unknown: {names - known}"
     assert known <= names, f"settings missing from .env.example: {known - names}"
+
+
+def test_each_environment_has_its_own_embedded_database_and_real_data_defaults_to_prod() -> None:
+    names = {env: load_settings(kalshi_env=env).embedded_database for env in ("sim", "demo", "prod")}
+    assert names == {"sim": "kalshi_sim", "demo": "kalshi_demo", "prod": "kalshi"}
+    assert load_settings().kalshi_env == "sim", "the product runs on the simulator by default"
+    assert load_settings().for_real_data().embedded_database == "kalshi", "real history goes to prod"
+    assert load_settings(kalshi_env="sim").for_real_data().embedded_database == "kalshi_sim", "unless one says so"

@@ -33,6 +33,14 @@ KALSHI_URLS: dict[KalshiEnv, tuple[str, str]] = {
     ),
 }
 
+# The embedded server keeps one database per environment, so simulated and real data never mix; prod keeps the
+# name every environment shared before (see db/embedded.py for what happens to that database).
+EMBEDDED_DATABASES: dict[KalshiEnv, str] = {
+    KalshiEnv.PROD: "kalshi",
+    KalshiEnv.DEMO: "kalshi_demo",
+    KalshiEnv.SIM: "kalshi_sim",
+}
+
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
@@ -116,6 +124,8 @@ class Settings(BaseSettings):
 
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(8765, ge=1, le=65535)
+    sim_seed: int = Field(1, description="`up`'s simulator: model seed (a new universe on every start either way)")
+    sim_markets: int = Field(50, ge=1, le=10_000, description="`up`'s simulator: markets kept listed and trading")
 
     @field_validator("kalshi_rate_tier", mode="before")
     @classmethod
@@ -192,6 +202,18 @@ class Settings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"
+
+    def for_real_data(self) -> Settings:
+        """These settings for reading or importing real market history (notebooks, candle imports): an unset
+        KALSHI_ENV means prod here, since the default (sim) is for running the product on the simulator."""
+        if "kalshi_env" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"kalshi_env": KalshiEnv.PROD})
+
+    @property
+    def embedded_database(self) -> str:
+        """This environment's database on the embedded server (DB_URL, when set, names its own)."""
+        return EMBEDDED_DATABASES[self.kalshi_env]
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

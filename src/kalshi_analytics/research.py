@@ -1,7 +1,9 @@
 """Notebook research API: DataFrames in, backtests out, matplotlib figures back — all synchronous.
 
 Which database: the ``url`` argument, else ``DB_URL`` (the product's setting; notebooks run by the test suite get
-it through the kernel's environment), else the embedded PostgreSQL the CLI uses.
+it through the kernel's environment), else the embedded PostgreSQL the CLI uses — its prod database unless
+``KALSHI_ENV`` says otherwise: research is about real markets (the imported history included), and the
+simulator's markets, recorded by default, live in their own database.
 
     from kalshi_analytics import research
     snaps = research.load_snapshots("2025-12-01", "2026-01-01", series=["KXNBAGAME"])
@@ -49,13 +51,21 @@ def database_url(url: str | None = None) -> str:
     if url:
         return url
     from kalshi_analytics.config import load_settings
-    from kalshi_analytics.db.connect import choose_database
+    from kalshi_analytics.db.connect import open_database
 
-    settings = load_settings()
+    settings = load_settings().for_real_data()
     if not structlog.is_configured():
         # A notebook is not a service log: warnings only, plain text (structlog's default colours its lines).
         configure_logging("WARNING", settings.log_format)
-    return _sync(lambda: choose_database(settings)).url
+
+    async def prepare() -> str:
+        # The embedded database is ours to keep at head, as `up` does (the prod one may be new: `up` ran sim);
+        # an external database is migrated by whoever runs it.
+        choice, engine = await open_database(settings, upgrade=not settings.db_url)
+        await engine.dispose()
+        return choice.url
+
+    return _sync(prepare)
 
 
 def _sync(fn: Callable[[], Awaitable[T]]) -> T:

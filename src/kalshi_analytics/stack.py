@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from kalshi_analytics.db.connect import open_database
 from kalshi_analytics.db.embedded import stop_embedded
 from kalshi_analytics.db.status import database_status
 from kalshi_analytics.errors import UnavailableError
+from kalshi_analytics.kalshi.credentials import load_signer
 from kalshi_analytics.recorder.cli import install_stop, run_recorder
 from kalshi_analytics.web.server import ensure_port_free
 
@@ -34,7 +36,12 @@ async def simulator_for(s: Settings) -> AsyncIterator[Any]:
         return
     from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
 
-    async with run_simulator(SimulatorConfig(host=s.sim_host, port=s.sim_port)) as sim:
+    # A configured key is accepted by the built-in exchange too, so the signed path is the one exercised.
+    keys: dict[str, str | Path] = {}
+    if load_signer(s) is not None and s.kalshi_api_key_id and s.kalshi_private_key_path:
+        keys[s.kalshi_api_key_id] = s.kalshi_private_key_path
+    config = SimulatorConfig(host=s.sim_host, port=s.sim_port, seed=s.sim_seed, markets=s.sim_markets, public_keys=keys)
+    async with run_simulator(config) as sim:
         yield sim
 
 

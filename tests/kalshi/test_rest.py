@@ -26,6 +26,7 @@ from kalshi_analytics.kalshi import (
     RetryPolicy,
     is_retryable,
 )
+from kalshi_analytics.kalshi.credentials import KalshiCredentialsError
 from kalshi_analytics.kalshi.rest import _is_status_body, query_params, unix_seconds
 
 BASE = "http://127.0.0.1:9/trade-api/v2"
@@ -236,6 +237,9 @@ async def test_from_settings_signs_and_rate_limits(tmp_path: Path, monkeypatch: 
         assert c.rate_limiter.rate == 100
     monkeypatch.setenv("KALSHI_RATE_LIMIT_RPS", "1000")
     monkeypatch.delenv("KALSHI_API_KEY_ID")
+    with pytest.raises(KalshiCredentialsError, match="set both or neither"):  # half a key is a mistake, not "unsigned"
+        KalshiRestClient.from_settings(load_settings())
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY_PATH")
     async with KalshiRestClient.from_settings(load_settings()) as c:
         assert c.signer is None
         assert c.rate_limiter is not None

@@ -22,6 +22,8 @@ class DatabaseChoice:
     embedded: bool
     created: bool  # the embedded server was initialised by this call
     started: bool = False  # the embedded server was started by this call (it was not running before)
+    env: str = ""  # the KALSHI_ENV whose data this database holds
+    notice: str | None = None  # what a person should read before using it (e.g. a database moved)
 
     @property
     def display(self) -> str:
@@ -29,10 +31,15 @@ class DatabaseChoice:
 
 
 async def choose_database(settings: Settings) -> DatabaseChoice:
+    env = str(settings.kalshi_env)
     if settings.db_url:
-        return DatabaseChoice(url=settings.db_url, embedded=False, created=False)
-    emb = await asyncio.to_thread(start_embedded, settings.embedded_pgdata)
-    return DatabaseChoice(url=emb.url, embedded=True, created=emb.created, started=emb.started)
+        return DatabaseChoice(url=settings.db_url, embedded=False, created=False, env=env)
+    emb = await asyncio.to_thread(start_embedded, settings.embedded_pgdata, settings.embedded_database, env)
+    if emb.notice:
+        log.warning("embedded_database_notice", notice=emb.notice)
+    return DatabaseChoice(
+        url=emb.url, embedded=True, created=emb.created, started=emb.started, env=env, notice=emb.notice
+    )
 
 
 async def open_database(settings: Settings, *, upgrade: bool) -> tuple[DatabaseChoice, AsyncEngine]:

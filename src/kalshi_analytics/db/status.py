@@ -19,14 +19,20 @@ class DatabaseStatus:
     migrations: migrations.MigrationStatus
 
     def lines(self) -> list[str]:
-        kind = "embedded (pgserver)" if self.choice.embedded else "external (DB_URL)"
+        choice = self.choice
+        if choice.embedded:
+            kind = f"embedded (pgserver), the KALSHI_ENV={choice.env} database"
+        else:
+            kind = f"external (DB_URL), used for KALSHI_ENV={choice.env}"
         mig = self.migrations
         state = "at head" if mig.at_head else f"behind head {mig.head} — run `kalshi-analytics db upgrade`"
         return [
-            f"database:   {self.choice.display}",
+            f"environment: {choice.env}",
+            f"database:   {choice.display}",
             f"kind:       {kind}",
             f"server:     PostgreSQL {self.server.version}",
             f"migrations: {mig.current or 'none'} ({state})",
+            *([f"note:       {choice.notice}"] if choice.notice else []),
         ]
 
 

@@ -24,6 +24,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from kalshi_analytics.kalshi import wire
+from kalshi_analytics.kalshi.credentials import load_signer
 from kalshi_analytics.kalshi.domain import (
     Candlestick,
     Event,
@@ -157,15 +158,15 @@ class KalshiRestClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> KalshiRestClient:
-        """Client for ``settings.api_base``, signed when key id + key file are set, rate-limited per tier."""
-        signer = None
-        if settings.kalshi_api_key_id and settings.kalshi_private_key_path:
-            signer = KalshiSigner.from_file(settings.kalshi_api_key_id, settings.kalshi_private_key_path)
+        """Client for ``settings.api_base``, signed when key id + key file are set (``signer=`` reuses a key
+        already loaded), rate-limited per tier. A key that cannot be loaded raises ``KalshiCredentialsError``."""
+        if "signer" not in kwargs:
+            kwargs["signer"] = load_signer(settings)
         kwargs.setdefault(
             "rate_limiter",
             TokenBucket.for_tier(settings.kalshi_rate_tier, requests_per_s=settings.kalshi_rate_limit_rps),
         )
-        return cls(settings.api_base, signer=signer, **kwargs)
+        return cls(settings.api_base, **kwargs)
 
     async def __aenter__(self) -> KalshiRestClient:
         return self

@@ -19,6 +19,8 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from kalshi_analytics.logs import register_secret
+
 HEADER_KEY = "KALSHI-ACCESS-KEY"
 HEADER_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
@@ -55,6 +57,7 @@ class KalshiSigner:
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.key_id = key_id
+        register_secret(key_id)  # it travels in a header a library may log
         self._key = private_key
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
 

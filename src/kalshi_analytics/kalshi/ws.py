@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from kalshi_analytics.kalshi.credentials import load_signer
 from kalshi_analytics.kalshi.domain import (
     CommandError,
     CommandOk,
@@ -347,12 +348,12 @@ class KalshiWsClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> KalshiWsClient:
-        signer = None
-        if settings.kalshi_api_key_id and settings.kalshi_private_key_path:
-            signer = KalshiSigner.from_file(settings.kalshi_api_key_id, settings.kalshi_private_key_path)
+        """Client for ``settings.ws_url``, signed like the REST client (``signer=`` reuses a loaded key)."""
+        if "signer" not in kwargs:
+            kwargs["signer"] = load_signer(settings)
         kwargs.setdefault("max_tickers_per_command", settings.kalshi_ws_tickers_per_command)
         kwargs.setdefault("watchdog_timeout", settings.kalshi_ws_watchdog_seconds)
-        return cls(settings.ws_url, signer=signer, **kwargs)
+        return cls(settings.ws_url, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> KalshiWsClient:

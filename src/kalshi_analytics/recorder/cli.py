@@ -50,10 +50,11 @@ async def run_recorder(
         typer.echo(f"recorder:   {selection.describe()} from {s.api_base}")
         typer.echo(f"metrics:    {service.metrics_url or 'off (--metrics-port N to serve them)'}")
         typer.echo("coverage:   kalshi-analytics gaps  (feed gaps and their repairs)")
-    if duration is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
-        stop.set()
+    # Until stopped, the time is up, or the recorder ends by itself (e.g. refused at start-up: said at once).
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    stop.set()
     await task
 
 
@@ -78,7 +79,7 @@ def recorder(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 
     async def go() -> None:
         choice, engine = await open_database(s, upgrade=True)
-        typer.echo(f"database:   {choice.display}")
+        typer.echo(f"database:   {choice.display}  (KALSHI_ENV={choice.env})")
         stop = asyncio.Event()
         install_stop(stop)
         try:

@@ -27,8 +27,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.config import Settings
+from kalshi_analytics.kalshi.credentials import load_signer, verify_credentials
 from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
+from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.ws import KalshiWsClient
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.gaps import GapRepairer
@@ -37,6 +39,7 @@ from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
 from kalshi_analytics.recorder.sink import Sink
 from kalshi_analytics.recorder.stream import RejectedFrameLog, StreamRecorder
+from kalshi_analytics.recorder.vanished import close_vanished
 
 log = get_logger(__name__)
 
@@ -119,6 +122,7 @@ class RecorderService:
         self._last_summary: tuple[float, int] = (time.monotonic(), 0)
         self._led_before = False
         self._zombies: set[asyncio.Future[None]] = set()
+        self._signer: KalshiSigner | None = None
 
     # ----------------------------------------------------------------------------------------------- status
     def info(self) -> dict[str, Any]:
@@ -156,6 +160,7 @@ class RecorderService:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Stand by, lead, and record until ``stop`` is set (or the task is cancelled)."""
         stop = stop or asyncio.Event()
+        await self.check_credentials()
         self._start_metrics()
         try:
             async with self.election:
@@ -185,6 +190,14 @@ class RecorderService:
         finally:
             self._stop_metrics()
 
+    async def check_credentials(self) -> None:
+        """Load the API key and have the exchange accept it before standing for election: a standby with a broken
+        key must fail now, with one line, not when it takes over (``KalshiCredentialsError``)."""
+        self._signer = load_signer(self.settings)
+        if self._signer is not None:
+            async with KalshiRestClient.from_settings(self.settings, signer=self._signer) as rest:
+                await verify_credentials(rest)
+
     def _start_metrics(self) -> None:
         port = self.config.metrics_port
         if port is None:
@@ -209,8 +222,9 @@ class RecorderService:
 
     async def _record(self, stop: asyncio.Event) -> None:
         s, cfg = self.settings, self.config
-        rest = KalshiRestClient.from_settings(s)
-        ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
+        loaded = {} if self._signer is None else {"signer": self._signer}  # else: loaded (or absent) here
+        rest = KalshiRestClient.from_settings(s, **loaded)
+        ws = KalshiWsClient.from_settings(s, **{**loaded, **cfg.ws_options})
         bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
         ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
         sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
@@ -237,6 +251,7 @@ class RecorderService:
                 self.poller, self.gaps, self.stream = poller, gaps, stream
                 ws.start()
                 await poller.poll_once(sweep=False)
+                await close_vanished(self.engine, poller, sink.put, poller.tickers)
                 await stream.start(poller.tickers)
                 await self._resume_gap(gaps, poller)
                 self._led_before = True

@@ -428,6 +428,13 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         return JSONResponse({"paused": sim.paused, "now_ts": model.now, "speed": sim.config.speed})
 
     h = api_handler
+
+    async def portfolio_balance(request: Request) -> Response:
+        # Private on Kalshi even when market data is public; the front door has already verified any signature.
+        if "kalshi-access-key" not in request.headers:
+            raise ApiError(401, "unauthorized", "authentication required")
+        return JSONResponse({"balance": 0, "portfolio_value": 0, "updated_ts": int(model.now)})
+
     return [
         Route(f"{API}/markets", h(get_markets)),
         Route(f"{API}/markets/trades", h(get_trades)),
@@ -443,6 +450,7 @@ def routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closure per en
         Route(f"{API}/series/{{series_ticker}}", h(get_series)),
         Route(f"{API}/series/{{series_ticker}}/markets/{{ticker}}/candlesticks", h(get_candles)),
         Route(f"{API}/exchange/status", h(exchange_status)),
+        Route(f"{API}/portfolio/balance", h(portfolio_balance)),
         Route("/_sim/faults", h(faults), methods=["GET", "POST"]),
         Route("/_sim/faults/reset", h(faults_reset), methods=["POST"]),
         Route("/_sim/state", h(state)),
