@@ -352,19 +352,20 @@ def import_candles_cmd(
             fail(f"{p}: no such file or folder")
     if not files:
         fail("no CSV files given")
-    s = settings()
+    s = settings().for_real_data()  # real Kalshi history: prod unless KALSHI_ENV says otherwise
 
     async def go() -> Any:
-        _choice, engine = await open_database(s, upgrade=False)
+        choice, engine = await open_database(s, upgrade=True)
         try:
-            return await import_candle_files(engine, files)
+            return choice, await import_candle_files(engine, files)
         finally:
             await engine.dispose()
 
     try:
-        done = run(go)
+        choice, done = run(go)
     except ValueError as exc:
         fail(str(exc))
+    typer.echo(f"database:   {choice.display}")
     new = sum(d.new_snapshots for d in done)
     fresh = sum(1 for d in done if d.new_snapshots)
     title = (
