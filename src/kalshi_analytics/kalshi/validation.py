@@ -189,6 +189,15 @@ def _time(name: str, t: datetime | None, now: datetime | None) -> None:
         raise _Rejected(Reason.TIME_OUT_OF_RANGE, f"{name} {t.isoformat()} before 2015 or over a day ahead")
 
 
+def market_of(msg: WsData) -> str | None:
+    """The market a ``ticker``/``trade``/``orderbook_*`` message is about (``None`` for other channels)."""
+    if isinstance(msg, TradeUpdate):
+        return msg.trade.ticker
+    if isinstance(msg, TickerUpdate | OrderbookDelta | OrderbookSnapshot):
+        return msg.market_ticker
+    return None
+
+
 def reasons() -> Iterable[str]:
     """Every reason label, so a metric can show each at 0 before its first rejection."""
     return (r.value for r in Reason)
