@@ -35,8 +35,9 @@ from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
+from kalshi_analytics.recorder.rejected import RejectedLog
 from kalshi_analytics.recorder.sink import Sink
-from kalshi_analytics.recorder.stream import RejectedFrameLog, StreamRecorder
+from kalshi_analytics.recorder.stream import StreamRecorder
 
 log = get_logger(__name__)
 
@@ -211,9 +212,14 @@ class RecorderService:
         s, cfg = self.settings, self.config
         rest = KalshiRestClient.from_settings(s)
         ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
-        bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
-        ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
-        sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
+        rejected = RejectedLog(cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl"), metrics=self.metrics)
+        ws.dispatcher.bad_frames = rejected
+        sink_opts = {
+            "fence": self.election.fence,
+            "batch_max_seconds": 0.1,
+            "on_rejected": rejected.row_refused,
+            **cfg.sink_options,
+        }
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
