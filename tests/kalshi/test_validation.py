@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from kalshi_analytics.kalshi import FrameDispatcher, OrderbookDelta, SeqGap, TickerUpdate, TradeUpdate
+from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.validation import Reason, market_of
+from tests.kalshi.test_rest import scripted
 
 NOW_MS = int(time.time() * 1000)
 
@@ -142,3 +144,41 @@ def test_the_time_window_is_relative_to_receipt() -> None:
     old = datetime.now(UTC) - timedelta(days=3)
     # a frame read from a file days later: judged against when it was received, not today
     assert len(d.handle(ticker(ts_ms=int(old.timestamp() * 1000)), old)) == 1
+
+
+async def test_rest_listings_drop_impossible_markets_and_trades_keeping_them() -> None:
+    market = {"ticker": "A", "event_ticker": "E", "status": "active", "yes_bid_dollars": "0.4000"}
+    markets = [
+        market,
+        market | {"ticker": "B", "yes_bid_dollars": "1.5"},
+        market | {"ticker": "C", "volume_fp": "-100"},
+        market | {"ticker": ""},
+        market | {"ticker": "D", "yes_bid_dollars": "0.7", "yes_ask_dollars": "0.3"},
+        market | {"ticker": "F", "updated_time": "1970-01-01T00:00:00Z"},
+    ]
+    trade = {"trade_id": "t1", "ticker": "A", "yes_price_dollars": "0.3600", "count_fp": "1.00"}
+    trades = [trade, trade | {"trade_id": "t2", "count_fp": None}, trade | {"trade_id": "t3", "yes_price_dollars": "9"}]
+    async with KalshiRestClient("http://127.0.0.1:9/trade-api/v2") as c:
+        scripted(
+            c,
+            [
+                json.dumps({"markets": markets, "cursor": "next"}).encode(),
+                json.dumps({"trades": trades, "cursor": ""}).encode(),
+            ],
+        )
+        page = await c.get_markets()
+        got = [t async for t in c.iter_trades(ticker="A")]
+    assert [m.ticker for m in page.items] == ["A"]
+    assert page.cursor == "next", "the listing goes on past a bad market"
+    assert [t.trade_id for t in got] == ["t1"]
+    assert [e.kind for e in c.rejected] == [
+        "price_out_of_range",
+        "count_out_of_range",
+        "empty_ticker",
+        "crossed_book",
+        "time_out_of_range",
+        "trade_incomplete",
+        "price_out_of_range",
+    ]
+    assert json.loads(c.rejected[0].raw)["yes_bid_dollars"] == "1.5"  # the market's own JSON
+    assert json.loads(c.rejected[-1].raw)["trade_id"] == "t3"

@@ -22,6 +22,7 @@ from kalshi_analytics.kalshi.domain import (
     EventFeeUpdate,
     EventLifecycle,
     Levels,
+    Market,
     MarketLifecycle,
     OrderbookDelta,
     OrderbookSnapshot,
@@ -79,6 +80,36 @@ def problem(msg: WsData, now: datetime | None = None) -> tuple[Reason, str] | No
     except _Rejected as r:
         return r.reason, r.detail
     return None
+
+
+def market_problem(m: Market, now: datetime | None = None) -> tuple[Reason, str] | None:
+    """The same verdict for a REST market (its prices, counts, and the update time a snapshot is stamped with)."""
+    try:
+        _market(m, now or datetime.now(UTC))
+    except _Rejected as r:
+        return r.reason, r.detail
+    return None
+
+
+def trade_problem(t: Trade, now: datetime | None = None) -> tuple[Reason, str] | None:
+    """The same verdict for a REST trade."""
+    try:
+        _trade(t, now or datetime.now(UTC))
+    except _Rejected as r:
+        return r.reason, r.detail
+    return None
+
+
+def _market(m: Market, now: datetime) -> None:
+    _ticker(m.ticker)
+    for name in ("yes_bid", "yes_ask", "no_bid", "no_ask", "last_price", "settlement_value"):
+        _price(name, getattr(m, name))
+    for name in ("volume", "volume_24h", "open_interest", "yes_bid_size", "yes_ask_size"):
+        _count(name, getattr(m, name))
+    # Only the update time: other times may legitimately lie years ahead (close) or be unset placeholders.
+    _time("updated_time", m.updated_time, now)
+    if m.yes_bid is not None and m.yes_ask is not None and m.yes_bid > m.yes_ask:
+        raise _Rejected(Reason.CROSSED_BOOK, f"yes_bid {m.yes_bid} above yes_ask {m.yes_ask}")
 
 
 def _ticker_update(msg: TickerUpdate, now: datetime) -> None:

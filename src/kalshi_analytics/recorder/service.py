@@ -213,7 +213,7 @@ class RecorderService:
         rest = KalshiRestClient.from_settings(s)
         ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
         rejected = RejectedLog(cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl"), metrics=self.metrics)
-        ws.dispatcher.bad_frames = rejected
+        ws.dispatcher.bad_frames = rest.rejected = rejected
         sink_opts = {
             "fence": self.election.fence,
             "batch_max_seconds": 0.1,
