@@ -61,6 +61,7 @@ BAD_FRAMES = [
     (ticker(price_dollars="1.5"), Reason.PRICE_OUT_OF_RANGE),
     (ticker(yes_bid_dollars="-3", yes_ask_dollars="7"), Reason.PRICE_OUT_OF_RANGE),
     (ticker(yes_bid=-3, yes_bid_dollars=None), Reason.PRICE_OUT_OF_RANGE),  # legacy cents
+    (ticker(yes_bid="NaN", yes_bid_dollars=None), Reason.PRICE_OUT_OF_RANGE),  # a string there is read as dollars
     (ticker(yes_bid_dollars="0.6000", yes_ask_dollars="0.4000"), Reason.CROSSED_BOOK),
     (ticker(price_dollars="0.12345678"), Reason.PRICE_PRECISION),
     (ticker(volume_fp="-100"), Reason.COUNT_OUT_OF_RANGE),

@@ -5,8 +5,9 @@ Three layers, cryptofeed-style:
 - transport: one ``websockets`` connection (signed upgrade, library ping/pong), reconnected with exponential
   backoff + jitter (reset after a healthy period), restarted by a watchdog when silent for too long;
 - parser: :class:`FrameDispatcher` turns each text frame into a domain message (``wire.parse_ws_message``),
-  answers pending commands by id, tracks ``seq`` per ``sid`` (:class:`SeqTracker`) and counts bad frames, which
-  are logged (truncated) and skipped — bad input never stops the loop;
+  answers pending commands by id, tracks ``seq`` per ``sid`` (:class:`SeqTracker`) and rejects bad frames (not
+  parseable, holding impossible values per ``validation.py``, refused by the consumer's ``admit`` check, or
+  oversized), which are counted by reason, kept in ``bad_frames`` and skipped — bad input never stops the loop;
 - consumer: ``async for event in client.events()`` yields domain messages plus control events
   (:class:`SeqGap`, :class:`Disconnected`, :class:`Reconnected`).
 

@@ -278,6 +278,7 @@ class RecorderService:
             for t in tasks:
                 t.cancel()
             await self._close_sink(sink, flush=clean)
+            rejected.flush()  # the last summary window's count, before its timer dies with the loop
             if self.gaps is not None:
                 await self.gaps.close()
             await ws.close()
