@@ -113,6 +113,14 @@ async def test_every_bad_class_is_refused_counted_kept_and_recording_goes_on(
                 "trades recorded after the bad frames",
                 seconds=30,
             )
+            assert service.gaps is not None
+            async with asyncio.timeout(60):
+                await service.gaps.wait_idle()  # the restart after the oversized frame is a gap, repaired from REST
+            assert service.sink is not None
+            await service.sink.flush()
+            disconnects = await _count(
+                engine, "SELECT count(*) FROM feed_gaps WHERE cause = 'disconnect' AND repaired_at IS NOT NULL"
+            )
             exposition = m.render().decode()
             stop.set()
             await asyncio.wait_for(task, 30)
@@ -141,6 +149,7 @@ async def test_every_bad_class_is_refused_counted_kept_and_recording_goes_on(
             ).one()
             precise = (await c.execute(text("SELECT count(*) FROM market_snapshots WHERE last_price = 0.1235"))).one()
         assert tuple(out_of_range) == (0, 0, 0)
+        assert disconnects == 1
         assert precise[0] == 0, "0.12345678 was not stored rounded"
     finally:
         await engine.dispose()
