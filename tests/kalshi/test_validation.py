@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kalshi_analytics.kalshi import FrameDispatcher, OrderbookDelta, SeqGap, TickerUpdate, TradeUpdate
+from kalshi_analytics.kalshi.errors import KalshiProtocolError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.validation import Reason, market_of
 from tests.kalshi.test_rest import scripted
@@ -183,3 +184,14 @@ async def test_rest_listings_drop_impossible_markets_and_trades_keeping_them() -
     ]
     assert json.loads(c.rejected[0].raw)["yes_bid_dollars"] == "1.5"  # the market's own JSON
     assert json.loads(c.rejected[-1].raw)["trade_id"] == "t3"
+
+
+async def test_one_impossible_market_raises_with_its_reason_and_is_kept() -> None:
+    bad = {"ticker": "B", "event_ticker": "E", "status": "active", "last_price_dollars": "-0.5"}
+    async with KalshiRestClient("http://127.0.0.1:9/trade-api/v2") as c:
+        scripted(c, [json.dumps({"market": bad}).encode()])
+        with pytest.raises(KalshiProtocolError) as info:
+            await c.get_market("B")
+    assert info.value.kind == Reason.PRICE_OUT_OF_RANGE
+    assert [e.kind for e in c.rejected] == [Reason.PRICE_OUT_OF_RANGE]
+    assert json.loads(c.rejected[0].raw) == bad

@@ -229,20 +229,24 @@ class KalshiRestClient:
         """The page without the items holding impossible values; those go to ``rejected`` (kept, counted), as the
         WebSocket dispatcher's bad frames do. One bad market must not cost the listing."""
         now = datetime.now(UTC)
-        kept: list[L] = []
-        for item in page.items:
-            verdict = check(item, now)
-            if verdict is None:
-                kept.append(item)
-                continue
-            reason, detail = verdict
-            raw = getattr(item, "raw", None) or _fields(item)
-            text = json.dumps(raw, ensure_ascii=False, default=str)
-            first = reason not in self._rejected_reasons
-            self._rejected_reasons.add(reason)
-            (log.warning if first else log.debug)("kalshi_rest_rejected", reason=str(reason), detail=detail)
-            self.rejected.append(KalshiProtocolError(detail, text, kind=reason))
+        kept = [item for item in page.items if self._refused(item, check, now) is None]
         return page if len(kept) == len(page.items) else Page(tuple(kept), page.cursor)
+
+    def _refused(
+        self, item: L, check: Callable[[L, datetime], tuple[Reason, str] | None], now: datetime
+    ) -> KalshiProtocolError | None:
+        """``item``'s rejection (already kept in ``rejected``), or ``None`` when it is sane."""
+        verdict = check(item, now)
+        if verdict is None:
+            return None
+        reason, detail = verdict
+        raw = getattr(item, "raw", None) or _fields(item)
+        exc = KalshiProtocolError(detail, json.dumps(raw, ensure_ascii=False, default=str), kind=reason)
+        first = reason not in self._rejected_reasons
+        self._rejected_reasons.add(reason)
+        (log.warning if first else log.debug)("kalshi_rest_rejected", reason=str(reason), detail=detail)
+        self.rejected.append(exc)
+        return exc
 
     # ------------------------------------------------------------------------------------------------- markets
     async def get_markets(
@@ -292,7 +296,13 @@ class KalshiRestClient:
         return paginate(fetch, max_pages=max_pages)
 
     async def get_market(self, ticker: str) -> Market:
-        return wire.parse_market(await self._get(f"/markets/{ticker}"))
+        """One market; raises :class:`KalshiProtocolError` (``kind`` = the reason, kept in ``rejected``) when it
+        holds impossible values."""
+        m = wire.parse_market(await self._get(f"/markets/{ticker}"))
+        bad = self._refused(m, market_problem, datetime.now(UTC))
+        if bad is not None:
+            raise bad
+        return m
 
     async def get_market_orderbook(self, ticker: str, depth: int | None = None) -> OrderBook:
         """Bids-only book, each side ascending (``depth`` = best N levels per side; None/0 = all)."""

@@ -41,7 +41,7 @@ from kalshi_analytics.kalshi.domain import (
     WsData,
     WsEvent,
 )
-from kalshi_analytics.kalshi.errors import KalshiApiError
+from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.status import Channel, status_matches
 from kalshi_analytics.kalshi.validation import Reason, market_of
@@ -288,6 +288,9 @@ class StreamRecorder:
             try:
                 m = await self.rest.get_market(ticker)
                 break
+            except KalshiProtocolError as exc:  # impossible values: kept by the client's rejected log
+                log.warning("stream_adopt_refused", ticker=ticker, reason=exc.kind)
+                return
             except KalshiApiError as exc:
                 if exc.status != 404:
                     log.warning("stream_adopt_failed", ticker=ticker, error=repr(exc)[:200])
