@@ -122,12 +122,14 @@ async def test_every_bad_class_is_refused_counted_kept_and_recording_goes_on(
                 engine, "SELECT count(*) FROM feed_gaps WHERE cause = 'disconnect' AND repaired_at IS NOT NULL"
             )
             exposition = m.render().decode()
+            info = service.info()  # the heartbeat's and the summary line's view
             stop.set()
             await asyncio.wait_for(task, 30)
 
         counted = {r: m.value(REJECTED, {"reason": r}) for r in expected}
         assert counted == {r: float(n) for r, n in expected.items()}
         assert f'{REJECTED}{{reason="price_out_of_range"}} 3.0' in exposition, "the metric has samples"
+        assert info["rejected"] == dict(expected)
         assert f'{REJECTED}{{reason="invalid"}} 0.0' in exposition, "every reason shows, at 0 until it happens"
 
         async with engine.connect() as c:

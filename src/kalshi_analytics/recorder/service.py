@@ -114,6 +114,7 @@ class RecorderService:
         self.stream: StreamRecorder | None = None
         self.gaps: GapRepairer | None = None
         self.ws: KalshiWsClient | None = None
+        self.rejected: RejectedLog | None = None
         self.ready = asyncio.Event()  # set once this instance records (leader, subscribed)
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
@@ -140,6 +141,8 @@ class RecorderService:
             out["gaps_repaired"] = self.gaps.stats.repaired
         if self.ws is not None:
             out["bad_frames"] = self.ws.counters.bad_frames
+        if self.rejected is not None and self.rejected.counts:
+            out["rejected"] = dict(self.rejected.counts)  # frames and rows, by reason
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -213,7 +216,7 @@ class RecorderService:
         rest = KalshiRestClient.from_settings(s)
         ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
         rejected = RejectedLog(cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl"), metrics=self.metrics)
-        ws.dispatcher.bad_frames = rest.rejected = rejected
+        ws.dispatcher.bad_frames = rest.rejected = self.rejected = rejected
         sink_opts = {
             "fence": self.election.fence,
             "batch_max_seconds": 0.1,
