@@ -2,10 +2,10 @@
 
 Two kinds of entries share ``<data dir>/rejected_frames.jsonl``:
 
-- frames the WS client rejected (unparseable, out of range, a market we do not track, oversized: a prefix),
-  ``{"at", "reason", "detail", "raw"}``;
+- what the exchange client rejected: WS frames (unparseable, out of range, a market we do not track, oversized: a
+  prefix) and REST markets/trades with impossible values, ``{"at", "reason", "detail", "raw"}``;
 - rows PostgreSQL refused (the sink's bisection isolated them), ``{"at", "reason": "database_refused", "detail",
-  "table", "row"}`` with the row's values and the exchange payload it came from.
+  "table", "row"}`` with the row's values (a snapshot's include the exchange payload it came from).
 
 Both count in the one metric ``kalshi_recorder_rejected_total{reason}``. The log gets no line per frame (a flood of
 bad frames would bury everything else) but one ``rejected_summary`` per ``summary_seconds`` with the counts by reason.
