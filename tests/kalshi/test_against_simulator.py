@@ -324,3 +324,32 @@ async def test_watchdog_restarts_a_silent_connection(sim: Simulator) -> None:
         assert ws.counters.watchdog_restarts == 1
         more = await collect(ws, time.monotonic() + 5.0, stop_when=lambda evs: isinstance(evs[-1], domain.TickerUpdate))
         assert isinstance(more[-1], domain.TickerUpdate), "data flows again on the new connection"
+
+
+@pytest.mark.parametrize(
+    ("size", "prefix"), [(300_000, 1000), (2_000_000, 0)], ids=["read_then_refused", "too_big_to_read"]
+)
+async def test_an_oversized_frame_is_counted_kept_as_a_prefix_and_the_connection_recovers(
+    sim: Simulator, size: int, prefix: int
+) -> None:
+    # 100 kB limit: 300 kB is read (a prefix kept), 2 MB is past the library's 4x bound (close 1009, nothing to keep).
+    backoff = Backoff(initial=0.05, maximum=0.2)
+    async with KalshiWsClient(sim.ws_url, max_frame_bytes=100_000, oversize_keep_bytes=1000, backoff=backoff) as ws:
+        await ws.subscribe("ticker")
+        assert await collect(ws, time.monotonic() + 10.0, stop_when=ticker_data), "ticker data flows"
+        huge = '{"type":"ticker","sid":1,"msg":{"market_ticker":"' + "X" * size + '"}}'
+        assert sim.inject_ws_frame(huge) == 1
+        events = await collect(
+            ws,
+            time.monotonic() + 10.0,
+            stop_when=lambda evs: any(isinstance(e, domain.Reconnected) for e in evs) and ticker_data(evs[-1:]),
+        )
+        dropped = [e for e in events if isinstance(e, domain.Disconnected)]
+        assert dropped, "the connection was restarted"
+        assert dropped[0].reason.startswith("oversized frame")
+        assert any(isinstance(e, domain.Reconnected) for e in events)
+        assert isinstance(events[-1], domain.TickerUpdate), "data flows again on the new connection"
+        assert ws.counters.rejected == {"oversized": 1}
+        (kept,) = ws.dispatcher.bad_frames
+        assert kept.kind == "oversized"
+        assert kept.raw == huge[:prefix]

@@ -166,7 +166,7 @@ async def test_bad_frames_are_counted_kept_raw_and_recording_goes_on(recorder_db
     assert cfg.rejected_frames_path is not None
     kept = [json.loads(line) for line in cfg.rejected_frames_path.read_text().splitlines()]
     assert [k["raw"] for k in kept] == bad
-    assert [k["kind"] for k in kept] == ["malformed_json", "unknown_type", "invalid"]
+    assert [k["reason"] for k in kept] == ["malformed_json", "unknown_type", "invalid"]
 
 
 async def test_backfill_is_idempotent_and_rejects_bad_input(recorder_db_url: str) -> None:

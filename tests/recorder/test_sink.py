@@ -11,6 +11,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -21,6 +22,8 @@ from kalshi_analytics.db.engine import libpq_url
 from kalshi_analytics.kalshi.domain import Market, PriceLevel, PriceRange
 from kalshi_analytics.kalshi.status import MarketResult, MarketStatus
 from kalshi_analytics.recorder.candles import implied_probability
+from kalshi_analytics.recorder.metrics import RecorderMetrics
+from kalshi_analytics.recorder.rejected import RejectedLog
 from kalshi_analytics.recorder.rows import (
     GapOpened,
     GapRepaired,
@@ -323,7 +326,9 @@ def test_market_row_from_domain() -> None:
     assert (undetermined.result, undetermined.category) == (None, None)
 
 
-async def test_bad_rows_are_rejected_and_counted_while_the_rest_of_the_batch_is_stored(engine: AsyncEngine) -> None:
+async def test_bad_rows_are_rejected_counted_and_kept_while_the_rest_of_the_batch_is_stored(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     t = _ticker()
     good = [_snap(t, T0 + timedelta(seconds=i), last_price=D("0.5")) for i in range(20)]
     too_big = _snap(t, T0 + timedelta(seconds=100), last_price=D("12345678.5"))  # beyond NUMERIC(10,4)
@@ -331,7 +336,9 @@ async def test_bad_rows_are_rejected_and_counted_while_the_rest_of_the_batch_is_
     ok_trade = _trade(t, 2)
     bad_cause = _gap(uuid.uuid4().hex, t)._replace(cause="cosmic_rays")  # the check constraint refuses it
     items = [*good[:10], too_big, null_price, ok_trade, bad_cause, *good[10:]]
-    async with _sink(engine, batch_max_seconds=0.5) as sink:
+    metrics = RecorderMetrics()
+    kept = RejectedLog(tmp_path / "rejected.jsonl", metrics=metrics)
+    async with _sink(engine, batch_max_seconds=0.5, metrics=metrics, on_rejected=kept.row_refused) as sink:
         for it in items:
             await sink.put(it)  # type: ignore[arg-type]
         await sink.flush()
@@ -339,6 +346,14 @@ async def test_bad_rows_are_rejected_and_counted_while_the_rest_of_the_batch_is_
     assert stats.rejected == {"market_snapshots": 1, "trades": 1, "feed_gaps": 1}
     assert stats.done == len(items)
     assert sink.metrics.value("kalshi_recorder_rows_rejected_total", {"table": "trades"}) == 1
+    assert metrics.value("kalshi_recorder_rejected_total", {"reason": "database_refused"}) == 3
+    entries = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert {e["reason"] for e in entries} == {"database_refused"}
+    by_table = {e["table"]: e for e in entries}
+    assert by_table.keys() == {"market_snapshots", "trades", "feed_gaps"}
+    assert by_table["market_snapshots"]["row"]["last_price"] == "12345678.5"  # exact, as it came
+    assert by_table["feed_gaps"]["row"]["cause"] == "cosmic_rays"
+    assert "numeric field overflow" in by_table["market_snapshots"]["detail"]
     assert await _scalar(engine, "SELECT count(*) FROM market_snapshots WHERE ticker = :t", t=t) == 20
     assert await _scalar(engine, "SELECT count(*) FROM trades WHERE ticker = :t", t=t) == 1
     assert await _scalar(engine, "SELECT snapshots FROM market_candles_1m WHERE ticker = :t", t=t) == 20

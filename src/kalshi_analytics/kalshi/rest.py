@@ -15,10 +15,13 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -37,17 +40,19 @@ from kalshi_analytics.kalshi.domain import (
     SeriesFeeChange,
     Trade,
 )
-from kalshi_analytics.kalshi.errors import KalshiApiError
+from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.pagination import paginate
 from kalshi_analytics.kalshi.ratelimit import TokenBucket
 from kalshi_analytics.kalshi.signing import KalshiAuth, KalshiSigner
 from kalshi_analytics.kalshi.status import CANDLE_INTERVALS, MarketStatusFilter
+from kalshi_analytics.kalshi.validation import Reason, market_problem, trade_problem
 from kalshi_analytics.logs import get_logger
 
 if TYPE_CHECKING:
     from kalshi_analytics.config import Settings
 
 log = get_logger(__name__)
+L = TypeVar("L", Market, Trade)
 
 MAX_CONNECTIONS = 10
 CONNECT_TIMEOUT_S = 5.0
@@ -147,6 +152,10 @@ class KalshiRestClient:
         self.retry = retry or RetryPolicy()
         self.total_timeout = total_timeout
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0, "errors": 0}
+        #: Listed markets and trades dropped for impossible values (``kind`` = the reason); a consumer may swap in
+        #: a container of its own that keeps them for good (as for the WebSocket dispatcher's ``bad_frames``).
+        self.rejected: deque[KalshiProtocolError] = deque(maxlen=20)
+        self._rejected_reasons: set[str] = set()
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=KalshiAuth(signer) if signer else None,
@@ -230,6 +239,29 @@ class KalshiRestClient:
             detail=str(exc)[:200] if exc else None,
         )
 
+    def _sane(self, page: Page[L], check: Callable[[L, datetime], tuple[Reason, str] | None]) -> Page[L]:
+        """The page without the items holding impossible values; those go to ``rejected`` (kept, counted), as the
+        WebSocket dispatcher's bad frames do. One bad market must not cost the listing."""
+        now = datetime.now(UTC)
+        kept = [item for item in page.items if self._refused(item, check, now) is None]
+        return page if len(kept) == len(page.items) else Page(tuple(kept), page.cursor)
+
+    def _refused(
+        self, item: L, check: Callable[[L, datetime], tuple[Reason, str] | None], now: datetime
+    ) -> KalshiProtocolError | None:
+        """``item``'s rejection (already kept in ``rejected``), or ``None`` when it is sane."""
+        verdict = check(item, now)
+        if verdict is None:
+            return None
+        reason, detail = verdict
+        raw = getattr(item, "raw", None) or _fields(item)
+        exc = KalshiProtocolError(detail, json.dumps(raw, ensure_ascii=False, default=str), kind=reason)
+        first = reason not in self._rejected_reasons
+        self._rejected_reasons.add(reason)
+        (log.warning if first else log.debug)("kalshi_rest_rejected", reason=str(reason), detail=detail)
+        self.rejected.append(exc)
+        return exc
+
     # ------------------------------------------------------------------------------------------------- markets
     async def get_markets(
         self,
@@ -268,7 +300,7 @@ class KalshiRestClient:
             "limit": _limit(limit, MAX_MARKETS_LIMIT),
             "cursor": cursor,
         }
-        return wire.parse_markets_page(await self._get("/markets", params))
+        return self._sane(wire.parse_markets_page(await self._get("/markets", params)), market_problem)
 
     def iter_markets(self, *, max_pages: int | None = None, **filters: Any) -> AsyncIterator[Market]:
         """Every market matching ``filters`` (the keyword arguments of :meth:`get_markets`), page after page."""
@@ -280,7 +312,13 @@ class KalshiRestClient:
         return paginate(fetch, max_pages=max_pages)
 
     async def get_market(self, ticker: str) -> Market:
-        return wire.parse_market(await self._get(f"/markets/{ticker}"))
+        """One market; raises :class:`KalshiProtocolError` (``kind`` = the reason, kept in ``rejected``) when it
+        holds impossible values."""
+        m = wire.parse_market(await self._get(f"/markets/{ticker}"))
+        bad = self._refused(m, market_problem, datetime.now(UTC))
+        if bad is not None:
+            raise bad
+        return m
 
     async def get_market_orderbook(self, ticker: str, depth: int | None = None) -> OrderBook:
         """Bids-only book, each side ascending (``depth`` = best N levels per side; None/0 = all)."""
@@ -313,7 +351,7 @@ class KalshiRestClient:
             "limit": _limit(limit, MAX_TRADES_LIMIT),
             "cursor": cursor,
         }
-        return wire.parse_trades_page(await self._get("/markets/trades", params))
+        return self._sane(wire.parse_trades_page(await self._get("/markets/trades", params)), trade_problem)
 
     def iter_trades(self, *, max_pages: int | None = None, **filters: Any) -> AsyncIterator[Trade]:
         """Every trade matching ``filters`` (the keyword arguments of :meth:`get_trades`)."""
@@ -493,3 +531,8 @@ class KalshiRestClient:
 
 def _is_status_body(status: int, body: bytes) -> bool:
     return status in STATUS_BODY_CODES and b"exchange_active" in body
+
+
+def _fields(item: Any) -> Any:
+    """A domain object without its raw JSON (a trade): its values, so what was dropped can still be read."""
+    return dataclasses.asdict(item) if dataclasses.is_dataclass(item) and not isinstance(item, type) else repr(item)

@@ -5,8 +5,9 @@ Three layers, cryptofeed-style:
 - transport: one ``websockets`` connection (signed upgrade, library ping/pong), reconnected with exponential
   backoff + jitter (reset after a healthy period), restarted by a watchdog when silent for too long;
 - parser: :class:`FrameDispatcher` turns each text frame into a domain message (``wire.parse_ws_message``),
-  answers pending commands by id, tracks ``seq`` per ``sid`` (:class:`SeqTracker`) and counts bad frames, which
-  are logged (truncated) and skipped — bad input never stops the loop;
+  answers pending commands by id, tracks ``seq`` per ``sid`` (:class:`SeqTracker`) and rejects bad frames (not
+  parseable, holding impossible values per ``validation.py``, refused by the consumer's ``admit`` check, or
+  oversized), which are counted by reason, kept in ``bad_frames`` and skipped — bad input never stops the loop;
 - consumer: ``async for event in client.events()`` yields domain messages plus control events
   (:class:`SeqGap`, :class:`Disconnected`, :class:`Reconnected`).
 
@@ -52,6 +53,7 @@ from kalshi_analytics.kalshi.domain import (
     Subscribed,
     SubscriptionInfo,
     Unsubscribed,
+    WsData,
     WsEvent,
     WsResponse,
 )
@@ -63,6 +65,7 @@ from kalshi_analytics.kalshi.errors import (
 )
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.status import Channel
+from kalshi_analytics.kalshi.validation import Reason, problem
 from kalshi_analytics.kalshi.wire import parse_ws_message
 from kalshi_analytics.logs import get_logger
 
@@ -72,7 +75,12 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DEFAULT_MAX_TICKERS_PER_COMMAND = 500
+MESSAGE_TOO_BIG = 1009  # the WebSocket close code
 
+
+# Memory bound of one frame, as a multiple of ``max_frame_bytes``: up to it an oversized frame is read and a prefix
+# kept; beyond it only the library's close tells us one came.
+OVERSIZE_FACTOR = 4
 
 # Frames or events handled back to back before yielding to the event loop (fairness for other tasks).
 YIELD_EVERY = 64
@@ -163,6 +171,8 @@ class WsCounters:
     malformed_json: int = 0
     unknown_type: int = 0
     invalid: int = 0
+    #: Every rejected frame by reason (:class:`~kalshi_analytics.kalshi.validation.Reason`), the three above included.
+    rejected: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
     command_errors: int = 0
     unsolicited_errors: int = 0
@@ -173,7 +183,7 @@ class WsCounters:
 
     @property
     def bad_frames(self) -> int:
-        return self.malformed_json + self.unknown_type + self.invalid
+        return sum(self.rejected.values())
 
 
 # ----------------------------------------------------------------------------------------------------- parser
@@ -187,6 +197,8 @@ class FrameDispatcher:
         self.pending: dict[int, asyncio.Future[WsResponse]] = {}
         #: The last bad frames, raw text kept in full (the log gets a truncated preview).
         self.bad_frames: deque[KalshiProtocolError] = deque(maxlen=keep_bad_frames)
+        #: The consumer's own check of a sane data message (e.g. "a ticker I track"): ``(reason, detail)`` rejects.
+        self.admit: Callable[[WsData], tuple[str, str] | None] | None = None
 
     def handle(self, raw: str | bytes, received_at: datetime | None = None) -> list[WsEvent]:
         """Events to deliver for one frame (empty when it was bad or answered a pending command)."""
@@ -196,27 +208,44 @@ class FrameDispatcher:
             msg = parse_ws_message(raw, received_at)
         except Exception as err:  # bad input must never stop the loop
             exc = err if isinstance(err, KalshiProtocolError) else KalshiProtocolError(f"unparseable ({err!r})", raw)
-            if exc.kind == KalshiProtocolError.MALFORMED_JSON:
-                c.malformed_json += 1
-            elif exc.kind == KalshiProtocolError.UNKNOWN_TYPE:
-                c.unknown_type += 1
-            else:
-                c.invalid += 1
-            self.bad_frames.append(exc)
-            log.warning("kalshi_ws_bad_frame", kind=exc.kind, reason=exc.reason, raw=preview(raw, 300))
+            self.reject(exc)
             return []
         if isinstance(msg, Subscribed | CommandOk | Unsubscribed | CommandError):
             return self._response(msg)
         sid, seq = msg.sid, msg.seq
         out: list[WsEvent] = []
         if sid is not None and seq is not None:
+            # A rejected frame still took its seq: tracked first, so the next good frame is not a false gap.
             gap = self.tracker.observe(sid, seq)
             if gap is not None:
                 c.gaps += 1
                 out.append(SeqGap(sid=sid, channel=self.channels.get(sid), expected=gap[0], received=gap[1], at=_now()))
+        verdict: tuple[str, str] | None = problem(msg, received_at)
+        if verdict is None and self.admit is not None:
+            verdict = self.admit(msg)
+        if verdict is not None:
+            self.reject(KalshiProtocolError(verdict[1], raw, kind=verdict[0]))
+            return out
         c.messages += 1
         out.append(msg)
         return out
+
+    def reject(self, exc: KalshiProtocolError) -> None:
+        """Count and keep a frame that will not be delivered; only the first of each kind is logged at WARNING
+        (a flood of bad frames must not bury the log; the recorder logs summaries)."""
+        c = self.counters
+        if exc.kind == KalshiProtocolError.MALFORMED_JSON:
+            c.malformed_json += 1
+        elif exc.kind == KalshiProtocolError.UNKNOWN_TYPE:
+            c.unknown_type += 1
+        elif exc.kind == KalshiProtocolError.INVALID:
+            c.invalid += 1
+        first = exc.kind not in c.rejected
+        c.rejected[exc.kind] = c.rejected.get(exc.kind, 0) + 1
+        self.bad_frames.append(exc)
+        (log.warning if first else log.debug)(
+            "kalshi_ws_bad_frame", kind=exc.kind, reason=exc.reason, raw=preview(exc.raw, 300)
+        )
 
     def _response(self, msg: WsResponse) -> list[WsEvent]:
         if isinstance(msg, Subscribed):
@@ -309,6 +338,7 @@ class KalshiWsClient:
         backoff: Backoff | None = None,
         queue_size: int = 10_000,
         max_frame_bytes: int = 16 * 2**20,
+        oversize_keep_bytes: int = 64 * 2**10,
     ) -> None:
         """
         Args:
@@ -319,6 +349,10 @@ class KalshiWsClient:
             watchdog_timeout: restart a connection that delivered no frame for this long (``None`` = off).
             backoff: reconnect delay policy.
             queue_size: events buffered for the consumer; when full, reading pauses (backpressure, no drops).
+            max_frame_bytes: a longer frame is rejected (``oversized``; its first ``oversize_keep_bytes`` kept) and
+                the connection is restarted, so the usual disconnect repair covers whatever it held. Frames past
+                ``OVERSIZE_FACTOR`` times that are refused by ``websockets`` itself (close 1009) before we can read
+                them: counted too, with nothing to keep.
         """
         self.url = url
         self.signer = signer
@@ -330,6 +364,7 @@ class KalshiWsClient:
         self.watchdog_timeout = watchdog_timeout
         self.backoff = backoff or Backoff()
         self.max_frame_bytes = max_frame_bytes
+        self.oversize_keep_bytes = oversize_keep_bytes
         self.counters = WsCounters()
         self.dispatcher = FrameDispatcher(self.counters)
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
@@ -609,7 +644,7 @@ class KalshiWsClient:
             ping_timeout=self.ping_timeout,
             open_timeout=self.open_timeout,
             close_timeout=2.0,
-            max_size=self.max_frame_bytes,
+            max_size=self.max_frame_bytes * OVERSIZE_FACTOR,
             max_queue=1024,
         )
 
@@ -690,8 +725,16 @@ class KalshiWsClient:
                     if silent.is_set():
                         return f"watchdog: no frame for {self.watchdog_timeout} s"
                     rcvd = exc.rcvd
+                    if rcvd is None and exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG:
+                        self._oversized("", exc.sent.reason)
+                        return f"oversized frame: {exc.sent.reason}"
                     return f"closed: {rcvd.code} {rcvd.reason}".strip() if rcvd else f"closed: {exc}"
                 self._last_frame = time.monotonic()
+                if len(raw) > self.max_frame_bytes:
+                    self._oversized(raw[: self.oversize_keep_bytes], f"frame of {len(raw)} bytes")
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=MESSAGE_TOO_BIG, reason="frame too big")
+                    return f"oversized frame: {len(raw)} bytes"
                 frames += 1
                 if frames % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # buffered frames never suspend recv(): let other tasks run
@@ -703,6 +746,13 @@ class KalshiWsClient:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+
+    def _oversized(self, prefix: str | bytes, what: str) -> None:
+        self.counters.frames += 1
+        detail = f"{what} over the {self.max_frame_bytes}-byte limit; connection restarted"
+        if prefix:
+            detail += f"; first {len(prefix)} kept"
+        self.dispatcher.reject(KalshiProtocolError(detail, prefix, kind=Reason.OVERSIZED))
 
     async def _watchdog(self, ws: ClientConnection, silent: asyncio.Event) -> None:
         """Close a connection that has delivered no frame for ``watchdog_timeout`` seconds."""

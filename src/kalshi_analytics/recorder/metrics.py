@@ -10,7 +10,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
+from kalshi_analytics.kalshi import validation
+
 PREFIX = "kalshi_recorder"
+DATABASE_REFUSED = "database_refused"  # the rejection reason of a row PostgreSQL would not store
 # Exchange → commit lag: 10 ms .. 60 s.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
@@ -26,7 +29,13 @@ class RecorderMetrics:
         p = PREFIX
         # Exchange side (the poll and stream loops).
         self.messages = Counter(f"{p}_messages", "WebSocket/REST messages received, by type", ["type"], registry=r)
-        self.parse_errors = Counter(f"{p}_parse_errors", "Frames rejected by the parser", ["channel"], registry=r)
+        # One counter for everything refused (a frame at the edge, a row by the database), every reason shown
+        # from the start: a labelled counter has no sample until its label is first used.
+        self.rejected = Counter(
+            f"{p}_rejected", "Frames and rows refused (kept in rejected_frames.jsonl)", ["reason"], registry=r
+        )
+        for reason in (*validation.reasons(), DATABASE_REFUSED):
+            self.rejected.labels(reason)
         self.gaps = Counter(f"{p}_gaps", "Feed gaps detected, by cause", ["cause"], registry=r)
         self.gaps_repaired = Counter(f"{p}_gaps_repaired", "Feed gaps repaired, by method", ["method"], registry=r)
         self.reconnects = Counter(f"{p}_reconnects", "WebSocket reconnects", registry=r)

@@ -37,8 +37,9 @@ from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
+from kalshi_analytics.recorder.rejected import RejectedLog
 from kalshi_analytics.recorder.sink import Sink
-from kalshi_analytics.recorder.stream import RejectedFrameLog, StreamRecorder
+from kalshi_analytics.recorder.stream import StreamRecorder
 from kalshi_analytics.recorder.vanished import close_vanished
 
 log = get_logger(__name__)
@@ -116,6 +117,7 @@ class RecorderService:
         self.stream: StreamRecorder | None = None
         self.gaps: GapRepairer | None = None
         self.ws: KalshiWsClient | None = None
+        self.rejected: RejectedLog | None = None
         self.ready = asyncio.Event()  # set once this instance records (leader, subscribed)
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
@@ -143,6 +145,8 @@ class RecorderService:
             out["gaps_repaired"] = self.gaps.stats.repaired
         if self.ws is not None:
             out["bad_frames"] = self.ws.counters.bad_frames
+        if self.rejected is not None and self.rejected.counts:
+            out["rejected"] = dict(self.rejected.counts)  # frames and rows, by reason
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -225,9 +229,14 @@ class RecorderService:
         loaded = {} if self._signer is None else {"signer": self._signer}  # else: loaded (or absent) here
         rest = KalshiRestClient.from_settings(s, **loaded)
         ws = KalshiWsClient.from_settings(s, **{**loaded, **cfg.ws_options})
-        bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
-        ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
-        sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
+        rejected = RejectedLog(cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl"), metrics=self.metrics)
+        ws.dispatcher.bad_frames = rest.rejected = self.rejected = rejected
+        sink_opts = {
+            "fence": self.election.fence,
+            "batch_max_seconds": 0.1,
+            "on_rejected": rejected.row_refused,
+            **cfg.sink_options,
+        }
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
@@ -287,6 +296,7 @@ class RecorderService:
             for t in tasks:
                 t.cancel()
             await self._close_sink(sink, flush=clean)
+            rejected.flush()  # the last summary window's count, before its timer dies with the loop
             if self.gaps is not None:
                 await self.gaps.close()
             await ws.close()

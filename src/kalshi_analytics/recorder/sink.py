@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -125,6 +125,7 @@ class Sink:
         write_timeout_seconds: float = 120.0,
         shutdown_timeout_seconds: float = 30.0,
         log_every_seconds: float = 10.0,
+        on_rejected: Callable[[str, SinkItem, BaseException], None] | None = None,
     ) -> None:
         if batch_max_rows < 1 or queue_max < 1:
             raise ValueError("batch_max_rows and queue_max must be at least 1")
@@ -135,6 +136,8 @@ class Sink:
         self.metrics = metrics if metrics is not None else RecorderMetrics()
         self.max_spread = max_spread
         self._fence = fence
+        #: Told of every row the database refused (table, row, error), so it can be kept rather than lost.
+        self.on_rejected = on_rejected
         self._channel = notify_channel
         self._retry_initial = retry_initial_seconds
         self._retry_max = retry_max_seconds
@@ -363,6 +366,11 @@ class Sink:
         self.metrics.rows_rejected.labels(table).inc()
         log.error("sink_row_rejected", table=table, error=_short(exc), row=repr(item)[:2000])
         self._stats.done += 1
+        if self.on_rejected is not None:
+            try:
+                self.on_rejected(table, item, exc)
+            except Exception as err:  # keeping a copy must never stop the writer
+                log.warning("sink_rejected_row_not_kept", table=table, error=repr(err)[:300])
 
     async def _write(self, items: Sequence[SinkItem]) -> Written:
         return await write_batch(

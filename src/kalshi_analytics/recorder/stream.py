@@ -13,20 +13,18 @@ Subscriptions (sharded by :class:`~kalshi_analytics.kalshi.ws.KalshiWsClient`): 
   settlement value and time; after ``settled`` the market leaves the subscriptions.
 - :class:`SeqGap` / :class:`Disconnected` → :class:`~kalshi_analytics.recorder.gaps.GapRepairer`.
 
-Frames that cannot be parsed are counted by the client and kept with their raw text in a bounded JSONL file
-(:class:`RejectedFrameLog`, ``<data dir>/rejected_frames.jsonl``); recording goes on.
+Frames that cannot be parsed or hold impossible values are rejected by the client (``kalshi/validation.py``); on
+top of that a data frame about a market this recorder does not track is rejected here (``unknown_ticker``). Both
+are counted and kept raw by :class:`~kalshi_analytics.recorder.rejected.RejectedLog`; recording goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from kalshi_analytics.kalshi.domain import (
@@ -40,11 +38,13 @@ from kalshi_analytics.kalshi.domain import (
     SeqGap,
     TickerUpdate,
     TradeUpdate,
+    WsData,
     WsEvent,
 )
 from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.status import Channel, status_matches
+from kalshi_analytics.kalshi.validation import Reason, market_of
 from kalshi_analytics.kalshi.ws import KalshiWsClient, Subscription
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.books import BookKeeper
@@ -57,38 +57,12 @@ log = get_logger(__name__)
 
 Put = Callable[[SinkItem], Awaitable[None]]
 MARKET_CHANNELS = (Channel.TICKER, Channel.TRADE, Channel.ORDERBOOK_DELTA)
+# Frames of a market already unsubscribed may still be in flight; they are real data, not strangers.
+LEAVING_GRACE_SECONDS = 30.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class RejectedFrameLog(deque[KalshiProtocolError]):
-    """Replaces the WS dispatcher's ``bad_frames`` deque: every bad frame is also appended, raw text in full, to a
-    JSONL file (rotated to ``<name>.1`` past ``max_bytes``, so disk use stays bounded)."""
-
-    def __init__(self, path: Path | None, *, keep: int = 100, max_bytes: int = 10 * 2**20) -> None:
-        super().__init__(maxlen=keep)
-        self.path = path
-        self.max_bytes = max_bytes
-        self.written = 0
-
-    def append(self, exc: KalshiProtocolError) -> None:
-        super().append(exc)
-        if self.path is None:
-            return
-        line = json.dumps(
-            {"at": _now().isoformat(), "kind": exc.kind, "reason": exc.reason, "raw": exc.raw}, ensure_ascii=False
-        )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.exists() and self.path.stat().st_size > self.max_bytes:
-                self.path.replace(self.path.with_suffix(self.path.suffix + ".1"))
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-            self.written += 1
-        except OSError as err:  # a full disk must not stop recording
-            log.warning("rejected_frame_log_failed", error=repr(err))
 
 
 @dataclass
@@ -132,6 +106,8 @@ class StreamRecorder:
         self.stats = StreamStats()
         self.last_ts: dict[int, datetime] = {}  # sid → exchange time of its last good message
         self.high_water: datetime | None = None  # newest exchange time seen
+        self._leaving: dict[str, float] = {}  # ticker → when it was unsubscribed (monotonic)
+        ws.dispatcher.admit = self.admit
         self._reconnected = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._msg_counters = {
@@ -172,6 +148,9 @@ class StreamRecorder:
         if not gone:
             return
         self.tickers.difference_update(gone)
+        now = time.monotonic()
+        self._leaving = {t: at for t, at in self._leaving.items() if now - at < LEAVING_GRACE_SECONDS}
+        self._leaving.update(dict.fromkeys(gone, now))
         for ch in MARKET_CHANNELS:
             sub = self.subs.get(str(ch))
             if sub is not None:
@@ -179,6 +158,16 @@ class StreamRecorder:
         for t in gone:
             self.books.discard(t)
         self.stats.removed += len(gone)
+
+    def admit(self, msg: WsData) -> tuple[str, str] | None:
+        """The dispatcher's last check: a market-channel frame must be about a market this recorder subscribed."""
+        ticker = market_of(msg)
+        if ticker is None or ticker in self.tickers:
+            return None
+        left = self._leaving.get(ticker)
+        if left is not None and time.monotonic() - left < LEAVING_GRACE_SECONDS:
+            return None
+        return Reason.UNKNOWN_TICKER, f"{ticker!r} is not a market this recorder subscribed"
 
     async def _backfill_new(self, tickers: list[str], since: dict[str, datetime | None]) -> None:
         """Trades of markets that started trading before their subscription took effect."""
@@ -299,6 +288,9 @@ class StreamRecorder:
             try:
                 m = await self.rest.get_market(ticker)
                 break
+            except KalshiProtocolError as exc:  # impossible values: kept by the client's rejected log
+                log.warning("stream_adopt_refused", ticker=ticker, reason=exc.kind)
+                return
             except KalshiApiError as exc:
                 if exc.status != 404:
                     log.warning("stream_adopt_failed", ticker=ticker, error=repr(exc)[:200])
