@@ -203,7 +203,14 @@ class GapRepairer:
         self.metrics.gaps_repaired.labels(method).inc(len(keys))
         self.gap_log.repaired(list(keys), method=method, markets=markets, trades=trades)
 
-    async def give_up(self, keys: Sequence[str], reason: str, details: dict[str, Any] | None = None) -> None:
+    async def give_up(
+        self,
+        keys: Sequence[str],
+        reason: str,
+        details: dict[str, Any] | None = None,
+        *,
+        gap_end: datetime | None = None,
+    ) -> None:
         """Close the gaps ``keys`` as unrepairable: a reason instead of an open row nobody will ever look at
         again. Not for a repair that was merely interrupted (a stop, a lost lease): those stay open for the next
         leader."""
@@ -212,7 +219,7 @@ class GapRepairer:
             await self.put(
                 GapRepaired(
                     key=key,
-                    gap_end=now,
+                    gap_end=gap_end or now,
                     repaired_at=None,
                     repair_method="unrepairable",
                     details=details,

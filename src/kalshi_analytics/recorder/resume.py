@@ -27,15 +27,15 @@ they are finalized.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kalshi_analytics.kalshi.domain import Disconnected, Market
-from kalshi_analytics.kalshi.errors import KalshiApiError
+from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.gaps import GapRepairer
@@ -63,11 +63,11 @@ class Previous:
 @dataclass
 class Plan:
     previous: Previous
-    since: datetime  # trades are read from here (minus the margin)
+    hole_start: datetime  # when nobody recorded any more (as far as the database tells)
+    since: datetime  # trades are read from here (minus the margin): hole_start, but not before the horizon
     tickers: list[str]
     stale_gaps: list[GapOpened]  # open gaps older than the horizon: closed as unrepairable
     adopted_gaps: list[GapOpened]  # open gaps repaired by this pass
-    stored_raw: dict[str, Any] = field(default_factory=dict)  # ticker → markets.raw, for the not-found flag
 
 
 async def previous_writer(conn: AsyncConnection, instance_id: str, led_before: bool) -> Previous:
@@ -89,14 +89,16 @@ async def previous_writer(conn: AsyncConnection, instance_id: str, led_before: b
     return Previous("crash" if row.role == "leader" else "failover", row.instance_id, row.heartbeat_at)
 
 
+# Gaps this leadership detected itself (its stream starts before the resume) have repairs of their own.
 OPEN_GAPS_SQL = text(
     "SELECT key, detected_at, channel, sid, market_ticker, cause, seq_expected, seq_received, gap_start, details "
-    "FROM feed_gaps WHERE repaired_at IS NULL AND unrepairable_reason IS NULL ORDER BY gap_start"
+    "FROM feed_gaps WHERE repaired_at IS NULL AND unrepairable_reason IS NULL AND detected_at < :mine "
+    "ORDER BY gap_start"
 )
 
 TRACKED_SQL = text(
     f"""
-    SELECT m.ticker, m.raw FROM markets m
+    SELECT m.ticker FROM markets m
     WHERE m.raw #>> '{{{NOT_FOUND_KEY},not_found_at}}' IS NULL
       AND (m.status NOT IN ({", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))})
            OR EXISTS (SELECT 1 FROM trades t WHERE t.ticker = m.ticker AND t.ts >= :since)
@@ -138,21 +140,22 @@ class Resume:
             last_trade = (
                 await conn.execute(text("SELECT max(ts) FROM trades WHERE ts < :t"), {"t": leader_since or now})
             ).scalar_one_or_none()
-            open_rows = (await conn.execute(OPEN_GAPS_SQL)).all()
+            open_rows = (await conn.execute(OPEN_GAPS_SQL, {"mine": leader_since or now})).all()
             # A crashed leader may have held trades it never committed, older than its last heartbeat but newer
             # than the last stored trade: start at the earlier of the two.
             marks = [t for t in (last_trade, previous.last_seen) if t is not None]
-            since = max(floor, min(marks)) if marks else floor
+            hole_start = min(marks) if marks else floor
+            since = max(floor, hole_start)
             open_gaps = [GapOpened(*r) for r in open_rows]
             adopted = [g for g in open_gaps if g.gap_start >= floor]
             if adopted:
                 since = min(since, *(g.gap_start for g in adopted))
-            tracked = {r.ticker: r.raw for r in await conn.execute(TRACKED_SQL, {"since": since})}
+            tracked = [r.ticker for r in await conn.execute(TRACKED_SQL, {"since": since})]
         if previous.cause == "startup" and not tracked and not open_gaps:
             return None
         tickers = sorted(set(tracked) | set(self.poller.tickers))
         stale = [g for g in open_gaps if g.gap_start < floor]
-        return Plan(previous, since, tickers, stale, adopted, stored_raw=tracked)
+        return Plan(previous, min(hole_start, since), since, tickers, stale, adopted)
 
     async def open(self, plan: Plan) -> GapOpened:
         """The ``feed_gaps`` row of the hole (written at once: the key is ours)."""
@@ -175,16 +178,26 @@ class Resume:
         return self.gaps.spawn(self.run(plan, gap), name=f"resume-{gap.key}")
 
     async def run(self, plan: Plan, gap: GapOpened) -> None:
+        backfill_hint = "not read back (kalshi-analytics backfill can)"
         if plan.stale_gaps:
             await self.gaps.give_up(
                 [g.key for g in plan.stale_gaps],
-                f"older than the repair horizon ({self.horizon}): re-checked by a new leader, not read back",
+                f"older than the repair horizon ({self.horizon}): re-checked by a new leader, {backfill_hint}",
+            )
+        if plan.hole_start < plan.since:
+            # The part of the hole before the horizon is said so, not silently folded into a "repaired" gap.
+            early = await self._market_gap(gap, None, plan.hole_start)
+            await self.gaps.give_up(
+                [early.key],
+                f"before the repair horizon ({self.horizon}): {plan.hole_start.isoformat()} to "
+                f"{plan.since.isoformat()} {backfill_hint}",
+                gap_end=plan.since,
             )
         keys = [gap.key, *(g.key for g in plan.adopted_gaps)]
         last_error: BaseException | None = None
         for attempt in range(1, self.gaps.max_attempts + 1):
             try:
-                found, missing = await self._state(plan)
+                found, gone = await self._state(plan)
                 n_trades = await self._trades(plan.tickers, plan.since - self.gaps.margin)
                 break
             except asyncio.CancelledError:
@@ -196,9 +209,8 @@ class Resume:
         else:
             await self.gaps.give_up(keys, f"resume failed {self.gaps.max_attempts} times: {last_error!r}"[:500])
             return
-        for ticker in missing:
-            await self._not_found(plan, ticker, gap)
-        details = {"state_rows": found, "not_found": len(missing), "trades_read": n_trades, "since": plan.since}
+        await self.vanished(gone, gap)
+        details = {"state_rows": found, "not_found": len(gone), "trades_read": n_trades, "since": plan.since}
         await self.gaps.finish(
             keys,
             method="rest_state+rest_trades",
@@ -210,52 +222,50 @@ class Resume:
     async def _state(self, plan: Plan) -> tuple[int, list[str]]:
         """Current state of every tracked market → ``markets`` + a ``backfill`` snapshot; returns how many were
         found and the tickers the exchange does not know (any more)."""
-        markets = {m.ticker: m for m in await self.poller.fetch_tickers(plan.tickers)}
-        missing: list[str] = []
-        for ticker in plan.tickers:
-            if ticker in markets:
-                continue
-            one = await self._lookup(ticker)
-            if one is None:
-                missing.append(ticker)
-            else:
-                markets[ticker] = one
+        markets, gone = await self.poller.fetch_known(plan.tickers)
         received = _now()
-        for m in markets.values():
+        for m in markets:
             await self.gaps.put(await self.poller.catalog.market_row(m))
             await self.gaps.put(snapshot_from_market(m, received, received, "backfill"))
             if str(m.status or "") not in FINAL_STATUSES:
                 self.poller.tracked.add(m.ticker)  # closed/determined: the poll loop follows it to the end
-        return len(markets), missing
+        return len(markets), gone
 
-    async def _lookup(self, ticker: str) -> Market | None:
-        try:
-            return await self.rest.get_market(ticker)
-        except KalshiApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+    async def vanished(self, tickers: list[str], gap: GapOpened | None = None) -> None:
+        """Markets the exchange answers 404 for: the stored status stays (we do not know the final one), the row
+        says why in ``raw._recorder`` (and is no longer tracked), and a gap of that market is closed as
+        unrepairable. ``gap``: the resume gap they were found in; None = found by the poll loop."""
+        for ticker in tickers:
+            reason = f"the exchange answers 404 for GET /markets/{ticker}: its final state and result are unknown"
+            async with self.engine.connect() as conn:
+                raw = (
+                    await conn.execute(text("SELECT raw FROM markets WHERE ticker = :t"), {"t": ticker})
+                ).scalar_one_or_none()
+            flagged = dict(raw or {})
+            flagged[NOT_FOUND_KEY] = {"not_found_at": _now().isoformat(), "reason": reason}
+            await self.gaps.put(MarketRow(ticker, raw=flagged))
+            start = gap.gap_start if gap is not None else (self.poller.stats.last_poll_at or _now())
+            row = await self._market_gap(gap, ticker, start)
+            await self.gaps.give_up([row.key], reason)
 
-    async def _not_found(self, plan: Plan, ticker: str, gap: GapOpened) -> None:
-        reason = f"the exchange answers 404 for GET /markets/{ticker}: its final state and result are unknown"
-        raw = dict(plan.stored_raw.get(ticker) or {})
-        raw[NOT_FOUND_KEY] = {"not_found_at": _now().isoformat(), "reason": reason}
-        await self.gaps.put(MarketRow(ticker, raw=raw))
+    async def _market_gap(self, gap: GapOpened | None, ticker: str | None, start: datetime) -> GapOpened:
+        """A gap row next to the resume gap ``gap`` (same cause), for one market or an earlier stretch."""
+        key = uuid.uuid4().hex
         row = GapOpened(
-            key=f"{gap.key}-{ticker}"[:200],
+            key=key,
             detected_at=_now(),
-            channel="all",
+            channel="all" if gap is None else gap.channel,
             sid=None,
             market_ticker=ticker,
-            cause=gap.cause,
+            cause="other" if gap is None else gap.cause,
             seq_expected=None,
             seq_received=None,
-            gap_start=gap.gap_start,
-            details={"resume_gap": gap.key},
+            gap_start=start,
+            details=None if gap is None else {"resume_gap": gap.key},
         )
         await self.gaps.put(row)
         self.gaps.stats.opened += 1
-        await self.gaps.give_up([row.key], reason)
+        return row
 
     async def _trades(self, tickers: list[str], since: datetime) -> int:
         min_ts = int(since.timestamp())

@@ -290,6 +290,7 @@ class RecorderService:
         """A new leader (after start-up, a crash, a failover or a database outage) repairs the time nobody
         recorded, for every market it was tracking, and re-checks every gap left open (recorder/resume.py)."""
         resume = Resume(self.engine, gaps.rest, poller, gaps, horizon=self.config.resume_max)
+        poller.on_gone = resume.vanished  # a tracked market the exchange forgets while we record
         plan = await resume.plan(self.election.instance_id, self._led_before, self.election.leader_since)
         if plan is None:
             return
