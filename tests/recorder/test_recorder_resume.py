@@ -290,3 +290,93 @@ async def test_the_cause_says_who_wrote_before(recorder_db_url: str) -> None:
         assert await cause() == ("failover", "later"), "a clean stop after the crash was repaired by then"
     finally:
         await engine.dispose()
+
+
+async def test_a_closed_market_the_exchange_forgets_while_recording_is_flagged_not_left_active(
+    recorder_db_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(recorder_db_url)
+    lock_key = fast_config(tmp_path).lock_key
+    try:
+        async with asyncio.timeout(120), run_simulator(_sim()) as sim:
+            running = await _start_and_settle_down(engine, sim, tmp_path, lock_key, "rec-live")
+            try:
+                poller = running.service.poller
+                assert poller is not None
+                ticker = next(
+                    m.ticker for m in sim.model.market_list if m.status == "active" and m.ticker in poller.state
+                )
+                sim.settle(ticker, "no")  # determined: out of the open listing, followed by ticker until final
+                await wait_until(
+                    lambda: ticker in poller.tracked and poller.status.get(ticker) == "determined",
+                    "the poll loop to follow the determined market",
+                    seconds=30,
+                )
+                del sim.model.markets[ticker]  # the exchange forgets it before it is finalized
+                await wait_until(lambda: ticker not in poller.tracked, "the poll loop to let it go", seconds=30)
+                assert running.service.sink is not None
+
+                async def flagged() -> bool:
+                    sql = "SELECT count(*) FROM feed_gaps WHERE market_ticker = :t AND unrepairable_reason IS NOT NULL"
+                    return await _scalar(engine, sql, t=ticker) == 1
+
+                await wait_until(flagged, "the vanished market's unrepairable gap", seconds=30)
+                row = (
+                    await _rows(
+                        engine, "SELECT status, raw #>> '{_recorder,reason}' FROM markets WHERE ticker = :t", t=ticker
+                    )
+                )[0]
+                cause = await _scalar(engine, "SELECT cause FROM feed_gaps WHERE market_ticker = :t", t=ticker)
+            finally:
+                await running.close()
+    finally:
+        await engine.dispose()
+    assert row[0] == "determined", "the last known status is kept"
+    assert "404" in row[1]
+    assert cause == "other"
+
+
+async def test_a_hole_longer_than_the_horizon_says_which_part_was_not_read_back(
+    recorder_db_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(recorder_db_url)
+    lock_key = fast_config(tmp_path).lock_key
+    try:
+        async with asyncio.timeout(180), run_simulator(_sim()) as sim:
+            first = await _start_and_settle_down(engine, sim, tmp_path, lock_key, "rec-one")
+
+            async def stored_trades() -> bool:
+                return await _scalar(engine, "SELECT count(*) FROM trades") >= 5
+
+            await wait_until(stored_trades, "the first recorder to store trades", seconds=60)
+            await first.close()
+            stopped = datetime.now(UTC)
+            # The hole itself: longer than the next leader's 1 s horizon.
+            await wait_until(lambda: datetime.now(UTC) - stopped > timedelta(seconds=3), "3 s without a recorder")
+
+            cfg = fast_config(tmp_path, lock_key=lock_key, instance_id="rec-two", resume_max=timedelta(seconds=1))
+            service = RecorderService(engine, sim_settings(sim), cfg)
+            stop = asyncio.Event()
+            second = Running(service, asyncio.create_task(service.run(stop)), stop)
+            try:
+                await asyncio.wait_for(service.ready.wait(), 60)
+                assert service.gaps is not None
+                assert service.sink is not None
+                async with asyncio.timeout(60):
+                    await service.gaps.wait_idle()
+                await service.sink.flush()
+                gaps = await _rows(
+                    engine,
+                    "SELECT gap_start, gap_end, repaired_at IS NOT NULL, unrepairable_reason FROM feed_gaps "
+                    "WHERE cause = 'failover' ORDER BY gap_start",
+                )
+            finally:
+                await second.close()
+    finally:
+        await engine.dispose()
+    assert len(gaps) == 2, gaps
+    (_, early_end, early_repaired, reason), (start, _, repaired, _) = gaps
+    assert not early_repaired
+    assert "before the repair horizon" in reason
+    assert early_end == start, "the unread part ends where the repaired part begins"
+    assert repaired
