@@ -1,12 +1,16 @@
 """What a new leader repairs before anything else: the time nobody recorded (DESIGN.md §5 "Coverage").
 
-On every start and leadership change (:meth:`Resume.plan` reads the database before this leader writes
-anything, :meth:`Resume.run` repairs in the background):
+On every start and leadership change (:meth:`Resume.plan` reads the database once the first poll and the
+stream run, telling this leadership's own rows apart by ``leader_since``; :meth:`Resume.run` repairs in the
+background, among the gap repairer's tasks):
 
 - the hole gets a ``feed_gaps`` row whose cause says what happened before this leader:
   ``outage`` (this instance led before and lost the lease, e.g. to a database outage), ``crash`` (the newest
   previous leader's heartbeat row still says ``leader``: it never stopped cleanly), ``failover`` (another
-  instance led and stopped cleanly: a handover, or a stop and a restart), ``startup`` (no recorder ever ran here);
+  instance led and stopped cleanly: a handover, or a stop and a restart), ``startup`` (no recorder ever ran here;
+  written only if something is stored already, e.g. by ``backfill``: the first start on an empty database has
+  nothing to repair). It starts at the earlier of the last stored trade and the previous leader's last heartbeat;
+  a part before the repair horizon (``resume_max``) is a gap of its own, closed as unrepairable;
 - every gap still open (neither repaired nor unrepairable, e.g. left by a crashed leader mid-repair) is adopted
   and ends in the same pass, or as unrepairable when it starts before the repair horizon (``horizon``, the
   trades of older windows are not read back);
@@ -21,7 +25,8 @@ anything, :meth:`Resume.run` repairs in the background):
   ``trade_id`` is the key, so what the previous leader did store costs nothing).
 
 Markets still open afterwards are handed to the poll loop (``Poller.tracked``), which keeps fetching them until
-they are finalized.
+they are finalized; a tracked market the exchange forgets while recording comes back here through
+``Poller.on_gone`` (:meth:`Resume.vanished`, cause ``other``).
 """
 
 from __future__ import annotations
