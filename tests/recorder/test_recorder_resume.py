@@ -380,3 +380,41 @@ async def test_a_hole_longer_than_the_horizon_says_which_part_was_not_read_back(
     assert "before the repair horizon" in reason
     assert early_end == start, "the unread part ends where the repaired part begins"
     assert repaired
+
+
+async def test_a_standby_taking_over_from_a_leader_that_stopped_cleanly_labels_the_gap_failover(
+    recorder_db_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(recorder_db_url)
+    lock_key = fast_config(tmp_path).lock_key
+    try:
+        async with asyncio.timeout(120), run_simulator(_sim()) as sim:
+            leader = await _start_and_settle_down(engine, sim, tmp_path, lock_key, "rec-a")
+            cfg = fast_config(tmp_path, lock_key=lock_key, instance_id="rec-b")
+            standby_service = RecorderService(engine, sim_settings(sim), cfg)
+            stop_b = asyncio.Event()
+            standby = Running(standby_service, asyncio.create_task(standby_service.run(stop_b)), stop_b)
+            try:
+
+                async def b_stands_by() -> bool:
+                    sql = "SELECT count(*) FROM recorder_heartbeats WHERE instance_id = 'rec-b' AND role = 'standby'"
+                    return await _scalar(engine, sql) == 1
+
+                await wait_until(b_stands_by, "the standby's heartbeat", seconds=30)
+                await leader.close()
+                await asyncio.wait_for(standby_service.ready.wait(), 30)
+                assert standby_service.gaps is not None
+                async with asyncio.timeout(60):
+                    await standby_service.gaps.wait_idle()
+                assert standby_service.sink is not None
+                await standby_service.sink.flush()
+                gaps = await _rows(
+                    engine,
+                    "SELECT cause, repaired_at IS NOT NULL, details ->> 'previous_instance' FROM feed_gaps "
+                    "WHERE channel = 'all' AND market_ticker IS NULL",
+                )
+            finally:
+                await standby.close()
+    finally:
+        await engine.dispose()
+    assert gaps == [("failover", True, "rec-a")]
