@@ -32,12 +32,14 @@ async def _gap(conn: AsyncConnection, ticker: str | None, start: datetime, end: 
         "repaired_at": end + timedelta(seconds=1) if end and kw.get("method") else None,
         "repair_method": kw.get("method"),
         "details": json.dumps({}),
+        "unrepairable_reason": kw.get("unrepairable"),
     }
     await conn.execute(
         text(
             "INSERT INTO feed_gaps (key, detected_at, channel, sid, market_ticker, cause, gap_start, gap_end, "
-            "repaired_at, repair_method, details) VALUES (:key, :detected_at, :channel, :sid, :market_ticker, "
-            ":cause, :gap_start, :gap_end, :repaired_at, :repair_method, CAST(:details AS jsonb))"
+            "repaired_at, repair_method, details, unrepairable_reason) VALUES (:key, :detected_at, :channel, :sid, "
+            ":market_ticker, :cause, :gap_start, :gap_end, :repaired_at, :repair_method, CAST(:details AS jsonb), "
+            ":unrepairable_reason)"
         ),
         row,
     )
@@ -107,3 +109,12 @@ def test_gaps_command_refuses_bad_input_in_one_line(since: str, until: str, mess
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+async def test_an_unrepairable_gap_is_neither_open_nor_repaired(conn: AsyncConnection) -> None:
+    t = "KXCOV-GONE"
+    start = W0 + timedelta(hours=2)
+    await _gap(conn, t, start, start + timedelta(seconds=5), cause="crash", unrepairable="the exchange answers 404")
+    report = await coverage(conn, start, start + timedelta(minutes=1), ticker=t)
+    (m,) = report.markets
+    assert (m.gaps, m.gaps_open, m.gaps_unrepairable, m.gaps_repaired) == (1, 0, 1, 0)

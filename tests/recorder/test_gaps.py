@@ -110,3 +110,23 @@ async def test_a_single_gap_and_every_disconnect_are_logged_as_they_happen(capsy
         ("feed_gap_repaired", None),
         *[("feed_gap_opened", "disconnect"), ("feed_gap_repaired", None)] * 3,
     ]
+
+
+async def test_a_repair_that_never_succeeds_ends_unrepairable_with_its_last_error() -> None:
+    rows: list[SinkItem] = []
+    gaps = _repairer(rows, RecorderMetrics(), max_attempts=2, retry_seconds=0.01)
+
+    async def exchange_down() -> list[str]:
+        raise ConnectionError("exchange unreachable")
+
+    gap = await gaps.open(Disconnected(at=datetime.now(UTC), reason="test"), gap_start=None)
+    gaps.repair(gap, [], before=exchange_down)
+    async with asyncio.timeout(10):
+        await gaps.wait_idle()
+    ends = [r for r in rows if isinstance(r, GapRepaired)]
+    assert len(ends) == 1
+    assert ends[0].key == gap.key
+    assert ends[0].repaired_at is None
+    assert "repair failed 2 times" in (ends[0].unrepairable_reason or "")
+    assert "exchange unreachable" in (ends[0].unrepairable_reason or "")
+    assert gaps.stats.open == 0

@@ -383,3 +383,27 @@ def test_transient_errors_are_told_apart_from_bad_data() -> None:
     assert not is_transient(asyncpg.exceptions.NumericValueOutOfRangeError("numeric field overflow"))
     assert not is_transient(asyncpg.exceptions.NotNullViolationError("null value"))
     assert not is_transient(ValueError("naive datetime"))
+
+
+async def test_an_unrepairable_gap_is_closed_with_its_reason_and_never_looks_repaired(engine: AsyncEngine) -> None:
+    key = uuid.uuid4().hex
+    async with _sink(engine) as sink:
+        await sink.put(_gap(key, _ticker()))
+        reason = "the exchange answers 404 for GET /markets/X"
+        await sink.put(
+            GapRepaired(
+                key=key,
+                gap_end=T0,
+                repaired_at=None,
+                repair_method="unrepairable",
+                details={"tried": 1},
+                unrepairable_reason=reason,
+            )
+        )
+        await sink.flush()
+    async with engine.connect() as c:
+        g = (await c.execute(text("SELECT * FROM feed_gaps WHERE key = :k"), {"k": key})).one()
+    assert g.repaired_at is None
+    assert g.unrepairable_reason == reason
+    assert g.gap_end == T0
+    assert g.details == {"shard": 1, "tried": 1}

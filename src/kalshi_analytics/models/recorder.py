@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kalshi_analytics.models.base import Base
 
-GAP_CAUSES = ("seq_jump", "disconnect", "outage", "startup", "other")
+GAP_CAUSES = ("seq_jump", "disconnect", "outage", "startup", "crash", "failover", "other")
 
 
 class FeedGap(Base):
@@ -19,7 +19,7 @@ class FeedGap(Base):
     __tablename__ = "feed_gaps"
     __table_args__ = (
         CheckConstraint(
-            "cause IN ('seq_jump', 'disconnect', 'outage', 'startup', 'other')",
+            "cause IN ('seq_jump', 'disconnect', 'outage', 'startup', 'crash', 'failover', 'other')",
             name="cause",
         ),
         Index("ix_feed_gaps_gap_start", "gap_start"),
@@ -39,6 +39,8 @@ class FeedGap(Base):
     gap_end: Mapped[datetime | None]
     repaired_at: Mapped[datetime | None]
     repair_method: Mapped[str | None]
+    # Set instead of repaired_at when the hole can never be filled; a gap is open while both are NULL.
+    unrepairable_reason: Mapped[str | None]
     details: Mapped[dict[str, Any] | None]
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from kalshi_analytics.clihelp import fail, run, settings, window
 from kalshi_analytics.config import Settings
-from kalshi_analytics.recorder.coverage import CoverageReport, coverage, format_duration
+from kalshi_analytics.recorder.coverage import CoverageReport, GapInfo, coverage, format_duration
 from kalshi_analytics.times import GRAMMAR
 
 SOURCES = ("poll", "websocket", "backfill")
@@ -152,6 +152,14 @@ def backfill(
     run(go)
 
 
+def _outcome(g: GapInfo) -> str:
+    if g.repaired_at is not None:
+        return f"{g.repair_method or '?'} at {g.repaired_at.isoformat()}"
+    if g.unrepairable_reason is not None:
+        return f"UNREPAIRABLE: {g.unrepairable_reason}"
+    return "OPEN"
+
+
 def render(report: CoverageReport, console: Console) -> None:
     title = f"Coverage {report.since.isoformat()} → {report.until.isoformat()}"
     table = Table(title=title, title_justify="left")
@@ -187,7 +195,7 @@ def render(report: CoverageReport, console: Console) -> None:
             "-" if g.sid is None else str(g.sid),
             g.cause,
             format_duration(g.seconds),
-            f"{g.repair_method or '?'} at {g.repaired_at.isoformat()}" if g.repaired_at else "OPEN",
+            _outcome(g),
         )
     if report.subscription_gaps:
         console.print(subs)

@@ -22,10 +22,15 @@ class GapInfo:
     repaired_at: datetime | None
     repair_method: str | None
     seconds: float  # the part of the gap inside the window (an open gap runs to the window's end or now)
+    unrepairable_reason: str | None = None  # set when the gap was given up for good (never with repaired_at)
 
     @property
     def repaired(self) -> bool:
         return self.repaired_at is not None
+
+    @property
+    def is_open(self) -> bool:
+        return self.repaired_at is None and self.unrepairable_reason is None
 
 
 @dataclass
@@ -33,13 +38,14 @@ class MarketCoverage:
     ticker: str
     gaps: int = 0
     gaps_open: int = 0
+    gaps_unrepairable: int = 0
     gap_seconds: float = 0.0
     repair_methods: Counter[str] = field(default_factory=Counter)
     snapshots: Counter[str] = field(default_factory=Counter)  # by source
 
     @property
     def gaps_repaired(self) -> int:
-        return self.gaps - self.gaps_open
+        return self.gaps - self.gaps_open - self.gaps_unrepairable
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class CoverageReport:
 GAPS_SQL = text(
     """
     SELECT key, market_ticker, channel, sid, cause, gap_start, gap_end, repaired_at, repair_method,
-           EXTRACT(EPOCH FROM LEAST(COALESCE(gap_end, now()), :until) - GREATEST(gap_start, :since))::float8
+           EXTRACT(EPOCH FROM LEAST(COALESCE(gap_end, now()), :until) - GREATEST(gap_start, :since))::float8,
+           unrepairable_reason
     FROM feed_gaps
     WHERE gap_start < :until AND COALESCE(gap_end, 'infinity'::timestamptz) > :since
       AND (CAST(:ticker AS text) IS NULL OR market_ticker = :ticker OR market_ticker IS NULL)
@@ -84,8 +91,10 @@ async def coverage(
     markets: dict[str, MarketCoverage] = {}
     subscription: list[GapInfo] = []
     for r in await session.execute(GAPS_SQL, params):
-        key, market, channel, sid, cause, start, end, repaired_at, method, seconds = r
-        gap = GapInfo(key, market, channel, sid, cause, start, end, repaired_at, method, max(0.0, float(seconds)))
+        key, market, channel, sid, cause, start, end, repaired_at, method, seconds, unrepairable = r
+        gap = GapInfo(
+            key, market, channel, sid, cause, start, end, repaired_at, method, max(0.0, float(seconds)), unrepairable
+        )
         if gap.market_ticker is None:
             subscription.append(gap)
             continue
@@ -94,8 +103,10 @@ async def coverage(
         m.gap_seconds += gap.seconds
         if gap.repaired:
             m.repair_methods[gap.repair_method or "?"] += 1
-        else:
+        elif gap.is_open:
             m.gaps_open += 1
+        else:
+            m.gaps_unrepairable += 1
     for t, source, n in await session.execute(SNAPSHOTS_SQL, params):
         markets.setdefault(t, MarketCoverage(t)).snapshots[source] += int(n)
     return CoverageReport(since, until, [markets[t] for t in sorted(markets)], subscription)

@@ -53,7 +53,7 @@ class GapStats:
 
     @property
     def open(self) -> int:
-        return self.opened - self.repaired
+        return self.opened - self.repaired - self.failed
 
 
 @dataclass
@@ -157,6 +157,7 @@ class GapRepairer:
         gaps, tickers = batch.gaps, sorted(batch.tickers)
         since = min(g.gap_start for g in gaps) - self.margin
         keys = [g.key for g in gaps]
+        last_error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
                 methods = list(await batch.before()) if batch.before is not None else []
@@ -167,34 +168,79 @@ class GapRepairer:
                 if batch.trades and tickers:
                     n_trades = await self._trades(tickers, since)
                     methods.append("rest_trades")
-                now = _now()
-                high = self.poller.high_water
                 method = "+".join(methods) or "none"
                 details = {"markets": len(tickers), "state_rows": n_state, "trades_read": n_trades}
-                if len(gaps) > 1:
-                    details["repaired_together"] = len(gaps)
-                for key in keys:
-                    await self.put(
-                        GapRepaired(
-                            key=key,
-                            gap_end=max(now, high) if high is not None else now,
-                            repaired_at=now,
-                            repair_method=method,
-                            details=details,
-                        )
-                    )
-                self.stats.repaired += len(keys)
-                self.stats.trades_read += n_trades
-                self.metrics.gaps_repaired.labels(method).inc(len(keys))
-                self.gap_log.repaired(keys, method=method, markets=len(tickers), trades=n_trades)
+                await self.finish(keys, method=method, details=details, markets=len(tickers), trades=n_trades)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("feed_gap_repair_failed", keys=keys[:5], attempt=attempt, error=repr(exc)[:300])
+                last_error = exc
                 await asyncio.sleep(min(30.0, self.retry_seconds * attempt))
+        await self.give_up(keys, f"repair failed {self.max_attempts} times: {last_error!r}"[:500])
+
+    async def finish(
+        self, keys: Sequence[str], *, method: str, details: dict[str, Any], markets: int, trades: int
+    ) -> None:
+        """Mark the gaps ``keys`` repaired (one pass repaired them all)."""
+        now = _now()
+        high = self.poller.high_water
+        if len(keys) > 1:
+            details = {**details, "repaired_together": len(keys)}
+        for key in keys:
+            await self.put(
+                GapRepaired(
+                    key=key,
+                    gap_end=max(now, high) if high is not None else now,
+                    repaired_at=now,
+                    repair_method=method,
+                    details=details,
+                )
+            )
+        self.stats.repaired += len(keys)
+        self.stats.trades_read += trades
+        self.metrics.gaps_repaired.labels(method).inc(len(keys))
+        self.gap_log.repaired(list(keys), method=method, markets=markets, trades=trades)
+
+    async def give_up(
+        self,
+        keys: Sequence[str],
+        reason: str,
+        details: dict[str, Any] | None = None,
+        *,
+        gap_end: datetime | None = None,
+    ) -> None:
+        """Close the gaps ``keys`` as unrepairable: a reason instead of an open row nobody will ever look at
+        again. Not for a repair that was merely interrupted (a stop, a lost lease): those stay open for the next
+        leader."""
+        now = _now()
+        for key in keys:
+            await self.put(
+                GapRepaired(
+                    key=key,
+                    gap_end=gap_end or now,
+                    repaired_at=None,
+                    repair_method="unrepairable",
+                    details=details,
+                    unrepairable_reason=reason,
+                )
+            )
         self.stats.failed += len(keys)
-        log.error("feed_gap_left_open", keys=keys)
+        self.metrics.gaps_repaired.labels("unrepairable").inc(len(keys))
+        log.warning("feed_gap_unrepairable", keys=list(keys)[:20], count=len(keys), reason=reason)
+
+    def spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
+        """Run a repair written elsewhere (the resume of a new leader) among these tasks: ``wait_idle`` waits
+        for it and ``close`` cancels it."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run(), name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     async def _state(self, tickers: list[str]) -> int:
         markets = await self.poller.fetch_tickers(tickers)

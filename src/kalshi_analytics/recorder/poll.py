@@ -3,7 +3,8 @@
 Each poll upserts ``markets`` and appends a ``market_snapshots`` row (``source="poll"``) only for markets whose
 observable state (bid/ask/last/volume/open interest/status) changed since the previous poll. A market that
 leaves the selection (e.g. ``status=open`` and it closed) is still fetched by ticker until it is finalized, so
-the final status, result and settlement are always recorded even if the lifecycle frame was lost.
+the final status, result and settlement are always recorded even if the lifecycle frame was lost; one the
+exchange no longer knows (404 when asked for alone) is handed to ``on_gone`` and no longer fetched.
 
 Snapshot time: the market's ``updated_time`` when it changed together with the observed state (an exchange-side
 time that moves with the quote), else the poll's receipt time; ``received_at`` is always the receipt time.
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kalshi_analytics.kalshi.domain import Market
+from kalshi_analytics.kalshi.errors import KalshiApiError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.metrics import RecorderMetrics
@@ -128,6 +130,7 @@ class Poller:
         metrics: RecorderMetrics | None = None,
         catalog: Catalog | None = None,
         on_new_markets: Callable[[list[Market]], Awaitable[None]] | None = None,
+        on_gone: Callable[[list[str]], Awaitable[None]] | None = None,
         sweep_every: int | None = 6,
         sweep_margin_seconds: float = 60.0,
         sweep_concurrency: int = 4,
@@ -139,6 +142,7 @@ class Poller:
         self.metrics = metrics or RecorderMetrics()
         self.catalog = catalog or Catalog(rest)
         self.on_new_markets = on_new_markets
+        self.on_gone = on_gone
         self.sweep_every = sweep_every
         self.sweep_margin = timedelta(seconds=sweep_margin_seconds)
         self._sweep_sem = asyncio.Semaphore(sweep_concurrency)
@@ -204,6 +208,24 @@ class Poller:
             out.extend([m async for m in self.rest.iter_markets(tickers=chunk)])
         return out
 
+    async def fetch_known(self, tickers: Iterable[str]) -> tuple[list[Market], list[str]]:
+        """Markets by ticker in batches; one missing from a batch answer is asked for alone
+        (``GET /markets/{ticker}``), and is *gone* only if the exchange answers 404 to that."""
+        todo = list(tickers)
+        found = await self.fetch_tickers(todo)
+        seen = {m.ticker for m in found}
+        gone: list[str] = []
+        for ticker in todo:
+            if ticker in seen:
+                continue
+            try:
+                found.append(await self.rest.get_market(ticker))
+            except KalshiApiError as exc:
+                if exc.status != 404:
+                    raise
+                gone.append(ticker)
+        return found, gone
+
     # ------------------------------------------------------------------------------------------------- a poll
     async def poll_once(self, *, sweep: bool | None = None) -> int:
         """One poll; returns how many snapshots it wrote. Never runs twice at once."""
@@ -214,7 +236,14 @@ class Poller:
             listed = {m.ticker for m in markets}
             leftover = [t for t in self.tracked if t not in listed]
             if leftover:
-                markets.extend(await self.fetch_tickers(leftover))
+                found, gone = await self.fetch_known(leftover)
+                markets.extend(found)
+                if gone:
+                    # Never final, never fetched again: without this it would stay "active" forever.
+                    self.tracked.difference_update(gone)
+                    log.warning("poll_markets_gone", tickers=gone[:20], count=len(gone))
+                    if self.on_gone is not None:
+                        await self.on_gone(gone)
             received = _now()
             written = await self.ingest(markets, received, source="poll")
             s = self.stats

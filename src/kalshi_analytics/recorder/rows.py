@@ -257,7 +257,7 @@ class GapOpened(NamedTuple):
     channel: str  # ticker | trade | orderbook_delta | market_lifecycle_v2 | poll | ...
     sid: int | None
     market_ticker: str | None  # None = the whole subscription
-    cause: str  # seq_jump | disconnect | outage | startup | other
+    cause: str  # seq_jump | disconnect | outage | startup | crash | failover | other
     seq_expected: int | None
     seq_received: int | None
     gap_start: datetime
@@ -265,13 +265,15 @@ class GapOpened(NamedTuple):
 
 
 class GapRepaired(NamedTuple):
-    """The repair of the gap opened with the same ``key``; ``details`` are merged into the stored ones."""
+    """The end of the gap opened with the same ``key``: repaired, or (``repaired_at`` None and
+    ``unrepairable_reason`` set) given up for good; ``details`` are merged into the stored ones."""
 
     key: str
     gap_end: datetime
-    repaired_at: datetime
+    repaired_at: datetime | None
     repair_method: str  # e.g. get_snapshot | rest_backfill | rest_trades
     details: dict[str, Any] | None = None
+    unrepairable_reason: str | None = None
 
 
 def gap_opened(

@@ -19,16 +19,14 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.config import Settings
 from kalshi_analytics.kalshi.credentials import load_signer, verify_credentials
-from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.ws import KalshiWsClient
@@ -38,9 +36,9 @@ from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, L
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
 from kalshi_analytics.recorder.rejected import RejectedLog
+from kalshi_analytics.recorder.resume import Resume
 from kalshi_analytics.recorder.sink import Sink
 from kalshi_analytics.recorder.stream import StreamRecorder
-from kalshi_analytics.recorder.vanished import close_vanished
 
 log = get_logger(__name__)
 
@@ -260,7 +258,6 @@ class RecorderService:
                 self.poller, self.gaps, self.stream = poller, gaps, stream
                 ws.start()
                 await poller.poll_once(sweep=False)
-                await close_vanished(self.engine, poller, sink.put, poller.tickers)
                 await stream.start(poller.tickers)
                 await self._resume_gap(gaps, poller)
                 self._led_before = True
@@ -313,22 +310,15 @@ class RecorderService:
             closing.add_done_callback(self._zombies.discard)
 
     async def _resume_gap(self, gaps: GapRepairer, poller: Poller) -> None:
-        """A new leader (after start-up, a failover or a database outage) fills the hole since the last trade
-        committed by anyone: a ``feed_gaps`` row (cause ``startup``/``outage``) and a REST backfill of the trades
-        and state of every recorded market since then (bounded by ``resume_max``)."""
-        async with self.engine.connect() as conn:
-            last = (await conn.execute(text("SELECT max(ts) FROM trades"))).scalar_one_or_none()
-        if last is None:
+        """A new leader (after start-up, a crash, a failover or a database outage) repairs the time nobody
+        recorded, for every market it was tracking, and re-checks every gap left open (recorder/resume.py)."""
+        resume = Resume(self.engine, gaps.rest, poller, gaps, horizon=self.config.resume_max)
+        poller.on_gone = resume.vanished  # a tracked market the exchange forgets while we record
+        plan = await resume.plan(self.election.instance_id, self._led_before, self.election.leader_since)
+        if plan is None:
             return
-        now = datetime.now(UTC)
-        start = max(last, now - self.config.resume_max)
-        cause = "outage" if self._led_before else "startup"
-        gap = await gaps.open(
-            Disconnected(at=now, reason=f"recorder {cause}: no writer since the last stored trade"),
-            gap_start=start,
-            cause=cause,
-        )
-        gaps.repair(gap, poller.tickers, state=True, trades=True)
+        gap = await resume.open(plan)
+        resume.start(plan, gap)
 
     async def _summary_loop(self) -> None:
         while True:

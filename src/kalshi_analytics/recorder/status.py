@@ -79,7 +79,9 @@ async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
             )
         )
     ).mappings()
-    open_gaps = (await conn.execute(text("SELECT count(*) FROM feed_gaps WHERE repaired_at IS NULL"))).scalar_one()
+    # Open = neither repaired nor given up with a reason (an unrepairable gap is closed, not open).
+    open_sql = "SELECT count(*) FROM feed_gaps WHERE repaired_at IS NULL AND unrepairable_reason IS NULL"
+    open_gaps = (await conn.execute(text(open_sql))).scalar_one()
     return RecorderStatus(
         leader=leader,
         lag_seconds=leader.heartbeat_age_seconds if leader else None,

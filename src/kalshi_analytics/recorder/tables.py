@@ -175,7 +175,7 @@ INSERT_GAP_SQL = (
     "gap_start, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) ON CONFLICT (key) DO NOTHING"
 )
 REPAIR_GAP_SQL = (
-    "UPDATE feed_gaps SET gap_end = $2, repaired_at = $3, repair_method = $4, "
+    "UPDATE feed_gaps SET gap_end = $2, repaired_at = $3, repair_method = $4, unrepairable_reason = $6, "
     "details = CASE WHEN $5::jsonb IS NULL THEN details ELSE COALESCE(details, '{}'::jsonb) || $5::jsonb END "
     "WHERE key = $1"
 )
@@ -296,7 +296,13 @@ async def _write_gaps(pg: Any, rows: Sequence[GapOpened | GapRepaired], o: Writt
             _bump(o.duplicates, "feed_gaps", 1 - n)
         else:
             status = await pg.execute(
-                REPAIR_GAP_SQL, g.key, g.gap_end, g.repaired_at, g.repair_method, _json(g.details)
+                REPAIR_GAP_SQL,
+                g.key,
+                g.gap_end,
+                g.repaired_at,
+                g.repair_method,
+                _json(g.details),
+                g.unrepairable_reason,
             )
             if status.endswith(" 0"):
                 o.repairs_unmatched += 1
