@@ -109,7 +109,7 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         assert latest is not None
         assert latest[0] == b.instance_id
         assert datetime.now(UTC) - latest[1] < timedelta(seconds=5)
-        assert info == {"rows": 7}
+        assert info == {"rows": 7, "epoch": b.epoch}, "the info of the service, and the epoch it leads under"
 
     async with engine.connect() as c:
         roles = {

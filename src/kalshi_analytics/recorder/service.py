@@ -55,6 +55,7 @@ class RecorderConfig:
     resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
     instance_id: str | None = None
     rejected_frames_path: Path | None = None
+    spill_dir: Path | None = None  # where the sink spills during a database outage (None = <data dir>/recorder-spill)
     sink_options: dict[str, Any] = field(default_factory=dict)
     election_options: dict[str, Any] = field(default_factory=dict)
     ws_options: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,9 @@ class RecorderService:
             st = self.sink.stats
             out["rows_written"] = sum(st.new.values())
             out["queue_depth"] = st.queue_depth
+            out["held"] = self.sink.held
+            if st.db_down_since is not None:
+                out["db_down_since"] = st.db_down_since.isoformat()
         if self.gaps is not None:
             out["gaps_open"] = self.gaps.stats.open
             out["gaps_repaired"] = self.gaps.stats.repaired
@@ -213,7 +217,12 @@ class RecorderService:
         ws = KalshiWsClient.from_settings(s, **cfg.ws_options)
         bad_path = cfg.rejected_frames_path or (s.data_dir / "rejected_frames.jsonl")
         ws.dispatcher.bad_frames = RejectedFrameLog(bad_path)
-        sink_opts = {"fence": self.election.fence, "batch_max_seconds": 0.1, **cfg.sink_options}
+        sink_opts = {
+            "fence": self.election.fence,
+            "batch_max_seconds": 0.1,
+            "spill_dir": cfg.spill_dir or (s.data_dir / "recorder-spill"),
+            **cfg.sink_options,
+        }
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
