@@ -1,10 +1,12 @@
 """One recorder writes; the others wait. Leader election on a PostgreSQL advisory lock plus a lease.
 
 The lock lives on a dedicated asyncpg connection (not from the pool): when the leader dies, PostgreSQL releases
-the lock and a standby — polling about every second — takes over. A leader that is frozen or cut off keeps its
-session, and so the lock, open; for that the leader renews a lease (:mod:`~kalshi_analytics.recorder.lease`,
-``lease_until = now() + lease_seconds`` by the database's clock) every ``check_interval`` on its lock connection,
-and a standby that sees the deadline pass ends the holder's session, takes the lock and starts a new epoch. The
+the lock and a standby — polling about every second — takes over once the lease has gone unrenewed for
+``takeover_grace_seconds`` (3 s: a live leader whose connection merely blipped re-takes it sooner). A leader
+that is frozen or cut off keeps its session, and so the lock, open; for that the leader renews a lease
+(:mod:`~kalshi_analytics.recorder.lease`, ``lease_until = now() + lease_seconds`` by the database's clock) every
+``check_interval`` on its lock connection, and a standby that sees the deadline pass ends the holder's session,
+takes the lock and starts a new epoch. The
 sink's :meth:`LeaderElection.fence` checks the epoch inside every batch's transaction, so a leader that wakes up
 deposed has its late batches refused — never two writers.
 
@@ -89,6 +91,7 @@ class LeaderElection:
         heartbeat_interval: float = 2.0,
         connect_timeout: float = 5.0,
         lease_seconds: float = 10.0,
+        takeover_grace_seconds: float = 3.0,
         info: Callable[[], Mapping[str, Any]] | None = None,
         metrics: RecorderMetrics | None = None,
         log_every_seconds: float = 30.0,
@@ -106,6 +109,7 @@ class LeaderElection:
         self.heartbeat_interval = heartbeat_interval
         self.connect_timeout = connect_timeout
         self.lease_seconds = lease_seconds
+        self.takeover_grace = takeover_grace_seconds
         self.epoch: int | None = None
         self.holding_since: datetime | None = None  # leading, but without a database connection
         self._info = info
@@ -143,6 +147,12 @@ class LeaderElection:
         was_leader = self.is_leader
         self._leader_since = None
         self.metrics.leader.set(0)
+        conn, epoch = self._conn, self.epoch
+        if was_leader and conn is not None and not conn.is_closed() and epoch is not None:
+            with suppress(Exception):  # the lease then simply runs out
+                await asyncio.wait_for(
+                    lease.release(conn, self.lock_key, holder=self.instance_id, epoch=epoch), self.check_timeout
+                )
         await self._close_conn()
         if was_leader:
             log.info("leadership_released", instance_id=self.instance_id)
@@ -190,13 +200,14 @@ class LeaderElection:
     async def _try_acquire(self, conn: Any) -> bool:
         """One standby round: take the lock and a new epoch if the lease allows it, ending a holder whose lease
         ran out."""
-        st = await lease.read_state(conn, self.lock_key, self.lease_seconds)
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
         if st is not None and st.holder != self.instance_id:
-            if st.restart_grace:
-                return False  # the holder may be reconnecting with what it held through the restart
+            # After a restart the holder may be reconnecting with what it held through the outage; with the lock
+            # free and the lease fresh, its connection blipped a moment ago and it is re-taking the lease; with
+            # the lock held, the holder's session lives on and only its lease's deadline can depose it.
+            if st.restart_grace or (st.lock_pid is None and not st.stale) or (st.lock_pid and not st.expired):
+                return False
             if st.lock_pid is not None:
-                if not st.expired:
-                    return False
                 log.warning(
                     "recorder_lease_expired_taking_over",
                     instance_id=self.instance_id,
@@ -387,7 +398,7 @@ class LeaderElection:
         )
 
     async def _retake(self, conn: Any) -> bool:
-        st = await lease.read_state(conn, self.lock_key, self.lease_seconds)
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
         if st is None or st.holder != self.instance_id or st.epoch != self.epoch:
             found = "none" if st is None else f"{st.holder} epoch {st.epoch}"
             self._lose(f"deposed while the database was away: the lease is now {found}")

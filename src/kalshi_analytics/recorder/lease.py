@@ -36,21 +36,28 @@ class LeaseState:
     # come back: it may be reconnecting with rows it held through the outage, so it keeps its turn.
     restart_grace: bool
     lock_pid: int | None  # the backend holding the advisory lock now, if any
+    # Not renewed for the takeover grace: with the lock free too, the holder is gone (a live holder whose
+    # connection blipped re-takes its lease well within the grace).
+    stale: bool
 
+
+# Locks are per database, but pg_locks shows the whole server (other databases may use the same key).
+THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 
 _STATE_SQL = """
 SELECT l.holder, l.epoch, l.backend_pid, l.lease_until < now() AS expired,
+       l.lease_until <= now() OR l.renewed_at < now() - make_interval(secs => $5::float8) AS stale,
        pg_postmaster_start_time() > l.renewed_at
          AND now() < pg_postmaster_start_time() + make_interval(secs => $2::float8) AS restart_grace,
-       (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $3::bigint::oid
-          AND objid = $4::bigint::oid AND objsubid = 1 AND granted LIMIT 1) AS lock_pid
+       (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = {THIS_DATABASE}
+          AND classid = $3::bigint::oid AND objid = $4::bigint::oid AND objsubid = 1 AND granted LIMIT 1) AS lock_pid
 FROM recorder_lease l WHERE l.lock_key = $1
-"""
+""".replace("{THIS_DATABASE}", THIS_DATABASE)
 
 
-async def read_state(conn: Any, key: int, ttl: float) -> LeaseState | None:
+async def read_state(conn: Any, key: int, ttl: float, grace: float) -> LeaseState | None:
     classid, objid = lock_tag(key)
-    row = await conn.fetchrow(_STATE_SQL, key, ttl, classid, objid)
+    row = await conn.fetchrow(_STATE_SQL, key, ttl, classid, objid, grace)
     if row is None:
         return None
     return LeaseState(
@@ -60,6 +67,7 @@ async def read_state(conn: Any, key: int, ttl: float) -> LeaseState | None:
         expired=row["expired"],
         restart_grace=bool(row["restart_grace"]),
         lock_pid=row["lock_pid"],
+        stale=row["stale"],
     )
 
 
@@ -70,9 +78,9 @@ async def terminate(conn: Any, pid: int) -> bool:
 
 _END_WRITERS_SQL = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-WHERE locktype = 'relation' AND relation = 'recorder_lease'::regclass AND mode = 'RowShareLock'
-  AND granted AND pid <> pg_backend_pid()
-"""
+WHERE locktype = 'relation' AND database = {THIS_DATABASE} AND relation = 'recorder_lease'::regclass
+  AND mode = 'RowShareLock' AND granted AND pid <> pg_backend_pid()
+""".replace("{THIS_DATABASE}", THIS_DATABASE)
 
 
 async def take(conn: Any, key: int, *, holder: str, backend_pid: int, ttl: float, lock_timeout: float = 5.0) -> int:
@@ -112,6 +120,16 @@ async def renew(conn: Any, key: int, *, holder: str, epoch: int, backend_pid: in
         ttl,
     )
     return bool(renewed)
+
+
+async def release(conn: Any, key: int, *, holder: str, epoch: int) -> None:
+    """A leader stopping cleanly ends its lease now, so a standby need not wait out the grace."""
+    await conn.execute(
+        "UPDATE recorder_lease SET lease_until = now() WHERE lock_key = $1 AND holder = $2 AND epoch = $3",
+        key,
+        holder,
+        epoch,
+    )
 
 
 async def holds(conn: Any, key: int, holder: str, epoch: int) -> bool:

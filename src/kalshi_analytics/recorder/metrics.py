@@ -58,6 +58,11 @@ class RecorderMetrics:
         self.spilled_rows = Counter(
             f"{p}_spilled_rows", "Rows sent to the spill file while the database was away", registry=r
         )
+        self.rows_discarded = Counter(
+            f"{p}_rows_discarded",
+            "Rows a sink closed without writing (a deposed leader's, or a timed-out flush)",
+            registry=r,
+        )
         self.fenced_batches = Counter(
             f"{p}_fenced_batches", "Batches refused because this instance no longer holds the lease", registry=r
         )

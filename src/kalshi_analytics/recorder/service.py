@@ -3,9 +3,11 @@
     service = RecorderService(engine, settings, RecorderConfig(selection=Selection(series=("KXBTCD",))))
     await service.run(stop_event)        # standby until it holds the lock, then records until stop_event is set
 
-Only the leader connects to the exchange and writes (the sink is fenced by the lock); a standby waits and takes
-over within a few seconds of the leader's death (``LeaderElection`` polls the lock every second). Losing the
-lock cancels the recording and the instance goes back to standby. ``stop`` flushes the sink before returning.
+Only the leader connects to the exchange and writes (the sink is fenced by the lease's epoch); a standby waits and
+takes over within a few seconds of the leader's death, or once a frozen leader's lease runs out (``LeaderElection``).
+A database outage does not end leadership: the loops keep recording into the sink, which holds (and spills) until
+the database returns. Being deposed cancels the recording and the instance goes back to standby. ``stop`` flushes
+the sink before returning.
 
 Every ``summary_seconds`` one log line says how it goes: markets, messages/s, rows written, gaps open/repaired,
 queue depth, exchange→commit lag p50.

@@ -199,7 +199,11 @@ class Sink:
                 log.debug("sink_drain_ended_with_error")
             pending = self._stats.put - self._stats.done
             if pending:
-                log.warning("sink_closed_with_pending_items", pending=pending, spilled=self.held - self._queue.qsize())
+                # Only after a failure (a deposed leader's fenced sink) or a flush that timed out: counted, so a
+                # leader that loses what it held is never silent about it.
+                self.metrics.rows_discarded.inc(pending)
+                spilled = len(self._spill) if self._spill is not None else 0
+                log.warning("sink_closed_with_pending_items", pending=pending, spilled=spilled)
             if self._spill is not None:
                 self._spill.close()
             self._set_held_gauges()
