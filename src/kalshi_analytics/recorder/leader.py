@@ -112,6 +112,7 @@ class LeaderElection:
         self.takeover_grace = takeover_grace_seconds
         self.epoch: int | None = None
         self.holding_since: datetime | None = None  # leading, but without a database connection
+        self.on_reconnected: Callable[[], None] | None = None  # called when a holding leader has its lease back
         self._info = info
         self.metrics = metrics if metrics is not None else RecorderMetrics()
         self._log_every = log_every_seconds
@@ -377,6 +378,8 @@ class LeaderElection:
                     down = (datetime.now(UTC) - (self.holding_since or datetime.now(UTC))).total_seconds()
                     self.holding_since = None
                     log.info("recorder_leader_reconnected", epoch=self.epoch, held_seconds=round(down, 3))
+                    if self.on_reconnected is not None:
+                        self.on_reconnected()
                     beat = asyncio.create_task(self._write_heartbeat())
                     self._background.add(beat)
                     beat.add_done_callback(self._background.discard)

@@ -170,6 +170,12 @@ class RecorderService:
                     stopper = asyncio.create_task(stop.wait())
                     try:
                         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    except asyncio.CancelledError:
+                        # Cancelled from outside: the recording must not live on as an orphan task.
+                        waiter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
+                            await waiter
+                        raise
                     finally:
                         stopper.cancel()
                     if waiter in done:
@@ -228,6 +234,7 @@ class RecorderService:
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
+        self.election.on_reconnected = sink.retry_now  # flush what it held at once, not after the next backoff
         clean = False
         try:
             async with rest:

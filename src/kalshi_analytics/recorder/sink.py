@@ -18,6 +18,7 @@ those are logged with their content and counted as rejected, and the rest is wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Sequence
@@ -161,6 +162,7 @@ class Sink:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._progress = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._flushing = 0
         self._last_log: dict[str, float] = {}
 
@@ -306,6 +308,10 @@ class Sink:
         self.metrics.queue_depth.set(self._queue.qsize())
         self.metrics.held_rows.set(self.held)
 
+    def retry_now(self) -> None:
+        """Cut a retry backoff short: the database is back (the leader just reconnected)."""
+        self._retry_now.set()
+
     def _check_open(self) -> None:
         if self._failure is not None:
             raise SinkClosedError("the sink stopped") from self._failure
@@ -408,7 +414,9 @@ class Sink:
         self.metrics.db_retries.inc()
         self._set_held_gauges()
         backoff = min(self._retry_max, self._retry_initial * 2 ** min(attempt - 1, 30))
-        await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not crypto)
+        self._retry_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry_now.wait(), backoff * random.uniform(0.5, 1.0))  # noqa: S311 (jitter)
 
     def _on_success(self, o: Written, items: int) -> None:
         s = self._stats
