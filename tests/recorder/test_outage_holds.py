@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from kalshi_analytics.db.embedded import start_embedded, stop_embedded
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.recorder.leader import LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
 from tests.conftest import wait_until
@@ -91,3 +94,60 @@ async def test_a_15_s_database_restart_loses_no_snapshot_or_trade_the_exchange_s
     assert stats.rejected == {}
     assert stats.spilled == 0, "the spill file was written out and removed"
     assert list((tmp_path / "spill").glob("*")) == []
+
+
+async def test_after_a_restart_the_holder_keeps_its_turn_and_is_deposed_only_if_it_does_not_come_back(
+    own_server: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgdata, url = own_server
+    engine = create_engine(url, pool_size=2)
+    opts: dict[str, Any] = {"lock_key": 77, "poll_interval": 0.2, "check_interval": 0.2, "heartbeat_interval": 0.5}
+    try:
+        async with (
+            LeaderElection(engine, instance_id="a", lease_seconds=3.0, **opts) as a,
+            LeaderElection(engine, instance_id="b", lease_seconds=3.0, **opts) as b,
+        ):
+            await asyncio.wait_for(a.wait_until_leader(), 10)
+            epoch = a.epoch
+            standby = asyncio.create_task(b.wait_until_leader())
+            outcome: list[str] = []
+
+            async def work() -> None:
+                try:
+                    async with a.leadership():
+                        await asyncio.sleep(3600)
+                except LeadershipLost:
+                    outcome.append("lost")
+
+            working = asyncio.create_task(work())
+
+            # 1. A restart: the standby, back first or not, leaves the holder a lease period to re-take its lease.
+            await asyncio.to_thread(stop_embedded, pgdata)
+            await wait_until(lambda: a.holding, "the leader to notice and hold")
+            await asyncio.to_thread(start_embedded, pgdata, "kalshi")
+            await wait_until(lambda: not a.holding, "the leader to re-take its lease", seconds=30)
+            assert a.epoch == epoch
+            await asyncio.sleep(a.lease_seconds + 1)  # past the standby's grace: a renews, so b keeps waiting
+            assert a.is_leader
+            assert not standby.done()
+
+            # 2. A restart the holder does not come back from within its turn: the standby takes over, and the
+            # holder, once it reaches the database, finds a new epoch and stands down.
+            await asyncio.to_thread(stop_embedded, pgdata)
+            await wait_until(lambda: a.holding, "the leader to notice and hold")
+
+            async def unreachable() -> None:
+                raise OSError("a is cut off")
+
+            monkeypatch.setattr(a, "_connection", unreachable)
+            await asyncio.to_thread(start_embedded, pgdata, "kalshi")
+            await asyncio.wait_for(standby, 30)
+            assert b.epoch == (epoch or 0) + 1
+            assert a.holding, "a still holds, not knowing yet"
+            monkeypatch.undo()
+            await asyncio.wait_for(working, 30)
+            assert outcome == ["lost"]
+            assert not a.is_leader
+            assert b.is_leader
+    finally:
+        await engine.dispose()
