@@ -6,9 +6,8 @@ the lock and a standby — polling about every second — takes over once the le
 that is frozen or cut off keeps its session, and so the lock, open; for that the leader renews a lease
 (:mod:`~kalshi_analytics.recorder.lease`, ``lease_until = now() + lease_seconds`` by the database's clock) every
 ``check_interval`` on its lock connection, and a standby that sees the deadline pass ends the holder's session,
-takes the lock and starts a new epoch. The
-sink's :meth:`LeaderElection.fence` checks the epoch inside every batch's transaction, so a leader that wakes up
-deposed has its late batches refused — never two writers.
+takes the lock and starts a new epoch. The sink's :meth:`LeaderElection.fence` checks the epoch inside every
+batch's transaction, so a leader that wakes up deposed has its late batches refused — never two writers.
 
 When the leader's own connection fails (PostgreSQL restarting, a network cut) it does not give up: it holds on
 (the sink keeps what the loops record), reconnects, and carries on under the same epoch if nobody took over —
