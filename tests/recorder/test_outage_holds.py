@@ -77,6 +77,11 @@ async def test_a_15_s_database_restart_loses_no_snapshot_or_trade_the_exchange_s
     finally:
         await engine.dispose()
 
+    print(  # the figures the README quotes
+        f"outage {OUTAGE_SECONDS} s: {frames_during} frames sent, {held_at_peak} rows held at the peak, {spilled} "
+        f"spilled; db_outages={metrics.value('kalshi_recorder_db_outages_total'):g} "
+        f"db_retries={metrics.value('kalshi_recorder_db_retries_total'):g}"
+    )
     assert frames_during > 100, "the exchange kept sending during the outage"
     assert held_at_peak > 200, "the leader kept recording into its buffer"
     assert spilled > 0, "past the queue's bound, rows went to the spill file"

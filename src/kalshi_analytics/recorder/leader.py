@@ -185,7 +185,9 @@ class LeaderElection:
             try:
                 conn = await self._connection()
                 got = await asyncio.wait_for(self._try_acquire(conn), self.check_timeout + 5.0)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever a dying server does to a query in flight: try again
                 self._throttled("lock_db", "leader_election_database_unavailable", error=repr(exc))
                 await self._close_conn()
                 got = False
