@@ -57,6 +57,13 @@ class SinkClosedError(RuntimeError):
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03")
 
 
+_CONNECTION_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a write failure is about reaching the database (retry) rather than about the data (isolate)."""
     seen: set[int] = set()
@@ -68,7 +75,8 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(e))
         if isinstance(e, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError):
             return True
-        if isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.exceptions.PostgresConnectionError):
+        # InternalClientError ("cannot switch to state …"): a connection a dying server left mid-query, never data.
+        if isinstance(e, _CONNECTION_ERRORS):
             return True
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
             return True
