@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.db import migrations
 from kalshi_analytics.db.engine import create_engine
@@ -88,6 +89,7 @@ async def test_health_and_ready(client: httpx.AsyncClient, engine: AsyncEngine) 
                 "info": json.dumps({"queue_depth": 0}),
             },
         )
+        await _lease(conn, "api-test-leader")
     r = await client.get("/api/v1/ready")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready"
@@ -104,6 +106,70 @@ async def test_health_and_ready(client: httpx.AsyncClient, engine: AsyncEngine) 
     body = assert_problem(await client.get("/api/v1/ready"), 503)
     assert "recorder" in str(body["detail"])
     assert body["checks"]["recorder"]["ok"] is False  # type: ignore[index]
+
+
+async def _lease(conn: AsyncConnection, holder: str, *, seconds: int = 3600) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO recorder_lease (lock_key, epoch, holder, backend_pid, acquired_at, renewed_at, lease_until) "
+            "VALUES (:k, 1, :h, NULL, now(), now(), now() + make_interval(secs => :s))"
+        ),
+        {"k": random.randrange(1, 2**62), "h": holder, "s": seconds},
+    )
+
+
+async def _beat(engine: AsyncEngine, instance_id: str, role: str, info: dict[str, object]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM recorder_heartbeats WHERE role = 'leader'"))
+        await conn.execute(
+            UPSERT_HEARTBEAT_SQL,
+            {
+                "instance_id": instance_id,
+                "role": role,
+                "hostname": "h",
+                "pid": 1,
+                "started_at": datetime.now(UTC),
+                "leader_since": datetime.now(UTC),
+                "info": json.dumps(info),
+            },
+        )
+
+
+async def test_ready_says_the_leader_holds_rows_through_a_database_outage(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _beat(engine, "api-test-holder", "leader", {"held": 1234, "db_down_since": "2026-11-28T02:00:00+00:00"})
+    body = assert_problem(await client.get("/api/v1/ready"), 503)
+    detail = body["checks"]["recorder"]["detail"]  # type: ignore[index]
+    assert "api-test-holder holding 1234 items during a database outage (since 2026-11-28T02:00:00+00:00)" in detail
+    assert "holding 1234 items" in str(body["detail"])
+
+
+async def test_ready_says_the_database_is_unreachable(app: FastAPI) -> None:
+    eng = create_engine("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
+    try:
+        async with serve(app) as client:
+            app.state.engine = eng  # the database goes away after start-up
+            body = assert_problem(await client.get("/api/v1/ready"), 503)
+        assert body["checks"]["database"]["ok"] is False  # type: ignore[index]
+        assert "database: database unreachable" in str(body["detail"])
+    finally:
+        await eng.dispose()
+
+
+async def test_recorder_status_shows_a_leader_without_a_live_lease_as_lapsed(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _beat(engine, "api-test-dead-leader", "leader", {})
+    status = (await client.get("/api/v1/recorder/status")).json()
+    roles = {i["instance_id"]: i["role"] for i in status["instances"]}
+    assert roles["api-test-dead-leader"] == "lapsed"
+    assert status["leader"] is None
+
+    async with engine.begin() as conn:
+        await _lease(conn, "api-test-dead-leader")
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert status["leader"]["instance_id"] == "api-test-dead-leader"
 
 
 async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:

@@ -42,6 +42,7 @@ def fast_config(tmp: Path, **kw: object) -> RecorderConfig:
         "summary_seconds": 5.0,
         "lock_key": random.randrange(1, 2**62),
         "rejected_frames_path": tmp / "rejected_frames.jsonl",
+        "spill_dir": tmp / "spill",
         "election_options": {"poll_interval": 0.2, "check_interval": 0.5, "heartbeat_interval": 0.5},
         "sink_options": {"batch_max_seconds": 0.1, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
         "ws_options": {"backoff_initial": 0.1},

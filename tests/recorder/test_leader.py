@@ -38,7 +38,9 @@ async def _terminate(engine: AsyncEngine, pid: int) -> None:
         assert (await c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
 
 
-async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_dies(engine: AsyncEngine) -> None:
+async def test_one_leader_that_survives_a_connection_blip_and_the_standby_takes_over_when_it_dies(
+    engine: AsyncEngine,
+) -> None:
     key = _key()
     async with _election(engine, key, "a") as a, _election(engine, key, "b") as b:
         await asyncio.wait_for(a.wait_until_leader(), 5)
@@ -48,6 +50,7 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         assert not b.is_leader
         assert not standby.done(), "never two leaders"
         assert a.metrics.value("kalshi_recorder_leader") == 1
+        epoch = a.epoch
 
         body_outcome: list[str] = []
         working = asyncio.Event()
@@ -63,6 +66,21 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
 
         work = asyncio.create_task(leader_work())
         await asyncio.wait_for(working.wait(), 5)
+
+        # The lock connection dies under a live leader (a network blip): it re-takes its lease, same epoch.
+        assert a.backend_pid is not None
+        await _terminate(engine, a.backend_pid)
+        outages = "kalshi_recorder_lease_outages_total"
+        await wait_until(lambda: a.metrics.value(outages) == 1 and not a.holding, "the leader to re-take its lease")
+        assert a.is_leader
+        assert a.epoch == epoch
+        assert not standby.done(), "the standby waits for a leader whose connection blipped"
+        assert not work.done()
+
+        # Now the leader dies: nothing of it runs any more, and its session ends with it.
+        for task in (a._monitor, a._heartbeat):
+            assert task is not None
+            task.cancel()
         assert a.backend_pid is not None
         killed_at = asyncio.get_running_loop().time()
         await _terminate(engine, a.backend_pid)
@@ -70,11 +88,17 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         await asyncio.wait_for(standby, 10)
         took = asyncio.get_running_loop().time() - killed_at
         assert b.is_leader
+        assert b.epoch == (epoch or 0) + 1
         assert took < 10
+        # Were it still running, its next batch would find the new epoch, and its work would be cancelled.
+        async with engine.connect() as c:
+            with pytest.raises(LeadershipLost):
+                await a.fence((await c.get_raw_connection()).driver_connection)
         await asyncio.wait_for(work, 5)
         assert body_outcome == ["lost"], "the deposed leader's work is cancelled"
         assert not a.is_leader
         assert a.metrics.value("kalshi_recorder_leader") == 0
+        a._heartbeat = asyncio.create_task(a._heartbeat_loop())  # back as a standby
 
         # The old leader now waits as a standby; it does not get the lock back while b holds it.
         back = asyncio.create_task(a.wait_until_leader())
@@ -109,7 +133,7 @@ async def test_one_leader_and_the_standby_takes_over_when_the_leader_connection_
         assert latest is not None
         assert latest[0] == b.instance_id
         assert datetime.now(UTC) - latest[1] < timedelta(seconds=5)
-        assert info == {"rows": 7}
+        assert info == {"rows": 7, "epoch": b.epoch}, "the info of the service, and the epoch it leads under"
 
     async with engine.connect() as c:
         roles = {
@@ -181,3 +205,47 @@ async def test_heartbeats_are_tolerant_of_an_unreachable_database() -> None:
         assert e.metrics.value(failures) >= 2
     finally:
         await dead.dispose()
+
+
+async def test_a_takeover_ends_a_frozen_leaders_open_batch_and_refuses_its_late_ones(engine: AsyncEngine) -> None:
+    import asyncpg
+
+    from kalshi_analytics.db.engine import libpq_url
+
+    key = _key()
+    # `a` never renews (its monitor sleeps for an hour): as if frozen right after it took a 1 s lease.
+    a = LeaderElection(
+        engine, lock_key=key, instance_id=f"a-{key}", lease_seconds=1.0, check_interval=3600, heartbeat_interval=3600
+    )
+    dsn = libpq_url(engine.url)
+    async with a:
+        await asyncio.wait_for(a.wait_until_leader(), 5)
+        old_epoch = a.epoch
+        # One of its batches passed the fence and froze before committing: it holds the lease row.
+        batch = await asyncpg.connect(dsn)
+        try:
+            tx = batch.transaction()
+            await tx.start()
+            await a.fence(batch)
+            async with _election(engine, key, "b") as b:
+                started = asyncio.get_running_loop().time()
+                await asyncio.wait_for(b.wait_until_leader(), 10)
+                took = asyncio.get_running_loop().time() - started
+                assert b.epoch == (old_epoch or 0) + 1
+                assert took < 5, "the expired lease is taken over without waiting for the frozen batch"
+                assert b.metrics.value("kalshi_recorder_takeovers_total") == 1
+                with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError, OSError)):
+                    await tx.commit()  # its session was ended: the frozen batch never commits
+
+                # A batch `a` starts after waking is refused by the epoch, and `a` knows it is no leader.
+                late = await asyncpg.connect(dsn)
+                try:
+                    async with late.transaction():
+                        with pytest.raises(LeadershipLost):
+                            await a.fence(late)
+                finally:
+                    await late.close()
+                assert not a.is_leader
+                assert b.is_leader
+        finally:
+            batch.terminate()

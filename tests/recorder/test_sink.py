@@ -380,6 +380,10 @@ def test_transient_errors_are_told_apart_from_bad_data() -> None:
     assert is_transient(ConnectionRefusedError())
     assert is_transient(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
     assert is_transient(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    # What a server shutting down mid-query leaves the connection in (seen in the outage test).
+    assert is_transient(
+        asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    )
     assert not is_transient(asyncpg.exceptions.NumericValueOutOfRangeError("numeric field overflow"))
     assert not is_transient(asyncpg.exceptions.NotNullViolationError("null value"))
     assert not is_transient(ValueError("naive datetime"))

@@ -58,19 +58,28 @@ async def readiness_checks(request: Request) -> dict[str, Check]:
             checks["migrations"] = Check(
                 ok=at_head, detail=f"at head {head}" if at_head else f"at {current or 'none'}, head is {head}"
             )
-            beat = await recorder.leader_heartbeat_age(conn)
-            limit = settings.api_ready_heartbeat_max_age_seconds
-            if beat is None:
-                checks["recorder"] = Check(ok=False, detail="no leader recorder heartbeat recorded")
-            else:
-                leader, age = beat
-                checks["recorder"] = Check(
-                    ok=age <= limit, detail=f"leader {leader} heartbeat {age:.1f} s ago (limit {limit:g} s)"
-                )
+            beat = await recorder.leader_heartbeat(conn)
+            checks["recorder"] = _recorder_check(beat, settings.api_ready_heartbeat_max_age_seconds)
     except Exception as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
-        checks["database"] = Check(ok=False, detail=f"unreachable: {reason}")
+        checks["database"] = Check(ok=False, detail=f"database unreachable: {reason}")
     return checks
+
+
+def _recorder_check(beat: recorder.LeaderBeat | None, limit: float) -> Check:
+    if beat is None:
+        return Check(ok=False, detail="no leader recorder heartbeat recorded")
+    age = f"heartbeat {beat.age_seconds:.1f} s ago (limit {limit:g} s)"
+    if beat.db_down_since is not None:
+        return Check(
+            ok=False,
+            detail=f"leader {beat.instance_id} holding {beat.held} items during a database outage "
+            f"(since {beat.db_down_since}); {age}",
+        )
+    if beat.age_seconds > limit:
+        held = f"; it held {beat.held} items at that beat" if beat.held else ""
+        return Check(ok=False, detail=f"leader {beat.instance_id} {age}{held}")
+    return Check(ok=True, detail=f"leader {beat.instance_id} {age}")
 
 
 @router.get(

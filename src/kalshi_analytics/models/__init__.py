@@ -3,7 +3,7 @@
 from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
 from kalshi_analytics.models.base import Base
 from kalshi_analytics.models.markets import Event, Market, Series
-from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat
+from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
 from kalshi_analytics.models.snapshots import MarketCandle1m, MarketSnapshot, OrderbookSnapshot
 from kalshi_analytics.models.trades import Trade
 
@@ -18,6 +18,7 @@ __all__ = [
     "MarketSnapshot",
     "OrderbookSnapshot",
     "RecorderHeartbeat",
+    "RecorderLease",
     "Series",
     "Trade",
 ]

@@ -1,4 +1,4 @@
-"""Recorder bookkeeping: feed gaps (the coverage report) and instance heartbeats."""
+"""Recorder bookkeeping: feed gaps (the coverage report), instance heartbeats and the leader's lease."""
 
 from __future__ import annotations
 
@@ -57,3 +57,21 @@ class RecorderHeartbeat(Base):
     heartbeat_at: Mapped[datetime]
     leader_since: Mapped[datetime | None]
     info: Mapped[dict[str, Any] | None]
+
+
+class RecorderLease(Base):
+    """Who leads the recorder of one lock key, until when (by the database's clock), under which epoch.
+
+    The epoch is the fencing token: every write of the leader checks it in its own transaction, and a standby that
+    takes over an expired lease bumps it, so a leader that wakes from a freeze has its late batches refused.
+    """
+
+    __tablename__ = "recorder_lease"
+
+    lock_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str]  # instance_id
+    backend_pid: Mapped[int | None] = mapped_column(Integer)  # the holder's lock connection
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    lease_until: Mapped[datetime]

@@ -1,10 +1,19 @@
-"""One recorder writes; the others wait. Leader election on a PostgreSQL session-level advisory lock.
+"""One recorder writes; the others wait. Leader election on a PostgreSQL advisory lock plus a lease.
 
-The lock lives on a dedicated asyncpg connection (not from the pool): when the leader dies, or its connection
-does, PostgreSQL releases the lock and a standby — polling ``pg_try_advisory_lock`` about every second — takes
-over. The leader pings its lock connection; when the ping fails it stops being leader at once, cancels the
-work running under :meth:`LeaderElection.leadership` with :class:`LeadershipLost`, and the sink's
-:meth:`LeaderElection.fence` refuses any commit not covered by the lock — never two writers.
+The lock lives on a dedicated asyncpg connection (not from the pool): when the leader dies, PostgreSQL releases
+the lock and a standby — polling about every second — takes over once the lease has gone unrenewed for
+``takeover_grace_seconds`` (3 s: a live leader whose connection merely blipped re-takes it sooner). A leader
+that is frozen or cut off keeps its session, and so the lock, open; for that the leader renews a lease
+(:mod:`~kalshi_analytics.recorder.lease`, ``lease_until = now() + lease_seconds`` by the database's clock) every
+``check_interval`` on its lock connection, and a standby that sees the deadline pass ends the holder's session,
+takes the lock and starts a new epoch. The sink's :meth:`LeaderElection.fence` checks the epoch inside every
+batch's transaction, so a leader that wakes up deposed has its late batches refused — never two writers.
+
+When the leader's own connection fails (PostgreSQL restarting, a network cut) it does not give up: it holds on
+(the sink keeps what the loops record), reconnects, and carries on under the same epoch if nobody took over —
+after a restart a standby leaves it a lease period to come back. If it finds a new epoch it has been deposed:
+the work under :meth:`LeaderElection.leadership` is cancelled with :class:`LeadershipLost` and the instance
+goes back to standby; the new leader's resume repair covers the interval.
 
 Every instance (standbys too) upserts a ``recorder_heartbeats`` row every ~2 s in its own short unit of
 work; the API's readiness check reads the leader's with :func:`latest_leader_heartbeat`.
@@ -30,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kalshi_analytics.db.engine import libpq_url
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder import lease
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 
 log = get_logger(__name__)
@@ -65,12 +75,6 @@ async def latest_leader_heartbeat(session: AsyncSession | AsyncConnection) -> tu
     return None if row is None else (str(row[0]), row[1])
 
 
-def _lock_tag(key: int) -> tuple[int, int]:
-    """How ``pg_locks`` shows a bigint advisory key: (classid, objid) = (high, low) 32 bits."""
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    return unsigned >> 32, unsigned & 0xFFFFFFFF
-
-
 class LeaderElection:
     """Use as ``async with LeaderElection(engine) as election:`` then ``async with election.leadership(): ...``."""
 
@@ -85,6 +89,8 @@ class LeaderElection:
         check_timeout: float = 3.0,
         heartbeat_interval: float = 2.0,
         connect_timeout: float = 5.0,
+        lease_seconds: float = 10.0,
+        takeover_grace_seconds: float = 3.0,
         info: Callable[[], Mapping[str, Any]] | None = None,
         metrics: RecorderMetrics | None = None,
         log_every_seconds: float = 30.0,
@@ -101,6 +107,11 @@ class LeaderElection:
         self.check_timeout = check_timeout
         self.heartbeat_interval = heartbeat_interval
         self.connect_timeout = connect_timeout
+        self.lease_seconds = lease_seconds
+        self.takeover_grace = takeover_grace_seconds
+        self.epoch: int | None = None
+        self.holding_since: datetime | None = None  # leading, but without a database connection
+        self.on_reconnected: Callable[[], None] | None = None  # called when a holding leader has its lease back
         self._info = info
         self.metrics = metrics if metrics is not None else RecorderMetrics()
         self._log_every = log_every_seconds
@@ -136,6 +147,12 @@ class LeaderElection:
         was_leader = self.is_leader
         self._leader_since = None
         self.metrics.leader.set(0)
+        conn, epoch = self._conn, self.epoch
+        if was_leader and conn is not None and not conn.is_closed() and epoch is not None:
+            with suppress(Exception):  # the lease then simply runs out
+                await asyncio.wait_for(
+                    lease.release(conn, self.lock_key, holder=self.instance_id, epoch=epoch), self.check_timeout
+                )
         await self._close_conn()
         if was_leader:
             log.info("leadership_released", instance_id=self.instance_id)
@@ -151,6 +168,10 @@ class LeaderElection:
         return self._leader_since
 
     @property
+    def holding(self) -> bool:
+        return self.holding_since is not None
+
+    @property
     def role(self) -> str:
         return "leader" if self.is_leader else "standby"
 
@@ -163,10 +184,10 @@ class LeaderElection:
         while True:
             try:
                 conn = await self._connection()
-                got = await asyncio.wait_for(
-                    conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key), self.check_timeout
-                )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                got = await asyncio.wait_for(self._try_acquire(conn), self.check_timeout + 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever a dying server does to a query in flight: try again
                 self._throttled("lock_db", "leader_election_database_unavailable", error=repr(exc))
                 await self._close_conn()
                 got = False
@@ -177,6 +198,53 @@ class LeaderElection:
                 log.info("recorder_standby", instance_id=self.instance_id, lock_key=self.lock_key)
                 announced = True
             await asyncio.sleep(self.poll_interval)
+
+    async def _try_acquire(self, conn: Any) -> bool:
+        """One standby round: take the lock and a new epoch if the lease allows it, ending a holder whose lease
+        ran out."""
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
+        if st is not None and st.holder != self.instance_id:
+            # After a restart the holder may be reconnecting with what it held through the outage; with the lock
+            # free and the lease fresh, its connection blipped a moment ago and it is re-taking the lease; with
+            # the lock held, the holder's session lives on and only its lease's deadline can depose it.
+            if st.restart_grace or (st.lock_pid is None and not st.stale) or (st.lock_pid and not st.expired):
+                return False
+            if st.lock_pid is not None:
+                log.warning(
+                    "recorder_lease_expired_taking_over",
+                    instance_id=self.instance_id,
+                    holder=st.holder,
+                    epoch=st.epoch,
+                    holder_backend_pid=st.lock_pid,
+                )
+                await lease.terminate(conn, st.lock_pid)
+                self.metrics.takeovers.inc()
+                # The lock goes when that backend has exited, a moment after it was told to.
+                for _ in range(30):
+                    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    return False
+                return await self._start_epoch(conn)
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+            return False
+        return await self._start_epoch(conn)
+
+    async def _start_epoch(self, conn: Any) -> bool:
+        assert self.backend_pid is not None
+        try:
+            self.epoch = await lease.take(
+                conn, self.lock_key, holder=self.instance_id, backend_pid=self.backend_pid, ttl=self.lease_seconds
+            )
+        except BaseException:
+            with suppress(Exception):
+                await conn.fetchval("SELECT pg_advisory_unlock($1)", self.lock_key)
+            raise
+        deposed = await lease.mark_deposed(conn, self.instance_id)
+        if deposed:
+            log.info("recorder_marked_old_leaders_deposed", rows=deposed)
+        return True
 
     async def wait_lost(self) -> None:
         """Return when leadership (held now) is lost."""
@@ -212,24 +280,18 @@ class LeaderElection:
             raise LeadershipLost("lost the recorder lock")
 
     async def fence(self, pg: Any) -> None:
-        """Raise :class:`LeadershipLost` unless our lock connection holds the lock right now.
+        """Raise :class:`LeadershipLost` unless the lease is still ours under the epoch we took.
 
         Run by the sink inside each batch's transaction (on that transaction's connection), so a deposed leader
-        that has not noticed yet still cannot commit.
+        that has not noticed yet — a frozen one waking up — still cannot commit. Not the lock itself: while the
+        leader holds on through an outage its lock session is gone, yet nobody else leads until the epoch moves.
         """
-        if not self.is_leader or self.backend_pid is None:
+        epoch = self.epoch
+        if not self.is_leader or epoch is None:
             raise LeadershipLost("not the leader")
-        classid, objid = _lock_tag(self.lock_key)
-        held = await pg.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid "
-            "AND objid = $2::bigint::oid AND objsubid = 1 AND pid = $3 AND granted)",
-            classid,
-            objid,
-            self.backend_pid,
-        )
-        if not held:
-            self._lose("fence: lock not held by our connection")
-            raise LeadershipLost("the recorder lock is not held by this instance")
+        if not await lease.holds(pg, self.lock_key, self.instance_id, epoch):
+            self._lose(f"fence: the lease is no longer ours (epoch {epoch})")
+            raise LeadershipLost("the recorder lease is held by another instance or epoch")
 
     # --------------------------------------------------------------------------------------------- internals
     async def _connection(self) -> Any:
@@ -246,7 +308,6 @@ class LeaderElection:
                 },
             )
             self.backend_pid = self._conn.get_server_pid()
-            self._conn.add_termination_listener(lambda _c: self._lose("lock connection terminated"))
         return self._conn
 
     async def _close_conn(self) -> None:
@@ -260,9 +321,10 @@ class LeaderElection:
 
     def _become_leader(self) -> None:
         self._leader_since = datetime.now(UTC)
+        self.holding_since = None
         self._lost = asyncio.Event()
         self.metrics.leader.set(1)
-        log.info("recorder_became_leader", instance_id=self.instance_id, backend_pid=self.backend_pid)
+        log.info("recorder_became_leader", instance_id=self.instance_id, backend_pid=self.backend_pid, epoch=self.epoch)
         self._monitor = asyncio.create_task(self._monitor_loop(), name="recorder-leader-monitor")
         beat = asyncio.create_task(self._write_heartbeat())  # announce the new role now, not in 2 s
         self._background.add(beat)
@@ -272,8 +334,9 @@ class LeaderElection:
         if not self.is_leader:
             return
         self._leader_since = None
+        self.holding_since = None
         self.metrics.leader.set(0)
-        log.warning("recorder_leadership_lost", instance_id=self.instance_id, reason=reason)
+        log.warning("recorder_leadership_lost", instance_id=self.instance_id, reason=reason, epoch=self.epoch)
         self._lost.set()
         for cb in list(self._on_lost):
             cb()
@@ -288,16 +351,71 @@ class LeaderElection:
     async def _monitor_loop(self) -> None:
         while self.is_leader:
             await asyncio.sleep(self.check_interval)
-            conn = self._conn
+            conn, epoch = self._conn, self.epoch
             try:
                 if conn is None or conn.is_closed():
                     raise ConnectionError("lock connection closed")
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), self.check_timeout)
+                ours = await asyncio.wait_for(self._renew(conn), self.check_timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._lose(f"lock connection check failed: {exc!r}")
+                await self._hold(exc)
+                continue
+            if not ours:
+                self._lose(f"deposed: the lease moved on from epoch {epoch}")
                 return
+
+    async def _hold(self, error: BaseException) -> None:
+        """Lead on without a database: reconnect until the lease is renewed under our epoch (back), or found to
+        have a new one (deposed)."""
+        self.holding_since = datetime.now(UTC)
+        self.metrics.lease_outages.inc()
+        log.warning("recorder_leader_holding", instance_id=self.instance_id, epoch=self.epoch, error=repr(error))
+        await self._close_conn()
+        while self.is_leader:
+            try:
+                conn = await self._connection()
+                if await asyncio.wait_for(self._retake(conn), self.check_timeout + 3.0):
+                    down = (datetime.now(UTC) - (self.holding_since or datetime.now(UTC))).total_seconds()
+                    self.holding_since = None
+                    log.info("recorder_leader_reconnected", epoch=self.epoch, held_seconds=round(down, 3))
+                    if self.on_reconnected is not None:
+                        self.on_reconnected()
+                    beat = asyncio.create_task(self._write_heartbeat())
+                    self._background.add(beat)
+                    beat.add_done_callback(self._background.discard)
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._throttled("hold", "recorder_leader_still_holding", error=repr(exc))
+                await self._close_conn()
+            if self.is_leader:
+                await asyncio.sleep(self.poll_interval)
+
+    async def _renew(self, conn: Any) -> bool:
+        epoch, pid = self.epoch, self.backend_pid
+        if epoch is None or pid is None:
+            raise ConnectionError("no lock connection")
+        return await lease.renew(
+            conn, self.lock_key, holder=self.instance_id, epoch=epoch, backend_pid=pid, ttl=self.lease_seconds
+        )
+
+    async def _retake(self, conn: Any) -> bool:
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
+        if st is None or st.holder != self.instance_id or st.epoch != self.epoch:
+            found = "none" if st is None else f"{st.holder} epoch {st.epoch}"
+            self._lose(f"deposed while the database was away: the lease is now {found}")
+            return False
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+            if st.lock_pid is not None and st.lock_pid == st.backend_pid:
+                # Our own earlier session, still open on the server after a network cut: end it.
+                await lease.terminate(conn, st.lock_pid)
+            return False
+        if not await self._renew(conn):
+            self._lose(f"deposed: the lease moved on from epoch {self.epoch}")
+            return False
+        return True
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -311,6 +429,10 @@ class LeaderElection:
                 info = dict(self._info())
             except Exception as exc:
                 info = {"info_error": repr(exc)}
+        if self.is_leader:
+            info["epoch"] = self.epoch
+            if self.holding_since is not None:
+                info["leader_holding_since"] = self.holding_since.isoformat()
         params = {
             "instance_id": self.instance_id,
             "role": role or self.role,

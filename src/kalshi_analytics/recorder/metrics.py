@@ -61,6 +61,20 @@ class RecorderMetrics:
         )
         self.db_outages = Counter(f"{p}_db_outages", "Times the database became unreachable", registry=r)
         self.db_retries = Counter(f"{p}_db_retries", "Batch write attempts retried after a transient error", registry=r)
+        self.held_rows = Gauge(
+            f"{p}_held_rows", "Rows accepted and not written yet (queue, batch in flight, spill file)", registry=r
+        )
+        self.spilled_rows = Counter(
+            f"{p}_spilled_rows", "Rows sent to the spill file while the database was away", registry=r
+        )
+        self.rows_discarded = Counter(
+            f"{p}_rows_discarded",
+            "Rows a sink closed without writing (a deposed leader's, or a timed-out flush)",
+            registry=r,
+        )
+        self.fenced_batches = Counter(
+            f"{p}_fenced_batches", "Batches refused because this instance no longer holds the lease", registry=r
+        )
         self.commit_lag = Histogram(
             f"{p}_commit_lag_seconds",
             "Exchange timestamp of a snapshot/trade to the commit of its row",
@@ -72,6 +86,12 @@ class RecorderMetrics:
         # Leadership.
         self.leader = Gauge(f"{p}_leader", "1 while this instance holds the recorder lock", registry=r)
         self.heartbeat_failures = Counter(f"{p}_heartbeat_failures", "Heartbeat writes that failed", registry=r)
+        self.takeovers = Counter(
+            f"{p}_takeovers", "Expired leases this instance took over (ending the old holder's session)", registry=r
+        )
+        self.lease_outages = Counter(
+            f"{p}_lease_outages", "Times the leader lost its database connection and held on", registry=r
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """The current value of a sample (``*_total`` for counters), 0 when never observed; for tests and info."""

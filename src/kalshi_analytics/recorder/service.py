@@ -3,9 +3,11 @@
     service = RecorderService(engine, settings, RecorderConfig(selection=Selection(series=("KXBTCD",))))
     await service.run(stop_event)        # standby until it holds the lock, then records until stop_event is set
 
-Only the leader connects to the exchange and writes (the sink is fenced by the lock); a standby waits and takes
-over within a few seconds of the leader's death (``LeaderElection`` polls the lock every second). Losing the
-lock cancels the recording and the instance goes back to standby. ``stop`` flushes the sink before returning.
+Only the leader connects to the exchange and writes (the sink is fenced by the lease's epoch); a standby waits and
+takes over within a few seconds of the leader's death, or once a frozen leader's lease runs out (``LeaderElection``).
+A database outage does not end leadership: the loops keep recording into the sink, which holds (and spills) until
+the database returns. Being deposed cancels the recording and the instance goes back to standby. ``stop`` flushes
+the sink before returning.
 
 Every ``summary_seconds`` one log line says how it goes: markets, messages/s, rows written, gaps open/repaired,
 queue depth, exchange→commit lag p50.
@@ -57,6 +59,7 @@ class RecorderConfig:
     resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
     instance_id: str | None = None
     rejected_frames_path: Path | None = None
+    spill_dir: Path | None = None  # where the sink spills during a database outage (None = <data dir>/recorder-spill)
     sink_options: dict[str, Any] = field(default_factory=dict)
     election_options: dict[str, Any] = field(default_factory=dict)
     ws_options: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +141,9 @@ class RecorderService:
             st = self.sink.stats
             out["rows_written"] = sum(st.new.values())
             out["queue_depth"] = st.queue_depth
+            out["held"] = self.sink.held
+            if st.db_down_since is not None:
+                out["db_down_since"] = st.db_down_since.isoformat()
         if self.gaps is not None:
             out["gaps_open"] = self.gaps.stats.open
             out["gaps_repaired"] = self.gaps.stats.repaired
@@ -171,6 +177,12 @@ class RecorderService:
                     stopper = asyncio.create_task(stop.wait())
                     try:
                         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    except asyncio.CancelledError:
+                        # Cancelled from outside: the recording must not live on as an orphan task.
+                        waiter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
+                            await waiter
+                        raise
                     finally:
                         stopper.cancel()
                     if waiter in done:
@@ -233,11 +245,13 @@ class RecorderService:
             "fence": self.election.fence,
             "batch_max_seconds": 0.1,
             "on_rejected": rejected.row_refused,
+            "spill_dir": cfg.spill_dir or (s.data_dir / "recorder-spill"),
             **cfg.sink_options,
         }
         tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
+        self.election.on_reconnected = sink.retry_now  # flush what it held at once, not after the next backoff
         clean = False
         try:
             async with rest:

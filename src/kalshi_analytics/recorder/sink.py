@@ -6,7 +6,11 @@ The loops ``put`` rows (:mod:`kalshi_analytics.recorder.rows`) into a bounded qu
 notification that fires exactly on commit).
 
 Nothing is dropped: when PostgreSQL is unreachable the batch is kept, in order, and retried with capped,
-jittered exponential backoff; meanwhile the queue fills and ``put`` blocks (backpressure, bounded memory).
+jittered exponential backoff; meanwhile the queue fills, then (with a ``spill_dir``) rows go on to a spill file
+(:mod:`~kalshi_analytics.recorder.spill`) up to ``spill_max_bytes``, so the loops keep recording through an outage;
+only past that budget does ``put`` block (backpressure, bounded memory and disk). Rows come back out in the order
+they were put: the queue first, then the spill, and while the spill holds anything new rows join it.
+A batch the fence refuses (a deposed leader's) stops the sink: counted, never retried.
 A batch that fails for a non-transient reason (bad data) is bisected until the offending rows are isolated;
 those are logged with their content and counted as rejected, and the rest is written.
 """
@@ -14,12 +18,14 @@ those are logged with their content and counted as rejected, and the rest is wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -32,11 +38,15 @@ from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.rows import SinkItem
+from kalshi_analytics.recorder.spill import Spill, SpillFull
 from kalshi_analytics.recorder.tables import TABLE_OF, Fence, Written, write_batch
 
 log = get_logger(__name__)
 
 LAG_SAMPLES_PER_BATCH = 500
+# 10 minutes at 1,000 rows/s is 600,000 rows; the simulator's snapshot rows pickle to ~1 KB with their raw
+# payload, so 2 GiB holds that with room to spare.
+DEFAULT_SPILL_MAX_BYTES = 2 * 1024**3
 
 
 class SinkClosedError(RuntimeError):
@@ -45,6 +55,13 @@ class SinkClosedError(RuntimeError):
 
 # ------------------------------------------------------------------------------------------------ error classes
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03")
+
+
+_CONNECTION_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -58,7 +75,8 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(e))
         if isinstance(e, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError):
             return True
-        if isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.exceptions.PostgresConnectionError):
+        # InternalClientError ("cannot switch to state …"): a connection a dying server left mid-query, never data.
+        if isinstance(e, _CONNECTION_ERRORS):
             return True
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
             return True
@@ -90,6 +108,9 @@ class SinkStats:
     outages: int = 0
     backpressure_waits: int = 0
     queue_depth: int = 0
+    spilled: int = 0  # rows in the spill file now
+    spilled_total: int = 0  # rows ever sent to the spill file
+    fenced: int = 0  # batches the fence refused
     db_down_since: datetime | None = None
     last_commit_at: datetime | None = None
 
@@ -126,6 +147,8 @@ class Sink:
         shutdown_timeout_seconds: float = 30.0,
         log_every_seconds: float = 10.0,
         on_rejected: Callable[[str, SinkItem, BaseException], None] | None = None,
+        spill_dir: Path | None = None,
+        spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES,
     ) -> None:
         if batch_max_rows < 1 or queue_max < 1:
             raise ValueError("batch_max_rows and queue_max must be at least 1")
@@ -145,10 +168,12 @@ class Sink:
         self._shutdown_timeout = shutdown_timeout_seconds
         self._log_every = log_every_seconds
         self._queue: asyncio.Queue[SinkItem] = asyncio.Queue(maxsize=queue_max)
+        self._spill = Spill(spill_dir, max_bytes=spill_max_bytes) if spill_dir is not None else None
         self._stats = SinkStats()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._progress = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._flushing = 0
         self._last_log: dict[str, float] = {}
 
@@ -187,7 +212,14 @@ class Sink:
                 log.debug("sink_drain_ended_with_error")
             pending = self._stats.put - self._stats.done
             if pending:
-                log.warning("sink_closed_with_pending_items", pending=pending)
+                # Only after a failure (a deposed leader's fenced sink) or a flush that timed out: counted, so a
+                # leader that loses what it held is never silent about it.
+                self.metrics.rows_discarded.inc(pending)
+                spilled = len(self._spill) if self._spill is not None else 0
+                log.warning("sink_closed_with_pending_items", pending=pending, spilled=spilled)
+            if self._spill is not None:
+                self._spill.close()
+            self._set_held_gauges()
 
     @property
     def running(self) -> bool:
@@ -198,12 +230,29 @@ class Sink:
         s = SinkStats(**{k: v for k, v in self._stats.__dict__.items()})
         s.new, s.duplicates, s.rejected = dict(s.new), dict(s.duplicates), dict(s.rejected)
         s.queue_depth = self._queue.qsize()
+        s.spilled = len(self._spill) if self._spill is not None else 0
         return s
+
+    @property
+    def held(self) -> int:
+        """Rows accepted and not yet written: in the queue, in the batch being written, and in the spill."""
+        return self._stats.put - self._stats.done
+
+    @property
+    def database_down_since(self) -> datetime | None:
+        return self._stats.db_down_since
 
     # ---------------------------------------------------------------------------------------------------- input
     async def put(self, item: SinkItem) -> None:
-        """Queue ``item``; waits while the queue is full (backpressure: counted, logged at most every few s)."""
+        """Queue ``item``; while the database is away and the queue is full, spill it to disk; wait only when
+        neither has room (backpressure: counted, logged at most every few s)."""
         self._check_open()
+        while self._spilling():
+            if self._to_spill(item):
+                return
+            event = self._progress
+            await event.wait()
+            self._check_open()
         if self._queue.full():
             self._stats.backpressure_waits += 1
             self.metrics.backpressure_waits.inc()
@@ -216,6 +265,8 @@ class Sink:
     def put_nowait(self, item: SinkItem) -> bool:
         """Queue ``item`` if there is room; False (counted as backpressure) when the queue is full."""
         self._check_open()
+        if self._spilling():
+            return self._to_spill(item)
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -241,6 +292,37 @@ class Sink:
         finally:
             self._flushing -= 1
 
+    def _spilling(self) -> bool:
+        """Whether a new row goes to the spill: it holds rows already (order), or the queue is full while the
+        database is away."""
+        if self._spill is None:
+            return False
+        return len(self._spill) > 0 or (self._queue.full() and self._stats.db_down_since is not None)
+
+    def _to_spill(self, item: SinkItem) -> bool:
+        assert self._spill is not None
+        try:
+            self._spill.append(item)
+        except SpillFull:
+            self._stats.backpressure_waits += 1
+            self.metrics.backpressure_waits.inc()
+            self._log_throttled("spill_full", "sink_spill_full", max_bytes=self._spill.max_bytes)
+            return False
+        if len(self._spill) == 1:
+            log.warning("sink_spilling", path=str(self._spill.path or self._spill.directory), queue_max=self.queue_max)
+        self._stats.spilled_total += 1
+        self._stats.put += 1
+        self.metrics.spilled_rows.inc()
+        return True
+
+    def _set_held_gauges(self) -> None:
+        self.metrics.queue_depth.set(self._queue.qsize())
+        self.metrics.held_rows.set(self.held)
+
+    def retry_now(self) -> None:
+        """Cut a retry backoff short: the database is back (the leader just reconnected)."""
+        self._retry_now.set()
+
     def _check_open(self) -> None:
         if self._failure is not None:
             raise SinkClosedError("the sink stopped") from self._failure
@@ -262,6 +344,11 @@ class Sink:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                if self._queue.empty() and self._spill is not None and len(self._spill):
+                    # The queue is older than the spill: only once it is empty do spilled rows go out.
+                    batch = self._spill.take(self.batch_max_rows)
+                    await self._write_counted(batch)
+                    continue
                 batch = [await self._queue.get()]
                 deadline = loop.time() + self.batch_max_seconds
                 while len(batch) < self.batch_max_rows:
@@ -278,12 +365,7 @@ class Sink:
                         batch.append(await asyncio.wait_for(self._queue.get(), min(remaining, 0.05)))
                     except TimeoutError:
                         continue
-                self.metrics.queue_depth.set(self._queue.qsize())
-                self.metrics.batch_rows.observe(len(batch))
-                await self._commit(batch)
-                self.metrics.queue_depth.set(self._queue.qsize())
-                self._stats.batches += 1
-                self._signal_progress()
+                await self._write_counted(batch)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -291,6 +373,14 @@ class Sink:
             log.error("sink_stopped", error=repr(exc))
             self._signal_progress()
             raise
+
+    async def _write_counted(self, batch: list[SinkItem]) -> None:
+        self._set_held_gauges()
+        self.metrics.batch_rows.observe(len(batch))
+        await self._commit(batch)
+        self._stats.batches += 1
+        self._set_held_gauges()
+        self._signal_progress()
 
     async def _commit(self, items: list[SinkItem]) -> None:
         """Write ``items`` (retrying transient failures forever, bisecting bad data); marks them done."""
@@ -302,6 +392,9 @@ class Sink:
                     outcome = await self._write(items)
             except Exception as exc:
                 if getattr(exc, "fatal_for_sink", False):
+                    self._stats.fenced += 1
+                    self.metrics.fenced_batches.inc()
+                    log.warning("sink_batch_fenced", rows=len(items), held=self.held, error=_short(exc))
                     raise
                 if is_transient(exc):
                     attempt += 1
@@ -330,9 +423,11 @@ class Sink:
             self._log_throttled("retry", "sink_database_still_unavailable", error=_short(exc), attempt=attempt)
         s.retries += 1
         self.metrics.db_retries.inc()
-        self.metrics.queue_depth.set(self._queue.qsize())
+        self._set_held_gauges()
         backoff = min(self._retry_max, self._retry_initial * 2 ** min(attempt - 1, 30))
-        await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not crypto)
+        self._retry_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry_now.wait(), backoff * random.uniform(0.5, 1.0))  # noqa: S311 (jitter)
 
     def _on_success(self, o: Written, items: int) -> None:
         s = self._stats

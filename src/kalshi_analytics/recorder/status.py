@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,25 +48,54 @@ class RecorderStatus(BaseModel):
     recent_gaps: list[Gap]
 
 
-async def leader_heartbeat_age(conn: AsyncConnection) -> tuple[str, float] | None:
-    """``(instance_id, seconds)`` since the newest leader heartbeat, or None when there is none (or no table yet:
-    readiness asks databases that are not migrated)."""
+@dataclass(frozen=True)
+class LeaderBeat:
+    """The newest leader heartbeat, as readiness needs it."""
+
+    instance_id: str
+    age_seconds: float  # by the database's clock, the one that wrote the heartbeat
+    held: int  # rows the leader held unwritten at that beat
+    db_down_since: str | None  # set while its sink could not reach the database (a beat written as it came back)
+
+
+async def leader_heartbeat(conn: AsyncConnection) -> LeaderBeat | None:
+    """The newest leader heartbeat, or None when there is none (or no table yet: readiness asks databases that
+    are not migrated)."""
     has_beats = (await conn.execute(text("SELECT to_regclass('recorder_heartbeats') IS NOT NULL"))).scalar()
     beat = await latest_leader_heartbeat(conn) if has_beats else None
     if beat is None:
         return None
-    # Age by the database's clock, the one that wrote the heartbeat.
-    age = (await conn.execute(text("SELECT extract(epoch FROM now() - :t)"), {"t": beat[1]})).scalar_one()
-    return beat[0], float(age)
+    row = (
+        await conn.execute(
+            text(
+                "SELECT extract(epoch FROM now() - heartbeat_at)::float8, info FROM recorder_heartbeats "
+                "WHERE instance_id = :i"
+            ),
+            {"i": beat[0]},
+        )
+    ).one()
+    info = row[1] if isinstance(row[1], dict) else {}
+    held = info.get("held")
+    down = info.get("db_down_since")
+    return LeaderBeat(
+        instance_id=beat[0],
+        age_seconds=float(row[0]),
+        held=held if isinstance(held, int) else 0,
+        db_down_since=down if isinstance(down, str) else None,
+    )
 
 
 async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
+    # A row that says leader without a live lease is a leader that died or was cut off with nobody to take over
+    # (a new leader marks the rows of those it replaces ``deposed``): it says ``lapsed`` here.
     rows = (
         await conn.execute(
             text(
-                "SELECT instance_id, role, hostname, pid, started_at, heartbeat_at, leader_since, info, "
+                "SELECT instance_id, CASE WHEN h.role = 'leader' AND NOT EXISTS (SELECT 1 FROM recorder_lease l "
+                "WHERE l.holder = h.instance_id AND l.lease_until > now()) THEN 'lapsed' ELSE h.role END AS role, "
+                "hostname, pid, started_at, heartbeat_at, leader_since, info, "
                 "extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_seconds "
-                f"FROM recorder_heartbeats ORDER BY heartbeat_at DESC LIMIT {MAX_INSTANCES}"
+                f"FROM recorder_heartbeats h ORDER BY heartbeat_at DESC LIMIT {MAX_INSTANCES}"
             )
         )
     ).mappings()
