@@ -32,8 +32,9 @@ class LeaseState:
     epoch: int
     backend_pid: int | None
     expired: bool
-    # The server restarted after the holder's last renewal and the holder has not had a lease period since to
-    # come back: it may be reconnecting with rows it held through the outage, so it keeps its turn.
+    # The server restarted while the holder's lease still ran (not after it released it on a clean stop) and the
+    # holder has not had a lease period since to come back: it may be reconnecting with rows it held through the
+    # outage, so it keeps its turn.
     restart_grace: bool
     lock_pid: int | None  # the backend holding the advisory lock now, if any
     # Not renewed for the takeover grace: with the lock free too, the holder is gone (a live holder whose
@@ -47,7 +48,7 @@ THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database()
 _STATE_SQL = """
 SELECT l.holder, l.epoch, l.backend_pid, l.lease_until < now() AS expired,
        l.lease_until <= now() OR l.renewed_at < now() - make_interval(secs => $5::float8) AS stale,
-       pg_postmaster_start_time() > l.renewed_at
+       pg_postmaster_start_time() > l.renewed_at AND l.lease_until > pg_postmaster_start_time()
          AND now() < pg_postmaster_start_time() + make_interval(secs => $2::float8) AS restart_grace,
        (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = {THIS_DATABASE}
           AND classid = $3::bigint::oid AND objid = $4::bigint::oid AND objsubid = 1 AND granted LIMIT 1) AS lock_pid

@@ -87,15 +87,17 @@ async def previous_writer(conn: AsyncConnection, instance_id: str, led_before: b
         await conn.execute(
             text(
                 "SELECT instance_id, role, heartbeat_at FROM recorder_heartbeats "
-                "WHERE instance_id <> :me AND role IN ('leader', 'stopped') ORDER BY heartbeat_at DESC LIMIT 1"
+                "WHERE instance_id <> :me AND role IN ('leader', 'deposed', 'stopped') "
+                "ORDER BY heartbeat_at DESC LIMIT 1"
             ),
             {"me": instance_id},
         )
     ).first()
     if row is None:
         return Previous("startup")
-    # This instance holds the lock now, so a row still saying "leader" is a writer that died without stopping.
-    return Previous("crash" if row.role == "leader" else "failover", row.instance_id, row.heartbeat_at)
+    # This instance holds the lock now, so a row still saying "leader" — or "deposed", which the lease marks a
+    # leader whose deadline passed — is a writer that died (or froze) without stopping.
+    return Previous("failover" if row.role == "stopped" else "crash", row.instance_id, row.heartbeat_at)
 
 
 # Gaps this leadership detected itself (its stream starts before the resume) have repairs of their own.
