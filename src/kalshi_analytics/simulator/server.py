@@ -5,10 +5,11 @@
         websockets.connect(sim.ws_url)              # ws://127.0.0.1:<port>/trade-api/ws/v2
         sim.set_faults(ws_drop_fraction=0.1)
 
-The simulated clock runs ``speed`` simulated seconds per real second, advancing the model in small steps from
-a task in the current event loop. When a WebSocket consumer falls behind (its queue above
-``backpressure_frames``) the clock waits for it instead of piling up frames, so the stream is lossless unless a
-fault says otherwise; the simulated clock then simply runs slower than ``speed``.
+The simulated clock runs ``speed`` simulated seconds per real second from its origin, advancing the model in
+small steps from a task in the current event loop; at ``speed=1`` without a fixed ``start_ts`` it is wall time.
+When a WebSocket consumer falls behind (its queue above ``backpressure_frames``) the model waits for it instead
+of piling up frames, so the stream is lossless unless a fault says otherwise, and then catches up: events keep
+their true timestamps and are delivered late, as a congested exchange would. Only ``pause()`` stops time.
 """
 
 from __future__ import annotations
@@ -206,24 +207,37 @@ class Simulator:
     # ------------------------------------------------------------------ the clock
 
     async def run_clock(self) -> None:
+        """Advance the model to ``origin + speed x (running real time)``; never re-anchor on lag.
+
+        Backpressure and the per-step event budget only delay the work: the target keeps moving with real time,
+        so the model catches up afterwards (its events keep their true timestamps and are emitted late). Only a
+        pause moves the origin, since pausing is a test tool meant to stop time.
+        """
         cfg = self.config
         loop = asyncio.get_running_loop()
-        anchor_real, anchor_sim = loop.time(), self.model.now
+        # Without a fixed start the exchange runs on wall time (the model was built on the minute, so the first
+        # step catches up the seconds since); a configured start keeps the model's own clock reproducible.
+        origin_sim = time.time() if cfg.start_ts is None else self.model.now
+        origin_real = loop.time()
+        paused_since: float | None = None
         while True:
             self.hub.apply_faults()
             now_real = loop.time()
-            if self.paused or (cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames):
-                anchor_real, anchor_sim = now_real, self.model.now
+            if self.paused:
+                if paused_since is None:
+                    paused_since = now_real
                 await asyncio.sleep(cfg.tick_interval)
                 continue
-            target = anchor_sim + cfg.speed * (now_real - anchor_real)
-            n = self.model.advance_to(target, cfg.max_events_per_step)
-            if n >= cfg.max_events_per_step:
-                # behind: let the sockets drain, then continue from where the model stopped
-                anchor_real, anchor_sim = loop.time(), self.model.now
-                await asyncio.sleep(0)
-            else:
+            if paused_since is not None:
+                origin_real += now_real - paused_since
+                paused_since = None
+            if cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames:
                 await asyncio.sleep(cfg.tick_interval)
+                continue
+            target = origin_sim + cfg.speed * (now_real - origin_real)
+            n = self.model.advance_to(target, cfg.max_events_per_step)
+            # behind (budget used up): yield so the sockets drain, then go on towards the same moving target
+            await asyncio.sleep(0 if n >= cfg.max_events_per_step else cfg.tick_interval)
 
     # ------------------------------------------------------------------ HTTP front door
 
