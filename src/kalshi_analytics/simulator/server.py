@@ -34,6 +34,7 @@ from starlette.routing import WebSocketRoute
 from kalshi_analytics.errors import ConflictError
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
+from kalshi_analytics.simulator.cdn import RestCache
 from kalshi_analytics.simulator.faults import Faults, MessageLog
 from kalshi_analytics.simulator.model import Market, MarketModel
 from kalshi_analytics.simulator.rest import API, error_response, routes
@@ -121,6 +122,7 @@ class Simulator:
             "ws_raw_frames": 0,
         }
         self.paused = config.start_paused
+        self.cdn = RestCache()
         self.port = config.port
         self.app = self._build_app()
 
@@ -200,6 +202,7 @@ class Simulator:
             "ws_frames_sent": self.log.sent,
             "ws_frames_dropped": self.log.dropped,
             "rest_requests": self.requests,
+            "rest_cache": {"hits": self.cdn.hits, "misses": self.cdn.misses},
             "injected": dict(self.injected),
             "faults": self.faults.model_dump(),
         }
@@ -300,7 +303,9 @@ class Simulator:
             return
         if faults.truncate_fraction and rng.random() < faults.truncate_fraction:
             self.injected["truncated"] += 1
-            await self.app(scope, receive, _truncating(send))
+            send = _truncating(send)
+        if faults.rest_stale_seconds > 0 and scope["method"] == "GET":
+            await self.cdn.serve(scope, receive, send, self.app, faults.rest_stale_seconds)
             return
         await self.app(scope, receive, send)
 
