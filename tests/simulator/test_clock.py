@@ -64,7 +64,9 @@ async def test_clock_catches_up_with_wall_time_after_backpressure() -> None:
             reader = asyncio.create_task(read())
             try:
                 await wait_until(
-                    lambda: abs(time.time() - sim.model.now) < 1.0, "the clock to catch up with wall time", seconds=60
+                    lambda: bool(last_ts_ms) and abs(time.time() - sim.model.now) < 1.0,
+                    "frames to flow and the clock to catch up with wall time",
+                    seconds=60,
                 )
                 behind_after = time.time() - sim.model.now
             finally:
