@@ -156,6 +156,11 @@ class Poller:
     def tickers(self) -> list[str]:
         return sorted(self.state)
 
+    def forget(self, ticker: str) -> None:
+        """The last answer for ``ticker`` was not written (it may have been stale): send the next one again."""
+        if ticker in self.state:
+            self.state[ticker] = ()
+
     # ------------------------------------------------------------------------------------------------ listing
     async def _series_tickers(self) -> list[str]:
         sel = self.selection

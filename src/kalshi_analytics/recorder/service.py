@@ -31,6 +31,7 @@ from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.ws import KalshiWsClient
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.consistency import SnapshotGate
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
@@ -51,6 +52,7 @@ class RecorderConfig:
     metrics_port: int | None = None  # None = no HTTP endpoint; 0 = any free port
     metrics_addr: str = "127.0.0.1"
     lock_key: int = DEFAULT_LOCK_KEY
+    rest_max_age: float = 15.0  # how old a REST answer may be (Kalshi's CDN: max-age=15); see recorder.consistency
     sink_close_seconds: float = 3.0  # bound on stopping the sink after the lock was lost
     resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
     instance_id: str | None = None
@@ -112,6 +114,7 @@ class RecorderService:
         self.poller: Poller | None = None
         self.stream: StreamRecorder | None = None
         self.gaps: GapRepairer | None = None
+        self.gate: SnapshotGate | None = None
         self.ws: KalshiWsClient | None = None
         self.ready = asyncio.Event()  # set once this instance records (leader, subscribed)
         self.metrics_url: str | None = None
@@ -139,6 +142,8 @@ class RecorderService:
             out["gaps_repaired"] = self.gaps.stats.repaired
         if self.ws is not None:
             out["bad_frames"] = self.ws.counters.bad_frames
+        if self.gate is not None:
+            out["snapshots_held_back"] = sum(self.gate.held_back.values())
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -221,17 +226,19 @@ class RecorderService:
         try:
             async with rest:
                 self.sink, self.ws = sink, ws
+                gate = await self._open_gate(sink)
                 poller = Poller(
                     rest,
-                    sink.put,
+                    gate.put,
                     cfg.selection,
                     interval=cfg.poll_interval or s.poll_interval_seconds,
                     metrics=self.metrics,
                     sweep_every=cfg.sweep_every,
                 )
-                gaps = GapRepairer(rest, sink.put, poller, metrics=self.metrics)
+                gate.on_held_back = poller.forget
+                gaps = GapRepairer(rest, gate.put, poller, metrics=self.metrics)
                 stream = StreamRecorder(
-                    ws, rest, sink.put, poller, gaps, metrics=self.metrics, book_interval=cfg.book_interval
+                    ws, rest, gate.put, poller, gaps, metrics=self.metrics, book_interval=cfg.book_interval
                 )
                 poller.on_new_markets = stream.on_new_markets
                 self.poller, self.gaps, self.stream = poller, gaps, stream
@@ -271,11 +278,20 @@ class RecorderService:
             self.ready.clear()
             for t in tasks:
                 t.cancel()
+            if self.gate is not None:
+                self.gate.log_summary()
             await self._close_sink(sink, flush=clean)
             if self.gaps is not None:
                 await self.gaps.close()
             await ws.close()
             log.info("recorder_stopped", **self.info())
+
+    async def _open_gate(self, sink: Sink) -> SnapshotGate:
+        """The as-of rule in front of the sink, continuing from what is stored (the previous leader's marks)."""
+        gate = SnapshotGate(sink.put, metrics=self.metrics, rest_max_age=self.config.rest_max_age)
+        await gate.seed(self.engine)
+        self.gate = gate
+        return gate
 
     async def _close_sink(self, sink: Sink, *, flush: bool) -> None:
         """Flush (on a clean stop) and stop the sink. After a lost lock, wait at most ``sink_close_seconds``: a
