@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from kalshi_analytics.kalshi.answer_time import answer_time
 from kalshi_analytics.recorder.consistency import SnapshotGate
 from kalshi_analytics.recorder.rows import MarketRow, SinkItem, SnapshotRow
 
@@ -128,3 +129,21 @@ def test_held_back_rows_are_counted_by_reason_and_summarised() -> None:
     asyncio.run(run())
     assert len(written) == 1
     assert g.metrics.value("kalshi_recorder_snapshots_held_back_total", {"reason": "volume_regression"}) == 5
+
+
+def test_a_rest_answer_dated_by_the_server_is_placed_by_that_time() -> None:
+    g, _, _ = gate()
+    assert g.check(rest(0, 10)) is None
+    assert g.check(stream(100, 40)) is None
+    dated = rest(105, 40, bid="0.45")._replace(ts=at(101))  # Date − Age: made after the last frame
+    assert g.check(dated) is None
+    cached = rest(106, 40, bid="0.46")._replace(ts=at(99))  # made before what the stream gave
+    assert g.check(cached) == "older_than_recorded"
+
+
+def test_answer_time_is_date_minus_age() -> None:
+    made = answer_time({"date": "Sat, 28 Nov 2026 12:00:10 GMT", "age": "7"})
+    assert made == at(3)
+    assert answer_time({"date": "Sat, 28 Nov 2026 12:00:10 GMT"}) == at(10)
+    assert answer_time({}) is None
+    assert answer_time({"date": "not a date"}) is None

@@ -12,11 +12,13 @@ that lifecycle events raise.
   for its status rank (and never below the floor). A row older than the window kept is dropped (``late``).
 - A stream row keeps its exchange time and may land slightly in the past (frames in flight when a poll was
   written) if it fits between its neighbours.
-- A REST row has no exchange time, so it can only be appended after everything recorded, and it is written
-  only if it is news that cannot be stale: a later status (the ticker channel carries none), or else — when
-  the stream has been silent for ``rest_max_age`` — a higher volume (volume only grows, so it proves the answer
-  is newer than the last row) or an answer received ``rest_max_age`` after the last row. While the stream
-  speaks it is authoritative (``stream_authoritative``). A REST row equal to the last one is ``unchanged``.
+- A REST row is appended after everything recorded or not at all. Its time is when the answer was made if the
+  server says (``Date`` − ``Age``, see :mod:`kalshi_analytics.kalshi.answer_time`); without that, the answer
+  may be ``rest_max_age`` older than its receipt. It is written only as news that cannot be stale: a later
+  status (the ticker channel carries none); or, unless the stream spoke after the answer may have been made
+  (then the stream is authoritative: ``stream_authoritative``), a higher volume (volume only grows, so it proves
+  the answer newer than the last row) or an answer made after the last row. Else it is ``stale``; a REST row
+  equal to the last one is ``unchanged``.
 - Open interest is not checked: on Kalshi it falls when positions close.
 
 Held-back REST rows that differ from the recorded state are reported to ``on_held_back`` (the poller then polls
@@ -150,11 +152,11 @@ class SnapshotGate:
                                AND x.status IS NOT NULL ORDER BY x.ts DESC LIMIT 1) st ON true
             LEFT JOIN LATERAL (SELECT x.ts FROM market_snapshots x WHERE x.ticker = m.ticker
                                AND x.source = 'websocket' ORDER BY x.ts DESC LIMIT 1) w ON true
-            WHERE m.status NOT IN ('finalized', 'settled') OR m.updated_at > now() - :recent
+            WHERE m.status NOT IN ('finalized', 'settled') OR m.updated_at > now() - :recent_s * interval '1 second'
             """
         )
         async with engine.connect() as conn:
-            rows = (await conn.execute(sql, {"recent": recent})).all()
+            rows = (await conn.execute(sql, {"recent_s": recent.total_seconds()})).all()
         for ticker, market_status, ts, volume, snap_status, stream_ts in rows:
             mark = MarketMark(stream_ts=stream_ts, rank=status_rank(snap_status), floor=status_rank(market_status))
             if ts is not None:
@@ -167,8 +169,12 @@ class SnapshotGate:
         """Why ``row`` must not be written (a reason), or None to write it; admitted rows move the mark."""
         mark = self.marks.setdefault(row.ticker, MarketMark())
         rank = status_rank(row.status)
-        reason = self._regression(mark, row, rank)
-        if reason is None and row.source not in STREAM_SOURCES:
+        rest = row.source not in STREAM_SOURCES
+        if rest and mark.head_ts is not None and row.ts <= mark.head_ts:
+            reason: str | None = "older_than_recorded"  # a REST answer can only be appended
+        else:
+            reason = self._regression(mark, row, rank)
+        if reason is None and rest:
             reason = self._rest(mark, row, rank)
         if reason is None:
             mark.add(row, rank, self.window)
@@ -191,17 +197,17 @@ class SnapshotGate:
                 return "late"
         return None
 
-    def _rest(self, mark: MarketMark, row: SnapshotRow, rank: int | None) -> str | None:  # noqa: PLR0911 - a clause each
+    def _rest(self, mark: MarketMark, row: SnapshotRow, rank: int | None) -> str | None:  # noqa: PLR0911 - one per clause
         head = mark.head_ts
         if head is None:
             return None
-        if row.ts <= head:
-            return "older_than_recorded"
         if rank is not None and (mark.rank is None or rank > mark.rank):
             return None  # a later status (or the series' first): news the stream does not carry
         if mark.head_values == _values(row):
             return "unchanged"
-        fresh_after = row.received_at - self.rest_max_age  # the answer was made no earlier than this
+        # A REST row's ts is when the answer was made if the server said (Date − Age), else only its receipt,
+        # and then the answer may be as old as a cache keeps one.
+        fresh_after = row.ts if row.ts != row.received_at else row.received_at - self.rest_max_age
         if mark.stream_ts is not None and mark.stream_ts > fresh_after:
             return "stream_authoritative"
         if row.volume is not None and mark.head_volume is not None and row.volume > mark.head_volume:

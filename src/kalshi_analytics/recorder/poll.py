@@ -5,8 +5,9 @@ observable state (bid/ask/last/volume/open interest/status) changed since the pr
 leaves the selection (e.g. ``status=open`` and it closed) is still fetched by ticker until it is finalized, so
 the final status, result and settlement are always recorded even if the lifecycle frame was lost.
 
-Snapshot time: the market's ``updated_time`` when it changed together with the observed state (an exchange-side
-time that moves with the quote), else the poll's receipt time; ``received_at`` is always the receipt time.
+Snapshot time: when the answers were made on the exchange's clock (``Date`` − ``Age``, the oldest page's) when the
+server says; else the market's ``updated_time`` when it changed together with the observed state, else the poll's
+receipt time; ``received_at`` is always the receipt time.
 
 An overrunning poll is logged and counted (``poll_overruns``); the next one starts at once — never two at a
 time, never a pile-up.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kalshi_analytics.kalshi.answer_time import collect_answer_times
 from kalshi_analytics.kalshi.domain import Market
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
@@ -214,14 +216,14 @@ class Poller:
         """One poll; returns how many snapshots it wrote. Never runs twice at once."""
         async with self._lock:
             started = time.perf_counter()
+            with collect_answer_times() as made:
+                markets = await self.list_selection()
+                listed = {m.ticker for m in markets}
+                leftover = [t for t in self.tracked if t not in listed]
+                if leftover:
+                    markets.extend(await self.fetch_tickers(leftover))
             received = _now()
-            markets = await self.list_selection()
-            listed = {m.ticker for m in markets}
-            leftover = [t for t in self.tracked if t not in listed]
-            if leftover:
-                markets.extend(await self.fetch_tickers(leftover))
-            received = _now()
-            written = await self.ingest(markets, received, source="poll")
+            written = await self.ingest(markets, received, source="poll", as_of=min(made, default=None))
             s = self.stats
             s.polls += 1
             s.markets = len(self.state)
@@ -234,8 +236,12 @@ class Poller:
                 await self.sweep_trades(markets)
             return written
 
-    async def ingest(self, markets: Iterable[Market], received: datetime, *, source: str) -> int:
-        """Upsert changed markets and append their snapshots; tells ``on_new_markets`` about new tickers."""
+    async def ingest(
+        self, markets: Iterable[Market], received: datetime, *, source: str, as_of: datetime | None = None
+    ) -> int:
+        """Upsert changed markets and append their snapshots; tells ``on_new_markets`` about new tickers.
+
+        ``as_of``: when the oldest of the answers was made (exchange time, from ``Date`` − ``Age``), if known."""
         written = 0
         new: list[Market] = []
         for m in markets:
@@ -253,6 +259,8 @@ class Poller:
                 continue
             upd = m.updated_time
             ts = upd if upd is not None and upd != self.updated.get(m.ticker) and prev is not None else received
+            if as_of is not None:
+                ts = as_of
             self.state[m.ticker] = state
             self.updated[m.ticker] = upd
             self.status[m.ticker] = status

@@ -17,14 +17,17 @@ Asgi = Any
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    stored_at: float  # time.monotonic() when the origin answered
+    stored_at: float  # the cache's clock when the origin answered
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
 
 
 class RestCache:
-    """Answers per URL; an entry is served while younger than the ``max_age`` of the request being served."""
+    """Answers per URL; an entry is served while younger than the ``max_age`` of the request being served.
+
+    ``clock`` is the exchange's (the simulator passes its model clock: wall time at speed 1), so ``Age`` and
+    the origin's ``Date`` are on one time base at any speed."""
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock

@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,7 +123,7 @@ class Simulator:
             "ws_raw_frames": 0,
         }
         self.paused = config.start_paused
-        self.cdn = RestCache()
+        self.cdn = RestCache(clock=lambda: self.model.now)  # cache ages on the exchange's clock, like its Date
         self.port = config.port
         self.app = self._build_app()
 
@@ -305,9 +306,21 @@ class Simulator:
             self.injected["truncated"] += 1
             send = _truncating(send)
         if faults.rest_stale_seconds > 0 and scope["method"] == "GET":
-            await self.cdn.serve(scope, receive, send, self.app, faults.rest_stale_seconds)
+            await self.cdn.serve(scope, receive, send, self._origin, faults.rest_stale_seconds)
             return
-        await self.app(scope, receive, send)
+        await self._origin(scope, receive, send)
+
+    async def _origin(self, scope: Any, receive: Any, send: Any) -> None:
+        """The REST app, its answers dated on the exchange's clock (a cache keeps the date and adds ``Age``)."""
+        date = formatdate(self.model.now, usegmt=True).encode()
+
+        async def dated(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
 
 
 def _truncating(send: Any) -> Any:
@@ -375,6 +388,7 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
         lifespan="off",
         access_log=config.access_log,
         log_config=None,
+        date_header=False,  # REST answers carry the exchange's Date (Simulator._origin)
     )
     server = EmbeddedServer(uv_config)
     serve = asyncio.create_task(server.serve(), name="simulator-http")
