@@ -19,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -314,7 +314,7 @@ class Simulator:
         """The REST app, its answers dated on the exchange's clock (a cache keeps the date and adds ``Age``)."""
         date = formatdate(self.model.now, usegmt=True).encode()
 
-        async def dated(message: dict[str, Any]) -> None:
+        async def dated(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
                 message = {**message, "headers": [*headers, (b"date", date)]}
