@@ -8,8 +8,9 @@
 The simulated clock runs ``speed`` simulated seconds per real second from its origin, advancing the model in
 small steps from a task in the current event loop; at ``speed=1`` without a fixed ``start_ts`` it is wall time.
 When a WebSocket consumer falls behind (its queue above ``backpressure_frames``) the model waits for it instead
-of piling up frames, so the stream is lossless unless a fault says otherwise, and then catches up: events keep
-their true timestamps and are delivered late, as a congested exchange would. Only ``pause()`` stops time.
+of piling up frames, so the stream is lossless unless a fault says otherwise. At speed 1 it then catches up:
+events keep their true timestamps and are delivered late, as a congested exchange would; at other speeds the
+simulated clock simply runs slower. Only ``pause()`` stops time.
 """
 
 from __future__ import annotations
@@ -211,17 +212,20 @@ class Simulator:
     # ------------------------------------------------------------------ the clock
 
     async def run_clock(self) -> None:
-        """Advance the model to ``origin + speed x (running real time)``; never re-anchor on lag.
+        """Advance the model to ``origin + speed x (running real time)``.
 
-        Backpressure and the per-step event budget only delay the work: the target keeps moving with real time,
-        so the model catches up afterwards (its events keep their true timestamps and are emitted late). Only a
-        pause moves the origin, since pausing is a test tool meant to stop time.
+        At speed 1 the clock is wall time and never re-anchored: backpressure and the per-step event budget only
+        delay the work, the target keeps moving, and the model catches up afterwards (its events keep their true
+        timestamps and are emitted late). At other speeds the simulator runs its own clock, which every message
+        and ``/_sim/state`` report; there a lag re-anchors it (it runs slower rather than chase a speed the
+        machine cannot sustain). A pause, a test tool, stops time at any speed.
         """
         cfg = self.config
         loop = asyncio.get_running_loop()
-        # Without a fixed start the exchange runs on wall time (the model was built on the minute, so the first
-        # step catches up the seconds since); a configured start keeps the model's own clock reproducible.
-        origin_sim = time.time() if cfg.start_ts is None else self.model.now
+        wall = cfg.speed == 1.0
+        # At speed 1 without a fixed start the exchange is on wall time (the model was built on the minute, so the
+        # first step catches up the seconds since); otherwise the model's own start keeps runs reproducible.
+        origin_sim = time.time() if cfg.start_ts is None and wall else self.model.now
         origin_real = loop.time()
         paused_since: float | None = None
         while True:
@@ -236,12 +240,18 @@ class Simulator:
                 origin_real += now_real - paused_since
                 paused_since = None
             if cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames:
+                if not wall:
+                    origin_real, origin_sim = now_real, self.model.now
                 await asyncio.sleep(cfg.tick_interval)
                 continue
             target = origin_sim + cfg.speed * (now_real - origin_real)
             n = self.model.advance_to(target, cfg.max_events_per_step)
-            # behind (budget used up): yield so the sockets drain, then go on towards the same moving target
-            await asyncio.sleep(0 if n >= cfg.max_events_per_step else cfg.tick_interval)
+            if n >= cfg.max_events_per_step:  # behind: let the sockets drain, then go on
+                if not wall:
+                    origin_real, origin_sim = loop.time(), self.model.now
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(cfg.tick_interval)
 
     # ------------------------------------------------------------------ HTTP front door
 
