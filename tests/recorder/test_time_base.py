@@ -53,6 +53,10 @@ async def test_stale_rest_and_dropped_frames_leave_every_series_ordered_monotone
             await service.sink.flush()
             p50 = histogram_quantile(service.metrics, LAG, 0.5)
             p99 = histogram_quantile(service.metrics, LAG, 0.99)
+            by_kind = {
+                kind: [histogram_quantile(service.metrics, LAG, q, {"kind": kind}) for q in (0.5, 0.99)]
+                for kind in ("snapshot", "trade")
+            }
             held = dict(service.gate.held_back) if service.gate is not None else {}
             dropped = sim.state()["ws_frames_dropped"]
             cache_hits = sim.state()["rest_cache"]["hits"]
@@ -77,7 +81,7 @@ async def test_stale_rest_and_dropped_frames_leave_every_series_ordered_monotone
     for row in rows:
         by_source[row[2]] = by_source.get(row[2], 0) + 1
     print(
-        f"rows={by_source} commit_lag p50<={p50} p99<={p99} held_back={held} "
+        f"rows={by_source} commit_lag p50<={p50} p99<={p99} (p50, p99 by kind: {by_kind}) held_back={held} "
         f"ws_frames_dropped={dropped} rest_cache_hits={cache_hits}"
     )
     assert dropped > 0
