@@ -27,6 +27,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from kalshi_analytics.kalshi import wire
+from kalshi_analytics.kalshi.answer_time import note_answer
 from kalshi_analytics.kalshi.credentials import load_signer
 from kalshi_analytics.kalshi.domain import (
     Candlestick,
@@ -220,6 +221,7 @@ class KalshiRestClient:
             response = await self._http.get(path, params=params)
         status = response.status_code
         if 200 <= status < 300 or (accept is not None and accept(status, response.content)):
+            note_answer(response.headers)
             return response.content
         self.stats["errors"] += 1
         if status == 429:

@@ -57,6 +57,27 @@ def filters_matching(status: str) -> frozenset[MarketStatusFilter]:
     return frozenset(f for f, statuses in STATUS_FILTER_MATCHES.items() if status in statuses)
 
 
+#: How far along its life a market is. A market only moves forward (``active`` and ``inactive`` alternate at the
+#: same rank; a dispute and its amendment sit between determination and finalization), so a lower rank after a
+#: higher one means an out-of-date answer, not a real change.
+STATUS_RANK: dict[str, int] = {
+    MarketStatus.INITIALIZED: 0,
+    MarketStatus.INACTIVE: 1,
+    MarketStatus.ACTIVE: 1,
+    MarketStatus.CLOSED: 2,
+    MarketStatus.DETERMINED: 3,
+    MarketStatus.DISPUTED: 4,
+    MarketStatus.AMENDED: 5,
+    MarketStatus.FINALIZED: 6,
+    MarketStatus.SETTLED: 6,
+}
+
+
+def status_rank(status: str | None) -> int | None:
+    """The rank of a response status in :data:`STATUS_RANK`; None for None and for statuses we do not know."""
+    return None if status is None else STATUS_RANK.get(status)
+
+
 def is_tradable(status: str) -> bool:
     """Only ``active`` markets accept orders."""
     return status == MarketStatus.ACTIVE

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kalshi_analytics.kalshi.answer_time import collect_answer_times
 from kalshi_analytics.kalshi.domain import Disconnected, SeqGap
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
@@ -243,12 +244,14 @@ class GapRepairer:
         return task
 
     async def _state(self, tickers: list[str]) -> int:
-        markets = await self.poller.fetch_tickers(tickers)
+        with collect_answer_times() as made:
+            markets = await self.poller.fetch_tickers(tickers)
         received = _now()
+        ts = min(made, default=received)  # exchange time of the answers when the server gives it
         n = 0
         for m in markets:
             await self.put(await self.poller.catalog.market_row(m))
-            await self.put(snapshot_from_market(m, received, received, "backfill"))
+            await self.put(snapshot_from_market(m, ts, received, "backfill"))
             n += 1
         return n
 

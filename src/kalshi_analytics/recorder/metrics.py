@@ -82,6 +82,12 @@ class RecorderMetrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.snapshots_held_back = Counter(
+            f"{p}_snapshots_held_back",
+            "Snapshot rows (or markets fields) not written by the as-of rule, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.notifications = Counter(f"{p}_notifications", "NOTIFY market_updates sent", registry=r)
         # Leadership.
         self.leader = Gauge(f"{p}_leader", "1 while this instance holds the recorder lock", registry=r)

@@ -6,8 +6,9 @@ leaves the selection (e.g. ``status=open`` and it closed) is still fetched by ti
 the final status, result and settlement are always recorded even if the lifecycle frame was lost; one the
 exchange no longer knows (404 when asked for alone) is handed to ``on_gone`` and no longer fetched.
 
-Snapshot time: the market's ``updated_time`` when it changed together with the observed state (an exchange-side
-time that moves with the quote), else the poll's receipt time; ``received_at`` is always the receipt time.
+Snapshot time: when the answers were made on the exchange's clock (``Date`` − ``Age``, the oldest page's) when the
+server says; else the market's ``updated_time`` when it changed together with the observed state, else the poll's
+receipt time; ``received_at`` is always the receipt time.
 
 An overrunning poll is logged and counted (``poll_overruns``); the next one starts at once — never two at a
 time, never a pile-up.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kalshi_analytics.kalshi.answer_time import collect_answer_times
 from kalshi_analytics.kalshi.domain import Market
 from kalshi_analytics.kalshi.errors import KalshiApiError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
@@ -160,6 +162,11 @@ class Poller:
     def tickers(self) -> list[str]:
         return sorted(self.state)
 
+    def forget(self, ticker: str) -> None:
+        """The last answer for ``ticker`` was not written (it may have been stale): send the next one again."""
+        if ticker in self.state:
+            self.state[ticker] = ()
+
     # ------------------------------------------------------------------------------------------------ listing
     async def _series_tickers(self) -> list[str]:
         sel = self.selection
@@ -231,21 +238,22 @@ class Poller:
         """One poll; returns how many snapshots it wrote. Never runs twice at once."""
         async with self._lock:
             started = time.perf_counter()
+            with collect_answer_times() as made:
+                markets = await self.list_selection()
+                listed = {m.ticker for m in markets}
+                leftover = [t for t in self.tracked if t not in listed]
+                gone: list[str] = []
+                if leftover:
+                    found, gone = await self.fetch_known(leftover)
+                    markets.extend(found)
             received = _now()
-            markets = await self.list_selection()
-            listed = {m.ticker for m in markets}
-            leftover = [t for t in self.tracked if t not in listed]
-            if leftover:
-                found, gone = await self.fetch_known(leftover)
-                markets.extend(found)
-                if gone:
-                    # Never final, never fetched again: without this it would stay "active" forever.
-                    self.tracked.difference_update(gone)
-                    log.warning("poll_markets_gone", tickers=gone[:20], count=len(gone))
-                    if self.on_gone is not None:
-                        await self.on_gone(gone)
-            received = _now()
-            written = await self.ingest(markets, received, source="poll")
+            if gone:
+                # Never final, never fetched again: without this it would stay "active" forever.
+                self.tracked.difference_update(gone)
+                log.warning("poll_markets_gone", tickers=gone[:20], count=len(gone))
+                if self.on_gone is not None:
+                    await self.on_gone(gone)
+            written = await self.ingest(markets, received, source="poll", as_of=min(made, default=None))
             s = self.stats
             s.polls += 1
             s.markets = len(self.state)
@@ -258,8 +266,12 @@ class Poller:
                 await self.sweep_trades(markets)
             return written
 
-    async def ingest(self, markets: Iterable[Market], received: datetime, *, source: str) -> int:
-        """Upsert changed markets and append their snapshots; tells ``on_new_markets`` about new tickers."""
+    async def ingest(
+        self, markets: Iterable[Market], received: datetime, *, source: str, as_of: datetime | None = None
+    ) -> int:
+        """Upsert changed markets and append their snapshots; tells ``on_new_markets`` about new tickers.
+
+        ``as_of``: when the oldest of the answers was made (exchange time, from ``Date`` − ``Age``), if known."""
         written = 0
         new: list[Market] = []
         for m in markets:
@@ -277,6 +289,8 @@ class Poller:
                 continue
             upd = m.updated_time
             ts = upd if upd is not None and upd != self.updated.get(m.ticker) and prev is not None else received
+            if as_of is not None:
+                ts = as_of
             self.state[m.ticker] = state
             self.updated[m.ticker] = upd
             self.status[m.ticker] = status

@@ -33,6 +33,7 @@ from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.ws import KalshiWsClient
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.consistency import SnapshotGate
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
@@ -55,6 +56,7 @@ class RecorderConfig:
     metrics_port: int | None = None  # None = no HTTP endpoint; 0 = any free port
     metrics_addr: str = "127.0.0.1"
     lock_key: int = DEFAULT_LOCK_KEY
+    rest_max_age: float = 15.0  # how old a REST answer may be (Kalshi's CDN: max-age=15); see recorder.consistency
     sink_close_seconds: float = 3.0  # bound on stopping the sink after the lock was lost
     resume_max: timedelta = timedelta(hours=6)  # how far back a new leader backfills trades at most
     instance_id: str | None = None
@@ -117,6 +119,7 @@ class RecorderService:
         self.poller: Poller | None = None
         self.stream: StreamRecorder | None = None
         self.gaps: GapRepairer | None = None
+        self.gate: SnapshotGate | None = None
         self.ws: KalshiWsClient | None = None
         self.rejected: RejectedLog | None = None
         self.ready = asyncio.Event()  # set once this instance records (leader, subscribed)
@@ -151,6 +154,8 @@ class RecorderService:
             out["bad_frames"] = self.ws.counters.bad_frames
         if self.rejected is not None and self.rejected.counts:
             out["rejected"] = dict(self.rejected.counts)  # frames and rows, by reason
+        if self.gate is not None:
+            out["snapshots_held_back"] = sum(self.gate.held_back.values())
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -234,7 +239,8 @@ class RecorderService:
         async with self.election.leadership():
             await self._record(stop)
 
-    async def _record(self, stop: asyncio.Event) -> None:
+    def _connect(self) -> tuple[KalshiRestClient, KalshiWsClient, RejectedLog, Sink]:
+        """This leadership's exchange clients, rejected-frame log and sink (started)."""
         s, cfg = self.settings, self.config
         loaded = {} if self._signer is None else {"signer": self._signer}  # else: loaded (or absent) here
         rest = KalshiRestClient.from_settings(s, **loaded)
@@ -248,25 +254,32 @@ class RecorderService:
             "spill_dir": cfg.spill_dir or (s.data_dir / "recorder-spill"),
             **cfg.sink_options,
         }
-        tasks: list[asyncio.Task[Any]] = []
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)
         sink.start()
         self.election.on_reconnected = sink.retry_now  # flush what it held at once, not after the next backoff
+        return rest, ws, rejected, sink
+
+    async def _record(self, stop: asyncio.Event) -> None:
+        s, cfg = self.settings, self.config
+        rest, ws, rejected, sink = self._connect()
+        tasks: list[asyncio.Task[Any]] = []
         clean = False
         try:
             async with rest:
                 self.sink, self.ws = sink, ws
+                gate = await self._open_gate(sink)
                 poller = Poller(
                     rest,
-                    sink.put,
+                    gate.put,
                     cfg.selection,
                     interval=cfg.poll_interval or s.poll_interval_seconds,
                     metrics=self.metrics,
                     sweep_every=cfg.sweep_every,
                 )
-                gaps = GapRepairer(rest, sink.put, poller, metrics=self.metrics)
+                gate.on_held_back = poller.forget
+                gaps = GapRepairer(rest, gate.put, poller, metrics=self.metrics)
                 stream = StreamRecorder(
-                    ws, rest, sink.put, poller, gaps, metrics=self.metrics, book_interval=cfg.book_interval
+                    ws, rest, gate.put, poller, gaps, metrics=self.metrics, book_interval=cfg.book_interval
                 )
                 poller.on_new_markets = stream.on_new_markets
                 self.poller, self.gaps, self.stream = poller, gaps, stream
@@ -306,12 +319,21 @@ class RecorderService:
             self.ready.clear()
             for t in tasks:
                 t.cancel()
+            if self.gate is not None:
+                self.gate.log_summary()
             await self._close_sink(sink, flush=clean)
             rejected.flush()  # the last summary window's count, before its timer dies with the loop
             if self.gaps is not None:
                 await self.gaps.close()
             await ws.close()
             log.info("recorder_stopped", **self.info())
+
+    async def _open_gate(self, sink: Sink) -> SnapshotGate:
+        """The as-of rule in front of the sink, continuing from what is stored (the previous leader's marks)."""
+        gate = SnapshotGate(sink.put, metrics=self.metrics, rest_max_age=self.config.rest_max_age)
+        await gate.seed(self.engine)
+        self.gate = gate
+        return gate
 
     async def _close_sink(self, sink: Sink, *, flush: bool) -> None:
         """Flush (on a clean stop) and stop the sink. After a lost lock, wait at most ``sink_close_seconds``: a

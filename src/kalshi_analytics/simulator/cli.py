@@ -42,6 +42,9 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     truncate_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Cut this share of REST bodies in half.")
     ] = 0.0,
+    rest_stale_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Serve REST answers from a per-URL cache until this old (Kalshi's CDN: 15).")
+    ] = 0.0,
 ) -> None:
     """Serve Kalshi's REST + WebSocket API from a seeded market model (faults adjustable at /_sim/faults)."""
     from kalshi_analytics.clihelp import fail, run, settings
@@ -91,6 +94,7 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             server_error_fraction=error_fraction,
             latency_ms=latency_ms,
             truncate_fraction=truncate_fraction,
+            rest_stale_seconds=rest_stale_seconds,
         ),
     )
 

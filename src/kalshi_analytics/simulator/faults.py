@@ -30,6 +30,9 @@ class Faults(BaseModel):
     truncate_fraction: float = Field(
         0.0, ge=0.0, le=1.0, description="cut this share of REST response bodies in half (a broken transfer)"
     )
+    rest_stale_seconds: float = Field(
+        0.0, ge=0.0, le=3600, description="serve REST GETs from a per-URL cache until this old, like Kalshi's CDN"
+    )
     latency_ms: float = Field(0.0, ge=0.0, le=60_000, description="add this delay to every REST response")
     latency_jitter_ms: float = Field(0.0, ge=0.0, le=60_000, description="plus a uniform random 0..jitter")
 

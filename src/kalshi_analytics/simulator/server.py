@@ -5,10 +5,12 @@
         websockets.connect(sim.ws_url)              # ws://127.0.0.1:<port>/trade-api/ws/v2
         sim.set_faults(ws_drop_fraction=0.1)
 
-The simulated clock runs ``speed`` simulated seconds per real second, advancing the model in small steps from
-a task in the current event loop. When a WebSocket consumer falls behind (its queue above
-``backpressure_frames``) the clock waits for it instead of piling up frames, so the stream is lossless unless a
-fault says otherwise; the simulated clock then simply runs slower than ``speed``.
+The simulated clock runs ``speed`` simulated seconds per real second from its origin, advancing the model in
+small steps from a task in the current event loop; at ``speed=1`` without a fixed ``start_ts`` it is wall time.
+When a WebSocket consumer falls behind (its queue above ``backpressure_frames``) the model waits for it instead
+of piling up frames, so the stream is lossless unless a fault says otherwise. At speed 1 it then catches up:
+events keep their true timestamps and are delivered late, as a congested exchange would; at other speeds the
+simulated clock simply runs slower. Only ``pause()`` stops time.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +36,7 @@ from starlette.routing import WebSocketRoute
 from kalshi_analytics.errors import ConflictError
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.simulator.auth import AuthError, KeyStore
+from kalshi_analytics.simulator.cdn import RestCache
 from kalshi_analytics.simulator.faults import Faults, MessageLog
 from kalshi_analytics.simulator.model import Market, MarketModel
 from kalshi_analytics.simulator.params import error_response
@@ -121,6 +125,7 @@ class Simulator:
             "ws_raw_frames": 0,
         }
         self.paused = config.start_paused
+        self.cdn = RestCache(clock=lambda: self.model.now)  # cache ages on the exchange's clock, like its Date
         self.port = config.port
         self.app = self._build_app()
 
@@ -200,6 +205,7 @@ class Simulator:
             "ws_frames_sent": self.log.sent,
             "ws_frames_dropped": self.log.dropped,
             "rest_requests": self.requests,
+            "rest_cache": {"hits": self.cdn.hits, "misses": self.cdn.misses},
             "injected": dict(self.injected),
             "faults": self.faults.model_dump(),
         }
@@ -207,21 +213,43 @@ class Simulator:
     # ------------------------------------------------------------------ the clock
 
     async def run_clock(self) -> None:
+        """Advance the model to ``origin + speed x (running real time)``.
+
+        At speed 1 the clock is wall time and never re-anchored: backpressure and the per-step event budget only
+        delay the work, the target keeps moving, and the model catches up afterwards (its events keep their true
+        timestamps and are emitted late). At other speeds the simulator runs its own clock, which every message
+        and ``/_sim/state`` report; there a lag re-anchors it (it runs slower rather than chase a speed the
+        machine cannot sustain). A pause, a test tool, stops time at any speed.
+        """
         cfg = self.config
         loop = asyncio.get_running_loop()
-        anchor_real, anchor_sim = loop.time(), self.model.now
+        wall = cfg.speed == 1.0
+        # At speed 1 without a fixed start the exchange is on wall time (the model was built on the minute, so the
+        # first step catches up the seconds since); otherwise the model's own start keeps runs reproducible.
+        origin_sim = time.time() if cfg.start_ts is None and wall else self.model.now
+        origin_real = loop.time()
+        paused_since: float | None = None
         while True:
             self.hub.apply_faults()
             now_real = loop.time()
-            if self.paused or (cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames):
-                anchor_real, anchor_sim = now_real, self.model.now
+            if self.paused:
+                if paused_since is None:
+                    paused_since = now_real
                 await asyncio.sleep(cfg.tick_interval)
                 continue
-            target = anchor_sim + cfg.speed * (now_real - anchor_real)
+            if paused_since is not None:
+                origin_real += now_real - paused_since
+                paused_since = None
+            if cfg.backpressure_frames and self.hub.max_queue() > cfg.backpressure_frames:
+                if not wall:
+                    origin_real, origin_sim = now_real, self.model.now
+                await asyncio.sleep(cfg.tick_interval)
+                continue
+            target = origin_sim + cfg.speed * (now_real - origin_real)
             n = self.model.advance_to(target, cfg.max_events_per_step)
-            if n >= cfg.max_events_per_step:
-                # behind: let the sockets drain, then continue from where the model stopped
-                anchor_real, anchor_sim = loop.time(), self.model.now
+            if n >= cfg.max_events_per_step:  # behind: let the sockets drain, then go on
+                if not wall:
+                    origin_real, origin_sim = loop.time(), self.model.now
                 await asyncio.sleep(0)
             else:
                 await asyncio.sleep(cfg.tick_interval)
@@ -287,9 +315,23 @@ class Simulator:
             return
         if faults.truncate_fraction and rng.random() < faults.truncate_fraction:
             self.injected["truncated"] += 1
-            await self.app(scope, receive, _truncating(send))
+            send = _truncating(send)
+        if faults.rest_stale_seconds > 0 and scope["method"] == "GET":
+            await self.cdn.serve(scope, receive, send, self._origin, faults.rest_stale_seconds)
             return
-        await self.app(scope, receive, send)
+        await self._origin(scope, receive, send)
+
+    async def _origin(self, scope: Any, receive: Any, send: Any) -> None:
+        """The REST app, its answers dated on the exchange's clock (a cache keeps the date and adds ``Age``)."""
+        date = formatdate(self.model.now, usegmt=True).encode()
+
+        async def dated(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
 
 
 def _truncating(send: Any) -> Any:
@@ -357,6 +399,7 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
         lifespan="off",
         access_log=config.access_log,
         log_config=None,
+        date_header=False,  # REST answers carry the exchange's Date (Simulator._origin)
     )
     server = EmbeddedServer(uv_config)
     serve = asyncio.create_task(server.serve(), name="simulator-http")
