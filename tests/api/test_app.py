@@ -170,6 +170,17 @@ async def test_recorder_status_shows_a_leader_without_a_live_lease_as_lapsed(
         await _lease(conn, "api-test-dead-leader")
     status = (await client.get("/api/v1/recorder/status")).json()
     assert status["leader"]["instance_id"] == "api-test-dead-leader"
+    assert status["commit_lag_p50_seconds"] is None  # this leader reported no lag
+
+
+async def test_recorder_status_shows_the_commit_lag_the_leader_logs(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _beat(engine, "api-test-lagging-leader", "leader", {"commit_lag_p50_s": 0.039, "commit_lag_p99_s": 0.475})
+    async with engine.begin() as conn:
+        await _lease(conn, "api-test-lagging-leader")
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert (status["commit_lag_p50_seconds"], status["commit_lag_p99_seconds"]) == (0.039, 0.475)
 
 
 async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:

@@ -6,6 +6,8 @@ and never clash. ``serve_metrics`` exposes one over HTTP for the recorder proces
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
@@ -113,3 +115,40 @@ def serve_metrics(metrics: RecorderMetrics, port: int, addr: str = "0.0.0.0") ->
     """Serve ``/metrics`` on ``addr:port`` from a daemon thread; returns the server (``.shutdown()`` stops it)."""
     server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
     return server
+
+
+def histogram_quantile(
+    metrics: RecorderMetrics, name: str, q: float, labels: Mapping[str, str] | None = None
+) -> float | None:
+    """The ``q`` quantile of a histogram (summed over label sets matching ``labels``), interpolated linearly
+    inside its bucket exactly as PromQL's ``histogram_quantile`` does; None when it holds no observation."""
+    counts: dict[float, float] = {}
+    for fam in metrics.registry.collect():
+        for sample in fam.samples:
+            if sample.name != f"{name}_bucket":
+                continue
+            if labels and any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            le = float(sample.labels["le"])
+            counts[le] = counts.get(le, 0.0) + sample.value
+    ordered = sorted(counts.items())
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for le, cumulative in ordered:
+        if cumulative >= rank:
+            if math.isinf(le):  # past the last finite bucket: PromQL answers that bucket's bound
+                return lower
+            return lower + (le - lower) * (rank - below) / max(cumulative - below, 1e-12)
+        lower, below = le, cumulative
+    return lower
+
+
+def commit_lag_quantiles(metrics: RecorderMetrics) -> dict[str, float | None]:
+    """p50 and p99 of exchange time → commit (s, to the millisecond), over every kind of row."""
+    out: dict[str, float | None] = {}
+    for label, q in (("commit_lag_p50_s", 0.5), ("commit_lag_p99_s", 0.99)):
+        value = histogram_quantile(metrics, f"{PREFIX}_commit_lag_seconds", q)
+        out[label] = None if value is None else round(value, 3)
+    return out

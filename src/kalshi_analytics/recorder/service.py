@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -36,7 +34,7 @@ from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.consistency import SnapshotGate
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
-from kalshi_analytics.recorder.metrics import RecorderMetrics, serve_metrics
+from kalshi_analytics.recorder.metrics import RecorderMetrics, commit_lag_quantiles, serve_metrics
 from kalshi_analytics.recorder.poll import Poller, Selection
 from kalshi_analytics.recorder.rejected import RejectedLog
 from kalshi_analytics.recorder.resume import Resume
@@ -65,31 +63,6 @@ class RecorderConfig:
     sink_options: dict[str, Any] = field(default_factory=dict)
     election_options: dict[str, Any] = field(default_factory=dict)
     ws_options: dict[str, Any] = field(default_factory=dict)
-
-
-def histogram_quantile(metrics: RecorderMetrics, name: str, q: float, labels: Mapping[str, str] | None = None) -> float:
-    """Approximate quantile of a histogram from its cumulative buckets (upper bound of the bucket); NaN if empty."""
-    buckets: list[tuple[float, float]] = []
-    for fam in metrics.registry.collect():
-        for s in fam.samples:
-            if s.name != f"{name}_bucket":
-                continue
-            if labels and any(s.labels.get(k) != v for k, v in labels.items()):
-                continue
-            buckets.append((float(s.labels["le"]), s.value))
-    if not buckets:
-        return float("nan")
-    merged: dict[float, float] = {}
-    for le, v in buckets:
-        merged[le] = merged.get(le, 0.0) + v
-    ordered = sorted(merged.items())
-    total = ordered[-1][1]
-    if total <= 0:
-        return float("nan")
-    for le, v in ordered:
-        if v >= q * total:
-            return le
-    return ordered[-1][0]
 
 
 class RecorderService:
@@ -156,6 +129,9 @@ class RecorderService:
             out["rejected"] = dict(self.rejected.counts)  # frames and rows, by reason
         if self.gate is not None:
             out["snapshots_held_back"] = sum(self.gate.held_back.values())
+        # Exchange time → commit, as PromQL's histogram_quantile reads the same buckets: the log, the heartbeat
+        # (so /recorder/status) and /metrics tell one figure.
+        out.update(commit_lag_quantiles(self.metrics))
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -165,8 +141,6 @@ class RecorderService:
         then, before = self._last_summary
         self._last_summary = (now, msgs)
         info["msgs_per_s"] = round((msgs - before) / max(1e-9, now - then), 1)
-        p50 = histogram_quantile(self.metrics, "kalshi_recorder_commit_lag_seconds", 0.5)
-        info["lag_p50_s"] = None if math.isnan(p50) else p50
         return info
 
     # -------------------------------------------------------------------------------------------------- run

@@ -42,7 +42,11 @@ class Gap(BaseModel):
 
 class RecorderStatus(BaseModel):
     leader: Instance | None
-    lag_seconds: float | None = Field(description="age of the leader's last heartbeat")
+    lag_seconds: float | None = Field(description="age of the leader's last heartbeat (s)")
+    commit_lag_p50_seconds: float | None = Field(
+        None, description="exchange time → commit, median, as the leader's log and /metrics report it"
+    )
+    commit_lag_p99_seconds: float | None = Field(None, description="exchange time → commit, 99th percentile")
     instances: list[Instance]
     open_gaps: int
     recent_gaps: list[Gap]
@@ -115,7 +119,14 @@ async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
     return RecorderStatus(
         leader=leader,
         lag_seconds=leader.heartbeat_age_seconds if leader else None,
+        commit_lag_p50_seconds=_info_float(leader, "commit_lag_p50_s"),
+        commit_lag_p99_seconds=_info_float(leader, "commit_lag_p99_s"),
         instances=instances,
         open_gaps=open_gaps,
         recent_gaps=[Gap.model_validate(dict(g)) for g in gaps],
     )
+
+
+def _info_float(instance: Instance | None, key: str) -> float | None:
+    value = (instance.info or {}).get(key) if instance is not None else None
+    return float(value) if isinstance(value, int | float) else None
