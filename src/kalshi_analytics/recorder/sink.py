@@ -170,6 +170,7 @@ class Sink:
         self._queue: asyncio.Queue[SinkItem] = asyncio.Queue(maxsize=queue_max)
         self._spill = Spill(spill_dir, max_bytes=spill_max_bytes) if spill_dir is not None else None
         self._stats = SinkStats()
+        self._held_peak = 0  # during the current database outage
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._progress = asyncio.Event()
@@ -316,8 +317,11 @@ class Sink:
         return True
 
     def _set_held_gauges(self) -> None:
+        held = self.held
         self.metrics.queue_depth.set(self._queue.qsize())
-        self.metrics.held_rows.set(self.held)
+        self.metrics.held_rows.set(held)
+        if self._stats.db_down_since is not None:
+            self._held_peak = max(self._held_peak, held)
 
     def retry_now(self) -> None:
         """Cut a retry backoff short: the database is back (the leader just reconnected)."""
@@ -433,8 +437,13 @@ class Sink:
         s = self._stats
         now = datetime.now(UTC)
         if s.db_down_since is not None:
-            log.info("sink_database_back", down_seconds=round((now - s.db_down_since).total_seconds(), 3))
+            log.info(
+                "sink_database_back",
+                down_seconds=round((now - s.db_down_since).total_seconds(), 3),
+                held_peak=self._held_peak,  # the most rows held unwritten (queue + spill) during the outage
+            )
             s.db_down_since = None
+            self._held_peak = 0
         s.last_commit_at = now
         for table, n in o.new.items():
             _bump(s.new, table, n)
