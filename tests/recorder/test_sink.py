@@ -112,7 +112,8 @@ async def test_writes_every_row_type_in_one_batch_and_counts_them(engine: AsyncE
     async with _sink(engine, batch_max_seconds=0.5) as sink:
         for item in (
             _market(t),
-            _snap(t, T0, yes_bid=D("0.41"), yes_ask=D("0.45"), last_price=D("0.42")),
+            _snap(t, T0, yes_bid=D("0.41"), yes_ask=D("0.45"), last_price=D("0.42"), source="websocket"),
+            _snap(t, T0, yes_bid=D("0.41"), yes_ask=D("0.45"), last_price=D("0.42"), source="poll"),
             _trade(t, 1),
             book,
             _gap(key, t),
@@ -123,13 +124,13 @@ async def test_writes_every_row_type_in_one_batch_and_counts_them(engine: AsyncE
         stats = sink.stats
     assert stats.new == {
         "markets": 1,
-        "market_snapshots": 1,
+        "market_snapshots": 2,
         "trades": 1,
         "orderbook_snapshots": 1,
         "feed_gaps": 1,
     }
-    assert stats.done == stats.put == 6
-    assert stats.batches == 1, "all six arrived within batch_max_seconds: one unit of work"
+    assert stats.done == stats.put == 7
+    assert stats.batches == 1, "all seven arrived within batch_max_seconds: one unit of work"
     assert stats.rejected == {}
     assert sink.metrics.value("kalshi_recorder_rows_written_total", {"table": "trades"}) == 1
     async with engine.connect() as c:
@@ -145,7 +146,9 @@ async def test_writes_every_row_type_in_one_batch_and_counts_them(engine: AsyncE
         assert g.details == {"shard": 1}
         candle = (await c.execute(text("SELECT * FROM market_candles_1m WHERE ticker = :t"), {"t": t})).one()
         assert candle.prob_close == D("0.4300")  # mid of 0.41/0.45
+    # The live feed's lag: the websocket snapshot and trade count, the poll snapshot does not.
     assert sink.metrics.value("kalshi_recorder_commit_lag_seconds_count", {"kind": "snapshot"}) == 1
+    assert sink.metrics.value("kalshi_recorder_commit_lag_seconds_count", {"kind": "trade"}) == 1
 
 
 async def test_same_rows_twice_are_stored_once_and_candles_count_them_once(engine: AsyncEngine) -> None:

@@ -79,7 +79,7 @@ class RecorderMetrics:
         )
         self.commit_lag = Histogram(
             f"{p}_commit_lag_seconds",
-            "Exchange timestamp of a snapshot/trade to the commit of its row",
+            "Exchange timestamp of a snapshot/trade the live feed delivered to the commit of its row",
             ["kind"],
             buckets=LAG_BUCKETS,
             registry=r,

@@ -115,7 +115,8 @@ async def write_batch(
                 await pg.execute(UPSERT_CANDLES_SQL, *candle_columns(candles))
                 o.candles = len(candles)
                 touched.update(r.ticker for r in new_rows)
-                o.lags.extend(("snapshot", r.ts) for r in new_rows)
+                # The live feed's lag: a row a poll or a repair wrote late is the repair's time, not the feed's.
+                o.lags.extend(("snapshot", r.ts) for r in new_rows if r.source == "websocket")
         if trades:
             await _write_trades(pg, trades, o, touched)
         if books:
@@ -234,13 +235,13 @@ async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: 
     cols = ", ".join(_TRADE_COLS)
     new = await pg.fetch(
         f"INSERT INTO trades ({cols}) SELECT {cols} FROM {_TRADE_STAGING} ON CONFLICT (trade_id) DO NOTHING "
-        "RETURNING ticker, ts"
+        "RETURNING ticker, ts, source"
     )
     await pg.execute(f"TRUNCATE {_TRADE_STAGING}")
     _bump(o.new, "trades", len(new))
     _bump(o.duplicates, "trades", len(rows) - len(new))
     touched.update(r[0] for r in new)
-    o.lags.extend(("trade", r[1]) for r in new)
+    o.lags.extend(("trade", r[1]) for r in new if r[2] == "websocket")
 
 
 async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touched: set[str]) -> None:
