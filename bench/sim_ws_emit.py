@@ -51,7 +51,7 @@ async def measure_plain_client(port: int, seconds: float) -> dict[str, float]:
         n = 0
         by_type: dict[str, int] = {}
         await asyncio.sleep(0.5)  # warm-up: let the snapshot burst pass
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         deadline = t0 + seconds
         while True:
             raw = await ws.recv()
@@ -66,8 +66,15 @@ async def measure_plain_client(port: int, seconds: float) -> dict[str, float]:
             n += 1
             if (n & 1023) == 0 and time.perf_counter() >= deadline:
                 break
-        elapsed = time.perf_counter() - t0
-    return {"messages": n, "seconds": elapsed, "msg_per_s": n / elapsed, "seq_gaps": gaps, **by_type}
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "messages": n,
+        "seconds": elapsed,
+        "msg_per_s": n / elapsed,
+        "cpu_us_per_msg": cpu / n * 1e6,
+        "seq_gaps": gaps,
+        **by_type,
+    }
 
 
 def main() -> None:
