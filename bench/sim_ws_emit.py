@@ -20,7 +20,8 @@ import websockets
 from bench.common import simulator_args, simulator_process
 
 
-async def _measure(port: int, seconds: float) -> dict[str, float]:
+async def measure_plain_client(port: int, seconds: float) -> dict[str, float]:
+    """Frames/s one plain client reads and ``json.loads`` (the reference the recorder is held to)."""
     base = f"http://127.0.0.1:{port}/trade-api/v2"
     async with httpx.AsyncClient(base_url=base) as http:
         for _ in range(100):
@@ -50,7 +51,7 @@ async def _measure(port: int, seconds: float) -> dict[str, float]:
         n = 0
         by_type: dict[str, int] = {}
         await asyncio.sleep(0.5)  # warm-up: let the snapshot burst pass
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         deadline = t0 + seconds
         while True:
             raw = await ws.recv()
@@ -65,8 +66,15 @@ async def _measure(port: int, seconds: float) -> dict[str, float]:
             n += 1
             if (n & 1023) == 0 and time.perf_counter() >= deadline:
                 break
-        elapsed = time.perf_counter() - t0
-    return {"messages": n, "seconds": elapsed, "msg_per_s": n / elapsed, "seq_gaps": gaps, **by_type}
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "messages": n,
+        "seconds": elapsed,
+        "msg_per_s": n / elapsed,
+        "cpu_us_per_msg": cpu / n * 1e6,
+        "seq_gaps": gaps,
+        **by_type,
+    }
 
 
 def main() -> None:
@@ -74,7 +82,7 @@ def main() -> None:
     simulator_args(ap)
     args = ap.parse_args()
     with simulator_process(args.markets, args.speed, args.activity) as port:
-        result = asyncio.run(_measure(port, args.seconds))
+        result = asyncio.run(measure_plain_client(port, args.seconds))
     print(json.dumps(result, indent=2))
     print(f"simulator → one websockets client: {result['msg_per_s']:,.0f} msg/s")
 

@@ -68,6 +68,7 @@ from kalshi_analytics.kalshi.domain import (
     WsMessage,
 )
 from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
+from kalshi_analytics.kalshi.hot_frames import parse_hot_frame
 from kalshi_analytics.kalshi.status import BookSide, LifecycleEvent, MarketResult, MarketStatus, Side
 
 #: A legacy price field: JSON int (or float) = cents, string = dollars (see ``_convert.cents``). No ``Decimal`` in
@@ -1149,6 +1150,9 @@ def parse_ws_message(raw: str | bytes, received_at: datetime | None = None) -> W
     Raises :class:`KalshiProtocolError` (``kind`` = ``malformed_json`` / ``unknown_type`` / ``invalid``, ``raw``
     kept) for anything that is not a well-formed frame of a known type.
     """
+    hot = parse_hot_frame(raw, received_at)
+    if hot is not None:
+        return hot
     try:
         frame = _WS_ADAPTER.validate_json(raw)
     except ValidationError as exc:
