@@ -15,16 +15,18 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.db.engine import create_engine
-from kalshi_analytics.recorder.resume import previous_writer
+from kalshi_analytics.recorder.resume import Resume, previous_writer
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
 from tests.conftest import wait_until
+from tests.fixtures.app import market, ticker, write
 from tests.recorder.conftest import fast_config, sim_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -290,8 +292,22 @@ async def test_the_cause_says_who_wrote_before(recorder_db_url: str) -> None:
         assert await cause() == ("crash", "dead"), "a standby never wrote"
         await beat("later", "stopped", now)
         assert await cause() == ("failover", "later"), "a clean stop after the crash was repaired by then"
+        await beat("frozen", "deposed", now + timedelta(seconds=1))
+        assert await cause() == ("crash", "frozen"), "a leader the lease deposed never stopped cleanly"
     finally:
         await engine.dispose()
+
+
+async def test_a_first_start_repairs_nothing_though_its_first_poll_stored_markets(recorder_db_url: str) -> None:
+    engine = create_engine(recorder_db_url)
+    try:
+        t = ticker("KXFIRST")
+        await write(engine, market(t))  # what the first poll stores before the resume plans
+        poller = SimpleNamespace(tickers=[t])
+        plan = await Resume(engine, None, poller, None).plan("me", led_before=False)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+    assert plan is None, "no recorder wrote here before: nothing was missed, no 6-hour read-back"
 
 
 async def test_a_closed_market_the_exchange_forgets_while_recording_is_flagged_not_left_active(

@@ -162,7 +162,9 @@ class Resume:
             if adopted:
                 since = min(since, *(g.gap_start for g in adopted))
             tracked = [r.ticker for r in await conn.execute(TRACKED_SQL, {"since": since})]
-        if previous.cause == "startup" and not tracked and not open_gaps:
+        if previous.cause == "startup" and not open_gaps:
+            # No recorder ever wrote here: nothing was missed (history from before is `backfill`'s job). The
+            # markets the first poll just stored must not turn this into a 6-hour read-back of every market.
             return None
         tickers = sorted(set(tracked) | set(self.poller.tickers))
         stale = [g for g in open_gaps if g.gap_start < floor]
