@@ -167,7 +167,7 @@ class GapRepairer:
                     n_state = await self._state(tickers)
                     methods.append("rest_state")
                 if batch.trades and tickers:
-                    n_trades = await self._trades(tickers, since)
+                    n_trades = await self.read_back_trades(tickers, since)
                     methods.append("rest_trades")
                 method = "+".join(methods) or "none"
                 details = {"markets": len(tickers), "state_rows": n_state, "trades_read": n_trades}
@@ -255,7 +255,8 @@ class GapRepairer:
             n += 1
         return n
 
-    async def _trades(self, tickers: list[str], since: datetime) -> int:
+    async def read_back_trades(self, tickers: list[str], since: datetime) -> int:
+        """Every trade of ``tickers`` since ``since`` from REST into the sink (idempotent); how many were read."""
         min_ts = int(since.timestamp())
 
         async def one(ticker: str) -> int:

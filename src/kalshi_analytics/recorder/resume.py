@@ -45,7 +45,7 @@ from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.poll import FINAL_STATUSES, Poller
-from kalshi_analytics.recorder.rows import GapOpened, MarketRow, snapshot_from_market, trade_row
+from kalshi_analytics.recorder.rows import GapOpened, MarketRow, snapshot_from_market
 
 log = get_logger(__name__)
 
@@ -130,14 +130,12 @@ class Resume:
         gaps: GapRepairer,
         *,
         horizon: timedelta = timedelta(hours=6),
-        concurrency: int = 8,
     ) -> None:
         self.engine = engine
         self.rest = rest
         self.poller = poller
         self.gaps = gaps
         self.horizon = horizon
-        self._sem = asyncio.Semaphore(concurrency)
 
     async def plan(self, instance_id: str, led_before: bool, leader_since: datetime | None = None) -> Plan | None:
         """Read what needs repairing; None when there is nothing (the first start on an empty database).
@@ -211,7 +209,7 @@ class Resume:
         for attempt in range(1, self.gaps.max_attempts + 1):
             try:
                 found, gone = await self._state(plan)
-                n_trades = await self._trades(plan.tickers, plan.since - self.gaps.margin)
+                n_trades = await self.gaps.read_back_trades(plan.tickers, plan.since - self.gaps.margin)
                 break
             except asyncio.CancelledError:
                 raise  # stays open: the next leader adopts it
@@ -291,19 +289,3 @@ class Resume:
         await self.gaps.put(row)
         self.gaps.stats.opened += 1
         return row
-
-    async def _trades(self, tickers: list[str], since: datetime) -> int:
-        min_ts = int(since.timestamp())
-
-        async def one(ticker: str) -> int:
-            async with self._sem:
-                received = _now()
-                n = 0
-                async for t in self.rest.iter_trades(ticker=ticker, min_ts=min_ts):
-                    row = trade_row(t, received, "backfill")
-                    if row is not None:
-                        await self.gaps.put(row)
-                        n += 1
-                return n
-
-        return sum(await asyncio.gather(*(one(t) for t in tickers)))
