@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import shutil
 import socket
@@ -194,3 +195,13 @@ async def session(conn: AsyncConnection) -> AsyncIterator[AsyncSession]:
     """An ORM session on the rolled-back connection; its commits become savepoints."""
     async with AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that configure logging: the root logger's handlers and level as they were, afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -7,14 +7,7 @@ import pytest
 
 from kalshi_analytics.logs import configure_logging, get_logger
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():  # type: ignore[no-untyped-def]
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_json_logs_mask_secrets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -21,13 +19,7 @@ from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SinkItem
 GAPS_LOGGERS = ("kalshi_analytics.recorder.gaps", "kalshi_analytics.recorder.gap_log")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _gap_lines(err: str) -> list[dict[str, Any]]:
