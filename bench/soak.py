@@ -39,9 +39,9 @@ from bench.common import free_port
 from kalshi_analytics.db import migrations
 from kalshi_analytics.db.embedded import start_embedded, stop_embedded
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.kalshi.status import status_rank
 
 CLI = [sys.executable, "-m", "kalshi_analytics"]
-STATUS_RANK = {"initialized": 0, "inactive": 1, "active": 2, "closed": 3, "determined": 4, "finalized": 5}
 
 
 @dataclass
@@ -338,7 +338,8 @@ async def _collect(engine: AsyncEngine, sim: httpx.AsyncClient, stack: Stack, fi
             if prev is not None:
                 if volume is not None and prev[1] is not None and volume < prev[1]:
                     figures.consistency_violations.append(f"{ticker} volume {prev[1]}→{volume} at {ts} ({source})")
-                if status in STATUS_RANK and prev[2] in STATUS_RANK and STATUS_RANK[status] < STATUS_RANK[prev[2]]:
+                rank, before = status_rank(status), status_rank(prev[2])
+                if rank is not None and before is not None and rank < before:
                     figures.consistency_violations.append(f"{ticker} status {prev[2]}→{status} at {ts} ({source})")
             last[ticker] = (
                 ts,

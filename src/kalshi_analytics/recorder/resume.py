@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.kalshi.domain import Disconnected
 from kalshi_analytics.kalshi.rest import KalshiRestClient
+from kalshi_analytics.kalshi.status import STATUS_RANK, MarketStatus, status_rank
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.poll import FINAL_STATUSES, Poller
@@ -50,10 +51,6 @@ from kalshi_analytics.recorder.rows import GapOpened, MarketRow, snapshot_from_m
 log = get_logger(__name__)
 
 NOT_FOUND_KEY = "_recorder"  # our own key inside markets.raw (the exchange payload has no leading underscore)
-
-
-#: Statuses of a market still trading or about to; one the exchange forgets in them is closed by the recorder.
-OPEN_STATUSES = ("initialized", "inactive", "active", "unopened", "open", "paused")
 
 
 def _now() -> datetime:
@@ -258,7 +255,8 @@ class Resume:
                 ).first()
             flagged = dict(stored.raw or {}) if stored is not None else {}
             flagged[NOT_FOUND_KEY] = {"not_found_at": now.isoformat(), "reason": reason}
-            if stored is not None and stored.status in OPEN_STATUSES:
+            rank = status_rank(stored.status) if stored is not None else None
+            if stored is not None and rank is not None and rank < STATUS_RANK[MarketStatus.CLOSED]:  # still open
                 close_time = now if stored.close_time is None or stored.close_time > now else None
                 await self.gaps.put(MarketRow(ticker, status="closed", close_time=close_time, raw=flagged))
             else:

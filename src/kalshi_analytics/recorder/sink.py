@@ -239,10 +239,6 @@ class Sink:
         """Rows accepted and not yet written: in the queue, in the batch being written, and in the spill."""
         return self._stats.put - self._stats.done
 
-    @property
-    def database_down_since(self) -> datetime | None:
-        return self._stats.db_down_since
-
     # ---------------------------------------------------------------------------------------------------- input
     async def put(self, item: SinkItem) -> None:
         """Queue ``item``; while the database is away and the queue is full, spill it to disk; wait only when

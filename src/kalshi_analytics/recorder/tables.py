@@ -227,17 +227,36 @@ async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched
     touched.update(updated)
 
 
-async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: set[str]) -> None:
+async def _insert_staged(
+    pg: Any,
+    table: str,
+    staging: str,
+    columns: Sequence[str],
+    records: Sequence[Sequence[Any]],
+    *,
+    returning: str,
+    conflict: str = "",
+) -> list[Any]:
+    """COPY ``records`` into a session-local staging table, then ``INSERT … ON CONFLICT DO NOTHING`` them into
+    ``table`` (COPY alone cannot skip duplicates); the rows that were new, as ``returning`` names them."""
     await pg.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_TRADE_STAGING} (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    await pg.copy_records_to_table(_TRADE_STAGING, records=[r.as_tuple() for r in rows], columns=_TRADE_COLS)
-    cols = ", ".join(_TRADE_COLS)
-    new = await pg.fetch(
-        f"INSERT INTO trades ({cols}) SELECT {cols} FROM {_TRADE_STAGING} ON CONFLICT (trade_id) DO NOTHING "
-        "RETURNING ticker, ts, source"
+    await pg.copy_records_to_table(staging, records=records, columns=columns)
+    cols = ", ".join(columns)
+    new: list[Any] = await pg.fetch(
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} ON CONFLICT {conflict}DO NOTHING "
+        f"RETURNING {returning}"
     )
-    await pg.execute(f"TRUNCATE {_TRADE_STAGING}")
+    await pg.execute(f"TRUNCATE {staging}")
+    return new
+
+
+async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: set[str]) -> None:
+    records = [r.as_tuple() for r in rows]
+    new = await _insert_staged(
+        pg, "trades", _TRADE_STAGING, _TRADE_COLS, records, returning="ticker, ts, source", conflict="(trade_id) "
+    )
     _bump(o.new, "trades", len(new))
     _bump(o.duplicates, "trades", len(rows) - len(new))
     touched.update(r[0] for r in new)
@@ -245,10 +264,6 @@ async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: 
 
 
 async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touched: set[str]) -> None:
-    await pg.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_BOOK_STAGING} (LIKE orderbook_snapshots INCLUDING DEFAULTS) "
-        "ON COMMIT DELETE ROWS"
-    )
     records = [
         (
             r.ticker,
@@ -263,13 +278,7 @@ async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touche
         )
         for r in rows
     ]
-    await pg.copy_records_to_table(_BOOK_STAGING, records=records, columns=_BOOK_COLS)
-    cols = ", ".join(_BOOK_COLS)
-    new = await pg.fetch(
-        f"INSERT INTO orderbook_snapshots ({cols}) SELECT {cols} FROM {_BOOK_STAGING} ON CONFLICT DO NOTHING "
-        "RETURNING ticker"
-    )
-    await pg.execute(f"TRUNCATE {_BOOK_STAGING}")
+    new = await _insert_staged(pg, "orderbook_snapshots", _BOOK_STAGING, _BOOK_COLS, records, returning="ticker")
     _bump(o.new, "orderbook_snapshots", len(new))
     _bump(o.duplicates, "orderbook_snapshots", len(rows) - len(new))
     touched.update(r[0] for r in new)
