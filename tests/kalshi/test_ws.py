@@ -21,6 +21,7 @@ from kalshi_analytics.kalshi import (
     TickerUpdate,
     shard_tickers,
 )
+from kalshi_analytics.kalshi.ws import EventBuffer
 
 
 def delta(sid: int, seq: int, ticker: str = "X") -> str:
@@ -63,6 +64,28 @@ def test_seq_tracker_command_answers_move_the_baseline_softly() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- sharding
+async def test_event_buffer_hands_over_batches_in_order_and_holds_the_reader_when_full() -> None:
+    buf = EventBuffer(limit=3)
+    for i in range(3):
+        await buf.put(i)
+    assert buf.full()
+    blocked = asyncio.create_task(buf.put(3))  # the reader waits: nothing is dropped
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    assert await buf.take() == [0, 1, 2]
+    await asyncio.wait_for(blocked, 1)
+    buf.push(4)
+    assert await buf.take() == [3, 4]
+    waiting = asyncio.create_task(buf.take())  # the consumer waits for the next item
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    buf.push(5)
+    assert await asyncio.wait_for(waiting, 1) == [5]
+    for i in range(4):
+        buf.push(i)  # past the limit: for the end marker, which must never wait
+    assert len(buf) == 4
+
+
 def test_shard_tickers() -> None:
     tickers = [f"T{i}" for i in range(1201)]
     shards = shard_tickers(tickers, 500)

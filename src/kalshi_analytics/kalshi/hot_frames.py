@@ -29,16 +29,33 @@ class _Unusual(Exception):
     """A field outside the current form: the schema path takes the frame."""
 
 
+class _Decimals(dict[str, Decimal]):
+    """The finite ``Decimal`` of a wire string, kept (bounded): a feed repeats the same few hundred prices and
+    sizes, and a lookup costs a fifth of ``Decimal(text)`` plus ``is_finite()``. Decimals are immutable, so
+    sharing one between messages is safe."""
+
+    limit = 1 << 16
+
+    def __missing__(self, text: str) -> Decimal:
+        d = Decimal(text)
+        if not d.is_finite():  # pydantic refuses NaN/Infinity: leave the wording to it
+            raise _Unusual
+        if len(self) >= self.limit:
+            self.clear()
+        self[text] = d
+        return d
+
+
+_DECIMALS = _Decimals()
+
+
 def _dec(v: Any) -> Decimal | None:
     """A ``Decimal | None`` field as pydantic reads it from JSON, for the forms the fast path takes."""
     if v is None:
         return None
     t = type(v)
     if t is str:
-        d = Decimal(v)
-        if not d.is_finite():  # pydantic refuses NaN/Infinity: leave the wording to it
-            raise _Unusual
-        return d
+        return _DECIMALS[v]
     if t is int:
         return Decimal(v)
     raise _Unusual
@@ -72,9 +89,7 @@ def _delta(f: dict[str, Any], m: dict[str, Any], sid: int | None, seq: int | Non
     ticker, side, p, d = m["market_ticker"], m["side"], get("price_dollars"), get("delta_fp")
     if type(ticker) is not str or type(side) is not str or type(p) is not str or type(d) is not str:
         raise _Unusual
-    price, delta = Decimal(p), Decimal(d)
-    if not (price.is_finite() and delta.is_finite()):
-        raise _Unusual
+    price, delta = _DECIMALS[p], _DECIMALS[d]
     ts_ms = get("ts_ms")
     ts: datetime | None
     if type(ts_ms) is int:

@@ -2,8 +2,10 @@
 
 Three layers, cryptofeed-style:
 
-- transport: one ``websockets`` connection (signed upgrade, library ping/pong), reconnected with exponential
-  backoff + jitter (reset after a healthy period), restarted by a watchdog when silent for too long;
+- transport: one ``aiohttp`` WebSocket connection (signed upgrade, library ping/pong), reconnected with exponential
+  backoff + jitter (reset after a healthy period), restarted by a watchdog when silent for too long. aiohttp
+  rather than ``websockets``: its frame reader is compiled, and framing was the largest single cost of the
+  recorder's ingest (bench/README.md §3: ~6 µs a frame in ``websockets``, ~2 µs here);
 - parser: :class:`FrameDispatcher` turns each text frame into a domain message (``wire.parse_ws_message``),
   answers pending commands by id, tracks ``seq`` per ``sid`` (:class:`SeqTracker`) and rejects bad frames (not
   parseable, holding impossible values per ``validation.py``, refused by the consumer's ``admit`` check, or
@@ -40,8 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+import aiohttp
+from aiohttp import ClientWebSocketResponse, WSMsgType
 
 from kalshi_analytics.kalshi.credentials import load_signer
 from kalshi_analytics.kalshi.domain import (
@@ -184,6 +186,53 @@ class WsCounters:
     @property
     def bad_frames(self) -> int:
         return sum(self.rejected.values())
+
+
+class EventBuffer:
+    """The reader → consumer handoff, in batches: the reader appends, the consumer takes everything at once.
+
+    An ``asyncio.Queue`` costs ~1.5 µs an item in ``put``/``get`` and the generator around them; a list swapped
+    whole costs an ``append``. ``limit`` bounds what the reader may add before the consumer takes it (the
+    consumer's batch in hand is at most as long), so memory stays bounded and a slow consumer stops the reading
+    (backpressure) instead of dropping anything.
+    """
+
+    __slots__ = ("_items", "_ready", "_room", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: list[Any] = []
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.limit
+
+    def push(self, item: Any) -> None:
+        """Add without waiting (also past ``limit``: only for items that must not wait, like the end marker)."""
+        self._items.append(item)
+        if len(self._items) == 1:
+            self._ready.set()
+
+    async def put(self, item: Any) -> None:
+        """Add, first waiting for room while the buffer is full."""
+        while self.full():
+            self._room.clear()
+            await self._room.wait()
+        self.push(item)
+
+    async def take(self) -> list[Any]:
+        """Everything added so far, waiting while there is nothing."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        items, self._items = self._items, []
+        self._room.set()
+        return items
 
 
 # ----------------------------------------------------------------------------------------------------- parser
@@ -331,7 +380,6 @@ class KalshiWsClient:
         signer: KalshiSigner | None = None,
         max_tickers_per_command: int = DEFAULT_MAX_TICKERS_PER_COMMAND,
         ping_interval: float | None = 10.0,
-        ping_timeout: float | None = 20.0,
         open_timeout: float = 10.0,
         command_timeout: float = 10.0,
         watchdog_timeout: float | None = 60.0,
@@ -345,20 +393,20 @@ class KalshiWsClient:
             url: the WebSocket URL (``.../trade-api/ws/v2``).
             signer: signs the upgrade (``GET /trade-api/ws/v2``) when given; re-signed on every reconnect.
             max_tickers_per_command: shard size for ``market_tickers`` lists.
-            ping_interval / ping_timeout: websockets keep-alive (Kalshi also pings every 10 s).
+            ping_interval: keep-alive ping period; no pong within half of it closes the connection (Kalshi also
+                pings every 10 s).
             watchdog_timeout: restart a connection that delivered no frame for this long (``None`` = off).
             backoff: reconnect delay policy.
             queue_size: events buffered for the consumer; when full, reading pauses (backpressure, no drops).
             max_frame_bytes: a longer frame is rejected (``oversized``; its first ``oversize_keep_bytes`` kept) and
                 the connection is restarted, so the usual disconnect repair covers whatever it held. Frames past
-                ``OVERSIZE_FACTOR`` times that are refused by ``websockets`` itself (close 1009) before we can read
+                ``OVERSIZE_FACTOR`` times that are refused by aiohttp itself (close 1009) before we can read
                 them: counted too, with nothing to keep.
         """
         self.url = url
         self.signer = signer
         self.max_tickers_per_command = max_tickers_per_command
         self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
         self.command_timeout = command_timeout
         self.watchdog_timeout = watchdog_timeout
@@ -367,12 +415,12 @@ class KalshiWsClient:
         self.oversize_keep_bytes = oversize_keep_bytes
         self.counters = WsCounters()
         self.dispatcher = FrameDispatcher(self.counters)
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._buffer = EventBuffer(queue_size)
         self._subs: dict[int, Subscription] = {}
         self._sub_lock = asyncio.Lock()
         self._next_id = 0
         self._next_key = 0
-        self._ws: ClientConnection | None = None
+        self._ws: ClientWebSocketResponse | None = None
         self._generation = 0
         self._connected = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -432,23 +480,25 @@ class KalshiWsClient:
 
     async def events(self) -> AsyncIterator[WsEvent]:
         """The single stream of domain messages and control events, until :meth:`close`."""
-        queue = self._queue
+        take = self._buffer.take
         n = 0
         while True:
-            if queue.empty():
-                item = await queue.get()
-            else:
-                item = queue.get_nowait()
+            for item in await take():
+                if item is _CLOSED:
+                    if self._failure is not None:
+                        raise self._failure
+                    return
+                yield item
                 n += 1
                 if n % YIELD_EVERY == 0:
-                    # A ready queue never suspends: give the loop a turn, or the writer's round trips
-                    # starve behind thousands of frames.
+                    # A batch in hand never suspends: give the loop a turn, or the writer's round trips starve
+                    # behind thousands of frames.
                     await asyncio.sleep(0)
-            if item is _CLOSED:
-                if self._failure is not None:
-                    raise self._failure
-                return
-            yield item
+
+    @property
+    def backlog(self) -> int:
+        """Events read but not yet taken by the consumer."""
+        return len(self._buffer)
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
@@ -605,12 +655,12 @@ class KalshiWsClient:
         if params is not None:
             payload["params"] = params
         try:
-            await ws.send(json.dumps(payload))
+            await ws.send_str(json.dumps(payload))
             async with asyncio.timeout(self.command_timeout):
                 return await fut
         except TimeoutError:
             raise KalshiWsConnectionError(f"{cmd} (id {cid}): no answer within {self.command_timeout} s") from None
-        except ConnectionClosed as exc:
+        except (ConnectionError, aiohttp.ClientError) as exc:
             raise KalshiWsConnectionError(f"{cmd} (id {cid}): connection closed ({exc})") from None
         finally:
             self.dispatcher.pending.pop(cid, None)
@@ -625,28 +675,24 @@ class KalshiWsClient:
                     await self._emit(CommandError(id=exc.command_id, code=exc.code, message=exc.message))
 
     async def _emit(self, event: WsEvent) -> None:
-        await self._queue.put(event)
+        await self._buffer.put(event)
 
     def _push_closed(self) -> None:
-        try:
-            self._queue.put_nowait(_CLOSED)
-        except asyncio.QueueFull:
-            self._queue.get_nowait()
-            self._queue.put_nowait(_CLOSED)
+        self._buffer.push(_CLOSED)
 
     # -------------------------------------------------------------------------------------------- transport
-    async def _connect(self) -> ClientConnection:
+    async def _connect(self, session: aiohttp.ClientSession) -> ClientWebSocketResponse:
         headers = self.signer.ws_headers() if self.signer else {}
-        return await connect(
-            self.url,
-            additional_headers=headers,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            open_timeout=self.open_timeout,
-            close_timeout=2.0,
-            max_size=self.max_frame_bytes * OVERSIZE_FACTOR,
-            max_queue=1024,
-        )
+        async with asyncio.timeout(self.open_timeout):
+            return await session.ws_connect(
+                self.url,
+                headers=headers,
+                # aiohttp pings every ``heartbeat`` s and closes when no pong comes within half of it.
+                heartbeat=self.ping_interval,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                max_msg_size=self.max_frame_bytes * OVERSIZE_FACTOR,
+            )
 
     async def _run(self) -> None:
         try:
@@ -659,12 +705,16 @@ class KalshiWsClient:
             self._push_closed()
 
     async def _run_forever(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            await self._connect_forever(session)
+
+    async def _connect_forever(self, session: aiohttp.ClientSession) -> None:
         attempt = 0
         down_since: float | None = None
         first = True
         while not self._closing:
             try:
-                ws = await self._connect()
+                ws = await self._connect(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # refused, DNS, TLS, 401/403 handshake, timeout: all retried with backoff
@@ -709,43 +759,54 @@ class KalshiWsClient:
             attempt = 0 if down_since - up_at >= self.backoff.healthy_after else attempt + 1
             await asyncio.sleep(self.backoff.delay(attempt))
 
-    async def _read(self, ws: ClientConnection) -> str:
+    async def _read(self, ws: ClientWebSocketResponse) -> str:
         """Pump frames into the dispatcher until the connection ends; returns why it ended."""
         handle = self.dispatcher.handle
-        queue = self._queue
+        buffer = self._buffer
+        text, binary = WSMsgType.TEXT, WSMsgType.BINARY
         silent = asyncio.Event()
-        # One watchdog task per connection, not a timeout around every recv(): that costs ~5 µs a frame.
+        # One watchdog task per connection, not a timeout around every receive(): that costs ~5 µs a frame.
         watchdog = asyncio.create_task(self._watchdog(ws, silent)) if self.watchdog_timeout else None
         frames = 0
         try:
             while True:
-                try:
-                    raw = await ws.recv()
-                except ConnectionClosed as exc:
-                    if silent.is_set():
-                        return f"watchdog: no frame for {self.watchdog_timeout} s"
-                    rcvd = exc.rcvd
-                    if rcvd is None and exc.sent is not None and exc.sent.code == MESSAGE_TOO_BIG:
-                        self._oversized("", exc.sent.reason)
-                        return f"oversized frame: {exc.sent.reason}"
-                    return f"closed: {rcvd.code} {rcvd.reason}".strip() if rcvd else f"closed: {exc}"
+                msg = await ws.receive()
+                kind = msg.type
+                if kind is not text and kind is not binary:
+                    return self._ended(ws, msg, silent)
+                raw = msg.data
                 self._last_frame = time.monotonic()
                 if len(raw) > self.max_frame_bytes:
                     self._oversized(raw[: self.oversize_keep_bytes], f"frame of {len(raw)} bytes")
                     with contextlib.suppress(Exception):
-                        await ws.close(code=MESSAGE_TOO_BIG, reason="frame too big")
+                        await ws.close(code=MESSAGE_TOO_BIG, message=b"frame too big")
                     return f"oversized frame: {len(raw)} bytes"
                 frames += 1
                 if frames % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # buffered frames never suspend recv(): let other tasks run
+                    await asyncio.sleep(0)  # buffered frames never suspend receive(): let other tasks run
                 for event in handle(raw, _now()):
-                    if queue.full():  # backpressure: stop reading until the consumer catches up
-                        await queue.put(event)
+                    if buffer.full():  # backpressure: stop reading until the consumer catches up
+                        await buffer.put(event)
                     else:
-                        queue.put_nowait(event)
+                        buffer.push(event)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+
+    def _ended(self, ws: ClientWebSocketResponse, msg: aiohttp.WSMessage, silent: asyncio.Event) -> str:
+        """Why the connection ended, from the message that ended it (close, error or closed)."""
+        if silent.is_set():
+            return f"watchdog: no frame for {self.watchdog_timeout} s"
+        if msg.type is WSMsgType.ERROR:
+            exc = msg.data
+            if isinstance(exc, aiohttp.WebSocketError) and exc.code == MESSAGE_TOO_BIG:
+                # Past the library's bound: it refused the frame before we could read it (nothing to keep).
+                self._oversized("", str(exc))
+                return f"oversized frame: {exc}"
+            return f"error: {type(exc).__name__}: {exc}"[:300]
+        if msg.type is WSMsgType.CLOSE:
+            return f"closed: {msg.data} {msg.extra or ''}".strip()
+        return f"closed: {ws.close_code}"
 
     def _oversized(self, prefix: str | bytes, what: str) -> None:
         self.counters.frames += 1
@@ -754,7 +815,7 @@ class KalshiWsClient:
             detail += f"; first {len(prefix)} kept"
         self.dispatcher.reject(KalshiProtocolError(detail, prefix, kind=Reason.OVERSIZED))
 
-    async def _watchdog(self, ws: ClientConnection, silent: asyncio.Event) -> None:
+    async def _watchdog(self, ws: ClientWebSocketResponse, silent: asyncio.Event) -> None:
         """Close a connection that has delivered no frame for ``watchdog_timeout`` seconds."""
         limit = float(self.watchdog_timeout or 0)
         self._last_frame = time.monotonic()
@@ -765,6 +826,6 @@ class KalshiWsClient:
                 silent.set()
                 log.warning("kalshi_ws_watchdog_restart", silent_seconds=round(idle, 1))
                 with contextlib.suppress(Exception):
-                    await ws.close(code=1000, reason="watchdog")
+                    await ws.close(code=1000, message=b"watchdog")
                 return
             await asyncio.sleep(min(limit - idle, limit / 4) + 0.01)

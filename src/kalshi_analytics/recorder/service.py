@@ -111,7 +111,7 @@ class RecorderService:
             out["markets"] = self.poller.stats.markets
             out["polls"] = self.poller.stats.polls
         if self.stream is not None:
-            out["messages"] = self.stream.stats.messages
+            out["messages"] = self.stream.messages
             out["subscribed"] = len(self.stream.tickers)
         if self.sink is not None:
             st = self.sink.stats
