@@ -26,11 +26,14 @@ from kalshi_analytics.web.params import NO_NUL, Cursor, Limit
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import rate_limit
 from kalshi_analytics.web.responses import model_response
+from kalshi_analytics.web.strict_json import StrictJsonRoute
 
 BASE = f"{API_PREFIX}/backtests"
 CONFIG_KEYS = ("initial_capital", "max_position", "contract_step", "vectorised")
 
-router = APIRouter(prefix=BASE, tags=["backtests"], responses=problem_responses(404, 422, 429, 500))
+router = APIRouter(
+    prefix=BASE, tags=["backtests"], responses=problem_responses(404, 422, 429, 500), route_class=StrictJsonRoute
+)
 strategies_router = APIRouter(
     prefix=f"{API_PREFIX}/strategies", tags=["strategies"], responses=problem_responses(404, 422, 429, 500)
 )

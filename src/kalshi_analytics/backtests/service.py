@@ -36,7 +36,7 @@ from kalshi_analytics.backtests.metrics import compute_metrics
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
-from kalshi_analytics.web.cursors import CURSOR_FIELD, cursor_time, decode_cursor, encode_cursor
+from kalshi_analytics.web.cursors import cursor_bigint, cursor_time, cursor_uuid, decode_cursor, encode_cursor
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
 #: Windows outside these bounds are refused: no recorded data can lie there, and extreme years break timezone
@@ -486,12 +486,7 @@ async def list_results(
         where.append("strategy_name = :strategy")
         args["strategy"] = strategy
     if cursor:
-        _, created, last_id = decode_cursor(cursor, 3, "backtests")
-        args["c_created"] = cursor_time(created)
-        try:
-            args["c_id"] = uuid.UUID(str(last_id))
-        except ValueError:
-            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        args["c_created"], args["c_id"] = decode_cursor(cursor, "backtests", cursor_time, cursor_uuid)
         where.append("(created_at, id) < (:c_created, :c_id)")
     sql = (
         "SELECT id, status, strategy_name, strategy_version, window_start, window_end, created_at, finished_at, "
@@ -514,12 +509,7 @@ async def execution_page(
     args: dict[str, Any] = {"id": result_id, "limit": limit + 1}
     after = ""
     if cursor:
-        _, entry_ts, last_id = decode_cursor(cursor, 3, "executions")
-        args["c_ts"] = cursor_time(entry_ts)
-        try:
-            args["c_id"] = int(last_id)
-        except (ValueError, TypeError):
-            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        args["c_ts"], args["c_id"] = decode_cursor(cursor, "executions", cursor_time, cursor_bigint)
         after = " AND (entry_ts, id) > (:c_ts, :c_id)"
     sql = f"SELECT * FROM backtest_executions WHERE backtest_id = :id{after} ORDER BY entry_ts, id LIMIT :limit"
     rows = [dict(r) for r in (await conn.execute(text(sql), args)).mappings()]

@@ -19,7 +19,14 @@ from asyncpg import Record
 from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.markets.pricing import implied_probability_sql
-from kalshi_analytics.web.cursors import cursor_time, decode_cursor, encode_cursor
+from kalshi_analytics.web.cursors import (
+    Reader,
+    cursor_decimal,
+    cursor_text,
+    cursor_time,
+    decode_cursor,
+    encode_cursor,
+)
 
 #: Reads run on one pooled asyncpg connection in autocommit mode.
 Db = Reads
@@ -119,6 +126,19 @@ _SORT_EXPR = {
 }
 
 
+def _close_time_key(value: Any) -> str:
+    # The sort key as PostgreSQL wrote it: a timestamptz's text, or 'infinity' for markets without a close time.
+    return "infinity" if value == "infinity" else cursor_time(value).isoformat()
+
+
+#: How a markets cursor's sort key is read back: into the text the query casts to the sort's type.
+_SORT_KEY: dict[str, Reader] = {
+    "ticker": cursor_text,
+    "close_time": _close_time_key,
+    "volume": lambda value: str(cursor_decimal(value)),
+}
+
+
 @dataclass(frozen=True)
 class MarketFilter:
     status: str | None = None
@@ -181,10 +201,9 @@ async def list_markets(
         params["q"] = _like(f.q)
     kind = f"markets:{sort}:{order}"
     if cursor:
-        _, key, ticker = decode_cursor(cursor, 3, kind)
+        params["ck"], params["ct"] = decode_cursor(cursor, kind, _SORT_KEY[sort], cursor_text)
         op = ">" if order == "asc" else "<"
         where.append(f"({expr}, m.ticker) {op} (CAST(CAST(:ck AS text) AS {typ}), :ct)")
-        params["ck"], params["ct"] = str(key), str(ticker)
     direction = "ASC" if order == "asc" else "DESC"
     by = f"{expr} {direction}, m.ticker {direction}"
     # Filter, order and cut the catalogue first; only the page's markets look up their latest snapshot.
@@ -293,8 +312,7 @@ async def snapshot_page(
     }
     after = ""
     if cursor:
-        _, ts, source = decode_cursor(cursor, 3, "snapshots")
-        params["cts"], params["csrc"] = cursor_time(ts), str(source)
+        params["cts"], params["csrc"] = decode_cursor(cursor, "snapshots", cursor_time, cursor_text)
         after = "AND (ts, source) > (:cts, :csrc) "
     inner = (
         f"SELECT {_SNAPSHOT_COLS}, row_number() OVER (ORDER BY ts, source) AS rn FROM market_snapshots "
@@ -419,9 +437,8 @@ async def trade_page(
         where.append("ts < :end")
         params["end"] = end
     if cursor:
-        _, ts, trade_id = decode_cursor(cursor, 3, "trades")
+        params["cts"], params["cid"] = decode_cursor(cursor, "trades", cursor_time, cursor_text)
         where.append("(ts, trade_id) < (:cts, :cid)")
-        params["cts"], params["cid"] = cursor_time(ts), str(trade_id)
     sql = (
         "SELECT trade_id, ticker, ts, yes_price, no_price, count, taker_side, is_block_trade FROM trades "
         f"WHERE {' AND '.join(where)} ORDER BY ts DESC, trade_id DESC LIMIT :limit"
