@@ -60,7 +60,7 @@ def links(backtest_id: uuid.UUID) -> BacktestLinks:
 )
 async def create_backtest(body: BacktestCreate, request: Request, engine: EngineDep) -> Response:
     with inputs_from("body"):
-        backtest_id = await service.enqueue_backtest(engine, body)
+        backtest_id = await service.enqueue_backtest(engine, body.to_request())
     worker = getattr(request.app.state, "backtest_worker", None)
     if worker is not None:
         worker.wake()

@@ -225,6 +225,8 @@ async def get_orderbook(
                 no=[BookLevel.model_validate(lv) for lv in no],
                 best_yes_bid=yes[0]["price"] if yes else None,
                 best_yes_ask=ONE - no[0]["price"] if no else None,
+                yes_bids=[(lv["price"], lv["size"]) for lv in yes],
+                yes_asks=[(ONE - lv["price"], lv["size"]) for lv in no],
             )
         )
 

@@ -33,6 +33,8 @@ class MarketSummary(_Model):
     close_time: datetime | None
     volume: Decimal | None
     open_interest: Decimal | None
+    yes_price: Price | None = Field(description="best YES bid (the seed's yes_price)")
+    no_price: Price | None = Field(description="best NO bid (the seed's no_price)")
     yes_bid: Price | None
     yes_ask: Price | None
     last_price: Price | None
@@ -139,6 +141,10 @@ class BookLevel(_Model):
     size: Decimal
 
 
+#: ``[price, size]``, as the seed's frontend reads a book level.
+LevelPair = tuple[Price, Decimal]
+
+
 class OrderBook(_Model):
     """A recorded full book; levels best first. Kalshi books hold bids only: a YES ask is 1 − a NO bid."""
 
@@ -151,6 +157,10 @@ class OrderBook(_Model):
     no: list[BookLevel]
     best_yes_bid: Price | None
     best_yes_ask: Price | None = Field(description="1 − best NO bid")
+    yes_bids: list[LevelPair] = Field(description="`[price, size]` of the YES bids, best (highest) first")
+    yes_asks: list[LevelPair] = Field(
+        description="`[price, size]` of the YES asks, best (lowest) first: 1 − each NO bid, at that bid's size"
+    )
 
 
 class Trade(_Model):

@@ -162,6 +162,8 @@ _MARKET_SUMMARY_FIELDS = (
     ("close_time", _iso("close_time")),
     ("volume", _text("volume")),
     ("open_interest", _text("open_interest")),
+    ("yes_price", _text("yes_bid")),
+    ("no_price", _text("no_bid")),
     ("yes_bid", _text("yes_bid")),
     ("yes_ask", _text("yes_ask")),
     ("last_price", _text("last_price")),
@@ -209,7 +211,7 @@ async def list_markets(
     # Filter, order and cut the catalogue first; only the page's markets look up their latest snapshot.
     inner = (
         "SELECT m.ticker, m.title, m.event_ticker, m.series_ticker, m.category, m.status, m.close_time, "
-        "m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.last_price, s.ts AS last_updated, "
+        "m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.no_bid, s.last_price, s.ts AS last_updated, "
         f"({expr})::text AS sort_key, row_number() OVER (ORDER BY {by}) AS rn FROM (SELECT * FROM markets m "
         + ("WHERE " + " AND ".join(where) + " " if where else "")
         + f"ORDER BY {by} LIMIT :limit) m {_LATEST_JOIN}"
