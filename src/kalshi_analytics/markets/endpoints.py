@@ -70,9 +70,18 @@ async def list_markets(
     *,
     request: Request,
     status: Annotated[
-        str | None, Query(max_length=200, pattern=NO_NUL, description="status, or several comma-separated")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_NUL,
+            description="one or several comma-separated: Kalshi's filter words (unopened, open = active or "
+            "inactive, paused, closed = closed to finalization, settled) or stored statuses (active, finalized, …)",
+            examples=["open", "active", "open,settled"],
+        ),
     ] = None,
-    category: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    category: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="category, any case (sports = Sports)")
+    ] = None,
     series: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="series ticker")] = None,
     event: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="event ticker")] = None,
     q: Annotated[
@@ -83,11 +92,14 @@ async def list_markets(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
+    with inputs_from("query"):
+        statuses = service.statuses_for(status) if status and status.strip() else None
+
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
             page, next_cursor = await service.list_markets(
                 db,
-                service.MarketFilter(status=status, category=category, series=series, event=event, q=q),
+                service.MarketFilter(statuses=statuses, category=category, series=series, event=event, q=q),
                 sort=sort,
                 order=order,
                 limit=limit,

@@ -18,6 +18,7 @@ from asyncpg import Record
 
 from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
+from kalshi_analytics.kalshi.status import STATUS_FILTER_MATCHES, MarketStatus
 from kalshi_analytics.markets.pricing import implied_probability_sql
 from kalshi_analytics.web.cursors import (
     Reader,
@@ -139,9 +140,27 @@ _SORT_KEY: dict[str, Reader] = {
 }
 
 
+#: The ``status`` words the markets list takes: Kalshi's filter vocabulary (``open`` = active or inactive, …)
+#: and every stored status; a word in both (``closed``, ``settled``) means Kalshi's filter, which includes it.
+STATUS_WORDS: dict[str, frozenset[str]] = {
+    **{s.value: frozenset({s.value}) for s in MarketStatus},
+    **{f.value: frozenset(s.value for s in matches) for f, matches in STATUS_FILTER_MATCHES.items()},
+}
+
+
+def statuses_for(text: str) -> list[str]:
+    """The stored statuses a comma-separated ``status`` parameter asks for; InvalidInputError for unknown words."""
+    words = [w.strip().lower() for w in text.split(",")]
+    unknown = [w for w in words if w not in STATUS_WORDS]
+    if unknown or not words:
+        accepted = ", ".join(STATUS_WORDS)
+        raise InvalidInputError(f"unknown status {', '.join(map(repr, unknown))}: use {accepted}", field="status")
+    return sorted(set().union(*(STATUS_WORDS[w] for w in words)))
+
+
 @dataclass(frozen=True)
 class MarketFilter:
-    status: str | None = None
+    statuses: Sequence[str] | None = None
     category: str | None = None
     series: str | None = None
     event: str | None = None
@@ -186,11 +205,11 @@ async def list_markets(
     expr, typ = _SORT_EXPR[sort]
     where: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1, "max_spread": max_spread}
-    if f.status:
+    if f.statuses is not None:
         where.append("m.status = ANY(:statuses)")
-        params["statuses"] = [s.strip() for s in f.status.split(",") if s.strip()]
+        params["statuses"] = list(f.statuses)
     if f.category:
-        where.append("m.category = :category")
+        where.append("lower(m.category) = lower(:category)")
         params["category"] = f.category
     if f.series:
         where.append("m.series_ticker = :series")
