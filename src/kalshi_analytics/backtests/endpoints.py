@@ -138,6 +138,19 @@ async def get_backtest(backtest_id: BacktestId, engine: EngineDep) -> Response:
     return model_response(detail)
 
 
+@router.delete(
+    "/{backtest_id}",
+    operation_id="deleteBacktest",
+    summary="Delete a backtest and its executions; a queued or running one is cancelled (its outcome discarded).",
+    status_code=204,
+    response_class=Response,
+    dependencies=read_limited,
+)
+async def delete_backtest(backtest_id: BacktestId, engine: EngineDep) -> Response:
+    await service.delete_result(engine, backtest_id)
+    return Response(status_code=204)
+
+
 @router.get(
     "/{backtest_id}/executions",
     operation_id="listBacktestExecutions",

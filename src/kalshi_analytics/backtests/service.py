@@ -291,7 +291,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             for g in gaps
             if g["market_ticker"] is None or not tickers or g["market_ticker"] in tickers
         ]
-        await driver.execute(
+        updated = await driver.execute(
             "UPDATE backtest_results SET status = 'done', finished_at = now(), "
             "started_at = coalesce(started_at, now()), "
             "error = NULL, snapshots_processed = $2, num_trades = $3, total_pnl = $4, fees_paid = $5, "
@@ -308,6 +308,8 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             out.strategy_version,
             json.dumps(out.params),
         )
+        if updated == "UPDATE 0":  # deleted while it ran (DELETE /backtests/{id}): the outcome has no home
+            return
         await driver.execute("DELETE FROM backtest_executions WHERE backtest_id = $1", result_id)
         records = [
             (
@@ -458,6 +460,21 @@ async def get_result(engine: AsyncEngine, result_id: uuid.UUID | str) -> Backtes
     if row is None:
         raise NotFoundError(f"no backtest {result_id}")
     return BacktestResultView(**dict(row))
+
+
+async def delete_result(engine: AsyncEngine, result_id: uuid.UUID) -> None:
+    """Delete a backtest and its executions, whatever its status; raises :class:`NotFoundError`.
+
+    A queued one is never run. A running one is cancelled: its worker simulates on, but finds no row to store
+    the outcome in (:func:`save_outcome` checks), so nothing of it remains. The row lock orders this with a
+    worker storing its outcome at the same moment: whichever commits second sees the other's work.
+    """
+    async with engine.begin() as conn:
+        deleted = await conn.execute(
+            text("DELETE FROM backtest_results WHERE id = :id RETURNING id"), {"id": result_id}
+        )
+        if deleted.first() is None:
+            raise NotFoundError(f"no backtest {result_id}")
 
 
 async def get_executions(engine: AsyncEngine, result_id: uuid.UUID | str) -> list[dict[str, Any]]:
