@@ -101,10 +101,16 @@ class Snapshot(_Model):
     implied_probability_source: ProbabilitySourceField
 
 
+_DATA_START = "only in an empty answer: the market's first recorded time (null: nothing recorded)"
+_DATA_END = "only in an empty answer: the market's last recorded time"
+
+
 class SnapshotPage(_Model):
     ticker: str
     items: list[Snapshot]
     next_cursor: str | None
+    data_start: datetime | None = Field(None, description=_DATA_START)
+    data_end: datetime | None = Field(None, description=_DATA_END)
 
 
 class Candle(_Model):
@@ -133,7 +139,12 @@ class CandleHistory(_Model):
     interval: str
     start: datetime
     end: datetime
+    next_cursor: str | None = Field(
+        description="a window of more than 10,000 candles comes a page at a time: pass as `cursor` for the next"
+    )
     candles: list[Candle]
+    data_start: datetime | None = Field(None, description=_DATA_START)
+    data_end: datetime | None = Field(None, description=_DATA_END)
 
 
 class BookLevel(_Model):

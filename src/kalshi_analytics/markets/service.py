@@ -395,20 +395,75 @@ _CANDLE_1M_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CAN
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP)
 
 
-async def candles(session: Db, ticker: str, interval: Interval, start: datetime, end: datetime) -> str:
-    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first."""
+_FIRST_MINUTE_SQL = (
+    "SELECT minute FROM market_candles_1m WHERE ticker = :ticker AND minute >= :from AND minute < :end "
+    "ORDER BY minute LIMIT 1"
+)
+_ORIGIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def bucket_start(ts: datetime, step: timedelta) -> datetime:
+    """The start of the candle holding ``ts`` (date_bin's rule: buckets aligned on UTC midnight of 2000-01-01)."""
+    return _ORIGIN_TS + (ts - _ORIGIN_TS) // step * step
+
+
+async def candles(
+    session: Db, ticker: str, interval: Interval, start: datetime, end: datetime, *, cursor: str | None = None
+) -> tuple[str, str | None]:
+    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first, and the cursor of
+    the next page.
+
+    A page spans at most :data:`MAX_CANDLES` buckets. A window that holds more is answered a page at a time:
+    each page starts at the first bucket with data at or after the cursor (so empty stretches cost no pages),
+    and has a cursor only when data lies beyond it.
+    """
     step = INTERVALS[interval]
-    if (end - start) / step > MAX_CANDLES:
-        raise InvalidInputError(f"at most {MAX_CANDLES} {interval} candles per request", field="start")
-    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end}
+    kind = f"candles:{interval}"
+    page_from = start
+    if cursor:
+        (page_from,) = decode_cursor(cursor, kind, cursor_time)
+        page_from = max(page_from, start)
+    page_to, next_cursor = end, None
+    if page_from < end and (end - page_from) / step > MAX_CANDLES:
+        first = await session.first(
+            _FIRST_MINUTE_SQL, {"ticker": ticker, "from": bucket_start(page_from, step), "end": end}
+        )
+        if first is None:
+            page_to = page_from  # nothing at or after the cursor: an empty last page
+        else:
+            page_from = max(page_from, bucket_start(first["minute"], step))
+            try:
+                page_to = min(end, bucket_start(page_from, step) + MAX_CANDLES * step)
+            except OverflowError:  # a page reaching past the year 9999
+                page_to = end
+            if page_to < end:
+                more = await session.first(_FIRST_MINUTE_SQL, {"ticker": ticker, "from": page_to, "end": end})
+                next_cursor = None if more is None else encode_cursor(kind, page_to.isoformat())
+    if page_from >= page_to:
+        if cursor is None:
+            await ensure_market(session, ticker)
+        return "[]", None
+    params: dict[str, Any] = {"ticker": ticker, "start": page_from, "end": page_to}
     if interval == "1m":
         row = await session.one(_CANDLE_1M_SQL, params)
     else:
         params["step"] = step
         row = await session.one(_CANDLE_ROLLUP_SQL, params)
-    if row[1] == 0:
+    if row[1] == 0 and cursor is None:
         await ensure_market(session, ticker)
-    return str(row[0])
+    return str(row[0]), next_cursor
+
+
+_SPAN_SQL = (
+    "SELECT (SELECT ts FROM market_snapshots WHERE ticker = :ticker ORDER BY ts LIMIT 1) AS first, "
+    "(SELECT ts FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1) AS last"
+)
+
+
+async def data_span(session: Db, ticker: str) -> tuple[datetime | None, datetime | None]:
+    """The first and last recorded snapshot times of a market (None, None when nothing is recorded)."""
+    row = await session.one(_SPAN_SQL, {"ticker": ticker})
+    return row["first"], row["last"]
 
 
 # ------------------------------------------------------------------------------------------------ order book
