@@ -11,7 +11,20 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.api.root import public_urls
 from tests.fixtures.app import market, serve, ticker, write
+
+
+def test_the_banner_urls_are_ones_a_browser_opens() -> None:
+    assert public_urls("127.0.0.1", 8000) == {
+        "api": "http://127.0.0.1:8000/api/v1",
+        "docs": "http://127.0.0.1:8000/api/v1/docs",
+        "redoc": "http://127.0.0.1:8000/api/v1/redoc",
+        "metrics": "http://127.0.0.1:8000/metrics",
+    }
+    assert public_urls("0.0.0.0", 80)["docs"] == "http://127.0.0.1:80/api/v1/docs"
+    assert public_urls("::", 8000)["api"] == "http://[::1]:8000/api/v1"
+    assert public_urls("fd00::5", 8000)["api"] == "http://[fd00::5]:8000/api/v1"
 
 
 async def test_root_redirects_to_the_docs(client: httpx.AsyncClient) -> None:

@@ -27,6 +27,13 @@ DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 router = APIRouter(include_in_schema=False)
 
 
+def public_urls(host: str, port: int) -> dict[str, str]:
+    """The URLs a person opens for an API listening on ``host:port`` (a wildcard address reads as loopback)."""
+    shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    return {"api": base + API_PREFIX, "docs": base + DOCS, "redoc": base + REDOC, "metrics": f"{base}/metrics"}
+
+
 def dashboard_index() -> Path | None:
     index = DASHBOARD_DIR / "index.html"
     return index if index.is_file() else None
