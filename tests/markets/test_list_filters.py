@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,3 +71,25 @@ async def test_category_matches_whatever_its_case(
         assert {i["ticker"] for i in r.json()["items"]} == set(tickers.values()), word
     r = await client.get("/api/v1/markets", params={"series": series, "category": "sport"})
     assert r.json()["items"] == []
+
+
+async def test_close_time_pages_read_back_the_keys_postgresql_wrote(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    series = ticker("KXCLOSE")
+    base = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    closes = [base + timedelta(microseconds=123_456), base, base - timedelta(days=400), None, base + timedelta(hours=5)]
+    tickers = [f"{series}-{i}" for i in range(len(closes))]
+    await write(engine, *(market(t, series_ticker=series, close_time=c) for t, c in zip(tickers, closes, strict=True)))
+    by_close = sorted(zip(closes, tickers, strict=True), key=lambda p: (p[0] or datetime.max.replace(tzinfo=UTC), p[1]))
+    for order, expected in (("asc", [t for _, t in by_close]), ("desc", [t for _, t in by_close][::-1])):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"series": series, "sort": "close_time", "order": order, "limit": 1}
+            page = (await client.get("/api/v1/markets", params=params | ({"cursor": cursor} if cursor else {}))).json()
+            seen += [i["ticker"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected, order
