@@ -149,3 +149,13 @@ async def test_order_book_carries_yes_bids_and_yes_asks_pairs(client: httpx.Asyn
     assert b["yes_asks"] == [["0.4200", "3"], ["0.4500", "7"]]
     assert [lv["price"] for lv in b["yes"]] == ["0.4000", "0.3800"]  # today's levels stay
     assert [lv["price"] for lv in b["no"]] == ["0.5800", "0.5500"]
+
+
+async def test_the_seeds_days_at_the_edges_of_the_calendar_are_422(client: httpx.AsyncClient) -> None:
+    for extra, field in (
+        ({"end_date": "9999-12-31"}, "body.end_date"),
+        ({"start_date": "0001-01-01"}, "body.start_date"),
+        ({"start_date": "9999-12-30", "end_date": "9999-12-31"}, "body.end_date"),
+    ):
+        p = assert_problem(await client.post("/api/v1/backtests", json=SEED_BACKTEST | extra), 422)
+        assert p["errors"][0]["field"] == field, (extra, p)

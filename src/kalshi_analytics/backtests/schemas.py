@@ -90,7 +90,11 @@ class BacktestCreate(BaseModel):
         if ts is not None:
             return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
         if day is not None:
-            return datetime.combine(day, time(), UTC) + timedelta(days=days_after)
+            try:
+                return datetime.combine(day, time(), UTC) + timedelta(days=days_after)
+            except OverflowError:  # the day after 9999-12-31
+                errors.append((f"{name}_date", f"{name}_date is out of range"))
+                return None
         errors.append((name, f"Field required: {name} (a time) or {name}_date (a day)"))
         return None
 

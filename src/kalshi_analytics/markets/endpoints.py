@@ -191,8 +191,13 @@ async def history(
         async def candles() -> tuple[bytes, str]:
             async with reads(request) as db:
                 array, next_cursor = await service.candles(db, ticker, step, start_, end_, cursor=cursor)
-                head: dict[str, Any] = {"ticker": ticker, "interval": step, "start": _iso(start_), "end": _iso(end_)}
-                head["next_cursor"] = next_cursor
+                head: dict[str, Any] = {
+                    "ticker": ticker,
+                    "interval": step,
+                    "start": _iso(start_),
+                    "end": _iso(end_),
+                    "next_cursor": next_cursor,
+                }
                 if array == "[]" and cursor is None:
                     head |= await span(db)
             return spliced_json(head, "candles", array)

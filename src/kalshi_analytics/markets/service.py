@@ -152,7 +152,7 @@ def statuses_for(text: str) -> list[str]:
     """The stored statuses a comma-separated ``status`` parameter asks for; InvalidInputError for unknown words."""
     words = [w.strip().lower() for w in text.split(",")]
     unknown = [w for w in words if w not in STATUS_WORDS]
-    if unknown or not words:
+    if unknown:
         accepted = ", ".join(STATUS_WORDS)
         raise InvalidInputError(f"unknown status {', '.join(map(repr, unknown))}: use {accepted}", field="status")
     return sorted(set().union(*(STATUS_WORDS[w] for w in words)))
