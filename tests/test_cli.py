@@ -124,6 +124,7 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
         assert f"simulator:  http://127.0.0.1:{env['SIM_PORT']}/trade-api/v2" in first.stdout
         assert "metrics:    http://127.0.0.1:" in first.stdout
         assert f"api:        {api}" in first.stdout
+        assert f"docs:       {api}/docs  (ReDoc {api}/redoc)" in first.stdout
         assert "kalshi-analytics gaps" in first.stdout
         assert "recorder_recording" in first.stderr
         assert "recorder_stopping" in first.stderr, "Ctrl-C is a clean stop, not a cancellation"

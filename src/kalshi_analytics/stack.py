@@ -48,6 +48,7 @@ async def simulator_for(s: Settings) -> AsyncIterator[Any]:
 async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_port: int | None) -> None:
     """``up`` after the database: simulator (when KALSHI_ENV=sim), API and recorder until Ctrl-C or ``duration``."""
     from kalshi_analytics.api.app import serve_api
+    from kalshi_analytics.api.root import public_urls
 
     if uses_simulator(s):
         ensure_port_free(s.sim_host, s.sim_port, "simulator", "SIM_PORT")
@@ -59,7 +60,9 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
             typer.echo(f"simulator:  {sim.base_url}  (admin {sim.admin_url}/state)")
         api = asyncio.create_task(serve_api(s, engine), name="api")
         api.add_done_callback(lambda _: stop.set())  # an API that dies takes the stack down with it
-        typer.echo(f"api:        http://{s.api_host}:{s.api_port}/api/v1  (docs /api/v1/docs, metrics /metrics)")
+        urls = public_urls(s.api_host, s.api_port)
+        typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
+        typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
         try:
             await run_recorder(
                 s,

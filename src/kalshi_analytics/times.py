@@ -27,6 +27,14 @@ class TimeParseError(InvalidInputError):
     """A text that is not a time of :data:`GRAMMAR`; ``field`` names the option or parameter when known."""
 
 
+def in_storable_range(ts: datetime) -> bool:
+    """True when ``ts`` (timezone-aware) stays within the years 1-9999 once moved to UTC, so the driver can send it."""
+    try:
+        return _EARLIEST <= ts <= _LATEST
+    except OverflowError:
+        return False
+
+
 def is_relative(value: str) -> bool:
     """True for the forms whose meaning moves with the clock (``now`` and ``-1d``): answers about them age."""
     v = value.strip().lower()
@@ -56,11 +64,7 @@ def parse_time(value: str, *, now: datetime | None = None, field: str | None = N
     except ValueError:
         raise TimeParseError(f"{label}cannot read time {value!r}: use {GRAMMAR}", field=field) from None
     result = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    try:
-        in_range = _EARLIEST <= result <= _LATEST
-    except OverflowError:
-        in_range = False
-    if not in_range:
+    if not in_storable_range(result):
         raise TimeParseError(f"{label}{value!r} leaves the years 1-9999 in UTC", field=field)
     return result.astimezone(UTC)
 

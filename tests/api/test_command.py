@@ -43,9 +43,12 @@ def test_api_command_serves_with_two_workers(database_url: str) -> None:
         r = httpx.get(f"http://127.0.0.1:{port}/api/v1/markets", params={"limit": 1}, timeout=5)
         assert r.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/docs", timeout=5).status_code == 200
     finally:
         proc.terminate()
-        proc.wait(20)
+        out, _ = proc.communicate(timeout=20)
+    # The banner gives the URLs that answer.
+    assert f"docs:       http://127.0.0.1:{port}/api/v1/docs" in out.decode()
 
 
 def test_bad_rate_limit_setting_is_one_line() -> None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.backtests.service import BacktestRequest, compute_backtest, save_outcome
 from kalshi_analytics.recorder.rows import SnapshotRow
 from tests.fixtures.app import assert_problem, market, serve, ticker, write
 
@@ -214,3 +216,54 @@ async def test_values_postgres_cannot_store_are_422(client: httpx.AsyncClient) -
     assert p["errors"][0]["field"] == "body.start"
     p = assert_problem(await client.post("/api/v1/backtests", json=body("X", initial_capital="1e1000")), 422)
     assert p["errors"][0]["field"] == "body.initial_capital"
+
+
+async def test_delete_removes_a_backtest_and_its_executions(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    t = await settled_yes_market(engine)
+    r = await client.post("/api/v1/backtests", json=body(t))
+    url = r.headers["location"]
+    assert (await wait_done(client, url))["num_trades"] == 1
+
+    r = await client.delete(url)
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert_problem(await client.get(url), 404)
+    assert_problem(await client.get(f"{url}/executions"), 404)
+    async with engine.connect() as conn:
+        left = await conn.execute(
+            text("SELECT count(*) FROM backtest_executions WHERE backtest_id = :id"), {"id": url.rsplit("/", 1)[1]}
+        )
+        assert left.scalar_one() == 0
+    assert_problem(await client.delete(url), 404)  # gone
+    assert_problem(await client.delete(f"/api/v1/backtests/{uuid.uuid4()}"), 404)
+    p = assert_problem(await client.delete("/api/v1/backtests/not-a-uuid"), 422)
+    assert p["errors"][0]["field"] == "path.backtest_id"
+
+
+async def test_delete_of_a_queued_or_running_backtest_cancels_it(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    t = await settled_yes_market(engine)
+    async with serve(app_factory(api_backtest_worker=False)) as client:
+        queued = (await client.post("/api/v1/backtests", json=body(t))).headers["location"]
+        running = (await client.post("/api/v1/backtests", json=body(t))).headers["location"]
+        running_id = uuid.UUID(running.rsplit("/", 1)[1])
+        # A worker elsewhere has claimed it (as execute_queued does) and is simulating.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE backtest_results SET status = 'running', started_at = now() WHERE id = :id"),
+                {"id": running_id},
+            )
+        assert (await client.get(running)).json()["status"] == "running"
+        for url in (queued, running):
+            assert (await client.delete(url)).status_code == 204
+            assert_problem(await client.get(url), 404)
+    # The worker finishing the deleted run stores nothing: no result, no executions, no error.
+    req = BacktestRequest.model_validate(body(t))
+    out = await compute_backtest(engine, req)
+    assert out.sim.executions
+    await save_outcome(engine, running_id, out)
+    async with engine.connect() as conn:
+        for table, column in (("backtest_results", "id"), ("backtest_executions", "backtest_id")):
+            n = await conn.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": running_id})
+            assert n.scalar_one() == 0, table

@@ -1,7 +1,8 @@
 """The API application: ``create_app(settings)`` factory, lifespan, middleware and routers.
 
 The database engine is built in the lifespan (never at import) unless one is handed in (tests, ``up``), and
-closed there. Routes live under ``/api/v1``; ``/metrics`` sits at the root where Prometheus looks.
+closed there. Routes live under ``/api/v1``; ``/metrics`` sits at the root where Prometheus looks, and ``/``
+leads to the docs (:mod:`.root`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import __version__
-from kalshi_analytics.api import health
+from kalshi_analytics.api import health, root
 from kalshi_analytics.backtests import endpoints as backtests
 from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
@@ -27,7 +29,7 @@ from kalshi_analytics.logs import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
 from kalshi_analytics.markets import stream
 from kalshi_analytics.web.cache import AnswerFromCache, ResponseCache
-from kalshi_analytics.web.deps import API_PREFIX
+from kalshi_analytics.web.head import HeadAsGet
 from kalshi_analytics.web.problems import install_error_handlers
 from kalshi_analytics.web.ratelimit import RateLimits
 
@@ -88,14 +90,17 @@ def create_app(
             if owned:
                 await eng.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc load their files from this package (fastapi-offline ships them), not from a CDN.
+    app = FastAPIOffline(
         title="Kalshi Analytics API",
         version=__version__,
         summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream, backtests.",
         lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
+        openapi_url=root.OPENAPI,
+        docs_url=root.DOCS,
+        redoc_url=root.REDOC,
+        static_url=root.DOCS_ASSETS,
+        swagger_ui_oauth2_redirect_url=f"{root.DOCS}/oauth2-redirect",
     )
     app.state.settings = settings
     app.state.rate_limits = RateLimits.from_settings(settings)
@@ -108,6 +113,7 @@ def create_app(
     install_error_handlers(app)
 
     for router in (
+        root.router,
         health.router,
         markets.router,
         backtests.router,
@@ -126,12 +132,13 @@ def create_app(
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=["Retry-After"],
         max_age=600,
     )
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(HeadAsGet)  # outermost: everything inside sees the GET it answers
     return app
 
 

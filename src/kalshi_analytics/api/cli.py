@@ -31,6 +31,11 @@ def api(
         from kalshi_analytics.db.connect import choose_database
 
         os.environ["DB_URL"] = asyncio.run(choose_database(settings)).url
+    from kalshi_analytics.api.root import public_urls
+
+    urls = public_urls(host or settings.api_host, port or settings.api_port)
+    typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
+    typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
     uvicorn.run(
         "kalshi_analytics.api.app:app_from_env",
         factory=True,

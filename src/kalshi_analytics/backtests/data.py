@@ -52,7 +52,8 @@ _PARSE_BYTES = 8 << 20
 
 
 class MarketFilter(BaseModel):
-    """Which markets a backtest covers; empty lists mean "any". All given conditions must hold."""
+    """Which markets a backtest covers; empty lists mean "any". All given conditions must hold; categories
+    match whatever their case."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,7 +133,8 @@ def _where(f: MarketFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for column, values in (
-        ("coalesce(m.category, se.category)", f.categories),
+        # Categories are words people type ("politics"); the exchange writes "Politics".
+        ("lower(coalesce(m.category, se.category))", [c.lower() for c in f.categories]),
         ("m.series_ticker", f.series),
         ("m.event_ticker", f.events),
         ("m.ticker", f.tickers),

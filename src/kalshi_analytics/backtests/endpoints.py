@@ -26,11 +26,14 @@ from kalshi_analytics.web.params import NO_NUL, Cursor, Limit
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import rate_limit
 from kalshi_analytics.web.responses import model_response
+from kalshi_analytics.web.strict_json import StrictJsonRoute
 
 BASE = f"{API_PREFIX}/backtests"
 CONFIG_KEYS = ("initial_capital", "max_position", "contract_step", "vectorised")
 
-router = APIRouter(prefix=BASE, tags=["backtests"], responses=problem_responses(404, 422, 429, 500))
+router = APIRouter(
+    prefix=BASE, tags=["backtests"], responses=problem_responses(404, 422, 429, 500), route_class=StrictJsonRoute
+)
 strategies_router = APIRouter(
     prefix=f"{API_PREFIX}/strategies", tags=["strategies"], responses=problem_responses(404, 422, 429, 500)
 )
@@ -57,7 +60,7 @@ def links(backtest_id: uuid.UUID) -> BacktestLinks:
 )
 async def create_backtest(body: BacktestCreate, request: Request, engine: EngineDep) -> Response:
     with inputs_from("body"):
-        backtest_id = await service.enqueue_backtest(engine, body)
+        backtest_id = await service.enqueue_backtest(engine, body.to_request())
     worker = getattr(request.app.state, "backtest_worker", None)
     if worker is not None:
         worker.wake()
@@ -133,6 +136,19 @@ async def get_backtest(backtest_id: BacktestId, engine: EngineDep) -> Response:
         links=links(r.id),
     )
     return model_response(detail)
+
+
+@router.delete(
+    "/{backtest_id}",
+    operation_id="deleteBacktest",
+    summary="Delete a backtest and its executions; a queued or running one is cancelled (its outcome discarded).",
+    status_code=204,
+    response_class=Response,
+    dependencies=read_limited,
+)
+async def delete_backtest(backtest_id: BacktestId, engine: EngineDep) -> Response:
+    await service.delete_result(engine, backtest_id)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -7,31 +7,96 @@ times are ISO 8601 UTC. Metrics are the engine's own JSON (see :mod:`kalshi_anal
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kalshi_analytics.backtests.service import BacktestRequest
+from kalshi_analytics.backtests.data import MarketFilter
+from kalshi_analytics.backtests.service import BacktestRequest, validate_request
+from kalshi_analytics.errors import InvalidInputError
 
 MAX_MONEY = Decimal(10**12)
 BacktestStatus = Literal["queued", "running", "done", "failed"]
 
 
-class BacktestCreate(BacktestRequest):
-    """``POST /api/v1/backtests`` body: a :class:`BacktestRequest`. The window check is left to
-    :func:`~kalshi_analytics.backtests.service.check_request`, so that an end before the start is reported
-    against ``body.end`` rather than the whole body."""
+class BacktestCreate(BaseModel):
+    """``POST /api/v1/backtests`` body, in the richer form (``start``/``end`` times, a ``market_filter`` object)
+    or the seed's (``start_date``/``end_date`` whole days, ``market_filter`` a category word like ``"politics"``),
+    one form per side. :meth:`to_request` turns it into the service's :class:`BacktestRequest`; the window rules
+    are checked there, so that an end before the start is reported against the field given (``body.end`` or
+    ``body.end_date``) rather than the whole body."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     strategy: str = Field(min_length=1, max_length=200, description="a name from `GET /api/v1/strategies`")
     strategy_version: str | None = Field(None, max_length=50, description="default: the newest version")
+    params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters (its `params_schema`)")
+    start: datetime | None = Field(None, description="window start, inclusive (no offset = UTC); or `start_date`")
+    end: datetime | None = Field(None, description="window end, exclusive; or `end_date`")
+    start_date: date | None = Field(None, description="the seed's form: the first whole day (UTC) of the window")
+    end_date: date | None = Field(None, description="the seed's form: the last whole day (UTC), included")
+    market_filter: MarketFilter | Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        default_factory=MarketFilter,
+        description="categories / series / events / tickers (empty = any), or one category word like `politics`; "
+        "categories match case-insensitively",
+    )
     initial_capital: Decimal = Field(Decimal(10_000), gt=0, le=MAX_MONEY)
     max_position: Decimal = Field(Decimal(10_000), gt=0, le=MAX_MONEY)
     contract_step: Decimal = Field(Decimal(1), gt=0, le=MAX_MONEY, description="Fill sizes are rounded down to this.")
+    vectorised: bool | None = None
 
-    def _window(self) -> BacktestCreate:  # type: ignore[override]  # replaces the parent's model validator
-        return self
+    def to_request(self) -> BacktestRequest:
+        """The service's request; :class:`InvalidInputError` naming each field at fault (``end_date``, ``start``)."""
+        errors: list[tuple[str, str]] = []
+        start = self._bound("start", self.start, self.start_date, 0, errors)
+        end = self._bound("end", self.end, self.end_date, 1, errors)
+        # The seed's days: the end day must come after the start day (and is then included whole).
+        days_reversed = self.start_date is not None and self.end_date is not None and self.end_date <= self.start_date
+        if start is not None and end is not None and (end <= start or days_reversed):
+            name = "end_date" if self.end_date is not None else "end"
+            first = "start_date" if self.start_date is not None else "start"
+            errors.append((name, f"{name} must be after {first}"))
+        if errors or start is None or end is None:  # a missing side is always among the errors
+            raise InvalidInputError("; ".join(f"{f}: {m}" for f, m in errors), errors=errors)
+        f = self.market_filter
+        try:
+            return validate_request(
+                self.strategy,
+                self.params,
+                start,
+                end,
+                strategy_version=self.strategy_version,
+                market_filter=MarketFilter(categories=[f]) if isinstance(f, str) else f,
+                initial_capital=self.initial_capital,
+                max_position=self.max_position,
+                contract_step=self.contract_step,
+                vectorised=self.vectorised,
+            )
+        except InvalidInputError as exc:  # a window out of range: name the field the client gave
+            if (exc.field == "start" and self.start_date) or (exc.field == "end" and self.end_date):
+                exc.field = f"{exc.field}_date"
+            raise
+
+    @staticmethod
+    def _bound(
+        name: str, ts: datetime | None, day: date | None, days_after: int, errors: list[tuple[str, str]]
+    ) -> datetime | None:
+        """One side of the window from its time or its whole day (an end day counts whole: its next midnight)."""
+        if ts is not None and day is not None:
+            errors.append((f"{name}_date", f"give {name} or {name}_date, not both"))
+            return None
+        if ts is not None:
+            return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        if day is not None:
+            try:
+                return datetime.combine(day, time(), UTC) + timedelta(days=days_after)
+            except OverflowError:  # the day after 9999-12-31
+                errors.append((f"{name}_date", f"{name}_date is out of range"))
+                return None
+        errors.append((name, f"Field required: {name} (a time) or {name}_date (a day)"))
+        return None
 
 
 class BacktestLinks(BaseModel):

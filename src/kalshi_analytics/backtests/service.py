@@ -36,7 +36,7 @@ from kalshi_analytics.backtests.metrics import compute_metrics
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
-from kalshi_analytics.web.cursors import CURSOR_FIELD, cursor_time, decode_cursor, encode_cursor
+from kalshi_analytics.web.cursors import cursor_bigint, cursor_time, cursor_uuid, decode_cursor, encode_cursor
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
 #: Windows outside these bounds are refused: no recorded data can lie there, and extreme years break timezone
@@ -291,7 +291,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             for g in gaps
             if g["market_ticker"] is None or not tickers or g["market_ticker"] in tickers
         ]
-        await driver.execute(
+        updated = await driver.execute(
             "UPDATE backtest_results SET status = 'done', finished_at = now(), "
             "started_at = coalesce(started_at, now()), "
             "error = NULL, snapshots_processed = $2, num_trades = $3, total_pnl = $4, fees_paid = $5, "
@@ -308,6 +308,8 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             out.strategy_version,
             json.dumps(out.params),
         )
+        if updated == "UPDATE 0":  # deleted while it ran (DELETE /backtests/{id}): the outcome has no home
+            return
         await driver.execute("DELETE FROM backtest_executions WHERE backtest_id = $1", result_id)
         records = [
             (
@@ -460,6 +462,21 @@ async def get_result(engine: AsyncEngine, result_id: uuid.UUID | str) -> Backtes
     return BacktestResultView(**dict(row))
 
 
+async def delete_result(engine: AsyncEngine, result_id: uuid.UUID) -> None:
+    """Delete a backtest and its executions, whatever its status; raises :class:`NotFoundError`.
+
+    A queued one is never run. A running one is cancelled: its worker simulates on, but finds no row to store
+    the outcome in (:func:`save_outcome` checks), so nothing of it remains. The row lock orders this with a
+    worker storing its outcome at the same moment: whichever commits second sees the other's work.
+    """
+    async with engine.begin() as conn:
+        deleted = await conn.execute(
+            text("DELETE FROM backtest_results WHERE id = :id RETURNING id"), {"id": result_id}
+        )
+        if deleted.first() is None:
+            raise NotFoundError(f"no backtest {result_id}")
+
+
 async def get_executions(engine: AsyncEngine, result_id: uuid.UUID | str) -> list[dict[str, Any]]:
     """The executions of a backtest in entry order (Decimals and datetimes as stored)."""
     async with engine.connect() as conn:
@@ -486,12 +503,7 @@ async def list_results(
         where.append("strategy_name = :strategy")
         args["strategy"] = strategy
     if cursor:
-        _, created, last_id = decode_cursor(cursor, 3, "backtests")
-        args["c_created"] = cursor_time(created)
-        try:
-            args["c_id"] = uuid.UUID(str(last_id))
-        except ValueError:
-            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        args["c_created"], args["c_id"] = decode_cursor(cursor, "backtests", cursor_time, cursor_uuid)
         where.append("(created_at, id) < (:c_created, :c_id)")
     sql = (
         "SELECT id, status, strategy_name, strategy_version, window_start, window_end, created_at, finished_at, "
@@ -514,12 +526,7 @@ async def execution_page(
     args: dict[str, Any] = {"id": result_id, "limit": limit + 1}
     after = ""
     if cursor:
-        _, entry_ts, last_id = decode_cursor(cursor, 3, "executions")
-        args["c_ts"] = cursor_time(entry_ts)
-        try:
-            args["c_id"] = int(last_id)
-        except (ValueError, TypeError):
-            raise InvalidInputError("corrupt cursor", field=CURSOR_FIELD) from None
+        args["c_ts"], args["c_id"] = decode_cursor(cursor, "executions", cursor_time, cursor_bigint)
         after = " AND (entry_ts, id) > (:c_ts, :c_id)"
     sql = f"SELECT * FROM backtest_executions WHERE backtest_id = :id{after} ORDER BY entry_ts, id LIMIT :limit"
     rows = [dict(r) for r in (await conn.execute(text(sql), args)).mappings()]

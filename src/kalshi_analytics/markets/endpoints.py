@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.markets import service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
@@ -70,9 +69,18 @@ async def list_markets(
     *,
     request: Request,
     status: Annotated[
-        str | None, Query(max_length=200, pattern=NO_NUL, description="status, or several comma-separated")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_NUL,
+            description="one or several comma-separated: Kalshi's filter words (unopened, open = active or "
+            "inactive, paused, closed = closed to finalization, settled) or stored statuses (active, finalized, …)",
+            examples=["open", "active", "open,settled"],
+        ),
     ] = None,
-    category: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    category: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="category, any case (sports = Sports)")
+    ] = None,
     series: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="series ticker")] = None,
     event: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="event ticker")] = None,
     q: Annotated[
@@ -83,11 +91,14 @@ async def list_markets(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Response:
+    with inputs_from("query"):
+        statuses = service.statuses_for(status) if status and status.strip() else None
+
     async def build() -> tuple[bytes, str]:
         async with reads(request) as db:
             page, next_cursor = await service.list_markets(
                 db,
-                service.MarketFilter(status=status, category=category, series=series, event=event, q=q),
+                service.MarketFilter(statuses=statuses, category=category, series=series, event=event, q=q),
                 sort=sort,
                 order=order,
                 limit=limit,
@@ -150,7 +161,8 @@ async def latest(request: Request, ticker: Ticker) -> Response:
 @router.get(
     "/{ticker}/history",
     operation_id="getMarketHistory",
-    summary="Price history in [start, end): candles (interval=1m|5m|1h|1d) or raw snapshots, cursor-paginated.",
+    summary="Price history in [start, end): candles (interval=1m|5m|1h|1d, 10,000 a page) or raw snapshots, "
+    "cursor-paginated; an empty answer gives the market's first and last recorded times (data_start, data_end).",
     response_model=CandleHistory | SnapshotPage,
     dependencies=read_limited,
 )
@@ -167,19 +179,31 @@ async def history(
     asked = query_time(request, "start", start), query_time(request, "end", end)
     with inputs_from("query"):
         start_, end_ = service.window(*asked)
+
+    async def span(db: service.Db) -> dict[str, str | None]:
+        # An empty answer says where the market's data is (the default window is only the last day).
+        first, last = await service.data_span(db, ticker)
+        return {"data_start": None if first is None else _iso(first), "data_end": None if last is None else _iso(last)}
+
     if interval is not None:
-        if cursor is not None:
-            raise InvalidInputError("candles are not paginated; narrow start/end instead", field="query.cursor")
         step = interval
 
         async def candles() -> tuple[bytes, str]:
             async with reads(request) as db:
-                array = await service.candles(db, ticker, step, start_, end_)
-            head = {"ticker": ticker, "interval": step, "start": _iso(start_), "end": _iso(end_)}
+                array, next_cursor = await service.candles(db, ticker, step, start_, end_, cursor=cursor)
+                head: dict[str, Any] = {
+                    "ticker": ticker,
+                    "interval": step,
+                    "start": _iso(start_),
+                    "end": _iso(end_),
+                    "next_cursor": next_cursor,
+                }
+                if array == "[]" and cursor is None:
+                    head |= await span(db)
             return spliced_json(head, "candles", array)
 
         # Without `end` the window follows the clock: such an answer is reused only briefly.
-        with inputs_from("query"):  # too many candles
+        with inputs_from("query"):  # a bad cursor
             return await cached(request, ticker, candles, volatile=end is None, horizon=end_)
     charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
 
@@ -188,7 +212,10 @@ async def history(
             page, next_cursor = await service.snapshot_page(
                 db, ticker, start=start_, end=end_, limit=limit, cursor=cursor, max_spread=_max_spread(request)
             )
-        return spliced_json({"ticker": ticker, "next_cursor": next_cursor}, "items", page.items)
+            head: dict[str, Any] = {"ticker": ticker, "next_cursor": next_cursor}
+            if page.count == 0 and cursor is None:
+                head |= await span(db)
+        return spliced_json(head, "items", page.items)
 
     with inputs_from("query"):  # a bad cursor
         return await cached(request, ticker, raw, volatile=end is None, horizon=end_)
@@ -225,6 +252,8 @@ async def get_orderbook(
                 no=[BookLevel.model_validate(lv) for lv in no],
                 best_yes_bid=yes[0]["price"] if yes else None,
                 best_yes_ask=ONE - no[0]["price"] if no else None,
+                yes_bids=[(lv["price"], lv["size"]) for lv in yes],
+                yes_asks=[(ONE - lv["price"], lv["size"]) for lv in no],
             )
         )
 

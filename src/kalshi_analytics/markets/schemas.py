@@ -33,6 +33,8 @@ class MarketSummary(_Model):
     close_time: datetime | None
     volume: Decimal | None
     open_interest: Decimal | None
+    yes_price: Price | None = Field(description="best YES bid (the seed's yes_price)")
+    no_price: Price | None = Field(description="best NO bid (the seed's no_price)")
     yes_bid: Price | None
     yes_ask: Price | None
     last_price: Price | None
@@ -99,10 +101,16 @@ class Snapshot(_Model):
     implied_probability_source: ProbabilitySourceField
 
 
+_DATA_START = "only in an empty answer: the market's first recorded time (null: nothing recorded)"
+_DATA_END = "only in an empty answer: the market's last recorded time"
+
+
 class SnapshotPage(_Model):
     ticker: str
     items: list[Snapshot]
     next_cursor: str | None
+    data_start: datetime | None = Field(None, description=_DATA_START)
+    data_end: datetime | None = Field(None, description=_DATA_END)
 
 
 class Candle(_Model):
@@ -131,12 +139,21 @@ class CandleHistory(_Model):
     interval: str
     start: datetime
     end: datetime
+    next_cursor: str | None = Field(
+        description="a window of more than 10,000 candles comes a page at a time: pass as `cursor` for the next"
+    )
     candles: list[Candle]
+    data_start: datetime | None = Field(None, description=_DATA_START)
+    data_end: datetime | None = Field(None, description=_DATA_END)
 
 
 class BookLevel(_Model):
     price: Price
     size: Decimal
+
+
+#: ``[price, size]``, as the seed's frontend reads a book level.
+LevelPair = tuple[Price, Decimal]
 
 
 class OrderBook(_Model):
@@ -151,6 +168,10 @@ class OrderBook(_Model):
     no: list[BookLevel]
     best_yes_bid: Price | None
     best_yes_ask: Price | None = Field(description="1 − best NO bid")
+    yes_bids: list[LevelPair] = Field(description="`[price, size]` of the YES bids, best (highest) first")
+    yes_asks: list[LevelPair] = Field(
+        description="`[price, size]` of the YES asks, best (lowest) first: 1 − each NO bid, at that bid's size"
+    )
 
 
 class Trade(_Model):

@@ -18,8 +18,16 @@ from asyncpg import Record
 
 from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
+from kalshi_analytics.kalshi.status import STATUS_FILTER_MATCHES, MarketStatus
 from kalshi_analytics.markets.pricing import implied_probability_sql
-from kalshi_analytics.web.cursors import cursor_time, decode_cursor, encode_cursor
+from kalshi_analytics.web.cursors import (
+    Reader,
+    cursor_decimal,
+    cursor_text,
+    cursor_time,
+    decode_cursor,
+    encode_cursor,
+)
 
 #: Reads run on one pooled asyncpg connection in autocommit mode.
 Db = Reads
@@ -119,9 +127,40 @@ _SORT_EXPR = {
 }
 
 
+def _close_time_key(value: Any) -> str:
+    # The sort key as PostgreSQL wrote it: a timestamptz's text, or 'infinity' for markets without a close time.
+    return "infinity" if value == "infinity" else cursor_time(value).isoformat()
+
+
+#: How a markets cursor's sort key is read back: into the text the query casts to the sort's type.
+_SORT_KEY: dict[str, Reader] = {
+    "ticker": cursor_text,
+    "close_time": _close_time_key,
+    "volume": lambda value: str(cursor_decimal(value)),
+}
+
+
+#: The ``status`` words the markets list takes: Kalshi's filter vocabulary (``open`` = active or inactive, …)
+#: and every stored status; a word in both (``closed``, ``settled``) means Kalshi's filter, which includes it.
+STATUS_WORDS: dict[str, frozenset[str]] = {
+    **{s.value: frozenset({s.value}) for s in MarketStatus},
+    **{f.value: frozenset(s.value for s in matches) for f, matches in STATUS_FILTER_MATCHES.items()},
+}
+
+
+def statuses_for(text: str) -> list[str]:
+    """The stored statuses a comma-separated ``status`` parameter asks for; InvalidInputError for unknown words."""
+    words = [w.strip().lower() for w in text.split(",")]
+    unknown = [w for w in words if w not in STATUS_WORDS]
+    if unknown:
+        accepted = ", ".join(STATUS_WORDS)
+        raise InvalidInputError(f"unknown status {', '.join(map(repr, unknown))}: use {accepted}", field="status")
+    return sorted(set().union(*(STATUS_WORDS[w] for w in words)))
+
+
 @dataclass(frozen=True)
 class MarketFilter:
-    status: str | None = None
+    statuses: Sequence[str] | None = None
     category: str | None = None
     series: str | None = None
     event: str | None = None
@@ -142,6 +181,8 @@ _MARKET_SUMMARY_FIELDS = (
     ("close_time", _iso("close_time")),
     ("volume", _text("volume")),
     ("open_interest", _text("open_interest")),
+    ("yes_price", _text("yes_bid")),
+    ("no_price", _text("no_bid")),
     ("yes_bid", _text("yes_bid")),
     ("yes_ask", _text("yes_ask")),
     ("last_price", _text("last_price")),
@@ -164,11 +205,11 @@ async def list_markets(
     expr, typ = _SORT_EXPR[sort]
     where: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1, "max_spread": max_spread}
-    if f.status:
+    if f.statuses is not None:
         where.append("m.status = ANY(:statuses)")
-        params["statuses"] = [s.strip() for s in f.status.split(",") if s.strip()]
+        params["statuses"] = list(f.statuses)
     if f.category:
-        where.append("m.category = :category")
+        where.append("lower(m.category) = lower(:category)")
         params["category"] = f.category
     if f.series:
         where.append("m.series_ticker = :series")
@@ -181,16 +222,15 @@ async def list_markets(
         params["q"] = _like(f.q)
     kind = f"markets:{sort}:{order}"
     if cursor:
-        _, key, ticker = decode_cursor(cursor, 3, kind)
+        params["ck"], params["ct"] = decode_cursor(cursor, kind, _SORT_KEY[sort], cursor_text)
         op = ">" if order == "asc" else "<"
         where.append(f"({expr}, m.ticker) {op} (CAST(CAST(:ck AS text) AS {typ}), :ct)")
-        params["ck"], params["ct"] = str(key), str(ticker)
     direction = "ASC" if order == "asc" else "DESC"
     by = f"{expr} {direction}, m.ticker {direction}"
     # Filter, order and cut the catalogue first; only the page's markets look up their latest snapshot.
     inner = (
         "SELECT m.ticker, m.title, m.event_ticker, m.series_ticker, m.category, m.status, m.close_time, "
-        "m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.last_price, s.ts AS last_updated, "
+        "m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.no_bid, s.last_price, s.ts AS last_updated, "
         f"({expr})::text AS sort_key, row_number() OVER (ORDER BY {by}) AS rn FROM (SELECT * FROM markets m "
         + ("WHERE " + " AND ".join(where) + " " if where else "")
         + f"ORDER BY {by} LIMIT :limit) m {_LATEST_JOIN}"
@@ -293,8 +333,7 @@ async def snapshot_page(
     }
     after = ""
     if cursor:
-        _, ts, source = decode_cursor(cursor, 3, "snapshots")
-        params["cts"], params["csrc"] = cursor_time(ts), str(source)
+        params["cts"], params["csrc"] = decode_cursor(cursor, "snapshots", cursor_time, cursor_text)
         after = "AND (ts, source) > (:cts, :csrc) "
     inner = (
         f"SELECT {_SNAPSHOT_COLS}, row_number() OVER (ORDER BY ts, source) AS rn FROM market_snapshots "
@@ -356,20 +395,75 @@ _CANDLE_1M_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CAN
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP)
 
 
-async def candles(session: Db, ticker: str, interval: Interval, start: datetime, end: datetime) -> str:
-    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first."""
+_FIRST_MINUTE_SQL = (
+    "SELECT minute FROM market_candles_1m WHERE ticker = :ticker AND minute >= :from AND minute < :end "
+    "ORDER BY minute LIMIT 1"
+)
+_ORIGIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def bucket_start(ts: datetime, step: timedelta) -> datetime:
+    """The start of the candle holding ``ts`` (date_bin's rule: buckets aligned on UTC midnight of 2000-01-01)."""
+    return _ORIGIN_TS + (ts - _ORIGIN_TS) // step * step
+
+
+async def candles(
+    session: Db, ticker: str, interval: Interval, start: datetime, end: datetime, *, cursor: str | None = None
+) -> tuple[str, str | None]:
+    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first, and the cursor of
+    the next page.
+
+    A page spans at most :data:`MAX_CANDLES` buckets. A window that holds more is answered a page at a time:
+    each page starts at the first bucket with data at or after the cursor (so empty stretches cost no pages),
+    and has a cursor only when data lies beyond it.
+    """
     step = INTERVALS[interval]
-    if (end - start) / step > MAX_CANDLES:
-        raise InvalidInputError(f"at most {MAX_CANDLES} {interval} candles per request", field="start")
-    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end}
+    kind = f"candles:{interval}"
+    page_from = start
+    if cursor:
+        (page_from,) = decode_cursor(cursor, kind, cursor_time)
+        page_from = max(page_from, start)
+    page_to, next_cursor = end, None
+    if page_from < end and (end - page_from) / step > MAX_CANDLES:
+        first = await session.first(
+            _FIRST_MINUTE_SQL, {"ticker": ticker, "from": bucket_start(page_from, step), "end": end}
+        )
+        if first is None:
+            page_to = page_from  # nothing at or after the cursor: an empty last page
+        else:
+            page_from = max(page_from, bucket_start(first["minute"], step))
+            try:
+                page_to = min(end, bucket_start(page_from, step) + MAX_CANDLES * step)
+            except OverflowError:  # a page reaching past the year 9999
+                page_to = end
+            if page_to < end:
+                more = await session.first(_FIRST_MINUTE_SQL, {"ticker": ticker, "from": page_to, "end": end})
+                next_cursor = None if more is None else encode_cursor(kind, page_to.isoformat())
+    if page_from >= page_to:
+        if cursor is None:
+            await ensure_market(session, ticker)
+        return "[]", None
+    params: dict[str, Any] = {"ticker": ticker, "start": page_from, "end": page_to}
     if interval == "1m":
         row = await session.one(_CANDLE_1M_SQL, params)
     else:
         params["step"] = step
         row = await session.one(_CANDLE_ROLLUP_SQL, params)
-    if row[1] == 0:
+    if row[1] == 0 and cursor is None:
         await ensure_market(session, ticker)
-    return str(row[0])
+    return str(row[0]), next_cursor
+
+
+_SPAN_SQL = (
+    "SELECT (SELECT ts FROM market_snapshots WHERE ticker = :ticker ORDER BY ts LIMIT 1) AS first, "
+    "(SELECT ts FROM market_snapshots WHERE ticker = :ticker ORDER BY ts DESC LIMIT 1) AS last"
+)
+
+
+async def data_span(session: Db, ticker: str) -> tuple[datetime | None, datetime | None]:
+    """The first and last recorded snapshot times of a market (None, None when nothing is recorded)."""
+    row = await session.one(_SPAN_SQL, {"ticker": ticker})
+    return row["first"], row["last"]
 
 
 # ------------------------------------------------------------------------------------------------ order book
@@ -419,9 +513,8 @@ async def trade_page(
         where.append("ts < :end")
         params["end"] = end
     if cursor:
-        _, ts, trade_id = decode_cursor(cursor, 3, "trades")
+        params["cts"], params["cid"] = decode_cursor(cursor, "trades", cursor_time, cursor_text)
         where.append("(ts, trade_id) < (:cts, :cid)")
-        params["cts"], params["cid"] = cursor_time(ts), str(trade_id)
     sql = (
         "SELECT trade_id, ticker, ts, yes_price, no_price, count, taker_side, is_block_trade FROM trades "
         f"WHERE {' AND '.join(where)} ORDER BY ts DESC, trade_id DESC LIMIT :limit"

@@ -50,9 +50,10 @@ FIELD_INDEX: dict[str, int] = {f: i for i, f in enumerate(FIELDS)}
 
 
 class StrategyParams(BaseModel):
-    """Base of every strategy's parameter model: unknown keys are errors, values are validated."""
+    """Base of every strategy's parameter model: unknown keys are errors, values are validated (NaN and
+    infinities included: ``"Infinity"`` as text would otherwise read as a float)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True)

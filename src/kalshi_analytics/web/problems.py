@@ -1,6 +1,7 @@
 """One error body for everything: RFC 9457 ``application/problem+json`` plus the request's path and method.
 
-``{"type", "title", "status", "detail", "instance", "path", "method"}`` and, for validation errors,
+``{"type", "title", "status", "detail", "instance", "path", "method", "error"}`` (``error``: the message, as the
+seed's error body names it — ``detail``, or the title when there is none) and, for validation errors,
 ``errors: [{"field", "message"}]``. Services raise the project's errors (:mod:`kalshi_analytics.errors`) and
 one handler maps their class to a status (:data:`STATUS`); unknown routes, wrong methods, validation failures,
 rate limits and unexpected exceptions all come out in the same shape, and an unexpected exception is logged
@@ -45,6 +46,7 @@ class Problem(BaseModel):
     instance: str = Field(description="this occurrence: the request path (plus an id for server errors)")
     path: str
     method: str
+    error: str = Field(description="the message (the seed's error member): `detail`, else `title`")
     errors: list[FieldError] | None = None
 
 
@@ -123,6 +125,7 @@ def problem_response(
         "instance": instance or request.url.path,
         "path": request.url.path,
         "method": request.method,
+        "error": detail or title or default_title,
     }
     if errors is not None:
         body["errors"] = errors
