@@ -47,9 +47,9 @@ class Book:
         """Apply a delta; False (ignored) while the book is stale."""
         if self.stale:
             return False
-        levels = self.yes if str(d.side) == "yes" else self.no
+        levels = self.yes if d.side == "yes" else self.no  # a StrEnum equals its value
         total = levels.get(d.price, ZERO) + d.delta
-        if total > 0:
+        if total > ZERO:
             levels[d.price] = total
         else:
             levels.pop(d.price, None)
