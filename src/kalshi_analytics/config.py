@@ -105,6 +105,10 @@ class Settings(BaseSettings):
         Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
     )
 
+    api_retry_after_seconds: int = Field(
+        2, ge=1, le=3600, description="Retry-After of the 503 answers given while the database is unreachable"
+    )
+
     api_cache_mb: int = Field(
         256, ge=0, description="memory for cached read answers per API process, MiB (0 turns the cache off)"
     )
@@ -113,6 +117,9 @@ class Settings(BaseSettings):
     )
     api_cache_max_seconds: float = Field(
         300.0, gt=0, description="longest life of a cached answer whose data has not changed"
+    )
+    api_cache_stale_seconds: float = Field(
+        60.0, ge=0, description="while the database is unreachable, send cached answers up to this old (0 = never)"
     )
 
     api_backtest_worker: bool = Field(

@@ -22,6 +22,7 @@ from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
 from kalshi_analytics.db import migrations
 from kalshi_analytics.db.engine import create_engine, libpq_url, session_factory
+from kalshi_analytics.db.outage import DatabaseGate
 from kalshi_analytics.db.reads import create_read_pool
 from kalshi_analytics.logs import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
@@ -67,6 +68,9 @@ def create_app(
             cache=app.state.response_cache,
             refresh_key=markets.latest_cache_key,
         )
+        app.state.database_gate = gate = DatabaseGate(
+            libpq_url(eng.url), retry_after=settings.api_retry_after_seconds, engines=(eng,), pools=(read_pool,)
+        )
         app.state.engine = eng
         app.state.sessions = sessions
         app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
@@ -84,6 +88,7 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             await hub.stop()
+            await gate.close()
             await read_pool.close()
             if owned:
                 await eng.dispose()
@@ -103,6 +108,7 @@ def create_app(
         max_bytes=settings.api_cache_mb * 2**20,
         fresh_seconds=settings.api_cache_fresh_seconds,
         max_seconds=settings.api_cache_max_seconds,
+        stale_seconds=settings.api_cache_stale_seconds,
     )
     app.state.metrics = health.ApiMetrics(cache=app.state.response_cache)
     install_error_handlers(app)

@@ -132,6 +132,9 @@ class CacheCollector(Collector):
         yield CounterMetricFamily(
             "kalshi_api_cache_refreshes", "cached answers re-read ahead of requests after a commit", c.refreshes
         )
+        yield CounterMetricFamily(
+            "kalshi_api_cache_stale_answers", "cached answers sent while the database was unreachable", c.stale_answers
+        )
         yield GaugeMetricFamily("kalshi_api_cache_entries", "answers held in the response cache", len(c))
         yield GaugeMetricFamily("kalshi_api_cache_bytes", "bytes held in the response cache", c.size_bytes)
 
