@@ -29,6 +29,7 @@ from kalshi_analytics.markets import endpoints as markets
 from kalshi_analytics.markets import stream
 from kalshi_analytics.web.cache import AnswerFromCache, ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX
+from kalshi_analytics.web.limits import BodyLimit, StreamCounts, StreamSlots
 from kalshi_analytics.web.problems import install_error_handlers
 from kalshi_analytics.web.ratelimit import RateLimits
 
@@ -110,7 +111,8 @@ def create_app(
         max_seconds=settings.api_cache_max_seconds,
         stale_seconds=settings.api_cache_stale_seconds,
     )
-    app.state.metrics = health.ApiMetrics(cache=app.state.response_cache)
+    app.state.streams = StreamCounts(settings.api_streams_per_client, settings.api_streams_total)
+    app.state.metrics = health.ApiMetrics(cache=app.state.response_cache, streams=app.state.streams)
     install_error_handlers(app)
 
     for router in (
@@ -123,22 +125,30 @@ def create_app(
     ):
         app.include_router(router)
 
+    _install_middleware(app, settings)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Ours, innermost first (each added one wraps the ones before): stream slots, answers from the cache, the
+    body limit, then CORS and metrics around everything they send."""
+
     def allow(charges: tuple[str, ...], client: str) -> bool:
         limits: RateLimits = app.state.rate_limits  # looked up per request, like the rate-limit dependency
         return limits.allow(charges, client)
 
-    # Innermost of ours: CORS and metrics wrap the answers it sends.
+    app.add_middleware(StreamSlots, paths={f"{API_PREFIX}/stream"}, counts=app.state.streams)
     app.add_middleware(AnswerFromCache, cache=app.state.response_cache, allow=allow)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "X-Cache", "Age"],
         max_age=600,
     )
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
-    return app
 
 
 def app_from_env() -> FastAPI:
@@ -166,7 +176,7 @@ async def serve_api(
     """
     import uvicorn
 
-    from kalshi_analytics.web.server import EmbeddedServer
+    from kalshi_analytics.web.server import EmbeddedServer, proxy_options
 
     if isinstance(database, AsyncEngine):
         app = create_app(settings, engine=database)
@@ -179,6 +189,7 @@ async def serve_api(
         access_log=False,
         log_config=None,
         lifespan="on",
+        **proxy_options(settings),
     )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(), name="api-server")
