@@ -225,3 +225,27 @@ class live:
         self.server.should_exit = True
         assert self.task is not None
         await asyncio.wait_for(self.task, 10)
+
+
+async def test_a_stream_sent_a_body_over_the_limit_just_ends(streaming_app: tuple[FastAPI, str, str]) -> None:
+    app, base, t = streaming_app
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"GET /api/v1/stream?tickers={t} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200")
+        chunk = b"4000\r\n" + b" " * 0x4000 + b"\r\n"  # 16 kB chunks
+        for _ in range(6):  # 96 kB, over the 64 kB limit
+            writer.write(chunk)
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(1 << 20), 10)
+        while not rest.endswith(b"0\r\n\r\n"):  # the last chunk: the stream ended cleanly
+            more = await asyncio.wait_for(reader.read(1 << 20), 10)
+            assert more, rest[-200:]
+            rest += more
+    finally:
+        writer.close()
+    await wait_until(lambda: app.state.streams.open.total() == 0, "the stream to be released")

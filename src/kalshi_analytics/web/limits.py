@@ -46,18 +46,32 @@ class BodyLimit:
             await problem_response(Request(scope), 413, detail=self.detail())(scope, receive, send)
             return
         received = 0
+        answer = ""  # "" → "started" → "complete"
+        cut = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, cut
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if answer:  # an answer (a stream) is under way: it ends as if the client had gone
+                        cut = True
+                        return {"type": "http.disconnect"}
                     # Raised to whoever reads the body (FastAPI re-raises it): answered by the problem handler.
                     raise HTTPException(413, detail=self.detail())
             return message
 
-        await self.app(scope, counted, send)
+        async def sending(message: Message) -> None:
+            nonlocal answer
+            answer = "started"
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answer = "complete"
+            await send(message)
+
+        await self.app(scope, counted, sending)
+        if cut and answer == "started":  # end the answer the app dropped, so the connection ends cleanly
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @dataclass
