@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,21 +26,44 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
     return outer
 
 
+async def _connect_error(dsn: str, **kw: Any) -> BaseException:
+    try:
+        await asyncpg.connect(dsn, **kw)
+    except BaseException as exc:
+        return exc
+    raise AssertionError(f"{dsn} answered")
+
+
+@pytest.mark.parametrize(
+    ("dsn", "kind"),
+    [
+        ("postgresql://nobody@127.0.0.1:1/none", ConnectionRefusedError),
+        ("postgresql://nobody@/none?host=/nonexistent-socket-dir", FileNotFoundError),  # a server that is gone
+    ],
+)
+async def test_connection_errors_of_the_driver_mean_unreachable(dsn: str, kind: type[OSError]) -> None:
+    error = await _connect_error(dsn, timeout=2)
+    assert isinstance(error, kind)
+    assert unreachable(error) == kind.__name__
+    assert unreachable(_wrapped(error)) == kind.__name__
+
+
+def test_the_same_os_errors_from_elsewhere_are_not_outages() -> None:
+    with pytest.raises(FileNotFoundError) as missing:
+        open("/nonexistent-file-of-kalshi-analytics")  # noqa: SIM115
+    assert unreachable(missing.value) is None
+    assert unreachable(ConnectionRefusedError(errno.ECONNREFUSED, "not raised by the driver")) is None
+
+
 @pytest.mark.parametrize(
     "error",
     [
-        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
-        ConnectionResetError(),
-        FileNotFoundError(errno.ENOENT, "No such file or directory"),  # a Unix socket that is gone
-        OSError(errno.EHOSTUNREACH, "No route to host"),
-        TimeoutError(),
         asyncpg.CannotConnectNowError("the database system is starting up"),
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
         asyncpg.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
-        _wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")),
         sa_exc.DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
         sa_exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached"),
         _chained(RuntimeError("while reading"), asyncpg.ConnectionFailureError("lost")),
@@ -60,7 +84,6 @@ def test_connection_failures_mean_unreachable(error: BaseException) -> None:
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
         _wrapped(asyncpg.DataError("invalid input")),
         OSError(errno.ENOSPC, "No space left on device"),
-        PermissionError(errno.EACCES, "Permission denied"),
     ],
 )
 def test_other_failures_are_not_outages(error: BaseException) -> None:
@@ -70,7 +93,7 @@ def test_other_failures_are_not_outages(error: BaseException) -> None:
 def test_busy_is_unavailable_but_not_an_outage() -> None:
     assert not is_outage(unreachable(sa_exc.TimeoutError("pool")) or "")
     assert not is_outage(unreachable(asyncpg.TooManyConnectionsError("too many")) or "")
-    assert is_outage(unreachable(ConnectionRefusedError()) or "")
+    assert is_outage(unreachable(asyncpg.ConnectionDoesNotExistError("closed")) or "")
 
 
 async def test_gate_opens_once_refuses_at_once_and_closes_when_the_probe_connects(database_url: str) -> None:
@@ -80,8 +103,9 @@ async def test_gate_opens_once_refuses_at_once_and_closes_when_the_probe_connect
         assert gate.failed(ValueError("a bug")) is None
         assert not gate.down
         with capture_logs() as logs:
+            refused = await _connect_error("postgresql://nobody@127.0.0.1:1/none", timeout=2)
             for _ in range(50):
-                err = gate.failed(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+                err = gate.failed(refused)
                 assert isinstance(err, DatabaseUnavailableError)
                 assert err.retry_after == 3
             assert gate.outages == 1

@@ -67,16 +67,24 @@ async def test_unavailable_says_when_to_retry() -> None:
     assert (await answer(UnavailableError("exchange away"))).headers["retry-after"] == "2"
 
 
+async def _refused() -> Exception:
+    try:
+        await asyncpg.connect("postgresql://nobody@127.0.0.1:1/none", timeout=2)
+    except OSError as exc:
+        return exc
+    raise AssertionError("port 1 answered")
+
+
 @pytest.mark.parametrize(
     "error",
     [
-        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        None,  # the driver's ConnectionRefusedError
         asyncpg.CannotConnectNowError("the database system is shutting down"),
         sa_exc.OperationalError("SELECT 1", {}, asyncpg.ConnectionDoesNotExistError("closed")),
     ],
 )
-async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(error: Exception) -> None:
-    r = await answer(error)
+async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(error: Exception | None) -> None:
+    r = await answer(error or await _refused())
     body = assert_problem(r, 503)
     assert int(r.headers["retry-after"]) >= 1
     assert "database" in body["detail"]
@@ -88,6 +96,7 @@ async def test_other_driver_errors_are_a_generic_500_answered_in_the_app() -> No
     body = assert_problem(r, 500)
     assert "secret" not in r.text
     assert "incident" in body["detail"]
+    assert_problem(await answer(FileNotFoundError(errno.ENOENT, "not the database")), 500)
 
 
 async def test_an_error_not_meant_for_http_clients_is_a_generic_500() -> None:

@@ -59,12 +59,17 @@ _KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str |
     (_SERVER_GOING, None),
     ((ConnectionError, TimeoutError, socket.gaierror), None),
 )
+#: Modules whose OS errors are about the database.
+_DRIVERS = ("asyncpg", "sqlalchemy")
 PROBE_SECONDS = 0.5
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
 def unreachable(exc: BaseException) -> str | None:
     """A short reason when ``exc`` (or what it wraps) means the database cannot be reached; None otherwise.
+
+    OS errors (refused, reset, a Unix socket that is gone, no answer in time) count only when the driver raised
+    them: the same errors from elsewhere (a missing file) are not the database's.
 
     Pool exhaustion, "too many connections" and a connection whose protocol state broke count as well: the
     database cannot serve this request now, and a retry may succeed. Query errors, bad input and bugs do not.
@@ -86,14 +91,24 @@ def _reason(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return "connection lost"
+    if isinstance(exc, OSError) and not _raised_by_driver(exc):
+        return None  # a file that is not there, say: not the database's doing
     for kinds, reason in _KINDS:
         if isinstance(exc, kinds):
             return reason or type(exc).__name__
     if isinstance(exc, asyncpg.InterfaceError) and any(w in str(exc).lower() for w in ("closed", "connection")):
         return "connection closed"
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
-        return type(exc).__name__
-    return None
+    return type(exc).__name__ if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS else None
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    """Whether the driver (asyncpg, SQLAlchemy) is on the way from where ``exc`` was raised."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def is_outage(reason: str) -> bool:
