@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -97,12 +98,25 @@ class Settings(BaseSettings):
     api_rate_expensive: str = Field(
         "60/minute", description="per-client limit of raw-history pages, stream connects and backtest creates"
     )
+    api_max_body_bytes: int = Field(
+        65_536, ge=1024, description="largest request body; a larger one is refused (413) before it is read"
+    )
+    api_streams_per_client: int = Field(10, ge=1, description="concurrent SSE streams one client address may hold")
+    api_streams_total: int = Field(500, ge=1, description="concurrent SSE streams one API process serves")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or networks (or *) whose X-Forwarded-For/-Proto headers are believed; empty = none",
+    )
     api_ready_heartbeat_max_age_seconds: float = Field(
         15.0, gt=0, description="readiness fails when the leader recorder's heartbeat is older than this"
     )
     api_stream_heartbeat_seconds: float = Field(15.0, gt=0, description="SSE keep-alive comment interval")
     api_max_spread: Decimal = Field(
         Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
+    )
+
+    api_retry_after_seconds: int = Field(
+        2, ge=1, le=3600, description="Retry-After of the 503 answers given while the database is unreachable"
     )
 
     api_cache_mb: int = Field(
@@ -114,6 +128,9 @@ class Settings(BaseSettings):
     api_cache_max_seconds: float = Field(
         300.0, gt=0, description="longest life of a cached answer whose data has not changed"
     )
+    api_cache_stale_seconds: float = Field(
+        60.0, ge=0, description="while the database is unreachable, send cached answers up to this old (0 = never)"
+    )
 
     api_backtest_worker: bool = Field(
         True, description="run queued backtests in this API process (false for pure read replicas)"
@@ -121,6 +138,10 @@ class Settings(BaseSettings):
     api_backtest_poll_seconds: float = Field(
         5.0, gt=0, description="how often the backtest worker looks for runs queued elsewhere"
     )
+    api_backtest_queue_max: int = Field(
+        100, ge=1, description="queued backtests (all replicas); a create beyond is refused (503) until some run"
+    )
+    backtest_sweep_max_runs: int = Field(1000, ge=1, description="largest parameter grid `backtest sweep` runs")
 
     sim_host: str = "127.0.0.1"
     sim_port: int = Field(8765, ge=1, le=65535)
@@ -142,6 +163,25 @@ class Settings(BaseSettings):
     def _split_origins(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _ips(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"must list IP addresses or networks (or *), got {item!r}") from None
         return v
 
     @field_validator("api_rate_read", "api_rate_expensive")

@@ -39,4 +39,9 @@ class ConflictError(AppError):
 
 
 class UnavailableError(AppError):
-    """Something we depend on (the database, the exchange) cannot be reached now; retrying may work (HTTP 503)."""
+    """Something we depend on (the database, the exchange) cannot be reached now, or a capacity is used up;
+    retrying may work (HTTP 503). ``retry_after`` says when, in seconds, if known (the ``Retry-After`` header)."""
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

@@ -51,6 +51,95 @@ def test_api_command_serves_with_two_workers(database_url: str) -> None:
     assert f"docs:       http://127.0.0.1:{port}/api/v1/docs" in out.decode()
 
 
+def _spoofing_clients(base: str, same: bool = False) -> list[int]:
+    """Six reads from loopback, each claiming another client address (or all the same one)."""
+    with httpx.Client(base_url=base, timeout=5) as client:
+        return [
+            client.get(
+                "/api/v1/markets/NOPE-XFF", headers={"X-Forwarded-For": f"203.0.113.{1 if same else i}"}
+            ).status_code
+            for i in range(6)
+        ]
+
+
+def _wait_for_health(base: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc is None or proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the API did not come up"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_api_command_trusts_proxy_headers_only_from_forwarded_allow_ips(database_url: str, trusted: bool) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"},
+        "DB_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "API_RATE_LIMIT_ENABLED": "true",
+        "API_RATE_READ": "3/minute",
+        "API_BACKTEST_WORKER": "false",
+    }
+    if trusted:
+        env["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kalshi_analytics", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_health(base, proc)
+        if trusted:  # six clients behind a proxy we trust: each has its own budget, but not more
+            assert _spoofing_clients(base) == [404] * 6
+            assert _spoofing_clients(base, same=True)[3:] == [429] * 3
+        else:  # the header is ignored: one client, spending one budget
+            assert _spoofing_clients(base) == [404] * 3 + [429] * 3
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_up_trusts_proxy_headers_only_from_forwarded_allow_ips(
+    database_url: str, engine: AsyncEngine, trusted: bool
+) -> None:
+    settings = make_settings(
+        database_url,
+        api_rate_limit_enabled=True,
+        api_rate_read="3/minute",
+        api_backtest_worker=False,
+        forwarded_allow_ips=["127.0.0.1"] if trusted else [],
+    )
+    port = free_port()
+    task = asyncio.create_task(serve_api(settings, engine, "127.0.0.1", port))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(_wait_for_health, base)
+        codes = await asyncio.to_thread(_spoofing_clients, base)
+        assert codes == ([404] * 6 if trusted else [404] * 3 + [429] * 3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_forwarded_allow_ips_names_addresses_or_networks() -> None:
+    s = load_settings(_env_file=None, forwarded_allow_ips="10.0.0.1, 10.1.0.0/16,::1")
+    assert s.forwarded_allow_ips == ["10.0.0.1", "10.1.0.0/16", "::1"]
+    assert load_settings(_env_file=None).forwarded_allow_ips == []
+    assert load_settings(_env_file=None, forwarded_allow_ips="*").forwarded_allow_ips == ["*"]
+    with pytest.raises(SettingsError, match=r"FORWARDED_ALLOW_IPS: .*'proxy\.local'"):
+        load_settings(_env_file=None, forwarded_allow_ips="10.0.0.1,proxy.local")
+
+
 def test_bad_rate_limit_setting_is_one_line() -> None:
     with pytest.raises(SettingsError, match="API_RATE_READ: must look like 1200/minute"):
         load_settings(_env_file=None, api_rate_read="lots")

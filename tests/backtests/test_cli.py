@@ -70,3 +70,30 @@ def test_import_run_and_sweep(bt_database_url: str, nba_dir: Path, tmp_path: Pat
     assert "sweep fade_overreaction: 4 runs" in swept.stdout
     strategies = run_cli("backtest", "strategies")
     assert "favourite_longshot" in strategies.stdout
+
+
+def test_a_sweep_grid_larger_than_the_limit_is_refused_before_anything_runs() -> None:
+    grid = [
+        "-g",
+        "threshold=" + ",".join(f"0.0{i}" for i in range(1, 10)),
+        "-g",
+        "hold=" + ",".join(map(str, range(1, 200))),
+    ]
+    args = ["backtest", "sweep", "-s", "fade_overreaction", "--start", "2026-01-01", "--end", "2026-02-01", *grid]
+    result = run_cli(*args, env={"DB_URL": "postgresql://u:p@127.0.0.1:9/x", "BACKTEST_SWEEP_MAX_RUNS": "1000"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: --grid: 1791 runs (9 × 199) is more than the limit of 1000 (BACKTEST_SWEEP_MAX_RUNS)"], (
+        result.stderr
+    )
+
+
+def test_sweep_grids_expand_only_within_the_limit() -> None:
+    from kalshi_analytics.backtests.service import grid_runs
+    from kalshi_analytics.errors import InvalidInputError
+
+    assert grid_runs({"a": [1, 2], "b": ["x"]}, max_runs=2) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    huge = {f"p{i}": list(range(100)) for i in range(10)}  # 10^20 runs: counted, never expanded
+    with pytest.raises(InvalidInputError, match=r"100000000000000000000 runs") as err:
+        grid_runs(huge, max_runs=1000, field="--grid")
+    assert err.value.field == "--grid"

@@ -12,9 +12,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 
+from kalshi_analytics.errors import InvalidInputError, UnavailableError
 from kalshi_analytics.recorder.rows import SnapshotRow
-from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip
+from kalshi_analytics.web.cache import COMPRESS_MIN_BYTES, ResponseCache, accepts_gzip, respond
 from kalshi_analytics.web.ratelimit import RateLimits
 from tests.conftest import wait_until
 from tests.fixtures.app import ALLOWED_ORIGIN, market, serve, ticker, write
@@ -239,6 +241,47 @@ async def test_large_bodies_are_stored_gzipped_and_the_byte_budget_evicts_oldest
         await cache.get(f"/f{i}", "T1", big)
     assert cache.size_bytes <= 400_000
     assert len(cache) < 2000
+
+
+async def test_while_the_database_is_away_a_recent_answer_is_sent_marked_stale() -> None:
+    clock = FakeClock()
+    cache = listening_cache(clock, fresh=1.0, max_seconds=600.0)
+    cache.stale_seconds = 60.0
+    build, calls = counting_builder()
+    first = await cache.get("k", "T", build)
+    cache.invalidate(["T"])  # newer data was committed: the answer may not be reused as if current
+
+    async def away() -> tuple[bytes, str]:
+        raise UnavailableError("the database cannot be reached now", retry_after=2)
+
+    clock.advance(30)
+    stale = await cache.get("k", "T", away)
+    assert stale.body == first.body
+    assert stale.stale_age == 30
+    headers = respond(Headers(), stale).headers
+    assert headers["x-cache"] == "stale"
+    assert headers["age"] == "30"
+    assert cache.stale_answers == 1
+    # Never to a request that refuses cached answers, never older than stale_seconds, never other errors.
+    with pytest.raises(UnavailableError):
+        await cache.get("k", "T", away, refresh=True)
+    clock.advance(31)
+    with pytest.raises(UnavailableError):
+        await cache.get("k", "T", away)
+    with pytest.raises(InvalidInputError):
+        await cache.get("k", "T", _raises(InvalidInputError("bad cursor")))
+    # Once the database answers again, a new answer replaces it and nothing is marked.
+    fresh = await cache.get("k", "T", build)
+    assert fresh.stale_age is None
+    assert "x-cache" not in respond(Headers(), fresh).headers
+    assert len(calls) == 2
+
+
+def _raises(error: Exception) -> Callable[[], Awaitable[tuple[bytes, str]]]:
+    async def build() -> tuple[bytes, str]:
+        raise error
+
+    return build
 
 
 async def test_a_disabled_cache_builds_every_time() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 
 from kalshi_analytics.errors import AppError, ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.web.problems import RateLimitedError, inputs_from, install_error_handlers
@@ -54,6 +58,45 @@ async def test_rate_limited_says_when_to_retry() -> None:
     r = await answer(RateLimitedError("slow down", retry_after=7))
     assert assert_problem(r, 429)["detail"] == "slow down"
     assert r.headers["retry-after"] == "7"
+
+
+async def test_unavailable_says_when_to_retry() -> None:
+    r = await answer(UnavailableError("queue full", retry_after=9))
+    assert assert_problem(r, 503)["detail"] == "queue full"
+    assert r.headers["retry-after"] == "9"
+    assert (await answer(UnavailableError("exchange away"))).headers["retry-after"] == "2"
+
+
+async def _refused() -> Exception:
+    try:
+        await asyncpg.connect("postgresql://nobody@127.0.0.1:1/none", timeout=2)
+    except OSError as exc:
+        return exc
+    raise AssertionError("port 1 answered")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        None,  # the driver's ConnectionRefusedError
+        asyncpg.CannotConnectNowError("the database system is shutting down"),
+        sa_exc.OperationalError("SELECT 1", {}, asyncpg.ConnectionDoesNotExistError("closed")),
+    ],
+)
+async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(error: Exception | None) -> None:
+    r = await answer(error or await _refused())
+    body = assert_problem(r, 503)
+    assert int(r.headers["retry-after"]) >= 1
+    assert "database" in body["detail"]
+    assert "Connection refused" not in r.text
+
+
+async def test_other_driver_errors_are_a_generic_500_answered_in_the_app() -> None:
+    r = await answer(asyncpg.DataError("value out of range: secret"))
+    body = assert_problem(r, 500)
+    assert "secret" not in r.text
+    assert "incident" in body["detail"]
+    assert_problem(await answer(FileNotFoundError(errno.ENOENT, "not the database")), 500)
 
 
 async def test_an_error_not_meant_for_http_clients_is_a_generic_500() -> None:

@@ -24,12 +24,15 @@ from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
 from kalshi_analytics.db import migrations
 from kalshi_analytics.db.engine import create_engine, libpq_url, session_factory
+from kalshi_analytics.db.outage import DatabaseGate
 from kalshi_analytics.db.reads import create_read_pool
 from kalshi_analytics.logs import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
 from kalshi_analytics.markets import stream
 from kalshi_analytics.web.cache import AnswerFromCache, ResponseCache
+from kalshi_analytics.web.deps import API_PREFIX
 from kalshi_analytics.web.head import HeadAsGet
+from kalshi_analytics.web.limits import BodyLimit, StreamCounts, StreamSlots
 from kalshi_analytics.web.problems import install_error_handlers
 from kalshi_analytics.web.ratelimit import RateLimits
 
@@ -69,6 +72,9 @@ def create_app(
             cache=app.state.response_cache,
             refresh_key=markets.latest_cache_key,
         )
+        app.state.database_gate = gate = DatabaseGate(
+            libpq_url(eng.url), retry_after=settings.api_retry_after_seconds, engines=(eng,), pools=(read_pool,)
+        )
         app.state.engine = eng
         app.state.sessions = sessions
         app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
@@ -86,6 +92,7 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             await hub.stop()
+            await gate.close()
             await read_pool.close()
             if owned:
                 await eng.dispose()
@@ -108,8 +115,10 @@ def create_app(
         max_bytes=settings.api_cache_mb * 2**20,
         fresh_seconds=settings.api_cache_fresh_seconds,
         max_seconds=settings.api_cache_max_seconds,
+        stale_seconds=settings.api_cache_stale_seconds,
     )
-    app.state.metrics = health.ApiMetrics(cache=app.state.response_cache)
+    app.state.streams = StreamCounts(settings.api_streams_per_client, settings.api_streams_total)
+    app.state.metrics = health.ApiMetrics(cache=app.state.response_cache, streams=app.state.streams)
     install_error_handlers(app)
 
     for router in (
@@ -123,23 +132,31 @@ def create_app(
     ):
         app.include_router(router)
 
+    _install_middleware(app, settings)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Ours, innermost first (each added one wraps the ones before): stream slots, answers from the cache, the
+    body limit, then CORS and metrics around everything they send, and HEAD served as GET outermost."""
+
     def allow(charges: tuple[str, ...], client: str) -> bool:
         limits: RateLimits = app.state.rate_limits  # looked up per request, like the rate-limit dependency
         return limits.allow(charges, client)
 
-    # Innermost of ours: CORS and metrics wrap the answers it sends.
+    app.add_middleware(StreamSlots, paths={f"{API_PREFIX}/stream"}, counts=app.state.streams)
     app.add_middleware(AnswerFromCache, cache=app.state.response_cache, allow=allow)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "X-Cache", "Age"],
         max_age=600,
     )
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(HeadAsGet)  # outermost: everything inside sees the GET it answers
-    return app
 
 
 def app_from_env() -> FastAPI:
@@ -167,7 +184,7 @@ async def serve_api(
     """
     import uvicorn
 
-    from kalshi_analytics.web.server import EmbeddedServer
+    from kalshi_analytics.web.server import EmbeddedServer, proxy_options
 
     if isinstance(database, AsyncEngine):
         app = create_app(settings, engine=database)
@@ -180,6 +197,7 @@ async def serve_api(
         access_log=False,
         log_config=None,
         lifespan="on",
+        **proxy_options(settings),
     )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(), name="api-server")

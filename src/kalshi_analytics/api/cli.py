@@ -10,6 +10,7 @@ import typer
 
 from kalshi_analytics.config import SettingsError, load_settings
 from kalshi_analytics.logs import configure_logging
+from kalshi_analytics.web.server import proxy_options
 
 
 def api(
@@ -44,5 +45,5 @@ def api(
         workers=workers or settings.api_workers,
         access_log=False,
         log_config=None,
-        proxy_headers=False,
+        **proxy_options(settings),
     )

@@ -18,6 +18,7 @@ from kalshi_analytics.db.status import current_revision
 from kalshi_analytics.recorder import status as recorder
 from kalshi_analytics.web.cache import ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX, ReadSessionDep
+from kalshi_analytics.web.limits import StreamCounts
 from kalshi_analytics.web.problems import problem_response, problem_responses
 from kalshi_analytics.web.ratelimit import rate_limit
 
@@ -132,17 +133,39 @@ class CacheCollector(Collector):
         yield CounterMetricFamily(
             "kalshi_api_cache_refreshes", "cached answers re-read ahead of requests after a commit", c.refreshes
         )
+        yield CounterMetricFamily(
+            "kalshi_api_cache_stale_answers", "cached answers sent while the database was unreachable", c.stale_answers
+        )
         yield GaugeMetricFamily("kalshi_api_cache_entries", "answers held in the response cache", len(c))
         yield GaugeMetricFamily("kalshi_api_cache_bytes", "bytes held in the response cache", c.size_bytes)
+
+
+class StreamsCollector(Collector):
+    """The SSE streams open now, read when Prometheus scrapes."""
+
+    def __init__(self, streams: StreamCounts) -> None:
+        self.streams = streams
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.streams
+        yield GaugeMetricFamily("kalshi_api_streams_open", "SSE streams open in this process", s.open.total())
+        yield GaugeMetricFamily("kalshi_api_stream_clients", "client addresses with an SSE stream open", len(s.open))
 
 
 class ApiMetrics:
     """API request metrics in a private registry (one per app, so tests and several apps never collide)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, cache: ResponseCache | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        cache: ResponseCache | None = None,
+        streams: StreamCounts | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         if cache is not None:
             self.registry.register(CacheCollector(cache))
+        if streams is not None:
+            self.registry.register(StreamsCollector(streams))
         self.requests = Counter(
             "kalshi_api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
         )

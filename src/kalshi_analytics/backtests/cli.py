@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import tempfile
@@ -250,17 +249,19 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     max_position: MaxPosOpt = "10000",
     workers: Annotated[int, typer.Option(help="Processes (default: all cores).")] = 0,
 ) -> None:
-    """Run a strategy over a parameter grid on all cores; data is loaded once and shared via a columnar cache."""
-    from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
+    """Run a strategy over a parameter grid on all cores (at most BACKTEST_SWEEP_MAX_RUNS runs); data is loaded
+    once and shared via a columnar cache."""
+    from kalshi_analytics.backtests.service import _insert_request, grid_runs, load_for, save_outcome
     from kalshi_analytics.clihelp import error_line, fail, run, settings
     from kalshi_analytics.db.connect import open_database
 
+    s = settings()
     try:
         fixed = parse_params(param or [])
         axes = parse_grid(grid or [])
         if not axes:
             raise InvalidInputError("give at least one --grid key=v1,v2")
-        combos = [dict(zip(axes, vs, strict=True)) for vs in itertools.product(*axes.values())]
+        combos = grid_runs(axes, max_runs=s.backtest_sweep_max_runs, field="--grid")
         reqs = [
             _request(
                 strategy,
@@ -279,7 +280,6 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
         ]
     except InvalidInputError as exc:
         fail(error_line(exc))
-    s = settings()
     console = Console(width=140)
     n_workers = workers or os.cpu_count() or 1
 

@@ -24,15 +24,23 @@ from kalshi_analytics.strategies import registry
 from kalshi_analytics.web.deps import API_PREFIX, EngineDep, ReadSessionDep
 from kalshi_analytics.web.params import NO_NUL, Cursor, Limit
 from kalshi_analytics.web.problems import inputs_from, problem_responses
-from kalshi_analytics.web.ratelimit import rate_limit
+from kalshi_analytics.web.ratelimit import ChargedBeforeBody, rate_limit
 from kalshi_analytics.web.responses import model_response
 from kalshi_analytics.web.strict_json import StrictJsonRoute
 
 BASE = f"{API_PREFIX}/backtests"
 CONFIG_KEYS = ("initial_capital", "max_position", "contract_step", "vectorised")
 
+
+class BacktestRoute(ChargedBeforeBody, StrictJsonRoute):
+    """Creates carry a body: their rate limit is charged before it is read, and the body is read as strict JSON."""
+
+
 router = APIRouter(
-    prefix=BASE, tags=["backtests"], responses=problem_responses(404, 422, 429, 500), route_class=StrictJsonRoute
+    prefix=BASE,
+    tags=["backtests"],
+    responses=problem_responses(404, 422, 429, 500),
+    route_class=BacktestRoute,
 )
 strategies_router = APIRouter(
     prefix=f"{API_PREFIX}/strategies", tags=["strategies"], responses=problem_responses(404, 422, 429, 500)
@@ -57,10 +65,12 @@ def links(backtest_id: uuid.UUID) -> BacktestLinks:
     status_code=202,
     response_model=BacktestCreated,
     dependencies=[Depends(rate_limit("expensive"))],
+    responses=problem_responses(413, 503),
 )
 async def create_backtest(body: BacktestCreate, request: Request, engine: EngineDep) -> Response:
+    max_queued: int = request.app.state.settings.api_backtest_queue_max
     with inputs_from("body"):
-        backtest_id = await service.enqueue_backtest(engine, body.to_request())
+        backtest_id = await service.enqueue_backtest(engine, body.to_request(), max_queued=max_queued)
     worker = getattr(request.app.state, "backtest_worker", None)
     if worker is not None:
         worker.wake()

@@ -6,6 +6,7 @@
   ``POST /api/v1/backtests`` should do before answering 202); :func:`execute_queued` ``(engine)`` is the worker:
   it claims queued rows with ``FOR UPDATE SKIP LOCKED`` (many workers may run), runs them and stores the result
   (``done``) or the error (``failed``).
+- :func:`grid_runs` expands a sweep's parameter grid within its size limit.
 - :func:`get_result` ``(engine, id) -> BacktestResultView`` and :func:`get_executions` read back;
   :func:`list_results` and :func:`execution_page` are the API's keyset-paginated listings.
 
@@ -17,7 +18,9 @@ Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming th
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,16 +36,37 @@ from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
 from kalshi_analytics.backtests.metrics import compute_metrics
-from kalshi_analytics.errors import InvalidInputError, NotFoundError
+from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
 from kalshi_analytics.web.cursors import cursor_bigint, cursor_time, cursor_uuid, decode_cursor, encode_cursor
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
+#: The advisory lock creates take turns on to count the queue: "KALSHI" then 0002 (the recorder's is 0001).
+QUEUE_LOCK_KEY = 0x4B414C5348490002
+#: ``Retry-After`` of a create refused because the queue is full: a few runs' time.
+QUEUE_RETRY_AFTER_SECONDS = 30
 #: Windows outside these bounds are refused: no recorded data can lie there, and extreme years break timezone
 #: arithmetic in the driver.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class BacktestQueueFullError(UnavailableError):
+    """As many backtests are queued as allowed (``API_BACKTEST_QUEUE_MAX``): HTTP 503 with ``Retry-After``."""
+
+
+def grid_runs(axes: dict[str, list[Any]], *, max_runs: int, field: str = "grid") -> list[dict[str, Any]]:
+    """Every combination of a parameter grid (``{name: values}``), refused with :class:`InvalidInputError`
+    naming ``field`` when there are more than ``max_runs`` — counted before anything is expanded."""
+    runs = math.prod(len(values) for values in axes.values())
+    if runs > max_runs:
+        dims = " × ".join(str(len(values)) for values in axes.values())
+        raise InvalidInputError(
+            f"{field}: {runs} runs ({dims}) is more than the limit of {max_runs} (BACKTEST_SWEEP_MAX_RUNS)",
+            field=field,
+        )
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 class BacktestRequest(BaseModel):
@@ -247,20 +271,26 @@ async def _insert_request(
     engine: AsyncEngine, req: BacktestRequest, version: str, params: dict[str, Any], status: str
 ) -> uuid.UUID:
     async with engine.begin() as conn:
-        row = await conn.execute(
-            _INSERT_RESULT,
-            {
-                "name": req.strategy,
-                "version": version,
-                "params": json.dumps(params),
-                "start": req.start,
-                "end": req.end,
-                "filter": json.dumps(_filter_json(req)),
-                "status": status,
-                "started": datetime.now(UTC) if status == "running" else None,
-            },
-        )
-        return uuid.UUID(str(row.scalar_one()))
+        return await _insert_row(conn, req, version, params, status)
+
+
+async def _insert_row(
+    conn: AsyncConnection, req: BacktestRequest, version: str, params: dict[str, Any], status: str
+) -> uuid.UUID:
+    row = await conn.execute(
+        _INSERT_RESULT,
+        {
+            "name": req.strategy,
+            "version": version,
+            "params": json.dumps(params),
+            "start": req.start,
+            "end": req.end,
+            "filter": json.dumps(_filter_json(req)),
+            "status": status,
+            "started": datetime.now(UTC) if status == "running" else None,
+        },
+    )
+    return uuid.UUID(str(row.scalar_one()))
 
 
 def _filter_json(req: BacktestRequest) -> dict[str, Any]:
@@ -360,12 +390,28 @@ async def run_backtest(
     return BacktestResultId(result_id)
 
 
-async def enqueue_backtest(engine: AsyncEngine, request: BacktestRequest) -> BacktestResultId:
-    """Validate and store a ``queued`` backtest for :func:`execute_queued`; returns its id (for a 202 answer)."""
+async def enqueue_backtest(
+    engine: AsyncEngine, request: BacktestRequest, *, max_queued: int | None = None
+) -> BacktestResultId:
+    """Validate and store a ``queued`` backtest for :func:`execute_queued`; returns its id (for a 202 answer).
+
+    With ``max_queued``, raises :class:`BacktestQueueFullError` when that many rows are queued already (in the
+    whole database: every replica's creates count). Concurrent creates take turns on an advisory lock, so the
+    bound holds exactly."""
     strategy, params = check_request(request)
-    return BacktestResultId(
-        await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "queued")
-    )
+    async with engine.begin() as conn:
+        if max_queued is not None:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
+            queued = (
+                await conn.execute(text("SELECT count(*) FROM backtest_results WHERE status = 'queued'"))
+            ).scalar_one()
+            if queued >= max_queued:
+                raise BacktestQueueFullError(
+                    f"the backtest queue is full ({queued} queued, limit {max_queued}); retry when some have run",
+                    retry_after=QUEUE_RETRY_AFTER_SECONDS,
+                )
+        row_id = await _insert_row(conn, request, strategy.version, params.model_dump(mode="json"), "queued")
+    return BacktestResultId(row_id)
 
 
 async def _mark_failed(engine: AsyncEngine, result_id: uuid.UUID, exc: BaseException) -> None:

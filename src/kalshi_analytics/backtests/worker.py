@@ -62,13 +62,20 @@ class BacktestWorker:
         self._task = None
 
     async def _run(self) -> None:
+        failing = False
         while True:
             self._wake.clear()
             try:
                 done = await asyncio.to_thread(_execute_in_thread, self.engine.url)
+            except Exception as exc:  # the database may be away for a while: keep polling, say so once
+                if not failing:
+                    log.warning("backtest_worker_error", error=f"{type(exc).__name__}: {exc}")
+                failing = True
+            else:
+                if failing:
+                    log.info("backtest_worker_recovered")
+                failing = False
                 if done:
                     log.info("backtests_executed", count=len(done))
-            except Exception as exc:  # the database may be away for a while: keep polling
-                log.warning("backtest_worker_error", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)

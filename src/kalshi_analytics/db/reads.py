@@ -68,13 +68,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_read_pool(dsn: str, size: int) -> asyncpg.Pool:
-    """A pool of up to ``size`` connections (opened on demand, from one)."""
+    """A pool of up to ``size`` connections, opened on demand (one now, so a wrong URL fails here).
+
+    No floor (``min_size=0``): asyncpg would otherwise keep reconnecting to restore it while the database is
+    away, logging a traceback at every attempt; a request that finds no connection opens one."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
-        min_size=1,
+        min_size=0,
         max_size=size,
         reset=_keep_session,
         timeout=CONNECT_TIMEOUT_SECONDS,
         server_settings={"application_name": "kalshi-analytics-api"},
     )
+    try:
+        async with pool.acquire():
+            pass
+    except BaseException:
+        await pool.close()
+        raise
     return pool

@@ -22,6 +22,9 @@ The rule, per entry:
 
 Concurrent misses of one key wait for a single build ("single flight"): a hundred clients asking for the
 same page cost one query. A request with ``Cache-Control: no-cache`` skips the cache and refreshes it.
+While the database cannot be reached (a build fails with :class:`~kalshi_analytics.errors.UnavailableError`), a
+stored answer younger than ``stale_seconds`` is sent instead of the error, marked ``X-Cache: stale`` with its
+``Age`` (like HTTP's ``stale-if-error``); never to a request with ``no-cache``, which gets the 503.
 Large bodies are stored gzip-compressed only (decompressed for the rare client that does not accept gzip),
 so a day of candles for every market fits the byte budget.
 """
@@ -35,7 +38,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -45,6 +48,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kalshi_analytics.errors import UnavailableError
 from kalshi_analytics.notifications import EARLIEST
 
 #: Bodies at least this long are stored gzip-compressed (and only so).
@@ -69,6 +73,7 @@ class Rendered:
     horizon: datetime | None = None
     route: Any = None  # the route that built it (for metrics labels when answered before routing)
     charges: tuple[str, ...] = ()  # the rate-limit classes its request was charged
+    stale_age: int | None = None  # set on a copy sent in place of an error: its age, whole seconds
 
     @property
     def size(self) -> int:
@@ -107,9 +112,11 @@ class ResponseCache:
         max_bytes: int,
         fresh_seconds: float,
         max_seconds: float,
+        stale_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_bytes = max_bytes
+        self.stale_seconds = stale_seconds
         self.clock = clock  # seconds, monotonic: ages of entries are measured with it
         self.fresh_seconds = fresh_seconds
         self.max_seconds = max_seconds
@@ -130,6 +137,7 @@ class ResponseCache:
         self.misses = 0
         self.invalidations = 0
         self.refreshes = 0
+        self.stale_answers = 0
 
     @property
     def enabled(self) -> bool:
@@ -208,7 +216,14 @@ class ResponseCache:
             self._inflight[key] = task
         else:
             self.hits += 1
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except UnavailableError:
+            old = self._entries.get(key)
+            if refresh or old is None or (age := self.clock() - old.built_at) >= self.stale_seconds:
+                raise
+            self.stale_answers += 1
+            return replace(old, stale_age=int(age))
 
     def peek(self, key: str) -> Rendered | None:
         """The stored answer for ``key`` if it may be sent now (counted as a hit), else None."""
@@ -392,6 +407,9 @@ class AnswerFromCache:
 def respond(headers: Headers, entry: Rendered) -> Response:
     """200 with the body (gzip when stored so and accepted), or 304 when the client holds this ETag."""
     out = {"ETag": entry.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
+    if entry.stale_age is not None:
+        out["X-Cache"] = "stale"
+        out["Age"] = str(entry.stale_age)
     if _matches(headers.get("if-none-match"), entry.etag):
         return Response(status_code=304, headers=out)
     body = entry.body

@@ -6,6 +6,12 @@ seed's error body names it — ``detail``, or the title when there is none) and,
 one handler maps their class to a status (:data:`STATUS`); unknown routes, wrong methods, validation failures,
 rate limits and unexpected exceptions all come out in the same shape, and an unexpected exception is logged
 with its traceback but answered with a generic 500.
+
+A driver's exception that means the database cannot be reached (:func:`~kalshi_analytics.db.outage.unreachable`)
+is a 503 with ``Retry-After``, like any :class:`UnavailableError`, and is reported to the app's
+:class:`~kalshi_analytics.db.outage.DatabaseGate` (which logs the outage once). Driver exceptions are handled
+inside the app, never by Starlette's last-resort middleware, which re-raises to the server: uvicorn then logs
+the traceback a second time and drops the client's keep-alive connection.
 """
 
 from __future__ import annotations
@@ -16,12 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kalshi_analytics.db.engine import DatabaseUnavailableError
+from kalshi_analytics.db.outage import DatabaseGate, unreachable
 from kalshi_analytics.errors import AppError, ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.logs import get_logger
 
@@ -57,6 +67,9 @@ class RateLimitedError(AppError):
         super().__init__(message)
         self.retry_after = retry_after
 
+
+#: ``Retry-After`` of a 503 whose error does not say.
+DEFAULT_RETRY_AFTER_SECONDS = 2
 
 #: The status of each error class; a subclass takes its nearest ancestor's. An :class:`AppError` of no class
 #: here (the exchange's errors, say) was not meant for an HTTP client: it becomes a generic 500.
@@ -151,8 +164,23 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
             detail = "invalid request: " + ", ".join(dict.fromkeys(field for field, _ in pairs))
         else:
             detail = f"invalid request: {exc.field}: {detail}"
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    headers = None
+    if isinstance(exc, RateLimitedError | UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after or DEFAULT_RETRY_AFTER_SECONDS)}
     return problem_response(request, status, detail=detail, errors=errors, headers=headers)
+
+
+async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    gate: DatabaseGate | None = getattr(request.app.state, "database_gate", None)
+    if gate is not None:
+        unavailable = gate.failed(exc)
+    elif (reason := unreachable(exc)) is not None:
+        unavailable = DatabaseUnavailableError(f"the database cannot be reached now ({reason})")
+    else:
+        unavailable = None
+    if unavailable is None:
+        return await _unexpected(request, exc)
+    return await _app_error(request, unavailable)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -185,6 +213,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for driver_error in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError):
+        app.add_exception_handler(driver_error, _driver_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -7,17 +7,23 @@ The key is the client address as slowapi's ``get_remote_address`` sees it. Count
 (moving window): with N replicas/workers a client may get up to N× the limit — fine for abuse protection;
 use a shared ``limits`` storage (Redis) if exact global limits are ever needed.
 A refused request gets 429 problem+json with ``Retry-After`` (seconds).
+
+FastAPI reads a request's body before it runs the route's dependencies, so a client over its limit would still
+make the server read (and parse) the body it then refuses. Routers with body routes use
+:class:`ChargedBeforeBody` as their ``route_class``: it charges the route's ``rate_limit`` classes before the
+body is read; the dependencies then see the request charged and do nothing.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -66,6 +72,8 @@ class RateLimits:
 
 def charge(request: Request, route_class: RouteClass) -> None:
     """Charge one request of ``route_class`` from inside an endpoint (when the class depends on parameters)."""
+    if route_class in getattr(request.state, "charges", ()):
+        return  # charged before its body was read (ChargedBeforeBody)
     limits: RateLimits = request.app.state.rate_limits
     limits.check(route_class, get_remote_address(request))
     # What this request was charged: a cached answer to the same request is charged the same.
@@ -78,4 +86,22 @@ def rate_limit(route_class: RouteClass) -> Callable[[Request], Awaitable[None]]:
     async def dependency(request: Request) -> None:
         charge(request, route_class)
 
+    dependency.route_class = route_class  # type: ignore[attr-defined]  # read by ChargedBeforeBody
     return dependency
+
+
+class ChargedBeforeBody(APIRoute):
+    """A route whose ``rate_limit`` dependencies are charged before FastAPI reads the request body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        classes = [c for d in self.dependencies if (c := getattr(d.dependency, "route_class", None)) is not None]
+        if not classes:
+            return handler
+
+        async def charged_first(request: Request) -> Response:
+            for route_class in classes:
+                charge(request, route_class)
+            return await handler(request)
+
+        return charged_first

@@ -7,9 +7,11 @@ import errno
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
+from kalshi_analytics.config import Settings
 from kalshi_analytics.errors import ConflictError
 
 #: What uvicorn says at INFO about its own life. A program that embeds servers announces their addresses itself;
@@ -35,6 +37,16 @@ class _QuietLifecycle(logging.Filter):
 
 
 _quiet = _QuietLifecycle()
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options, the same for every server of the API (``api`` and ``up``):
+    ``X-Forwarded-For``/``-Proto`` are believed only from the addresses in ``FORWARDED_ALLOW_IPS``, and from
+    nobody when it is empty (the default). uvicorn would otherwise trust loopback, so that anyone on the
+    machine could claim any client address (and with it a fresh rate-limit budget per request)."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.forwarded_allow_ips)}
 
 
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
