@@ -30,6 +30,7 @@ from typing import Any
 from kalshi_analytics.kalshi.domain import (
     CommandError,
     Disconnected,
+    EventLifecycle,
     Market,
     MarketLifecycle,
     OrderbookDelta,
@@ -43,7 +44,7 @@ from kalshi_analytics.kalshi.domain import (
 )
 from kalshi_analytics.kalshi.errors import KalshiApiError, KalshiProtocolError
 from kalshi_analytics.kalshi.rest import KalshiRestClient
-from kalshi_analytics.kalshi.status import Channel, status_matches
+from kalshi_analytics.kalshi.status import Channel, MarketStatus, status_matches
 from kalshi_analytics.kalshi.validation import Reason, market_of
 from kalshi_analytics.kalshi.ws import KalshiWsClient, Subscription
 from kalshi_analytics.logs import get_logger
@@ -275,6 +276,9 @@ class StreamRecorder:
             log.warning("stream_command_error", code=ev.code, message=ev.message)
         else:
             self._counts["other"] += 1
+            if isinstance(ev, EventLifecycle) and ev.series_ticker:
+                # The event's series, as announced: a new market of it needs no REST lookup of its event.
+                self.poller.catalog.event_series.setdefault(ev.event_ticker, ev.series_ticker)
 
     @property
     def messages(self) -> int:
@@ -295,6 +299,8 @@ class StreamRecorder:
         kind = str(ev.event_type)
         known = t in self.poller.state
         if kind in ("created", "activated") and not known:
+            if kind == "created" and not self._records_unopened():
+                return  # it opens later with an "activated" event (and the poll lists it then, too)
             self._spawn(self._adopt(t, received))
             return
         if not known:
@@ -305,6 +311,10 @@ class StreamRecorder:
         if kind == "settled":
             # In a task: the handler must never wait for a WS command's answer (the reader may be waiting for us).
             self._spawn(self.remove([t]))
+
+    def _records_unopened(self) -> bool:
+        status = self.poller.selection.status
+        return status is None or status_matches(status, MarketStatus.INITIALIZED)
 
     async def _adopt(self, ticker: str, received: datetime) -> None:
         """A market was created/activated: fetch it (it may 404 briefly), record and subscribe it if selected."""
