@@ -66,6 +66,7 @@ def create_app(
             max_spread=settings.api_max_spread,
             cache=app.state.response_cache,
             refresh_key=markets.latest_cache_key,
+            resume_seconds=settings.stream_resume_seconds,
         )
         app.state.engine = eng
         app.state.sessions = sessions

@@ -252,6 +252,26 @@ async def latest_snapshots(session: Db, tickers: Sequence[str]) -> list[Record]:
     return list(await session.all(sql, {"tickers": list(tickers)}))
 
 
+async def unknown_tickers(session: Db, tickers: Sequence[str]) -> list[str]:
+    """Those of ``tickers`` that are not stored markets, in the order given."""
+    rows = await session.all("SELECT ticker FROM markets WHERE ticker = ANY(CAST(:t AS text[]))", {"t": list(tickers)})
+    known = {r["ticker"] for r in rows}
+    return [t for t in tickers if t not in known]
+
+
+async def stream_state(session: Db, tickers: Sequence[str]) -> tuple[int, list[Record]]:
+    """The live stream's starting point, read in one snapshot: the event journal's head and the latest snapshot
+    of each ticker as of that head (tickers without one are left out)."""
+    sql = (
+        "SELECT h.last_id AS stream_head, s.* FROM stream_head h LEFT JOIN LATERAL ("
+        f"SELECT s.* FROM unnest(CAST(:tickers AS text[])) AS t(ticker) CROSS JOIN LATERAL "
+        f"(SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = t.ticker ORDER BY ts DESC LIMIT 1) s"
+        ") s ON true WHERE h.id = 1"
+    )
+    rows = await session.all(sql, {"tickers": list(tickers)})
+    return int(rows[0]["stream_head"]), [r for r in rows if r["ticker"] is not None]
+
+
 SNAPSHOT_FIELDS = (
     ("ticker", "ticker"),
     ("ts", _iso("ts")),
