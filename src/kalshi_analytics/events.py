@@ -23,13 +23,14 @@ Adding an event type (e.g. paper trading's orders, fills and positions):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from kalshi_analytics import notifications
+from kalshi_analytics.db.reads import positional
 
 
 class EventKind(StrEnum):
@@ -61,11 +62,16 @@ ALL_KINDS: frozenset[str] = frozenset(EventKind)
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append: its kind, its market (None for events not about one) and its JSON payload text."""
+    """An event to append: its kind, its market (None for events not about one), and either its JSON payload text
+    or the key of the stored row it stands for (``ts`` + ``source`` with the ticker, or ``ref``), which readers
+    render (so the writer neither renders nor stores a copy of a row it has just written)."""
 
     kind: str
     ticker: str | None
-    payload: str
+    payload: str | None = None
+    ts: datetime | None = None
+    source: str | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +79,11 @@ class StoredEvent:
     id: int
     kind: str
     ticker: str | None
-    payload: str
+    payload: str | None  # None: the row it stood for is gone
 
 
 _TAKE_IDS = "UPDATE stream_head SET last_id = last_id + $1 WHERE id = 1 RETURNING last_id"
-_COLUMNS = ("id", "kind", "ticker", "payload")
+_COLUMNS = ("id", "kind", "ticker", "ts", "source", "ref", "payload")
 
 
 async def append(pg: Any, events: Sequence[NewEvent]) -> int | None:
@@ -93,7 +99,7 @@ async def append(pg: Any, events: Sequence[NewEvent]) -> int | None:
         raise RuntimeError("events are appended inside the transaction of the change they describe")
     last: int = await pg.fetchval(_TAKE_IDS, len(events))
     first = last - len(events) + 1
-    records = [(first + i, e.kind, e.ticker, e.payload) for i, e in enumerate(events)]
+    records = [(first + i, e.kind, e.ticker, e.ts, e.source, e.ref, e.payload) for i, e in enumerate(events)]
     await pg.copy_records_to_table("stream_events", records=records, columns=_COLUMNS)
     return last
 
@@ -123,19 +129,33 @@ _READ = """
 SELECT h.last_id AS head, e.id, e.kind, e.ticker, e.payload
 FROM stream_head h
 LEFT JOIN LATERAL (
-    SELECT id, kind, ticker, payload FROM stream_events
-    WHERE id > $1 AND id <= h.last_id AND (ticker IS NULL OR ticker = ANY($2::text[]))
-    ORDER BY id LIMIT $3
+    SELECT e.id, e.kind, e.ticker, {payload} AS payload FROM stream_events e
+    WHERE e.id > :after AND e.id <= h.last_id AND (e.ticker IS NULL OR e.ticker = ANY(CAST(:tickers AS text[])))
+    ORDER BY e.id LIMIT :limit
 ) e ON true
 WHERE h.id = 1
 ORDER BY e.id
 """
 
 
-async def read_after(pg: Any, after: int, tickers: Sequence[str], limit: int) -> tuple[int, list[StoredEvent]]:
+async def read_after(
+    pg: Any,
+    after: int,
+    tickers: Sequence[str],
+    limit: int,
+    *,
+    payload_sql: str = "e.payload",
+    params: Mapping[str, Any] | None = None,
+) -> tuple[int, list[StoredEvent]]:
     """The head and the first ``limit`` events after id ``after`` that concern ``tickers`` or no market, in id
-    order, read in one snapshot: when fewer than ``limit`` came back, every matching event up to the head did."""
-    rows = await pg.fetch(_READ, after, list(tickers), limit)
+    order, read in one snapshot: when fewer than ``limit`` came back, every matching event up to the head did.
+
+    ``payload_sql`` renders the payload of events that stand for a stored row (an SQL expression over the
+    journal row ``e``, with ``:name`` parameters from ``params``); the default reads only stored payloads.
+    """
+    sql, names = positional(_READ.format(payload=payload_sql))
+    values = {**(params or {}), "after": after, "tickers": list(tickers), "limit": limit}
+    rows = await pg.fetch(sql, *(values[n] for n in names))
     top = int(rows[0]["head"])
     return top, [StoredEvent(r["id"], r["kind"], r["ticker"], r["payload"]) for r in rows if r["id"] is not None]
 

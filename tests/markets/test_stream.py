@@ -274,3 +274,30 @@ async def test_a_slow_subscriber_catches_up_from_the_journal(
         got = await reader.quiet(1.0)
     assert [e.json()["volume"] for e in got] == [str(i) for i in range(60)]
     assert ids(got) == sorted(set(ids(got)))
+
+
+async def test_events_carry_what_the_rest_routes_answer(
+    live: tuple[FastAPI, httpx.AsyncClient], engine: AsyncEngine
+) -> None:
+    _, client = live
+    t = ticker()
+    await write(engine, market(t))
+    t0 = datetime.now(UTC)  # with microseconds
+    book = OrderbookRow(t, t0, t0, "websocket", 7, (PriceLevel(D("0.4"), D("10.5")), PriceLevel(D("0.45"), D("5"))), ())
+    async with sse(client, {"tickers": t}) as reader:
+        await reader.until("ready")
+        await write(
+            engine,
+            snap(t, t0, yes_bid=D("0.4"), yes_ask=D("0.7"), last_price=D("0.55"), volume=D("12.50"), sequence=9),
+            trade(t, t0, "0.4321"),
+            book,
+        )
+        got = {e.event: e.json() for e in await reader.quiet(1.0)}
+    latest = (await client.get(f"/api/v1/markets/{t}/latest")).json()
+    assert got["snapshot"] == latest
+    assert latest["implied_probability_source"] == "last"  # a spread too wide for the mid
+    [listed] = (await client.get(f"/api/v1/markets/{t}/trades")).json()["items"]
+    assert got["trade"] == listed
+    assert got["orderbook"] == (await client.get(f"/api/v1/markets/{t}/orderbook", params={"depth": 1000})).json()
+    assert got["orderbook"]["no"] == []
+    assert got["orderbook"]["best_yes_ask"] is None

@@ -1,16 +1,16 @@
 """The live stream's market events: their payload models and how a committed row becomes one.
 
-The recorder's sink renders each new row it commits into a journal event (:mod:`kalshi_analytics.events`) with
-these functions, so the stream sends exactly what the REST routes answer for the same row: a ``snapshot`` is a
-:class:`~kalshi_analytics.markets.schemas.Snapshot` (as ``getLatestSnapshot``), a ``trade`` a
-:class:`~kalshi_analytics.markets.schemas.Trade` (as ``listTrades``), an ``orderbook`` an
-:class:`~kalshi_analytics.markets.schemas.OrderBook` with every level (as ``getOrderBook``). Prices are put on
-the 0.0001 grid of ``NUMERIC(10,4)``, as the database returns them.
+A new snapshot, trade or order book is journaled as the KEY of its row (the sink writes no copy of it); readers
+render it with :data:`kalshi_analytics.markets.service.STREAM_PAYLOAD_SQL`, exactly as the REST routes answer
+for the same row: a ``snapshot`` is a :class:`~kalshi_analytics.markets.schemas.Snapshot` (as
+``getLatestSnapshot``), a ``trade`` a :class:`~kalshi_analytics.markets.schemas.Trade` (as ``listTrades``), an
+``orderbook`` an :class:`~kalshi_analytics.markets.schemas.OrderBook` with every level (as ``getOrderBook``).
+Events that are not a stored row as it is — a market's status change, a feed gap opened or closed — carry their
+payload, rendered here from these models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,14 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kalshi_analytics.events import EventKind, NewEvent
-from kalshi_analytics.markets.pricing import TICK, implied_probability_with_source
-from kalshi_analytics.markets.schemas import BookLevel, OrderBook, Snapshot, Trade
-
-ONE = Decimal(1)
-
-
-def _tick(v: Decimal) -> Decimal:
-    return v.quantize(TICK)
+from kalshi_analytics.markets.pricing import TICK
 
 
 def _price(v: Decimal | None) -> Decimal | None:
@@ -90,72 +83,19 @@ class StreamReset(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------- renderers
-def snapshot_event(row: Any, max_spread: Decimal) -> NewEvent:
-    """A ``market_snapshots`` row (anything with its column attributes) as a ``snapshot`` event."""
-    yes_bid, yes_ask, last_price = _price(row.yes_bid), _price(row.yes_ask), _price(row.last_price)
-    p, src = implied_probability_with_source(yes_bid, yes_ask, last_price, max_spread)
-    snap = Snapshot.model_construct(
-        ticker=row.ticker,
-        ts=row.ts,
-        received_at=row.received_at,
-        source=row.source,
-        sequence=row.sequence,
-        yes_bid=yes_bid,
-        yes_ask=yes_ask,
-        no_bid=_price(row.no_bid),
-        no_ask=_price(row.no_ask),
-        last_price=last_price,
-        yes_bid_size=row.yes_bid_size,
-        yes_ask_size=row.yes_ask_size,
-        volume=row.volume,
-        open_interest=row.open_interest,
-        status=row.status,
-        implied_probability=p,
-        implied_probability_source=src,
-    )
-    return _event(EventKind.SNAPSHOT, row.ticker, snap)
+def snapshot_event(row: Any) -> NewEvent:
+    """A new ``market_snapshots`` row (anything with its key attributes) as a ``snapshot`` event."""
+    return NewEvent(EventKind.SNAPSHOT, row.ticker, ts=row.ts, source=row.source)
 
 
 def trade_event(row: Any) -> NewEvent:
-    """A ``trades`` row as a ``trade`` event."""
-    trade = Trade.model_construct(
-        trade_id=row.trade_id,
-        ticker=row.ticker,
-        ts=row.ts,
-        yes_price=_tick(row.yes_price),
-        no_price=_tick(row.no_price),
-        count=row.count,
-        taker_side=row.taker_side,
-        is_block_trade=row.is_block_trade,
-    )
-    return _event(EventKind.TRADE, row.ticker, trade)
+    """A new ``trades`` row as a ``trade`` event."""
+    return NewEvent(EventKind.TRADE, row.ticker, ref=row.trade_id)
 
 
-def orderbook_event(
-    *,
-    ticker: str,
-    ts: datetime,
-    received_at: datetime,
-    source: str,
-    sequence: int | None,
-    yes: Sequence[tuple[Decimal, Decimal]],
-    no: Sequence[tuple[Decimal, Decimal]],
-) -> NewEvent:
-    """A full book — (price, size) bids of each leg in any order — as an ``orderbook`` event, best first."""
-    yes_levels = [BookLevel.model_construct(price=_tick(p), size=s) for p, s in sorted(yes, reverse=True)]
-    no_levels = [BookLevel.model_construct(price=_tick(p), size=s) for p, s in sorted(no, reverse=True)]
-    book = OrderBook.model_construct(
-        ticker=ticker,
-        ts=ts,
-        received_at=received_at,
-        source=source,
-        sequence=sequence,
-        yes=yes_levels,
-        no=no_levels,
-        best_yes_bid=yes_levels[0].price if yes_levels else None,
-        best_yes_ask=ONE - no_levels[0].price if no_levels else None,
-    )
-    return _event(EventKind.ORDERBOOK, ticker, book)
+def orderbook_event(row: Any) -> NewEvent:
+    """A new ``orderbook_snapshots`` row as an ``orderbook`` event."""
+    return NewEvent(EventKind.ORDERBOOK, row.ticker, ts=row.ts, source=row.source)
 
 
 def market_status_event(

@@ -293,6 +293,53 @@ SNAPSHOT_FIELDS = (
 )
 
 
+# ------------------------------------------------------------------------------------- the live stream's rows
+_TRADE_FIELDS = (
+    ("trade_id", "trade_id"),
+    ("ticker", "ticker"),
+    ("ts", _iso("ts")),
+    ("yes_price", _text("yes_price")),
+    ("no_price", _text("no_price")),
+    ("count", _text("count")),
+    ("taker_side", "taker_side"),
+    ("is_block_trade", "is_block_trade"),
+)
+
+
+def _levels(prices: str, sizes: str) -> str:
+    """A side of a book as ``[{price, size}, …]``, best (highest) bid first."""
+    return (
+        "(SELECT coalesce(json_agg(json_build_object('price', p::text, 'size', z::text) ORDER BY p DESC), '[]') "
+        f"FROM unnest({prices}, {sizes}) AS l(p, z))"
+    )
+
+
+_BOOK_FIELDS = (
+    ("ticker", "ticker"),
+    ("ts", _iso("ts")),
+    ("received_at", _iso("received_at")),
+    ("source", "source"),
+    ("sequence", "sequence"),
+    ("yes", _levels("yes_prices", "yes_sizes")),
+    ("no", _levels("no_prices", "no_sizes")),
+    ("best_yes_bid", "(SELECT max(p)::text FROM unnest(yes_prices) AS l(p))"),
+    ("best_yes_ask", "(SELECT (1 - max(p))::text FROM unnest(no_prices) AS l(p))"),
+)
+
+#: The JSON of a journal event ``e`` of the live stream (:mod:`kalshi_analytics.events`): the stored row it names,
+#: rendered as the REST routes render it (``Snapshot``, ``Trade``, ``OrderBook``), else its own payload. Takes
+#: ``:max_spread``. Unqualified columns inside each subquery are the row's, ``e.…`` the event's.
+STREAM_PAYLOAD_SQL = (
+    "CASE e.kind "
+    f"WHEN 'snapshot' THEN (SELECT {_json_object(SNAPSHOT_FIELDS)}::text FROM market_snapshots "
+    "WHERE ticker = e.ticker AND ts = e.ts AND source = e.source) "
+    f"WHEN 'trade' THEN (SELECT {_json_object(_TRADE_FIELDS)}::text FROM trades WHERE trade_id = e.ref) "
+    f"WHEN 'orderbook' THEN (SELECT {_json_object(_BOOK_FIELDS)}::text FROM orderbook_snapshots "
+    "WHERE ticker = e.ticker AND ts = e.ts AND source = e.source) "
+    "ELSE e.payload END"
+)
+
+
 async def snapshot_page(
     session: Db,
     ticker: str,

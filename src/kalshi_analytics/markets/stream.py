@@ -79,6 +79,8 @@ class Frame:
 
 
 def frame(ev: StoredEvent) -> Frame:
+    if ev.payload is None:  # the row it stood for is gone (dropped with its partition): only its place is sent
+        return Frame(ev.id, ev.kind, ev.ticker, f"id: {ev.id}\n: {ev.kind} no longer stored\n\n")
     return Frame(ev.id, ev.kind, ev.ticker, f"id: {ev.id}\nevent: {ev.kind}\ndata: {ev.payload}\n\n")
 
 
@@ -197,8 +199,16 @@ class StreamHub:
             return await events.resume_refusal(conn, after, self.resume_seconds)
 
     async def read(self, after: int, tickers: Iterable[str]) -> tuple[int, list[Frame]]:
+        """The head and the next page of events after ``after`` about ``tickers`` (or no market), rendered."""
         async with self._pool.acquire() as conn:
-            head, rows = await events.read_after(conn, after, sorted(tickers), PAGE)
+            head, rows = await events.read_after(
+                conn,
+                after,
+                sorted(tickers),
+                PAGE,
+                payload_sql=service.STREAM_PAYLOAD_SQL,
+                params={"max_spread": self._max_spread},
+            )
         return head, [frame(r) for r in rows]
 
     async def latest(self, tickers: Sequence[str]) -> list[Snapshot]:

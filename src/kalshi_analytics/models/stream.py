@@ -11,7 +11,8 @@ from kalshi_analytics.models.base import Base
 
 
 class StreamEvent(Base):
-    """One event of the stream: its id, when it was committed (about), its kind, market and JSON payload."""
+    """One event of the stream: its id, when it was committed (about), its kind and market, and either the key
+    of the stored row it stands for (rendered when read) or its JSON payload."""
 
     __tablename__ = "stream_events"
 
@@ -19,7 +20,10 @@ class StreamEvent(Base):
     committed_at: Mapped[datetime] = mapped_column(server_default=text("clock_timestamp()"))
     kind: Mapped[str]
     ticker: Mapped[str | None]
-    payload: Mapped[str]  # the JSON text sent as the event's data, never parsed by the database
+    ts: Mapped[datetime | None]  # with ticker and source: a snapshot's or a book's key
+    source: Mapped[str | None]
+    ref: Mapped[str | None]  # a trade's id
+    payload: Mapped[str | None]  # the JSON text sent as the event's data, never parsed by the database
 
 
 class StreamHead(Base):

@@ -142,7 +142,7 @@ async def write_batch(
             await _write_gaps(pg, gaps, o, new_rows)
         if prune_journal_seconds is not None:
             await events.prune(pg, prune_journal_seconds)
-        journal = new_rows.events(items, max_spread)
+        journal = new_rows.events(items)
         # Last: the journal's head row stays locked until this transaction ends (ids in commit order).
         o.last_event_id = await events.append(pg, journal)
         o.events = len(journal)
@@ -166,7 +166,7 @@ class NewRows:
     market_status: dict[str, events.NewEvent] = field(default_factory=dict)  # sent where the ticker's last row is
     gaps: dict[int, events.NewEvent] = field(default_factory=dict)  # by the item's index
 
-    def events(self, items: Sequence[SinkItem], max_spread: Decimal) -> list[events.NewEvent]:
+    def events(self, items: Sequence[SinkItem]) -> list[events.NewEvent]:
         """One event per new row, in the order the rows were put (a row repeated in the batch counts once)."""
         last_market_row = {it.ticker: i for i, it in enumerate(items) if type(it) is MarketRow}
         out: list[events.NewEvent] = []
@@ -175,7 +175,7 @@ class NewRows:
                 key = (it.ticker, it.ts, it.source)
                 if key in self.snapshots:
                     self.snapshots.discard(key)
-                    out.append(snapshot_event(it, max_spread))
+                    out.append(snapshot_event(it))
             elif type(it) is TradeRow:
                 if it.trade_id in self.trades:
                     self.trades.discard(it.trade_id)
@@ -184,25 +184,13 @@ class NewRows:
                 key = (it.ticker, it.ts, it.source)
                 if key in self.books:
                     self.books.discard(key)
-                    out.append(_book_event(it))
+                    out.append(orderbook_event(it))
             elif type(it) is MarketRow:
                 if last_market_row[it.ticker] == i and it.ticker in self.market_status:
                     out.append(self.market_status[it.ticker])
             elif i in self.gaps:
                 out.append(self.gaps[i])
         return out
-
-
-def _book_event(r: OrderbookRow) -> events.NewEvent:
-    return orderbook_event(
-        ticker=r.ticker,
-        ts=r.ts,
-        received_at=r.received_at,
-        source=r.source,
-        sequence=r.sequence,
-        yes=[(lv.price, lv.size) for lv in r.yes],
-        no=[(lv.price, lv.size) for lv in r.no],
-    )
 
 
 def series_since(*batches: Sequence[Any]) -> datetime | None:

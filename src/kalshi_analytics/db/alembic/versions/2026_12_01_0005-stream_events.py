@@ -18,7 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # The journal: the payload is the JSON text the stream sends (never parsed by the database, hence text).
+    # The journal. An event about a stored row names it (ticker + ts + source, or ref = trade id) and is rendered
+    # from it when read; other events carry their JSON payload (text: never parsed by the database).
     op.create_table(
         "stream_events",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -30,7 +31,10 @@ def upgrade() -> None:
         ),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("ticker", sa.Text(), nullable=True),
-        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("ts", postgresql.TIMESTAMP(timezone=True), nullable=True),
+        sa.Column("source", sa.Text(), nullable=True),
+        sa.Column("ref", sa.Text(), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stream_events")),
     )
     # One row: the last id handed out. Writers take ids by updating it, which also orders their commits.
