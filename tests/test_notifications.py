@@ -34,6 +34,19 @@ def test_no_tickers_no_payload() -> None:
     assert render_payloads(CommitNotice((), SINCE)) == []
 
 
+def test_the_journal_position_travels_with_the_notice() -> None:
+    notice = CommitNotice(("A",), SINCE, last_event_id=42)
+    [payload] = render_payloads(notice)
+    assert parse_payload(payload) == notice
+    # A commit that journaled events about no market (a finished backtest) still notifies.
+    [payload] = render_payloads(CommitNotice((), None, last_event_id=7))
+    assert parse_payload(payload) == CommitNotice((), None, 7)
+    split = render_payloads(CommitNotice(tuple(f"T{i:05d}" for i in range(2000)), SINCE, 9), limit=1000)
+    assert len(split) > 1
+    assert {parse_payload(p).last_event_id for p in split} == {9}
+    assert parse_payload('{"tickers": [], "last_event_id": "x"}').last_event_id is None
+
+
 def test_many_tickers_are_split_under_the_postgresql_limit() -> None:
     tickers = tuple(f"KXLONGTICKER-{i:06d}-ABCDEFGHIJ" for i in range(2000))
     payloads = render_payloads(CommitNotice(tickers, SINCE))

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
         15.0, gt=0, description="readiness fails when the leader recorder's heartbeat is older than this"
     )
     api_stream_heartbeat_seconds: float = Field(15.0, gt=0, description="SSE keep-alive comment interval")
+    stream_resume_seconds: float = Field(
+        300.0, gt=0, description="the SSE stream resumes a Last-Event-ID this recent; the recorder keeps 2× as long"
+    )
     api_max_spread: Decimal = Field(
         Decimal("0.10"), ge=0, le=1, description="widest YES spread whose mid is the implied probability"
     )

@@ -1,7 +1,9 @@
 """The commit notification: what the recorder's sink tells readers (SSE, response cache) when a batch commits.
 
-It travels as ``NOTIFY market_updates, '{"since": ..., "tickers": [...]}'``. The writer renders it with
-:func:`render_payloads`, readers parse it with :func:`parse_payload`; neither touches the JSON by hand.
+It travels as ``NOTIFY market_updates, '{"since": ..., "tickers": [...], "last_event_id": ...}'``. The writer
+renders it with :func:`render_payloads`, readers parse it with :func:`parse_payload`; neither touches the JSON by
+hand. ``last_event_id`` (absent when the commit journaled nothing) is the highest id the commit wrote to the
+event journal (:mod:`kalshi_analytics.events`): the live stream reads the journal up to it.
 """
 
 from __future__ import annotations
@@ -35,12 +37,15 @@ class CommitNotice:
 
     tickers: tuple[str, ...]
     since: datetime | None = None
+    last_event_id: int | None = None
 
 
 def render_payloads(notice: CommitNotice, limit: int = MAX_PAYLOAD_BYTES) -> list[str]:
     """The notice as JSON payloads, each under ``limit`` bytes: the tickers are split across as many as needed
-    (each payload repeats ``since``). No tickers, no payload."""
-    head = {"since": notice.since.isoformat() if notice.since is not None else None}
+    (each payload repeats ``since`` and ``last_event_id``). No tickers and no events, no payload."""
+    head: dict[str, Any] = {"since": notice.since.isoformat() if notice.since is not None else None}
+    if notice.last_event_id is not None:
+        head["last_event_id"] = notice.last_event_id
     empty = len(_dump(head, []).encode())
     payloads: list[str] = []
     chunk: list[str] = []
@@ -52,7 +57,7 @@ def render_payloads(notice: CommitNotice, limit: int = MAX_PAYLOAD_BYTES) -> lis
             chunk, size = [], empty
         chunk.append(t)
         size += item
-    if chunk:
+    if chunk or (not payloads and notice.last_event_id is not None):
         payloads.append(_dump(head, chunk))
     return payloads
 
@@ -64,8 +69,9 @@ def _dump(head: dict[str, Any], tickers: list[str]) -> str:
 def parse_payload(payload: str) -> CommitNotice:
     """The notice in ``payload``; raises :class:`BadNotificationError` when it is not one.
 
-    Lenient where being wrong is safe: non-string tickers are skipped, and an absent or unreadable ``since``
-    becomes :data:`EARLIEST` (the commit may have touched any time).
+    Lenient where being wrong is safe: non-string tickers are skipped, an absent or unreadable ``since``
+    becomes :data:`EARLIEST` (the commit may have touched any time), and an unreadable ``last_event_id`` None
+    (a reader then reads the journal to its end).
     """
     try:
         message = json.loads(payload)
@@ -76,7 +82,12 @@ def parse_payload(payload: str) -> CommitNotice:
     tickers = message.get("tickers")
     if not isinstance(tickers, list):
         raise BadNotificationError("commit notification has no list of tickers")
-    return CommitNotice(tuple(t for t in tickers if isinstance(t, str)), _since(message.get("since", EARLIEST)))
+    last = message.get("last_event_id")
+    return CommitNotice(
+        tuple(t for t in tickers if isinstance(t, str)),
+        _since(message.get("since", EARLIEST)),
+        last if isinstance(last, int) and not isinstance(last, bool) else None,
+    )
 
 
 def _since(value: object) -> datetime | None:

@@ -257,6 +257,56 @@ async def test_notify_fires_on_commit_with_the_touched_tickers(engine: AsyncEngi
         await listener.close()
 
 
+async def test_each_new_row_is_one_journal_event_in_batch_order(engine: AsyncEngine, database_url: str) -> None:
+    t = _ticker()
+    gap = uuid.uuid4().hex
+    listener = await asyncpg.connect(libpq_url(database_url))
+    got: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener("market_updates", lambda *args: got.put_nowait(args[3]))
+    try:
+        async with _sink(engine) as sink:
+            for item in (
+                MarketRow(t, event_ticker="EV", status="active"),
+                _snap(t, T0, last_price=D("0.5")),
+                _trade(t, 1),
+                _snap(t, T0, last_price=D("0.5")),  # repeated in the batch: one row, one event
+                GapOpened(gap, T0, "ticker", 1, t, "seq_jump", 2, 5, T0),
+                MarketRow(t, status="closed"),
+                _snap(t, T0 + timedelta(seconds=1), source="websocket", last_price=D("0.51")),
+            ):
+                await sink.put(item)
+            await sink.flush()
+            first = sink.stats.events
+            # Already stored, or no change: no event (and a repair is one).
+            await sink.put(_snap(t, T0, last_price=D("0.5")))
+            await sink.put(_trade(t, 1))
+            await sink.put(MarketRow(t, status="closed"))
+            await sink.put(GapRepaired(gap, T0 + timedelta(seconds=2), T0 + timedelta(seconds=3), "get_snapshot"))
+            await sink.flush()
+            assert (first, sink.stats.events) == (5, 6)
+        async with engine.connect() as c:
+            rows = (
+                await c.execute(
+                    text("SELECT id, kind, payload FROM stream_events WHERE ticker = :t ORDER BY id"), {"t": t}
+                )
+            ).all()
+        assert [r.kind for r in rows] == [
+            "snapshot",
+            "trade",
+            "gap_opened",
+            "market_status",
+            "snapshot",
+            "gap_repaired",
+        ]
+        # Two market rows in one batch are one upsert: one status event (stored → closed), where the last is.
+        assert {"status": "closed", "previous_status": None}.items() <= json.loads(rows[3].payload).items()
+        # The commit's notice says how far the journal goes.
+        notice = json.loads(await asyncio.wait_for(got.get(), 5))
+        assert notice["last_event_id"] >= rows[4].id
+    finally:
+        await listener.close()
+
+
 def test_series_since_is_the_minute_of_the_earliest_time_series_row() -> None:
     a = _snap("A", T0 + timedelta(seconds=95))
     b = _snap("B", T0 + timedelta(seconds=30, microseconds=5))

@@ -71,6 +71,7 @@ def create_app(
             max_spread=settings.api_max_spread,
             cache=app.state.response_cache,
             refresh_key=markets.latest_cache_key,
+            resume_seconds=settings.stream_resume_seconds,
         )
         app.state.database_gate = gate = DatabaseGate(
             libpq_url(eng.url), retry_after=settings.api_retry_after_seconds, engines=(eng,), pools=(read_pool,)

@@ -32,10 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kalshi_analytics.backtests import events as backtest_events
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
 from kalshi_analytics.backtests.metrics import compute_metrics
+from kalshi_analytics.db.engine import driver_in_transaction
 from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
@@ -307,8 +309,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
     """Store the metrics, equity curve, feed gaps of the window and every execution (binary COPY)."""
     sim = out.sim
     async with engine.begin() as conn:
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver: Any = await driver_in_transaction(conn)  # one unit: outcome, executions and the event
         gaps = await driver.fetch(
             "SELECT key, channel, market_ticker, cause, gap_start, gap_end, repaired_at, repair_method FROM feed_gaps "
             "WHERE gap_start < $2 AND coalesce(gap_end, 'infinity') >= $1 ORDER BY gap_start",
@@ -321,12 +322,12 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             for g in gaps
             if g["market_ticker"] is None or not tickers or g["market_ticker"] in tickers
         ]
-        updated = await driver.execute(
+        finished = await driver.fetchrow(
             "UPDATE backtest_results SET status = 'done', finished_at = now(), "
             "started_at = coalesce(started_at, now()), "
             "error = NULL, snapshots_processed = $2, num_trades = $3, total_pnl = $4, fees_paid = $5, "
             "metrics = $6::jsonb, equity_curve = $7::jsonb, feed_gaps = $8::jsonb, strategy_version = $9, "
-            "params = $10::jsonb WHERE id = $1",
+            f"params = $10::jsonb WHERE id = $1 {backtest_events.RETURNING}",
             result_id,
             sim.snapshots,
             len(sim.executions),
@@ -338,7 +339,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
             out.strategy_version,
             json.dumps(out.params),
         )
-        if updated == "UPDATE 0":  # deleted while it ran (DELETE /backtests/{id}): the outcome has no home
+        if finished is None:  # deleted while it ran (DELETE /backtests/{id}): the outcome has no home
             return
         await driver.execute("DELETE FROM backtest_executions WHERE backtest_id = $1", result_id)
         records = [
@@ -364,6 +365,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
         ]
         if records:
             await driver.copy_records_to_table("backtest_executions", records=records, columns=_EXEC_COLUMNS)
+        await backtest_events.publish_finished(driver, finished)
 
 
 async def run_backtest(
@@ -416,10 +418,15 @@ async def enqueue_backtest(
 
 async def _mark_failed(engine: AsyncEngine, result_id: uuid.UUID, exc: BaseException) -> None:
     async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE backtest_results SET status = 'failed', finished_at = now(), error = :e WHERE id = :id"),
-            {"id": result_id, "e": f"{type(exc).__name__}: {exc}"[:2000]},
+        driver: Any = await driver_in_transaction(conn)
+        failed = await driver.fetchrow(
+            f"UPDATE backtest_results SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 "
+            f"{backtest_events.RETURNING}",
+            result_id,
+            f"{type(exc).__name__}: {exc}"[:2000],
         )
+        if failed is not None:
+            await backtest_events.publish_finished(driver, failed)
 
 
 async def execute_queued(

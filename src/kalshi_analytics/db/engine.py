@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy import URL, make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from kalshi_analytics.errors import UnavailableError
 from kalshi_analytics.logs import mask_url
@@ -65,6 +66,16 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One session per unit of work, committed here at the boundary (helpers never commit) or rolled back."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def driver_in_transaction(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn``, inside the transaction ``conn.begin()`` stands for.
+
+    SQLAlchemy opens that transaction lazily, with its first statement: raw asyncpg calls made before it would
+    each commit on their own. One statement through SQLAlchemy first makes them join it.
+    """
+    await conn.exec_driver_sql("SELECT 1")
+    return (await conn.get_raw_connection()).driver_connection
 
 
 @dataclass(frozen=True)

@@ -292,6 +292,26 @@ async def latest_snapshots(session: Db, tickers: Sequence[str]) -> list[Record]:
     return list(await session.all(sql, {"tickers": list(tickers)}))
 
 
+async def unknown_tickers(session: Db, tickers: Sequence[str]) -> list[str]:
+    """Those of ``tickers`` that are not stored markets, in the order given."""
+    rows = await session.all("SELECT ticker FROM markets WHERE ticker = ANY(CAST(:t AS text[]))", {"t": list(tickers)})
+    known = {r["ticker"] for r in rows}
+    return [t for t in tickers if t not in known]
+
+
+async def stream_state(session: Db, tickers: Sequence[str]) -> tuple[int, list[Record]]:
+    """The live stream's starting point, read in one snapshot: the event journal's head and the latest snapshot
+    of each ticker as of that head (tickers without one are left out)."""
+    sql = (
+        "SELECT h.last_id AS stream_head, s.* FROM stream_head h LEFT JOIN LATERAL ("
+        f"SELECT s.* FROM unnest(CAST(:tickers AS text[])) AS t(ticker) CROSS JOIN LATERAL "
+        f"(SELECT {_SNAPSHOT_COLS} FROM market_snapshots WHERE ticker = t.ticker ORDER BY ts DESC LIMIT 1) s"
+        ") s ON true WHERE h.id = 1"
+    )
+    rows = await session.all(sql, {"tickers": list(tickers)})
+    return int(rows[0]["stream_head"]), [r for r in rows if r["ticker"] is not None]
+
+
 SNAPSHOT_FIELDS = (
     ("ticker", "ticker"),
     ("ts", _iso("ts")),
@@ -310,6 +330,53 @@ SNAPSHOT_FIELDS = (
     ("status", "status"),
     ("implied_probability", _text(_PROB)),
     ("implied_probability_source", _PROB_SOURCE),
+)
+
+
+# ------------------------------------------------------------------------------------- the live stream's rows
+_TRADE_FIELDS = (
+    ("trade_id", "trade_id"),
+    ("ticker", "ticker"),
+    ("ts", _iso("ts")),
+    ("yes_price", _text("yes_price")),
+    ("no_price", _text("no_price")),
+    ("count", _text("count")),
+    ("taker_side", "taker_side"),
+    ("is_block_trade", "is_block_trade"),
+)
+
+
+def _levels(prices: str, sizes: str) -> str:
+    """A side of a book as ``[{price, size}, …]``, best (highest) bid first."""
+    return (
+        "(SELECT coalesce(json_agg(json_build_object('price', p::text, 'size', z::text) ORDER BY p DESC), '[]') "
+        f"FROM unnest({prices}, {sizes}) AS l(p, z))"
+    )
+
+
+_BOOK_FIELDS = (
+    ("ticker", "ticker"),
+    ("ts", _iso("ts")),
+    ("received_at", _iso("received_at")),
+    ("source", "source"),
+    ("sequence", "sequence"),
+    ("yes", _levels("yes_prices", "yes_sizes")),
+    ("no", _levels("no_prices", "no_sizes")),
+    ("best_yes_bid", "(SELECT max(p)::text FROM unnest(yes_prices) AS l(p))"),
+    ("best_yes_ask", "(SELECT (1 - max(p))::text FROM unnest(no_prices) AS l(p))"),
+)
+
+#: The JSON of a journal event ``e`` of the live stream (:mod:`kalshi_analytics.events`): the stored row it names,
+#: rendered as the REST routes render it (``Snapshot``, ``Trade``, ``OrderBook``), else its own payload. Takes
+#: ``:max_spread``. Unqualified columns inside each subquery are the row's, ``e.…`` the event's.
+STREAM_PAYLOAD_SQL = (
+    "CASE e.kind "
+    f"WHEN 'snapshot' THEN (SELECT {_json_object(SNAPSHOT_FIELDS)}::text FROM market_snapshots "
+    "WHERE ticker = e.ticker AND ts = e.ts AND source = e.source) "
+    f"WHEN 'trade' THEN (SELECT {_json_object(_TRADE_FIELDS)}::text FROM trades WHERE trade_id = e.ref) "
+    f"WHEN 'orderbook' THEN (SELECT {_json_object(_BOOK_FIELDS)}::text FROM orderbook_snapshots "
+    "WHERE ticker = e.ticker AND ts = e.ts AND source = e.source) "
+    "ELSE e.payload END"
 )
 
 

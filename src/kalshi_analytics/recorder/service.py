@@ -226,6 +226,8 @@ class RecorderService:
             "batch_max_seconds": 0.1,
             "on_rejected": rejected.row_refused,
             "spill_dir": cfg.spill_dir or (s.data_dir / "recorder-spill"),
+            # The stream's journal outlives the resume window with a margin (clocks, a slow client's catch-up).
+            "journal_keep_seconds": 2 * s.stream_resume_seconds,
             **cfg.sink_options,
         }
         sink = Sink(self.engine, metrics=self.metrics, **sink_opts)

@@ -44,6 +44,10 @@ from kalshi_analytics.recorder.tables import TABLE_OF, Fence, Written, write_bat
 log = get_logger(__name__)
 
 LAG_SAMPLES_PER_BATCH = 500
+#: How long the stream's event journal keeps events (twice the API's default resume window) and how often the
+#: sink prunes it, inside a batch's transaction.
+DEFAULT_JOURNAL_KEEP_SECONDS = 600.0
+JOURNAL_PRUNE_EVERY_SECONDS = 60.0
 # 10 minutes at 1,000 rows/s is 600,000 rows; the simulator's snapshot rows pickle to ~1 KB with their raw
 # payload, so 2 GiB holds that with room to spare.
 DEFAULT_SPILL_MAX_BYTES = 2 * 1024**3
@@ -104,6 +108,7 @@ class SinkStats:
     markets_unknown: int = 0  # partial market rows for tickers not stored yet
     repairs_unmatched: int = 0  # GapRepaired whose key was never stored
     notifications: int = 0
+    events: int = 0  # appended to the stream's journal
     retries: int = 0
     outages: int = 0
     backpressure_waits: int = 0
@@ -149,6 +154,7 @@ class Sink:
         on_rejected: Callable[[str, SinkItem, BaseException], None] | None = None,
         spill_dir: Path | None = None,
         spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES,
+        journal_keep_seconds: float | None = DEFAULT_JOURNAL_KEEP_SECONDS,
     ) -> None:
         if batch_max_rows < 1 or queue_max < 1:
             raise ValueError("batch_max_rows and queue_max must be at least 1")
@@ -177,6 +183,8 @@ class Sink:
         self._retry_now = asyncio.Event()
         self._flushing = 0
         self._last_log: dict[str, float] = {}
+        self._journal_keep = journal_keep_seconds  # None: never prune (another writer does)
+        self._last_prune = -float("inf")
 
     # ----------------------------------------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Sink:
@@ -451,6 +459,7 @@ class Sink:
         s.markets_unknown += o.markets_unknown
         s.repairs_unmatched += o.repairs_unmatched
         s.notifications += o.notifications
+        s.events += o.events
         if o.notifications:
             self.metrics.notifications.inc(o.notifications)
         lag = {kind: self.metrics.commit_lag.labels(kind) for kind in ("snapshot", "trade")}
@@ -480,7 +489,16 @@ class Sink:
             timeout_seconds=self._write_timeout,
             fence=self._fence,
             channel=self._channel,
+            prune_journal_seconds=self._prune_due(),
         )
+
+    def _prune_due(self) -> float | None:
+        """The journal's retention when this batch should prune it (about once a minute), else None."""
+        now = time.monotonic()
+        if self._journal_keep is None or now - self._last_prune < JOURNAL_PRUNE_EVERY_SECONDS:
+            return None
+        self._last_prune = now
+        return self._journal_keep
 
 
 def _short(exc: BaseException) -> str:

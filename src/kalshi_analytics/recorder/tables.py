@@ -2,8 +2,10 @@
 
 Markets are upserted (a field the row does not know never clears a stored one), snapshots go through the COPY
 path of :mod:`~kalshi_analytics.recorder.bulk` and fold into 1-minute candles, trades and order books are
-staged and inserted idempotently, gap rows opened and repaired in batch order; the commit notification
-(:mod:`kalshi_analytics.notifications`) is sent inside the transaction, so it fires exactly on commit.
+staged and inserted idempotently, gap rows opened and repaired in batch order. Every row that is new (and every
+change of a market's status) becomes an event of the live stream's journal (:mod:`kalshi_analytics.events`), in
+batch order, appended last; the commit notification (:mod:`kalshi_analytics.notifications`) is sent inside the
+transaction, so it fires exactly on commit.
 Delivery (queueing, retries, bisecting) is the :class:`~kalshi_analytics.recorder.sink.Sink`'s job.
 """
 
@@ -18,8 +20,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics import notifications
+from kalshi_analytics import events, notifications
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.markets.events import (
+    gap_opened_event,
+    gap_repaired_event,
+    market_status_event,
+    orderbook_event,
+    snapshot_event,
+    trade_event,
+)
 from kalshi_analytics.recorder.bulk import write_snapshots_returning_new
 from kalshi_analytics.recorder.candles import UPSERT_CANDLES_SQL, aggregate_candles, candle_columns
 from kalshi_analytics.recorder.rows import (
@@ -60,6 +70,8 @@ class Written:
     markets_unknown: int = 0  # partial market rows for tickers not stored yet
     repairs_unmatched: int = 0  # GapRepaired whose key was never stored
     notifications: int = 0
+    events: int = 0  # appended to the stream's journal
+    last_event_id: int | None = None
     lags: list[tuple[str, datetime]] = field(default_factory=list)  # (kind, exchange ts) of new snapshots/trades
 
 
@@ -76,8 +88,11 @@ async def write_batch(
     timeout_seconds: float,
     fence: Fence | None = None,
     channel: str = notifications.CHANNEL,
+    prune_journal_seconds: float | None = None,
 ) -> Written:
-    """Write ``items`` in one transaction and notify ``channel`` of the tickers whose rows are new.
+    """Write ``items`` in one transaction, journal an event per new row (and per market status change) and
+    notify ``channel`` of the tickers whose rows are new. With ``prune_journal_seconds``, journal events older
+    than that go first.
 
     Raises whatever the database raises (the caller decides between retrying and isolating bad rows), and
     ``TypeError`` for an item that is not a row of these tables.
@@ -93,10 +108,11 @@ async def write_batch(
     books: list[OrderbookRow] = by_type[OrderbookRow]
     markets: list[MarketRow] = by_type[MarketRow]
     # Openings and repairs keep their batch order: a repair may follow its opening in the same batch.
-    gaps = [it for it in items if type(it) is GapOpened or type(it) is GapRepaired]
+    gaps = [(i, it) for i, it in enumerate(items) if type(it) is GapOpened or type(it) is GapRepaired]
 
     o = Written()
     touched: set[str] = set()
+    new_rows = NewRows()
     async with engine.connect() as conn, conn.begin():
         # Through SQLAlchemy first: this opens the transaction the raw asyncpg calls below join.
         await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}")
@@ -105,29 +121,76 @@ async def write_batch(
             await fence(pg)
 
         if markets:
-            await _write_markets(pg, markets, o, touched)
+            await _write_markets(pg, markets, o, touched, new_rows)
         if snaps:
-            result, new_rows = await write_snapshots_returning_new(conn, snaps)
+            result, new_snaps = await write_snapshots_returning_new(conn, snaps)
             _bump(o.new, "market_snapshots", result.new)
             _bump(o.duplicates, "market_snapshots", result.duplicates)
-            if new_rows:
-                candles = aggregate_candles(new_rows, max_spread)
+            if new_snaps:
+                candles = aggregate_candles(new_snaps, max_spread)
                 await pg.execute(UPSERT_CANDLES_SQL, *candle_columns(candles))
                 o.candles = len(candles)
-                touched.update(r.ticker for r in new_rows)
+                touched.update(r.ticker for r in new_snaps)
+                new_rows.snapshots.update((r.ticker, r.ts, r.source) for r in new_snaps)
                 # The live feed's lag: a row a poll or a repair wrote late is the repair's time, not the feed's.
-                o.lags.extend(("snapshot", r.ts) for r in new_rows if r.source == "websocket")
+                o.lags.extend(("snapshot", r.ts) for r in new_snaps if r.source == "websocket")
         if trades:
-            await _write_trades(pg, trades, o, touched)
+            await _write_trades(pg, trades, o, touched, new_rows)
         if books:
-            await _write_books(pg, books, o, touched)
+            await _write_books(pg, books, o, touched, new_rows)
         if gaps:
-            await _write_gaps(pg, gaps, o)
-        notice = notifications.CommitNotice(tuple(sorted(touched)), series_since(snaps, trades, books))
-        for payload in notifications.render_payloads(notice):
-            await pg.execute("SELECT pg_notify($1, $2)", channel, payload)
-            o.notifications += 1
+            await _write_gaps(pg, gaps, o, new_rows)
+        if prune_journal_seconds is not None:
+            await events.prune(pg, prune_journal_seconds)
+        journal = new_rows.events(items)
+        # Last: the journal's head row stays locked until this transaction ends (ids in commit order).
+        o.last_event_id = await events.append(pg, journal)
+        o.events = len(journal)
+        o.notifications += await events.notify(
+            pg,
+            o.last_event_id,
+            tickers=sorted(touched),
+            since=series_since(snaps, trades, books),
+            channel=channel,
+        )
     return o
+
+
+@dataclass
+class NewRows:
+    """What in a batch was new, so its events can be made in batch order once everything is written."""
+
+    snapshots: set[tuple[str, datetime, str]] = field(default_factory=set)
+    trades: set[str] = field(default_factory=set)
+    books: set[tuple[str, datetime, str]] = field(default_factory=set)
+    market_status: dict[str, events.NewEvent] = field(default_factory=dict)  # sent where the ticker's last row is
+    gaps: dict[int, events.NewEvent] = field(default_factory=dict)  # by the item's index
+
+    def events(self, items: Sequence[SinkItem]) -> list[events.NewEvent]:
+        """One event per new row, in the order the rows were put (a row repeated in the batch counts once)."""
+        last_market_row = {it.ticker: i for i, it in enumerate(items) if type(it) is MarketRow}
+        out: list[events.NewEvent] = []
+        for i, it in enumerate(items):
+            if type(it) is SnapshotRow:
+                key = (it.ticker, it.ts, it.source)
+                if key in self.snapshots:
+                    self.snapshots.discard(key)
+                    out.append(snapshot_event(it))
+            elif type(it) is TradeRow:
+                if it.trade_id in self.trades:
+                    self.trades.discard(it.trade_id)
+                    out.append(trade_event(it))
+            elif type(it) is OrderbookRow:
+                key = (it.ticker, it.ts, it.source)
+                if key in self.books:
+                    self.books.discard(key)
+                    out.append(orderbook_event(it))
+            elif type(it) is MarketRow:
+                if last_market_row[it.ticker] == i and it.ticker in self.market_status:
+                    out.append(self.market_status[it.ticker])
+            elif i in self.gaps:
+                out.append(self.gaps[i])
+        return out
 
 
 def series_since(*batches: Sequence[Any]) -> datetime | None:
@@ -178,7 +241,7 @@ INSERT_GAP_SQL = (
 REPAIR_GAP_SQL = (
     "UPDATE feed_gaps SET gap_end = $2, repaired_at = $3, repair_method = $4, unrepairable_reason = $6, "
     "details = CASE WHEN $5::jsonb IS NULL THEN details ELSE COALESCE(details, '{}'::jsonb) || $5::jsonb END "
-    "WHERE key = $1"
+    "WHERE key = $1 RETURNING market_ticker"
 )
 
 
@@ -209,8 +272,15 @@ def _market_args(rows: Sequence[MarketRow]) -> list[list[Any]]:
     return cols
 
 
-async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched: set[str]) -> None:
+_MARKET_BEFORE_SQL = (
+    "SELECT ticker, status, result, settlement_value, settled_at, close_time FROM markets "
+    "WHERE ticker = ANY($1::text[])"
+)
+
+
+async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched: set[str], new_rows: NewRows) -> None:
     merged = _merge_markets(rows)
+    before = {r["ticker"]: r for r in await pg.fetch(_MARKET_BEFORE_SQL, [r.ticker for r in merged])}
     complete = [r for r in merged if r.is_complete]
     partial = [r for r in merged if not r.is_complete]
     if complete:
@@ -225,6 +295,29 @@ async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched
     _bump(o.new, "markets", len(complete) + len(updated))
     touched.update(r.ticker for r in complete)
     touched.update(updated)
+    for r in merged:
+        if not r.is_complete and r.ticker not in updated:
+            continue
+        old = before.get(r.ticker)
+        # The upsert's rule: a field the row does not know keeps its stored value.
+        status = r.status if r.status is not None else (old["status"] if old is not None else None)
+        result = r.result if r.result is not None else (old["result"] if old is not None else None)
+        if status is None or (old is not None and (status, result) == (old["status"], old["result"])):
+            continue
+
+        def kept(name: str, row: MarketRow = r, stored: Any = old) -> Any:
+            value = getattr(row, name)
+            return value if value is not None or stored is None else stored[name]
+
+        new_rows.market_status[r.ticker] = market_status_event(
+            ticker=r.ticker,
+            status=status,
+            previous_status=old["status"] if old is not None else None,
+            result=result,
+            settlement_value=kept("settlement_value"),
+            settled_at=kept("settled_at"),
+            close_time=kept("close_time"),
+        )
 
 
 async def _insert_staged(
@@ -252,18 +345,25 @@ async def _insert_staged(
     return new
 
 
-async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: set[str]) -> None:
+async def _write_trades(pg: Any, rows: Sequence[TradeRow], o: Written, touched: set[str], new_rows: NewRows) -> None:
     records = [r.as_tuple() for r in rows]
     new = await _insert_staged(
-        pg, "trades", _TRADE_STAGING, _TRADE_COLS, records, returning="ticker, ts, source", conflict="(trade_id) "
+        pg,
+        "trades",
+        _TRADE_STAGING,
+        _TRADE_COLS,
+        records,
+        returning="ticker, ts, source, trade_id",
+        conflict="(trade_id) ",
     )
     _bump(o.new, "trades", len(new))
     _bump(o.duplicates, "trades", len(rows) - len(new))
     touched.update(r[0] for r in new)
+    new_rows.trades.update(r[3] for r in new)
     o.lags.extend(("trade", r[1]) for r in new if r[2] == "websocket")
 
 
-async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touched: set[str]) -> None:
+async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touched: set[str], new_rows: NewRows) -> None:
     records = [
         (
             r.ticker,
@@ -278,15 +378,20 @@ async def _write_books(pg: Any, rows: Sequence[OrderbookRow], o: Written, touche
         )
         for r in rows
     ]
-    new = await _insert_staged(pg, "orderbook_snapshots", _BOOK_STAGING, _BOOK_COLS, records, returning="ticker")
+    new = await _insert_staged(
+        pg, "orderbook_snapshots", _BOOK_STAGING, _BOOK_COLS, records, returning="ticker, ts, source"
+    )
     _bump(o.new, "orderbook_snapshots", len(new))
     _bump(o.duplicates, "orderbook_snapshots", len(rows) - len(new))
     touched.update(r[0] for r in new)
+    new_rows.books.update((r[0], r[1], r[2]) for r in new)
 
 
-async def _write_gaps(pg: Any, rows: Sequence[GapOpened | GapRepaired], o: Written) -> None:
+async def _write_gaps(
+    pg: Any, rows: Sequence[tuple[int, GapOpened | GapRepaired]], o: Written, new_rows: NewRows
+) -> None:
     # In batch order: a repair may follow its opening in the same batch.
-    for g in rows:
+    for i, g in rows:
         if isinstance(g, GapOpened):
             status = await pg.execute(
                 INSERT_GAP_SQL,
@@ -304,8 +409,10 @@ async def _write_gaps(pg: Any, rows: Sequence[GapOpened | GapRepaired], o: Writt
             n = int(status.rsplit(" ", 1)[-1])
             _bump(o.new, "feed_gaps", n)
             _bump(o.duplicates, "feed_gaps", 1 - n)
+            if n:
+                new_rows.gaps[i] = gap_opened_event(g)
         else:
-            status = await pg.execute(
+            repaired = await pg.fetch(
                 REPAIR_GAP_SQL,
                 g.key,
                 g.gap_end,
@@ -314,6 +421,8 @@ async def _write_gaps(pg: Any, rows: Sequence[GapOpened | GapRepaired], o: Writt
                 _json(g.details),
                 g.unrepairable_reason,
             )
-            if status.endswith(" 0"):
+            if not repaired:
                 o.repairs_unmatched += 1
                 log.warning("sink_gap_repair_without_opening", key=g.key)
+            else:
+                new_rows.gaps[i] = gap_repaired_event(g, repaired[0]["market_ticker"])
