@@ -354,6 +354,15 @@ def _levels(prices: str, sizes: str) -> str:
     )
 
 
+def _pairs(prices: str, sizes: str, price: str = "p") -> str:
+    """A side of a book as ``[[price, size], …]`` (the seed's form), by bid from the highest; ``price`` may turn a
+    NO bid into the YES ask it makes (``1 - p``)."""
+    return (
+        f"(SELECT coalesce(json_agg(json_build_array(({price})::text, z::text) ORDER BY p DESC), '[]') "
+        f"FROM unnest({prices}, {sizes}) AS l(p, z))"
+    )
+
+
 _BOOK_FIELDS = (
     ("ticker", "ticker"),
     ("ts", _iso("ts")),
@@ -364,6 +373,8 @@ _BOOK_FIELDS = (
     ("no", _levels("no_prices", "no_sizes")),
     ("best_yes_bid", "(SELECT max(p)::text FROM unnest(yes_prices) AS l(p))"),
     ("best_yes_ask", "(SELECT (1 - max(p))::text FROM unnest(no_prices) AS l(p))"),
+    ("yes_bids", _pairs("yes_prices", "yes_sizes")),
+    ("yes_asks", _pairs("no_prices", "no_sizes", "1 - p")),
 )
 
 #: The JSON of a journal event ``e`` of the live stream (:mod:`kalshi_analytics.events`): the stored row it names,

@@ -5,7 +5,7 @@ from kalshi_analytics.models.base import Base
 from kalshi_analytics.models.markets import Event, Market, Series
 from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
 from kalshi_analytics.models.snapshots import MarketCandle1m, MarketSnapshot, OrderbookSnapshot
-from kalshi_analytics.models.stream import StreamEvent, StreamHead
+from kalshi_analytics.models.stream import StreamBatch, StreamHead
 from kalshi_analytics.models.trades import Trade
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "RecorderHeartbeat",
     "RecorderLease",
     "Series",
-    "StreamEvent",
+    "StreamBatch",
     "StreamHead",
     "Trade",
 ]

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, SmallInteger, text
+from sqlalchemy import BigInteger, CheckConstraint, SmallInteger, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kalshi_analytics.models.base import Base
 
 
-class StreamEvent(Base):
-    """One event of the stream: its id, when it was committed (about), its kind and market, and either the key
-    of the stored row it stands for (rendered when read) or its JSON payload."""
+class StreamBatch(Base):
+    """The events one transaction committed, ids ``first_id`` … ``last_id``: when (about), and per event its kind,
+    its market, and either the key of the stored row it stands for (rendered when read) or its JSON payload.
+    (The view ``stream_events``, made by the migration, shows them one per row.)"""
 
-    __tablename__ = "stream_events"
+    __tablename__ = "stream_batches"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_id: Mapped[int] = mapped_column(BigInteger)
     committed_at: Mapped[datetime] = mapped_column(server_default=text("clock_timestamp()"))
-    kind: Mapped[str]
-    ticker: Mapped[str | None]
-    ts: Mapped[datetime | None]  # with ticker and source: a snapshot's or a book's key
-    source: Mapped[str | None]
-    ref: Mapped[str | None]  # a trade's id
-    payload: Mapped[str | None]  # the JSON text sent as the event's data, never parsed by the database
+    kinds: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    tickers: Mapped[list[str | None]] = mapped_column(ARRAY(Text))
+    ts: Mapped[list[datetime | None]] = mapped_column(ARRAY(TIMESTAMP(timezone=True)))  # a snapshot's/book's key
+    sources: Mapped[list[str | None]] = mapped_column(ARRAY(Text))
+    refs: Mapped[list[str | None]] = mapped_column(ARRAY(Text))  # a trade's id
+    payloads: Mapped[list[str | None]] = mapped_column(ARRAY(Text))  # JSON text, never parsed by the database
 
 
 class StreamHead(Base):

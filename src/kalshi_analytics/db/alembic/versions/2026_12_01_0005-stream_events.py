@@ -18,24 +18,36 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # The journal. An event about a stored row names it (ticker + ts + source, or ref = trade id) and is rendered
-    # from it when read; other events carry their JSON payload (text: never parsed by the database).
+    # The journal: one row per committing transaction, its events' fields as arrays (ids first_id … last_id).
+    # An event about a stored row names it (ticker + ts + source, or ref = trade id) and is rendered from it when
+    # read; other events carry their JSON payload (text: never parsed by the database).
     op.create_table(
-        "stream_events",
-        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        "stream_batches",
+        sa.Column("last_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("first_id", sa.BigInteger(), nullable=False),
         sa.Column(
             "committed_at",
             postgresql.TIMESTAMP(timezone=True),
             server_default=sa.text("clock_timestamp()"),
             nullable=False,
         ),
-        sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("ticker", sa.Text(), nullable=True),
-        sa.Column("ts", postgresql.TIMESTAMP(timezone=True), nullable=True),
-        sa.Column("source", sa.Text(), nullable=True),
-        sa.Column("ref", sa.Text(), nullable=True),
-        sa.Column("payload", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_stream_events")),
+        sa.Column("kinds", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("tickers", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("ts", postgresql.ARRAY(postgresql.TIMESTAMP(timezone=True)), nullable=False),
+        sa.Column("sources", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("refs", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("payloads", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.PrimaryKeyConstraint("last_id", name=op.f("pk_stream_batches")),
+    )
+    # One event per row, for people reading the journal by hand (the stream reads the batches).
+    op.execute(
+        """
+        CREATE VIEW stream_events AS
+        SELECT b.first_id + u.ord - 1 AS id, b.committed_at, u.kind, u.ticker, u.ts, u.source, u.ref, u.payload
+        FROM stream_batches b
+        CROSS JOIN LATERAL unnest(b.kinds, b.tickers, b.ts, b.sources, b.refs, b.payloads) WITH ORDINALITY
+            AS u(kind, ticker, ts, source, ref, payload, ord)
+        """
     )
     # One row: the last id handed out. Writers take ids by updating it, which also orders their commits.
     op.create_table(
@@ -50,4 +62,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("stream_head")
-    op.drop_table("stream_events")
+    op.execute("DROP VIEW stream_events")
+    op.drop_table("stream_batches")
