@@ -155,6 +155,10 @@ async def test_database_outage_under_load_is_503_with_retry_after_and_recovers_w
             assert ready.status_code == 503
             assert "database unreachable" in ready.json()["detail"]
             assert (await probe.get("/api/v1/health")).status_code == 200
+            opened = await probe.get("/api/v1/stream", params={"tickers": t})  # a stream opened meanwhile
+            assert opened.status_code == 503
+            assert opened.headers["content-type"].startswith("application/problem+json")
+            assert int(opened.headers["retry-after"]) >= 1
         restart_at = time.monotonic()
         await asyncio.to_thread(start_embedded, pgdata, "kalshi")
         back_at = time.monotonic()
@@ -196,6 +200,7 @@ async def test_database_outage_under_load_is_503_with_retry_after_and_recovers_w
     assert events.count("database_reachable") == 1, events
     assert not [e for e in logged if "exception" in e or "Traceback" in json.dumps(e)]
     assert not [e for e in logged if e["logger"].startswith("uvicorn") and e["level"] != "info"]
-    # Other parts that reconnect on their own (the SSE listener) may say so; nothing speaks per request.
+    # Other parts that reconnect on their own (the SSE listener) say so once an outage; nothing speaks per request.
+    assert events.count("stream_listener_down") <= 1, events
     warnings = [e for e in logged if e["level"] != "info" and e["event"] != "stream_listener_down"]
     assert len(warnings) <= 3, warnings

@@ -50,6 +50,7 @@ from kalshi_analytics.web.ratelimit import rate_limit
 log = get_logger(__name__)
 
 MAX_STREAM_TICKERS = 200
+LISTENER_DOWN_LOG_SECONDS = 60.0
 #: A cached latest snapshot sent within this long is refreshed ahead when its market changes.
 REFRESH_IF_SENT_WITHIN_SECONDS = 10.0
 #: Events waiting for one client; past this it re-reads from the journal instead (nothing is dropped).
@@ -243,6 +244,7 @@ class StreamHub:
 
     async def _listen_loop(self) -> None:
         delay = 0.1
+        down_logged = -LISTENER_DOWN_LOG_SECONDS
         while True:
             conn = None
             try:
@@ -269,7 +271,10 @@ class StreamHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.listening.is_set() or delay >= self._reconnect_max:
+                # One line when it goes down, then one a minute while it stays down (an outage is not a flood).
+                now = time.monotonic()
+                if self.listening.is_set() or now - down_logged >= LISTENER_DOWN_LOG_SECONDS:
+                    down_logged = now
                     log.warning("stream_listener_down", error=repr(exc)[:300], retry_in=delay)
             finally:
                 self.listening.clear()
