@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
-from kalshi_analytics.backtests.fees import SeriesFees
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.trading.fees import SeriesFees
 from tests.conftest import SHARED_DATA, create_migrated_database, drop_database, require_shared_data
 
 NBA_DIR = SHARED_DATA / "nba_candles"

@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from kalshi_analytics.backtests.fees import KalshiFeeModel, NoFees, SeriesFees
+from kalshi_analytics.trading.fees import KalshiFeeModel, NoFees, SeriesFees
 
 FEES = KalshiFeeModel()
 
