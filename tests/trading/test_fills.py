@@ -13,16 +13,16 @@ NOTHING_TAKEN = lambda p: D(0)  # noqa: E731
 def test_walks_levels_best_first_until_the_order_is_filled() -> None:
     levels = [Level(D("0.50"), D(5)), Level(D("0.51"), D(25)), Level(D("0.52"), D(40))]
     fill = MODEL.fill(levels, D(20), buy=True, limit=None, step=D(1), taken=NOTHING_TAKEN)
-    assert fill == Fill(((D("0.50"), D(5)), (D("0.51"), D(15))))
-    assert fill.count == D(20)
+    assert fill == Fill(((D("0.50"), D(5)), (D("0.51"), D(15))), D(20))
+    assert fill.contracts == D(20)
 
 
 def test_a_limit_stops_the_walk_and_sells_walk_downwards() -> None:
     asks = [Level(D("0.50"), D(5)), Level(D("0.51"), D(25))]
-    assert MODEL.fill(asks, D(20), buy=True, limit=D("0.50"), step=D(1), taken=NOTHING_TAKEN).count == D(5)
+    assert MODEL.fill(asks, D(20), buy=True, limit=D("0.50"), step=D(1), taken=NOTHING_TAKEN).contracts == D(5)
     bids = [Level(D("0.49"), D(5)), Level(D("0.48"), D(25))]
-    assert MODEL.fill(bids, D(20), buy=False, limit=D("0.485"), step=D(1), taken=NOTHING_TAKEN).count == D(5)
-    assert MODEL.fill(bids, D(20), buy=False, limit=D("0.48"), step=D(1), taken=NOTHING_TAKEN).count == D(20)
+    assert MODEL.fill(bids, D(20), buy=False, limit=D("0.485"), step=D(1), taken=NOTHING_TAKEN).contracts == D(5)
+    assert MODEL.fill(bids, D(20), buy=False, limit=D("0.48"), step=D(1), taken=NOTHING_TAKEN).contracts == D(20)
 
 
 def test_what_was_taken_is_not_available_again() -> None:
@@ -34,13 +34,13 @@ def test_what_was_taken_is_not_available_again() -> None:
 
 def test_unknown_sizes_are_capped_and_flagged_and_steps_round_down() -> None:
     fill = MODEL.fill([Level(D("0.50"), None)], D(250), buy=True, limit=None, step=D(1), taken=NOTHING_TAKEN)
-    assert (fill.count, fill.size_unknown) == (D(100), True)
+    assert (fill.contracts, fill.size_unknown) == (D(100), True)
     small = DisplayedLiquidity(unknown_size_cap=D("2.5"))
     fill = small.fill([Level(D("0.50"), None)], D(10), buy=True, limit=None, step=D(1), taken=NOTHING_TAKEN)
-    assert fill.count == D(2)
+    assert fill.contracts == D(2)
     touch_only = DisplayedLiquidity(walks_book=False)
     levels = [Level(D("0.50"), D(5)), Level(D("0.51"), D(25))]
-    assert touch_only.fill(levels, D(20), buy=True, limit=None, step=D(1), taken=NOTHING_TAKEN).count == D(5)
+    assert touch_only.fill(levels, D(20), buy=True, limit=None, step=D(1), taken=NOTHING_TAKEN).contracts == D(5)
 
 
 def test_book_levels_in_the_traded_contracts_prices() -> None:

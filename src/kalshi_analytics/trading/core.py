@@ -44,27 +44,42 @@ _ONE = Decimal(1)
 SIGNAL_DIGITS = 6
 
 
+_PRICES: dict[float, Decimal] = {}
+_COUNTS: dict[float, Decimal] = {}
+_CACHE_MAX = 1 << 16  # distinct floats remembered; prices live on a 10,001-point grid, sizes repeat
+
+
 def price_of(x: float) -> Decimal:
     """A recorded float price as the exact ``Decimal`` on the 0.0001 grid it came from."""
-    return Decimal(repr(round(x, 4))).quantize(_TICK)
+    d = _PRICES.get(x)
+    if d is None:
+        if len(_PRICES) >= _CACHE_MAX:
+            _PRICES.clear()
+        d = _PRICES[x] = Decimal(repr(round(x, 4))).quantize(_TICK)
+    return d
 
 
 def count_of(x: float) -> Decimal:
     """A recorded float count as an exact ``Decimal`` (counts are recorded to 0.01 at most)."""
-    return Decimal(repr(round(x, 6)))
+    d = _COUNTS.get(x)
+    if d is None:
+        if len(_COUNTS) >= _CACHE_MAX:
+            _COUNTS.clear()
+        d = _COUNTS[x] = Decimal(repr(round(x, 6)))
+    return d
 
 
 def signal_record(reason: Mapping[str, Any]) -> dict[str, Any]:
     """A strategy's reason as JSON: floats rounded to :data:`SIGNAL_DIGITS` places (NaN → null), Decimals as text."""
     out: dict[str, Any] = {}
     for key, v in reason.items():
-        if isinstance(v, bool | np.bool_):
+        if isinstance(v, float | np.floating):  # the common case first (np.float64 is a float)
+            f = float(v)
+            out[key] = None if not math.isfinite(f) else round(f, SIGNAL_DIGITS) + 0.0  # + 0.0: no "-0.0"
+        elif isinstance(v, bool | np.bool_):
             out[key] = bool(v)
         elif isinstance(v, int | np.integer):
             out[key] = int(v)
-        elif isinstance(v, float | np.floating):
-            f = float(v)
-            out[key] = None if not math.isfinite(f) else round(f, SIGNAL_DIGITS) + 0.0  # + 0.0: no "-0.0"
         elif isinstance(v, Decimal):
             out[key] = str(v)
         else:
@@ -252,7 +267,7 @@ class TradingCore:
         touch = Level(price, None if math.isnan(shown) else count_of(shown))
         model = cfg.fill_model
         fill = model.fill((touch,), want, buy=buy, limit=lim, step=step, taken=taken)
-        if fill.count < want and model.walks_book:
+        if fill.contracts < want and model.walks_book:
             deeper = self.quotes.depth(k, row, side, buy)
             if deeper:
                 levels = [touch, *(Level(price_of(p), None if math.isnan(s) else count_of(s)) for p, s in deeper)]

@@ -58,14 +58,16 @@ def flat_curve(start_us: int, capital: float, interval_seconds: float) -> Equity
     )
 
 
-def ffill(x: FloatArray) -> FloatArray:
-    """Carry the last finite value forward; 0 before the first."""
-    ok = np.isfinite(x)
-    idx = np.where(ok, np.arange(len(x)), 0)
-    np.maximum.accumulate(idx, out=idx)
-    out = x[idx]
-    out[~ok & (np.cumsum(ok) == 0)] = 0.0
-    return out
+def _last_bid(bid: FloatArray, rows_t: IntArray, at: IntArray) -> FloatArray:
+    """The last finite ``bid`` recorded at or before each time of ``at`` (0 before the first): one pass over the
+    market's rows to find its quoted ones, then binary searches for the few points."""
+    quoted = np.flatnonzero(np.isfinite(bid))
+    if len(quoted) == len(bid):
+        r = np.searchsorted(rows_t, at, side="right") - 1
+    else:
+        r = np.searchsorted(rows_t[quoted], at, side="right") - 1
+        r = np.where(r >= 0, quoted[np.maximum(r, 0)], -1)
+    return np.where(r >= 0, bid[np.maximum(r, 0)], 0.0)
 
 
 def _segments(times: IntArray, held: FloatArray) -> tuple[IntArray, IntArray]:
@@ -122,9 +124,7 @@ def _holdings(
         p = points[at]
         h = held[np.searchsorted(t, p, side="right") - 1]
         a, b = int(tape.offsets[k]), int(tape.offsets[k + 1])
-        bid = ffill((tape.yes_bid if side == 1 else tape.no_bid)[a:b])
-        r = np.searchsorted(tape.ts_us[a:b], p, side="right") - 1
-        px = np.where(r >= 0, bid[np.maximum(r, 0)], 0.0)
+        px = _last_bid((tape.yes_bid if side == 1 else tape.no_bid)[a:b], tape.ts_us[a:b], p)
         value += np.bincount(at, weights=h * px, minlength=len(points))
     return value, _union_seconds(np.concatenate(seg_starts), np.concatenate(seg_ends))
 

@@ -18,29 +18,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Protocol
-
-_ZERO = Decimal(0)
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
+class Level(NamedTuple):  # tuples: built per intent on the hot path
     """One price level an order can take: dollars per contract of the traded side; ``size`` None = not recorded."""
 
     price: Decimal
     size: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """What an order got: ``parts`` (price, contracts) best first; empty when nothing could be taken."""
+class Fill(NamedTuple):
+    """What an order got: ``parts`` (price, contracts) best first (empty when nothing could be taken), their
+    total ``contracts``, and whether some part was sized by the model's cap rather than a recorded size."""
 
     parts: tuple[tuple[Decimal, Decimal], ...]
-    size_unknown: bool = False  # some part was sized by the model's cap, not by a recorded size
-
-    @property
-    def count(self) -> Decimal:
-        return sum((c for _, c in self.parts), _ZERO)
+    contracts: Decimal
+    size_unknown: bool = False
 
 
 class FillModel(Protocol):
@@ -143,7 +137,7 @@ class DisplayedLiquidity:
             remaining -= take
             if remaining <= 0:
                 break
-        return Fill(tuple(parts), unknown)
+        return Fill(tuple(parts), count - remaining, unknown)
 
     def describe(self) -> dict[str, Any]:
         return {
