@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal as D
 
 import numpy as np
+import pytest
 
 from kalshi_analytics.strategies.base import Position
 from kalshi_analytics.trading import (
@@ -142,3 +143,11 @@ def test_series_fees_follow_the_market() -> None:
     c = TradingCore([MarketSpec("A", SeriesFees("quadratic", D("0.5")))], Rows(rows), CoreConfig())
     c.execute(0, 0, YES, True, D(100), NAN, {})
     assert c.portfolio.fees == D("0.88")  # 0.07 × 0.5 × 100 × 0.25 = 0.875
+
+
+def test_a_very_long_span_is_sampled_more_coarsely_and_says_so() -> None:
+    tape = MarkTape(np.array([0, 1, 1]), np.array([0]), np.array([0.5]), np.array([0.5]))
+    year = 365 * 86_400 * S
+    curve = equity_curve([], 100.0, tape, start_us=0, end_us=4 * year, first_data_us=0, interval_seconds=1)
+    assert len(curve.ts_us) <= 1_000_002
+    assert curve.interval_seconds == pytest.approx(4 * 365 * 86_400 / 1_000_000)

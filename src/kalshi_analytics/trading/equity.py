@@ -5,7 +5,8 @@ sampled at
 
 - the window's start, where it is the initial capital (before anything at that instant);
 - every multiple of ``interval`` (UTC-aligned; one minute of data time by default) from the first snapshot to
-  the curve's end — the regular grid returns are measured on (:mod:`.metrics`);
+  the curve's end — the regular grid returns are measured on (:mod:`.metrics`); a span of more than
+  :data:`MAX_SAMPLES` intervals is sampled more coarsely, and the curve says which interval it used;
 - every fill and every settlement, so a drawdown between two grid points is not missed;
 - the curve's end: the window's end, or the last snapshot or settlement when they come earlier.
 
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+MAX_SAMPLES = 1_000_000  # regular samples per curve: a minute each over 1.9 years
 _EPS = 1e-9  # contracts: below this a float holding is flat (the Decimal ledger is exact)
 
 
@@ -144,6 +146,8 @@ def equity_curve(
     ``(ts_us, k, side, Δcontracts, Δcash)``; ``final_equity``, when given, is the exact value of the last point
     (the ledger's Decimal, instead of the float sum)."""
     interval_us = max(1, round(interval_seconds * 1_000_000))
+    # At most MAX_SAMPLES regular samples: a longer span is sampled more coarsely (the curve states its interval).
+    interval_us = max(interval_us, -(-(end_us - first_data_us) // MAX_SAMPLES))
     g0 = max(first_data_us // interval_us * interval_us, start_us)
     grid = np.arange(g0, end_us + 1, interval_us, dtype=np.int64)
     if len(grid) == 0 or grid[-1] != end_us:
@@ -174,4 +178,4 @@ def equity_curve(
     if final_equity is not None:
         eq[-1] = final_equity
     span = (end_us - int(grid[0])) / 1e6
-    return EquityCurve(ts, eq, grid_mask, float(interval_seconds), min(exposure, span), span)
+    return EquityCurve(ts, eq, grid_mask, interval_us / 1e6, min(exposure, span), span)
