@@ -154,6 +154,8 @@ class TradingCore:
         self.latency_us = round(cfg.fill_model.latency_seconds * 1_000_000)
         self._cash_f = float(cfg.initial_capital)  # a float mirror, to skip hopeless buys before any Decimal work
         self._step_f = float(cfg.contract_step)
+        self._max_position = cfg.max_position
+        self._touch = quotes.touch
         self._due: list[tuple[int, int, Decimal]] = []  # heap of (when, k, YES payout)
         self._pending: dict[int, deque[_Pending]] = {}
         # Liquidity taken per (market, book) since its touch last moved: (touch in YES dollars, {YES price: taken}).
@@ -169,7 +171,8 @@ class TradingCore:
         return self.portfolio.position(k)
 
     def skip(self, why: str, n: int = 1) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + n
+        skipped = self.skipped
+        skipped[why] = skipped.get(why, 0) + n
 
     # ------------------------------------------------------------------------------------------- settlement
     def schedule_settlement(self, k: int, at_us: int, yes_value: Decimal) -> None:
@@ -178,6 +181,10 @@ class TradingCore:
 
     def next_settlement_us(self) -> int | None:
         return self._due[0][0] if self._due else None
+
+    def due_times(self) -> list[int]:
+        """When the scheduled settlements fall (unordered)."""
+        return [at for at, _, _ in self._due]
 
     def advance(self, now_us: int) -> None:
         """Settle every market due at or before ``now_us``: its positions close and its cash is available."""
@@ -239,18 +246,19 @@ class TradingCore:
         signal: dict[str, Any] | LazySignal,
     ) -> None:
         """Fill an intent on snapshot ``row`` of market ``k`` now (``limit`` NaN = none)."""
-        cfg = self.cfg
         pf = self.portfolio
-        if k in self.settled:
-            return self.skip("settled")
         key = (k, side)
         held = pf.held.get(key, _ZERO)
+        # The common refusals first, cheaply (vectorised strategies send millions of intents that cannot fill).
         if buy:
-            if held >= cfg.max_position:
+            if k in self.settled:
+                return self.skip("settled")
+            if held >= self._max_position:
                 return self.skip("position_limit")
-        elif held <= 0:
+        elif held <= 0:  # also after a settlement: nothing is held any more
             return self.skip("nothing_to_sell")
-        px, shown = self.quotes.touch(row, side, buy)
+        cfg = self.cfg
+        px, shown = self._touch(row, side, buy)
         if not (px > 0 and px < 1):  # NaN (no quote) or an empty side
             return self.skip("no_quote")
         if buy and self._cash_f < px * self._step_f * 0.999:

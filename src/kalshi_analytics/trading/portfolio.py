@@ -25,9 +25,17 @@ _Q4 = Decimal("0.0001")
 _ZERO = Decimal(0)
 
 
+_TIMES: dict[int, datetime] = {}
+
+
 def utc(ts_us: int) -> datetime:
-    """Unix microseconds as an exact aware datetime."""
-    return datetime.fromtimestamp(ts_us // 1_000_000, UTC).replace(microsecond=ts_us % 1_000_000)
+    """Unix microseconds as an exact aware datetime (remembered: fills share their snapshots' times)."""
+    t = _TIMES.get(ts_us)
+    if t is None:
+        if len(_TIMES) >= 1 << 16:
+            _TIMES.clear()
+        t = _TIMES[ts_us] = datetime.fromtimestamp(ts_us // 1_000_000, UTC).replace(microsecond=ts_us % 1_000_000)
+    return t
 
 
 @dataclass
