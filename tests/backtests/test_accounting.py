@@ -95,6 +95,7 @@ def test_settlement_time_is_the_recorded_settled_at_and_later_intents_are_refuse
     (e,) = r.executions
     assert (e.exit_reason, e.exit_ts, e.exit_price) == ("settlement", settled, D(1))
     assert r.skipped == {"settled": 1}
+    assert compute_metrics(r)["flags"] == []  # the settlement time was recorded, not assumed
 
 
 class _ScriptPerMarket(Strategy):
@@ -160,7 +161,8 @@ def test_without_recorded_sizes_fills_are_capped_at_the_stated_default_and_flagg
     (e,) = r.executions
     assert e.size == D(100)
     m = compute_metrics(r)
-    assert m["flags"] == ["size_unknown"]
+    assert m["flags"] == ["size_unknown", "settlement_time_assumed"]  # no settled_at: taken as known at the close
+    assert m["settlement_time_assumed"] == ["M"]
     assert m["size_unknown_fills"] == 1
     assert m["fill_model"] == {
         "name": "displayed_liquidity",
@@ -243,7 +245,8 @@ def test_realised_and_unrealised_pnl_add_up_to_the_total() -> None:
     assert r.unrealised_pnl == D(10) * D("0.40") - D("5.18")  # marked at the last bid 0.40
     assert r.total_pnl == r.realised_pnl + r.unrealised_pnl
     m = compute_metrics(r)
-    assert (m["realised_pnl"], m["unrealised_pnl"], m["flags"]) == ("4.8200", "-1.1800", ["unresolved_marked"])
+    assert (m["realised_pnl"], m["unrealised_pnl"]) == ("4.8200", "-1.1800")
+    assert m["flags"] == ["unresolved_marked", "settlement_time_assumed"]
     assert m["num_realised_trades"] == 1
     assert m["win_rate"] == 1.0  # the marked lot is not a closed trade
     assert np.isclose(r.equity[-1], 10_000 + 4.82 - 1.18)

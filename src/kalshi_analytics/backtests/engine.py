@@ -157,6 +157,7 @@ def simulate(
     core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg.core())
     end_us = _us(ds.end)
     payouts: dict[str, Decimal] = {}
+    assumed: list[str] = []
     last_settlement: int | None = None
     for k, info in enumerate(ds.markets):
         value = yes_payout(info)
@@ -167,6 +168,8 @@ def simulate(
             core.schedule_settlement(k, at, value)
             payouts[info.ticker] = value
             last_settlement = at if last_settlement is None else max(last_settlement, at)
+            if info.settled_at is None:
+                assumed.append(info.ticker)
     vectorised = strategy.has_signals() if cfg.vectorised is None else (cfg.vectorised and strategy.has_signals())
     if ds.rows:
         if vectorised:
@@ -177,6 +180,7 @@ def simulate(
     core.expire_pending()
     unresolved = _mark_open(ds, core)
     pf = core.portfolio
+    traded = {e.ticker for e in pf.executions}
     for e in pf.executions:
         value = payouts.get(e.ticker)
         if value is not None:
@@ -199,6 +203,7 @@ def simulate(
         size_unknown_fills=core.size_unknown_fills,
         fill_model=cfg.fill_model.describe(),
         fee_model=describe_fee_model(cfg.fee_model),
+        settlement_time_assumed=[t for t in assumed if t in traded],
         snapshots=ds.rows,
         markets=len(ds.markets),
         path="vectorised" if vectorised else "per_event",

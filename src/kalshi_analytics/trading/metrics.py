@@ -155,6 +155,7 @@ def compute_metrics(res: TradingResult) -> dict[str, Any]:
         "unresolved_markets": res.unresolved_markets,
         "size_unknown_fills": res.size_unknown_fills,
         "flags": res.flags,
+        "settlement_time_assumed": res.settlement_time_assumed,
         "fill_model": res.fill_model,
         "fee_model": res.fee_model,
         "skipped_intents": res.skipped,

@@ -29,6 +29,7 @@ class TradingResult:
     size_unknown_fills: int = 0
     fill_model: dict[str, Any] = field(default_factory=dict)
     fee_model: dict[str, Any] = field(default_factory=dict)
+    settlement_time_assumed: list[str] = field(default_factory=list)  # settled at the close: no time recorded
 
     @property
     def equity_ts(self) -> FloatArray:
@@ -47,6 +48,8 @@ class TradingResult:
             out.append("size_unknown")  # some fills were sized by the fill model's cap, not a recorded size
         if self.unresolved_markets:
             out.append("unresolved_marked")  # some positions are valued at a mark, not a settlement
+        if self.settlement_time_assumed:
+            out.append("settlement_time_assumed")  # some results were taken as known at the market's close
         return out
 
     def curve_points(self) -> tuple[FloatArray, FloatArray]:
