@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kalshi_analytics.backtests.books import BookTape
-from kalshi_analytics.backtests.engine import EngineConfig, simulate
+from kalshi_analytics.backtests.engine import EngineConfig, book_points, plan, simulate
 from kalshi_analytics.strategies import get_strategy
 from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
 from kalshi_analytics.trading.fills import DisplayedLiquidity
@@ -251,3 +251,17 @@ def test_realised_and_unrealised_pnl_add_up_to_the_total() -> None:
     assert m["win_rate"] == 1.0  # the marked lot is not a closed trade
     assert np.isclose(r.equity[-1], 10_000 + 4.82 - 1.18)
     assert r.curve.ts_us[0] == int(datetime(2020, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+
+
+def test_books_are_needed_only_where_an_order_is_larger_than_the_touch() -> None:
+    ds = make_dataset([("A", "yes", HALF), ("B", "yes", HALF)], sizes=[(10, 5), (10, 50), (10, 5), (10, float("nan"))])
+    s = get_strategy("buy_and_hold")
+    for size, expected in ((4, {}), (20, {0: [0], 1: [0]})):
+        intents = plan(ds, s, s.parse_params({"size": size}))
+        points = book_points(ds, intents)
+        assert {k: ((v - us(T0)) // 60_000_000).tolist() for k, v in points.items()} == expected
+    no_side = plan(ds, s, s.parse_params({"size": 4, "side": "no"}))  # NO asks are the YES bids (10 shown)
+    assert book_points(ds, no_side) == {}
+    # Where no size was recorded, depth is worth a look too (here the 4th row, after a latency of 3 minutes).
+    late = plan(ds, s, s.parse_params({"size": 4}), EngineConfig(fill_model=DisplayedLiquidity(latency_seconds=180)))
+    assert {k: ((v - us(T0)) // 60_000_000).tolist() for k, v in book_points(ds, late).items()} == {0: [3], 1: [3]}

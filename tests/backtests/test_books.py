@@ -54,16 +54,18 @@ async def test_a_buy_larger_than_the_touch_walks_the_recorded_book(bt_engine: As
             )
         await sink.flush()
     f = MarketFilter(tickers=[t])
-    rid = await run_backtest(bt_engine, validate_request("buy_and_hold", {"size": 20}, *WIDE, market_filter=f))
-    ex = await get_executions(bt_engine, rid)
-    assert [(e["size"], e["entry_price"], e["fees"]) for e in ex] == [
-        (5, D("0.50"), D("0.09")),
-        (15, D("0.51"), D("0.27")),
-    ]
-    assert {e["exit_reason"] for e in ex} == {"settlement"}
-    assert all(e["exit_ts"] == t0 + timedelta(minutes=10) for e in ex)  # settled_at, not the close
-    res = await get_result(bt_engine, rid)
-    assert res.total_pnl == D("2.41") + D("7.08")
+    for vectorised in (True, False):  # the books in force at the fills, or all the window's (per event)
+        req = validate_request("buy_and_hold", {"size": 20}, *WIDE, market_filter=f, vectorised=vectorised)
+        rid = await run_backtest(bt_engine, req)
+        ex = await get_executions(bt_engine, rid)
+        assert [(e["size"], e["entry_price"], e["fees"]) for e in ex] == [
+            (5, D("0.50"), D("0.09")),
+            (15, D("0.51"), D("0.27")),
+        ]
+        assert {e["exit_reason"] for e in ex} == {"settlement"}
+        assert all(e["exit_ts"] == t0 + timedelta(minutes=10) for e in ex)  # settled_at, not the close
+        res = await get_result(bt_engine, rid)
+        assert res.total_pnl == D("2.41") + D("7.08")
     # Not walking the book: the touch's 5 only.
     req = validate_request("buy_and_hold", {"size": 20}, *WIDE, market_filter=f, walk_book=False)
     ex = await get_executions(bt_engine, await run_backtest(bt_engine, req))

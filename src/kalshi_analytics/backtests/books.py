@@ -87,22 +87,35 @@ class BookTape:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_BOOKS_SQL = (
-    "SELECT ticker, ts, yes_prices::float8[] AS yp, yes_sizes::float8[] AS ys, no_prices::float8[] AS np, "
-    "no_sizes::float8[] AS ns FROM orderbook_snapshots WHERE ticker = ANY($1::text[]) AND ts >= $2 AND ts < $3 "
-    "ORDER BY ticker, ts, source"
+_COLUMNS = "yes_prices::float8[] AS yp, yes_sizes::float8[] AS ys, no_prices::float8[] AS np, no_sizes::float8[] AS ns"
+_WINDOW_SQL = (
+    f"SELECT ticker, ts, {_COLUMNS} FROM orderbook_snapshots "
+    "WHERE ticker = ANY($1::text[]) AND ts >= $2 AND ts < $3 ORDER BY ticker, ts, source"
+)
+# The book in force at each point: the latest recorded at or before it (the primary key serves the search).
+_AS_OF_SQL = (
+    f"SELECT DISTINCT b.ticker, b.ts, {_COLUMNS} FROM unnest($1::text[], $2::timestamptz[]) AS p(ticker, ts) "
+    "CROSS JOIN LATERAL (SELECT o.* FROM orderbook_snapshots o WHERE o.ticker = p.ticker AND o.ts <= p.ts "
+    "ORDER BY o.ts DESC, o.source DESC LIMIT 1) b ORDER BY b.ticker, b.ts"
 )
 
 
-async def load_books(engine: AsyncEngine, ds: Dataset) -> BookTape | None:
-    """The recorded books of ``ds``'s markets inside its window; None when there are none."""
-    if not ds.markets:
+async def load_books(engine: AsyncEngine, ds: Dataset, points: dict[int, IntArray] | None = None) -> BookTape | None:
+    """Recorded books of ``ds``'s markets: the one in force at each of ``points`` (market index → times, µs), or,
+    with ``points`` None, every book inside the window (the per-event path cannot say in advance when it will
+    trade). None when there are none."""
+    if not ds.markets or points == {}:
         return None
     tickers = [m.ticker for m in ds.markets]
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        rows = await driver.fetch(_BOOKS_SQL, tickers, ds.start.astimezone(UTC), ds.end.astimezone(UTC))
+        if points is None:
+            rows = await driver.fetch(_WINDOW_SQL, tickers, ds.start.astimezone(UTC), ds.end.astimezone(UTC))
+        else:
+            names = [tickers[k] for k, ts in points.items() for _ in range(len(ts))]
+            times = [_EPOCH + _US * int(t) for ts in points.values() for t in ts.tolist()]
+            rows = await driver.fetch(_AS_OF_SQL, names, times)
         await conn.rollback()
     if not rows:
         return None
@@ -110,11 +123,7 @@ async def load_books(engine: AsyncEngine, ds: Dataset) -> BookTape | None:
     per_market: list[list[tuple[int, list[tuple[float, float]], list[tuple[float, float]]]]] = [[] for _ in tickers]
     for r in rows:
         ts_us = (r["ts"] - _EPOCH) // _US
-        per_market[index[r["ticker"]]].append(
-            (
-                ts_us,
-                list(zip(r["yp"] or [], r["ys"] or [], strict=True)),
-                list(zip(r["np"] or [], r["ns"] or [], strict=True)),
-            )
-        )
+        yes = list(zip(r["yp"] or [], r["ys"] or [], strict=True))
+        no = list(zip(r["np"] or [], r["ns"] or [], strict=True))
+        per_market[index[r["ticker"]]].append((ts_us, yes, no))
     return BookTape.from_books(per_market)

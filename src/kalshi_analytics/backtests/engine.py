@@ -37,7 +37,16 @@ from kalshi_analytics.trading.fills import DisplayedLiquidity, FillModel
 from kalshi_analytics.trading.portfolio import Execution
 from kalshi_analytics.trading.result import TradingResult
 
-__all__ = ["EngineConfig", "Execution", "Progress", "SimulationResult", "simulate"]  # Execution: re-exported
+__all__ = [
+    "EngineConfig",
+    "Execution",
+    "Intents",
+    "Progress",
+    "SimulationResult",
+    "book_points",
+    "plan",
+    "simulate",
+]  # Execution: re-exported
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 _ZERO = Decimal(0)
@@ -150,8 +159,11 @@ def simulate(
     params: StrategyParams,
     config: EngineConfig | None = None,
     progress: Progress | None = None,
+    *,
+    intents: Intents | None = None,
 ) -> SimulationResult:
-    """Run ``strategy`` over ``ds``; pure computation (no database)."""
+    """Run ``strategy`` over ``ds``; pure computation (no database). ``intents``: the vectorised path's, when
+    :func:`plan` already computed them (to load the order books they need first)."""
     cfg = config or EngineConfig()
     t0 = time.perf_counter()
     core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg.core())
@@ -170,10 +182,13 @@ def simulate(
             last_settlement = at if last_settlement is None else max(last_settlement, at)
             if info.settled_at is None:
                 assumed.append(info.ticker)
-    vectorised = strategy.has_signals() if cfg.vectorised is None else (cfg.vectorised and strategy.has_signals())
+    vectorised = uses_vectorised(strategy, cfg)
     if ds.rows:
         if vectorised:
-            _run_vectorised(ds, strategy, params, core, progress)
+            if intents is None:
+                intents = plan(ds, strategy, params, cfg, progress)
+            if intents is not None:
+                _run_vectorised(ds, core, intents, progress)
         else:
             _run_events(ds, strategy, params, core, progress)
     core.advance(_NEVER)
@@ -248,8 +263,9 @@ def _curve(ds: Dataset, core: TradingCore, cfg: EngineConfig, last_settlement: i
 
 
 @dataclass
-class _Intents:
-    """Every intent of a vectorised run, unordered: decision row, fill row, signal set, side, action, size, limit."""
+class Intents:
+    """Every intent of a vectorised run, unordered: decision row, fill row, signal set, side, action, size, limit;
+    ``late`` counts those with no snapshot to fill on after the latency."""
 
     decided: np.ndarray
     fill: np.ndarray
@@ -259,12 +275,23 @@ class _Intents:
     size: np.ndarray
     limit: np.ndarray
     sets: list[tuple[int, int, Any]]  # (market, its first row, the SignalArrays)
+    late: int = 0
 
 
-def _collect(
-    ds: Dataset, strategy: Strategy, params: StrategyParams, core: TradingCore, progress: Progress | None
-) -> _Intents | None:
-    latency = core.latency_us
+def uses_vectorised(strategy: Strategy, cfg: EngineConfig) -> bool:
+    return strategy.has_signals() if cfg.vectorised is None else (cfg.vectorised and strategy.has_signals())
+
+
+def plan(
+    ds: Dataset,
+    strategy: Strategy,
+    params: StrategyParams,
+    config: EngineConfig | None = None,
+    progress: Progress | None = None,
+) -> Intents | None:
+    """The vectorised path's intents over ``ds`` (None when there are none)."""
+    cfg = config or EngineConfig()
+    latency = round(cfg.fill_model.latency_seconds * 1_000_000)
     parts: list[tuple[np.ndarray, ...]] = []
     sets: list[tuple[int, int, Any]] = []
     m = len(ds.markets)
@@ -289,19 +316,33 @@ def _collect(
             sets.append((k, a, sig))
         if progress is not None and (k % 50 == 0 or k == m - 1):
             progress("signals", k + 1, m)
-    if late:
-        core.skip("no_snapshot_after_latency", late)
     if not parts:
-        return None
+        if not late:
+            return None
+        empty = np.zeros(0, np.int64)
+        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late)
     decided, fill_at, set_index, side, action, size, limit = (np.concatenate(c) for c in zip(*parts, strict=True))
-    return _Intents(decided, fill_at, set_index, side, action, size, limit, sets)
+    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late)
 
 
-def _run_vectorised(
-    ds: Dataset, strategy: Strategy, params: StrategyParams, core: TradingCore, progress: Progress | None
-) -> None:
-    intents = _collect(ds, strategy, params, core, progress)
-    if intents is None:
+def book_points(ds: Dataset, intents: Intents | None) -> dict[int, np.ndarray]:
+    """Per market, the fill times of the intents larger than the displayed touch (or where no size was
+    recorded): the only moments a book-walking fill model needs recorded depth."""
+    if intents is None or not len(intents.fill):
+        return {}
+    yes_book = (intents.side == 1) == (intents.action > 0)  # buy YES / sell NO take the YES asks
+    shown = np.where(yes_book, ds.columns["yes_ask_size"][intents.fill], ds.columns["yes_bid_size"][intents.fill])
+    with np.errstate(invalid="ignore"):
+        wanted = ~(intents.size <= shown)  # NaN: not recorded
+    rows = np.unique(intents.fill[wanted])
+    market = np.searchsorted(ds.offsets, rows, side="right") - 1
+    return {int(k): ds.ts_us[rows[market == k]] for k in np.unique(market)}
+
+
+def _run_vectorised(ds: Dataset, core: TradingCore, intents: Intents, progress: Progress | None) -> None:
+    if intents.late:
+        core.skip("no_snapshot_after_latency", intents.late)
+    if not len(intents.fill):
         return
     order = _time_order(ds)
     rank = np.empty_like(order)

@@ -18,6 +18,7 @@ Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -35,7 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kalshi_analytics.backtests.books import load_books
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
-from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
+from kalshi_analytics.backtests.engine import (
+    EngineConfig,
+    Intents,
+    Progress,
+    SimulationResult,
+    book_points,
+    plan,
+    simulate,
+    uses_vectorised,
+)
 from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
@@ -222,12 +232,8 @@ class BacktestOutcome:
 
 async def load_for(engine: AsyncEngine, req: BacktestRequest, cache: ColumnarCache | None = None) -> Dataset:
     if cache is None:
-        ds = await load_dataset(engine, req.start, req.end, req.market_filter)
-    else:
-        ds = await load_dataset_cached(engine, req.start, req.end, req.market_filter, cache)
-    if req.walk_book and ds.rows:
-        ds.books = await load_books(engine, ds)
-    return ds
+        return await load_dataset(engine, req.start, req.end, req.market_filter)
+    return await load_dataset_cached(engine, req.start, req.end, req.market_filter, cache)
 
 
 async def compute_backtest(
@@ -241,15 +247,33 @@ async def compute_backtest(
     """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes."""
     strategy, params = resolve(req)
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
+    intents = None
+    if req.walk_book and ds.rows and ds.books is None:
+        # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
+        # path, whose orders are not known in advance).
+        cfg = req.engine_config()
+        if uses_vectorised(strategy, cfg):
+            intents = plan(ds, strategy, params, cfg)
+            books = await load_books(engine, ds, book_points(ds, intents))
+        else:
+            books = await load_books(engine, ds)
+        if books is not None:
+            ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
     if progress is not None:
         progress("loaded", ds.rows, ds.rows)
-    return outcome_for(req, strategy, params, ds, progress)
+    return outcome_for(req, strategy, params, ds, progress, intents=intents)
 
 
 def outcome_for(
-    req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, progress: Progress | None = None
+    req: BacktestRequest,
+    strategy: Strategy,
+    params: StrategyParams,
+    ds: Dataset,
+    progress: Progress | None = None,
+    *,
+    intents: Intents | None = None,
 ) -> BacktestOutcome:
-    sim = simulate(ds, strategy, params, req.engine_config(), progress)
+    sim = simulate(ds, strategy, params, req.engine_config(), progress, intents=intents)
     t0 = time.perf_counter()
     metrics = compute_metrics(sim) | sim.run_info()
     metrics["timings"] = {"load_seconds": ds.load_seconds, "simulate_seconds": sim.simulate_seconds}
