@@ -165,7 +165,7 @@ def simulate(
     """Run ``strategy`` over ``ds``; pure computation (no database). ``intents``: the vectorised path's, when
     :func:`plan` already computed them (to load the order books they need first)."""
     cfg = config or EngineConfig()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (intents.seconds if intents is not None else 0.0)
     core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg.core())
     end_us = _us(ds.end)
     payouts: dict[str, Decimal] = {}
@@ -187,8 +187,7 @@ def simulate(
         if vectorised:
             if intents is None:
                 intents = plan(ds, strategy, params, cfg, progress)
-            if intents is not None:
-                _run_vectorised(ds, core, intents, progress)
+            _run_vectorised(ds, core, intents, progress)
         else:
             _run_events(ds, strategy, params, core, progress)
     core.advance(_NEVER)
@@ -276,6 +275,7 @@ class Intents:
     limit: np.ndarray
     sets: list[tuple[int, int, Any]]  # (market, its first row, the SignalArrays)
     late: int = 0
+    seconds: float = 0.0  # what computing them took (part of the simulation's time)
 
 
 def uses_vectorised(strategy: Strategy, cfg: EngineConfig) -> bool:
@@ -288,9 +288,10 @@ def plan(
     params: StrategyParams,
     config: EngineConfig | None = None,
     progress: Progress | None = None,
-) -> Intents | None:
-    """The vectorised path's intents over ``ds`` (None when there are none)."""
+) -> Intents:
+    """The vectorised path's intents over ``ds``."""
     cfg = config or EngineConfig()
+    t0 = time.perf_counter()
     latency = round(cfg.fill_model.latency_seconds * 1_000_000)
     parts: list[tuple[np.ndarray, ...]] = []
     sets: list[tuple[int, int, Any]] = []
@@ -317,18 +318,16 @@ def plan(
         if progress is not None and (k % 50 == 0 or k == m - 1):
             progress("signals", k + 1, m)
     if not parts:
-        if not late:
-            return None
         empty = np.zeros(0, np.int64)
-        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late)
+        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late, time.perf_counter() - t0)
     decided, fill_at, set_index, side, action, size, limit = (np.concatenate(c) for c in zip(*parts, strict=True))
-    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late)
+    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late, time.perf_counter() - t0)
 
 
-def book_points(ds: Dataset, intents: Intents | None) -> dict[int, np.ndarray]:
+def book_points(ds: Dataset, intents: Intents) -> dict[int, np.ndarray]:
     """Per market, the fill times of the intents larger than the displayed touch (or where no size was
     recorded): the only moments a book-walking fill model needs recorded depth."""
-    if intents is None or not len(intents.fill):
+    if not len(intents.fill):
         return {}
     yes_book = (intents.side == 1) == (intents.action > 0)  # buy YES / sell NO take the YES asks
     shown = np.where(yes_book, ds.columns["yes_ask_size"][intents.fill], ds.columns["yes_bid_size"][intents.fill])

@@ -247,20 +247,20 @@ async def compute_backtest(
     """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes."""
     strategy, params = resolve(req)
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
+    if progress is not None:
+        progress("loaded", ds.rows, ds.rows)
     intents = None
     if req.walk_book and ds.rows and ds.books is None:
         # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
         # path, whose orders are not known in advance).
         cfg = req.engine_config()
         if uses_vectorised(strategy, cfg):
-            intents = plan(ds, strategy, params, cfg)
+            intents = plan(ds, strategy, params, cfg, progress)
             books = await load_books(engine, ds, book_points(ds, intents))
         else:
             books = await load_books(engine, ds)
         if books is not None:
             ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
-    if progress is not None:
-        progress("loaded", ds.rows, ds.rows)
     return outcome_for(req, strategy, params, ds, progress, intents=intents)
 
 
