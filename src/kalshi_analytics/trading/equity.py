@@ -10,8 +10,8 @@ sampled at
 - every fill and every settlement, so a drawdown between two grid points is not missed;
 - the curve's end: the window's end, or the last snapshot or settlement when they come earlier.
 
-Cost: per traded (market, side), two binary searches for each sample that falls while it is held — nothing per
-snapshot.
+Cost: vectorised over all positions (a merge of each holding segment's events with the samples inside it), and
+per traded market one binary search of its rows for those samples — nothing per snapshot.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 MAX_SAMPLES = 1_000_000  # regular samples per curve: a minute each over 1.9 years
-_EPS = 1e-9  # contracts: below this a float holding is flat (the Decimal ledger is exact)
 
 
 @dataclass(frozen=True)
@@ -61,27 +60,16 @@ def flat_curve(start_us: int, capital: float, interval_seconds: float) -> Equity
 
 
 def _last_bid(bid: FloatArray, rows_t: IntArray, at: IntArray) -> FloatArray:
-    """The last finite ``bid`` recorded at or before each time of ``at`` (0 before the first): one pass over the
-    market's rows to find its quoted ones, then binary searches for the few points."""
-    quoted = np.flatnonzero(np.isfinite(bid))
-    if len(quoted) == len(bid):
-        r = np.searchsorted(rows_t, at, side="right") - 1
-    else:
-        r = np.searchsorted(rows_t[quoted], at, side="right") - 1
-        r = np.where(r >= 0, quoted[np.maximum(r, 0)], -1)
-    return np.where(r >= 0, bid[np.maximum(r, 0)], 0.0)
-
-
-def _segments(times: IntArray, held: FloatArray) -> tuple[IntArray, IntArray]:
-    """Intervals [open, close) during which the cumulative holding is positive; an open end is int64 max."""
-    is_open = held > _EPS
-    was_open = np.r_[False, is_open[:-1]]
-    starts = np.flatnonzero(is_open & ~was_open)
-    ends = np.flatnonzero(~is_open & was_open)
-    end_t = times[ends]
-    if len(ends) < len(starts):
-        end_t = np.r_[end_t, np.iinfo(np.int64).max]
-    return times[starts], end_t.astype(np.int64)
+    """The last finite ``bid`` recorded at or before each time of ``at`` (0 before the first). A binary search for
+    the points; the market's rows are scanned for quoted ones only when a point falls on an unquoted row."""
+    r = np.searchsorted(rows_t, at, side="right") - 1
+    px = np.where(r >= 0, bid[np.maximum(r, 0)], 0.0)
+    gap = ~np.isfinite(px)
+    if gap.any():
+        quoted = np.flatnonzero(np.isfinite(bid))
+        q = np.searchsorted(quoted, r[gap], side="right") - 1
+        px[gap] = np.where(q >= 0, bid[quoted[np.maximum(q, 0)]] if len(quoted) else 0.0, 0.0)
+    return px
 
 
 def _union_seconds(starts: IntArray, ends: IntArray) -> float:
@@ -95,40 +83,79 @@ def _union_seconds(starts: IntArray, ends: IntArray) -> float:
     return float(np.sum(reach[last] - s[new])) / 1e6
 
 
-def _holdings(
+def _expand(lo: IntArray, hi: IntArray) -> tuple[IntArray, IntArray]:
+    """Every index of the ranges [lo, hi) and the range each comes from, without a Python loop."""
+    n = hi - lo
+    total = int(n.sum())
+    owner = np.repeat(np.arange(len(n)), n)
+    return np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(total), owner
+
+
+def _holdings(  # noqa: PLR0914 - one vectorised pass, its steps named
     points: IntArray, ev: FloatArray, ev_t: IntArray, tape: MarkTape, end_us: int
 ) -> tuple[FloatArray, float]:
-    """Value of the open positions at each point, and the time any position was open (seconds)."""
+    """Value of the open positions at each point, and the time any position was open (seconds).
+
+    All positions at once: the events grouped by (market, side) give holding segments [open, close); the sample
+    points inside each segment are merged with that segment's events to find the holding at each point; only the
+    bid lookup goes market by market (a binary search over that market's rows)."""
     value = np.zeros(len(points))
     if not len(ev):
         return value, 0.0
-    seg_starts: list[IntArray] = []
-    seg_ends: list[IntArray] = []
     keys = ev[:, 1].astype(np.int64) * 4 + ev[:, 2].astype(np.int64)
-    o = np.argsort(keys, kind="stable")  # grouped by (market, side), each group still in time order
-    keys, ev, ev_t = keys[o], ev[o], ev_t[o]
-    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        k, side = divmod(int(keys[lo]), 4)
-        t = ev_t[lo:hi]
-        held = np.cumsum(ev[lo:hi, 3])
-        s_t, e_t = _segments(t, held)
-        seg_starts.append(s_t)
-        seg_ends.append(np.minimum(e_t, end_us))
-        # The sample points inside the holding segments: only there is this position worth anything.
-        i0 = np.searchsorted(points, s_t, side="left")
-        i1 = np.searchsorted(points, e_t, side="left")
-        n = i1 - i0
-        total = int(n.sum())
-        if total == 0:
-            continue
-        at = np.repeat(i0 - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(total)
-        p = points[at]
-        h = held[np.searchsorted(t, p, side="right") - 1]
+    o = np.argsort(keys, kind="stable")  # grouped by (market, side), each group in time order
+    keys, ev_t = keys[o], ev_t[o]
+    delta = np.round(ev[o, 3] * 1e6).astype(np.int64)  # micro-contracts: integer sums are exact
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    total = np.cumsum(delta)
+    group_start = np.flatnonzero(first)
+    base = np.r_[0, total[group_start[1:] - 1]]
+    held = total - np.repeat(base, np.diff(np.r_[group_start, len(keys)]))
+    is_open = held > 0
+    was_open = np.r_[False, is_open[:-1]] & ~first
+    opens = np.flatnonzero(is_open & ~was_open)
+    closes = np.flatnonzero(~is_open & was_open)
+    # Each segment closes at the next close of its own group, or stays open to the end.
+    next_group = np.r_[group_start[1:], len(keys)][np.searchsorted(group_start, opens, side="right") - 1]
+    c = np.searchsorted(closes, opens)
+    close_at = np.r_[closes, len(keys)][c]  # past the last close: none
+    closed = close_at < next_group
+    never = int(np.iinfo(np.int64).max)
+    seg_t0 = ev_t[opens]
+    seg_t1 = np.where(closed, ev_t[np.minimum(close_at, len(keys) - 1)], never)
+    exposure = _union_seconds(seg_t0, np.minimum(seg_t1, end_us))
+    # The points inside each segment, and the segment's events before its close.
+    at, p_seg = _expand(np.searchsorted(points, seg_t0, side="left"), np.searchsorted(points, seg_t1, side="left"))
+    if not len(at):
+        return value, exposure
+    ev_idx, e_seg = _expand(opens, np.where(closed, close_at, next_group))
+    # Merge them by (segment, time), events first at equal times; a point's holding is its last event's.
+    seg = np.r_[e_seg, p_seg]
+    t = np.r_[ev_t[ev_idx], points[at]]
+    kind = np.r_[np.zeros(len(ev_idx), np.int8), np.ones(len(at), np.int8)]
+    order = np.lexsort((kind, t, seg))
+    src = np.r_[ev_idx, np.full(len(at), -1)][order]
+    last_event = np.maximum.accumulate(np.where(src >= 0, np.arange(len(src)), 0))
+    is_point = kind[order] == 1
+    point_pos = order[is_point] - len(ev_idx)  # which expanded point each merged point row is
+    h = np.empty(len(at))
+    h[point_pos] = held[src[last_event[is_point]]] / 1e6
+    # The bid of each point's market and side.
+    p_key = keys[opens][p_seg]
+    px = np.zeros(len(at))
+    by_market = np.argsort(p_key // 4, kind="stable")
+    markets = p_key[by_market] // 4
+    cuts = np.flatnonzero(np.r_[True, markets[1:] != markets[:-1], True])
+    for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+        k = int(markets[lo])
+        sel = by_market[lo:hi]
         a, b = int(tape.offsets[k]), int(tape.offsets[k + 1])
-        px = _last_bid((tape.yes_bid if side == 1 else tape.no_bid)[a:b], tape.ts_us[a:b], p)
-        value += np.bincount(at, weights=h * px, minlength=len(points))
-    return value, _union_seconds(np.concatenate(seg_starts), np.concatenate(seg_ends))
+        yes = p_key[sel] % 4 == 1
+        for side_sel, col in ((sel[yes], tape.yes_bid), (sel[~yes], tape.no_bid)):
+            if len(side_sel):
+                px[side_sel] = _last_bid(col[a:b], tape.ts_us[a:b], points[at[side_sel]])
+    value += np.bincount(at, weights=h * px, minlength=len(points))
+    return value, exposure
 
 
 def equity_curve(
