@@ -91,7 +91,7 @@ def _expand(lo: IntArray, hi: IntArray) -> tuple[IntArray, IntArray]:
     return np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(total), owner
 
 
-def _holdings(  # noqa: PLR0914 - one vectorised pass, its steps named
+def _holdings(
     points: IntArray, ev: FloatArray, ev_t: IntArray, tape: MarkTape, end_us: int
 ) -> tuple[FloatArray, float]:
     """Value of the open positions at each point, and the time any position was open (seconds).
