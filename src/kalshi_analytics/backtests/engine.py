@@ -50,6 +50,7 @@ __all__ = [
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 _ZERO = Decimal(0)
+_Q4 = Decimal("0.0001")
 _NEVER = int(np.iinfo(np.int64).max)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -200,7 +201,8 @@ def simulate(
         if value is not None:
             e.outcome = float(value if e.side == "yes" else 1 - value)
     curve = _curve(ds, core, cfg, last_settlement)
-    total = (pf.equity - cfg.initial_capital).quantize(Decimal("0.0001"))
+    total = (pf.equity - cfg.initial_capital).quantize(_Q4)
+    realised = pf.realised.quantize(_Q4)  # the unrealised part is the rest, so the two add up to the total exactly
     return SimulationResult(
         executions=pf.executions,
         fills=core.fills,
@@ -209,8 +211,8 @@ def simulate(
         final_cash=pf.cash,
         final_equity=pf.equity,
         total_pnl=total,
-        realised_pnl=pf.realised.quantize(Decimal("0.0001")),
-        unrealised_pnl=pf.unrealised.quantize(Decimal("0.0001")),
+        realised_pnl=realised,
+        unrealised_pnl=total - realised,
         unresolved_markets=unresolved,
         curve=curve,
         skipped=core.skipped,
