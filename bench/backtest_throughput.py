@@ -37,7 +37,6 @@ from bench.common import fresh_database
 from kalshi_analytics.backtests.cache import ColumnarCache
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset, snapshot_copy_sql
 from kalshi_analytics.backtests.engine import EngineConfig, simulate
-from kalshi_analytics.backtests.metrics import compute_metrics
 from kalshi_analytics.backtests.service import (
     _insert_request,
     compute_backtest,
@@ -48,6 +47,7 @@ from kalshi_analytics.backtests.service import (
 )
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
+from kalshi_analytics.trading.metrics import compute_metrics
 
 PARAMS = {"lookback": 10, "threshold": 0.06, "hold": 30, "size": 10}
 STEP_SECONDS = 10

@@ -307,7 +307,7 @@ def plot_equity(result: ResearchResult) -> Figure:
     fig = Figure(figsize=(9, 4))
     ax = fig.add_subplot()
     if len(result.equity):
-        ax.step(result.equity.index, result.equity.values, where="post", label="equity (marked daily)")
+        ax.step(result.equity.index, result.equity.values, where="post", label="equity (marked at the bid)")
     ex = result.executions
     if len(ex):
         realised = ex.sort_values("exit_ts")

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.data import Dataset, MarketInfo, empty_dataset
-from kalshi_analytics.backtests.fees import SeriesFees
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.trading.fees import SeriesFees
 from tests.conftest import SHARED_DATA, create_migrated_database, drop_database, require_shared_data
 
 NBA_DIR = SHARED_DATA / "nba_candles"
@@ -55,13 +55,17 @@ def make_dataset(
     step_seconds: int = 60,
     sizes: Sequence[tuple[float, float]] | None = None,
     close_after_end: bool = False,
+    starts: Sequence[datetime] | None = None,
+    window: tuple[datetime, datetime] = WIDE,
 ) -> Dataset:
-    """An in-memory dataset: per market (ticker, result, [(yes_bid, yes_ask), ...]) one snapshot a minute."""
+    """An in-memory dataset: per market (ticker, result, [(yes_bid, yes_ask), ...]) one snapshot a minute from
+    ``T0`` (or that market's entry of ``starts``); it closes one step after its last snapshot."""
     infos: list[MarketInfo] = []
     offsets = [0]
     ts_parts, cols = [], {k: [] for k in ("yes_bid", "yes_ask", "yes_bid_size", "yes_ask_size")}
-    t0 = int(T0.timestamp() * 1_000_000)
-    for ticker, result, quotes in markets:
+    for i, (ticker, result, quotes) in enumerate(markets):
+        start = starts[i] if starts is not None else T0
+        t0 = int(start.timestamp() * 1_000_000)
         n = len(quotes)
         ts_parts.append(t0 + np.arange(n, dtype=np.int64) * step_seconds * 1_000_000)
         cols["yes_bid"].append(np.array([q[0] for q in quotes], float))
@@ -72,12 +76,12 @@ def make_dataset(
         close = (
             datetime(2031, 1, 1, tzinfo=UTC)
             if close_after_end
-            else datetime.fromtimestamp(T0.timestamp() + n * step_seconds, UTC)
+            else datetime.fromtimestamp(start.timestamp() + n * step_seconds, UTC)
         )
         infos.append(MarketInfo(ticker, "EV", "SER", "Test", "finalized", result, None, close, SeriesFees()))
         offsets.append(offsets[-1] + n)
     if not infos:
-        return empty_dataset(*WIDE)
+        return empty_dataset(*window)
     ts_us = np.concatenate(ts_parts)
     yb, ya = np.concatenate(cols["yes_bid"]), np.concatenate(cols["yes_ask"])
     columns = {
@@ -91,7 +95,7 @@ def make_dataset(
         "yes_ask_size": np.concatenate(cols["yes_ask_size"]),
         "volume": np.zeros(len(ts_us)),
     }
-    return Dataset(infos, np.array(offsets, np.int64), ts_us, np.zeros(len(ts_us), np.int8), columns, *WIDE)
+    return Dataset(infos, np.array(offsets, np.int64), ts_us, np.zeros(len(ts_us), np.int8), columns, *window)
 
 
 def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:

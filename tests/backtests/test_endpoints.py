@@ -78,6 +78,9 @@ async def test_create_runs_in_the_background_and_pays_to_the_cent(
     assert res["window"]["start"].startswith("2026-03-01T00:00:00")
     assert res["market_filter"]["tickers"] == [t]
     assert res["config"]["initial_capital"] == "10000"
+    assert (res["config"]["fill_latency_seconds"], res["config"]["walk_book"]) == (0.0, True)
+    assert res["metrics"]["fill_model"]["name"] == "displayed_liquidity"
+    assert res["metrics"]["annualisation"]["interval_seconds"] == 60.0
     assert res["error"] is None
     # 10 YES at 0.42, fee ceil(0.07 × 10 × 0.42 × 0.58 = 0.17052) = 0.18, settled at 1: 10 × 0.58 − 0.18
     assert res["num_trades"] == 1
@@ -98,6 +101,7 @@ async def test_create_runs_in_the_background_and_pays_to_the_cent(
     eq = (await client.get(created["links"]["equity"])).json()
     assert eq["status"] == "done"
     assert len(eq["ts"]) == len(eq["equity"]) >= 1
+    assert (eq["ts"][0], eq["equity"][0]) == (res["window"]["start"], 10_000.0)  # from the window's start
     assert eq["equity"][-1] == 10_005.62
 
 

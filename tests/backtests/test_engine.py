@@ -7,9 +7,9 @@ from decimal import Decimal as D
 from typing import Any, ClassVar
 
 from kalshi_analytics.backtests.engine import EngineConfig, simulate
-from kalshi_analytics.backtests.metrics import compute_metrics
 from kalshi_analytics.strategies import get_strategy
 from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
+from kalshi_analytics.trading.metrics import compute_metrics
 from tests.backtests.conftest import make_dataset
 
 

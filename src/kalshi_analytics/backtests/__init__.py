@@ -1,4 +1,4 @@
-"""Backtests: columnar loading, the engine, fees, metrics, persistence and the service API.
+"""Backtests: columnar loading, the engine that feeds the trading core, persistence and the service API.
 
 Bad input raises :class:`kalshi_analytics.errors.InvalidInputError` (an unknown strategy its subclass
 :class:`kalshi_analytics.strategies.UnknownStrategyError`); an unknown id raises
@@ -6,12 +6,12 @@ Bad input raises :class:`kalshi_analytics.errors.InvalidInputError` (an unknown 
 
 Entry points: :func:`~.service.run_backtest`, :func:`~.service.enqueue_backtest`, :func:`~.service.execute_queued`,
 :func:`~.service.get_result`, :func:`~.service.get_executions`; pure computation: :func:`~.engine.simulate` over a
-:class:`~.data.Dataset` from :func:`~.data.load_dataset`.
+:class:`~.data.Dataset` from :func:`~.data.load_dataset`. Fills, fees, the portfolio, settlement, the equity curve
+and the metrics are :mod:`kalshi_analytics.trading`'s.
 """
 
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, Execution, SimulationResult, simulate
-from kalshi_analytics.backtests.fees import FeeModel, KalshiFeeModel, SeriesFees
 from kalshi_analytics.backtests.service import (
     BacktestRequest,
     BacktestResultId,
@@ -32,10 +32,7 @@ __all__ = [
     "Dataset",
     "EngineConfig",
     "Execution",
-    "FeeModel",
-    "KalshiFeeModel",
     "MarketFilter",
-    "SeriesFees",
     "SimulationResult",
     "check_request",
     "enqueue_backtest",

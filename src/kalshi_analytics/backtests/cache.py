@@ -115,7 +115,7 @@ def _write(path: Path, ds: Dataset, fp: dict[str, Any]) -> None:
 def _read(path: Path, fp: dict[str, Any]) -> Dataset | None:
     from decimal import Decimal
 
-    from kalshi_analytics.backtests.fees import SeriesFees
+    from kalshi_analytics.trading.fees import SeriesFees
 
     try:
         z = np.load(path)

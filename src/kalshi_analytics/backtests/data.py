@@ -26,8 +26,9 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kalshi_analytics.backtests.fees import SeriesFees
+from kalshi_analytics.backtests.books import BookTape
 from kalshi_analytics.strategies.base import FIELDS, FloatArray, MarketArrays
+from kalshi_analytics.trading.fees import SeriesFees
 
 SOURCES = ("poll", "websocket", "backfill")
 _PRICE_COLS = ("yes_bid", "yes_ask", "no_bid", "no_ask", "last_price", "yes_bid_size", "yes_ask_size", "volume")
@@ -77,6 +78,7 @@ class MarketInfo:
     settlement_value: Decimal | None
     close_time: datetime | None
     fees: SeriesFees
+    settled_at: datetime | None = None  # when the exchange settled it (the recorder's ``markets.settled_at``)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Dataset:
     end: datetime
     load_seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    books: BookTape | None = None  # recorded order books, loaded when the fill model walks them
 
     @property
     def rows(self) -> int:
@@ -149,7 +152,7 @@ async def load_markets(driver: Any, market_filter: MarketFilter) -> list[MarketI
     where, args = _where(market_filter)
     rows = await driver.fetch(
         "SELECT m.ticker, m.event_ticker, m.series_ticker, coalesce(m.category, se.category) AS category, m.status, "
-        "m.result, m.settlement_value, m.close_time, se.fee_type, se.fee_multiplier "
+        "m.result, m.settlement_value, m.close_time, se.fee_type, se.fee_multiplier, m.settled_at "
         f"FROM markets m LEFT JOIN series se ON se.ticker = m.series_ticker WHERE {where} ORDER BY m.ticker",
         *args,
     )
@@ -164,6 +167,7 @@ async def load_markets(driver: Any, market_filter: MarketFilter) -> list[MarketI
             r["settlement_value"],
             r["close_time"],
             SeriesFees(r["fee_type"], r["fee_multiplier"]),
+            r["settled_at"],
         )
         for r in rows
     ]

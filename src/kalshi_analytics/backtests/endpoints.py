@@ -29,7 +29,7 @@ from kalshi_analytics.web.responses import model_response
 from kalshi_analytics.web.strict_json import StrictJsonRoute
 
 BASE = f"{API_PREFIX}/backtests"
-CONFIG_KEYS = ("initial_capital", "max_position", "contract_step", "vectorised")
+CONFIG_KEYS = service.CONFIG_KEYS
 
 
 class BacktestRoute(ChargedBeforeBody, StrictJsonRoute):

@@ -1,49 +1,59 @@
-"""The backtest engine: simulate a strategy over a :class:`~.data.Dataset` with honest fills and Kalshi fees.
+"""The backtest engine: feed a strategy's intents over a :class:`~.data.Dataset` to the trading core.
 
-Two paths over the same executor:
+Everything about money — fills, fees, cash, lots, settlement, marks, the equity curve and the metrics — is the
+trading core's (:mod:`kalshi_analytics.trading`), the same code the live runner feeds. This module only walks
+the recorded data in time order and hands the core its events. Two paths produce the intents:
 
 - vectorised: a strategy with ``signals`` computes every intent of a market at once (floats, numpy — the
-  "kernel"); the engine merges the intents of all markets in time order and executes them;
+  "kernel"); the engine merges the intents of all markets in time order and feeds them to the core;
 - per event: the engine walks every snapshot of every market in time order, appends it to that market's
   buffer and calls ``on_event`` with a view of the buffer up to that snapshot (look-ahead impossible).
 
-The executor is sequential and exact: prices become ``Decimal`` at the fill, fees are ``Decimal`` rounded up to the
-cent per fill, cash, P&L per execution and totals are ``Decimal``. Fills: buys at the ask (YES ask, or the NO
-ask = 1 − YES bid), sells at the bid, capped by the displayed size when recorded, by the position limit and
-by the cash available. At the end, positions in markets with a result settle at $1/$0 (``exit_reason
-'settlement'``); positions in unresolved markets are marked at the last bid of their side and flagged
-(``'marked'``).
+Settlement: a market with a result settles when its result became known — ``settled_at`` as the recorder stored
+it (the exchange's settlement time), else its close time, else its last snapshot — provided that is inside the
+window; its payout is cash from then on, for every later intent. Positions in other markets are marked at the
+last bid of their side at the end and flagged. With a fill latency, an intent decided at a snapshot fills on its
+market's first snapshot at or after the decision time plus the latency.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
 from kalshi_analytics.backtests.data import SOURCES, Dataset, MarketInfo
-from kalshi_analytics.backtests.fees import FeeModel, KalshiFeeModel
-from kalshi_analytics.strategies.base import (
-    FIELDS,
-    MarketView,
-    OrderIntent,
-    Position,
-    Strategy,
-    StrategyParams,
-)
+from kalshi_analytics.strategies.base import FIELDS, MarketView, OrderIntent, Position, Strategy, StrategyParams
+from kalshi_analytics.trading.core import CoreConfig, MarketSpec, TradingCore, price_of, signal_record
+from kalshi_analytics.trading.equity import EquityCurve, MarkTape, equity_curve, flat_curve
+from kalshi_analytics.trading.fees import FeeModel, KalshiFeeModel, describe_fee_model
+from kalshi_analytics.trading.fills import DisplayedLiquidity, FillModel
+from kalshi_analytics.trading.portfolio import Execution
+from kalshi_analytics.trading.result import TradingResult
+
+__all__ = [
+    "EngineConfig",
+    "Execution",
+    "Intents",
+    "Progress",
+    "SimulationResult",
+    "book_points",
+    "plan",
+    "simulate",
+]  # Execution: re-exported
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-_TICK = Decimal("0.0001")
-_Q4 = Decimal("0.0001")
-_SIDES = ("", "yes", "no")
 _ZERO = Decimal(0)
+_Q4 = Decimal("0.0001")
+_NEVER = int(np.iinfo(np.int64).max)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -52,265 +62,86 @@ class EngineConfig:
     max_position: Decimal = Decimal(10_000)  # contracts per market and side
     contract_step: Decimal = Decimal(1)  # sizes are rounded down to this (whole contracts; 0.01 where fractional)
     fee_model: FeeModel = field(default_factory=KalshiFeeModel)
+    fill_model: FillModel = field(default_factory=DisplayedLiquidity)
     vectorised: bool | None = None  # None: use ``signals`` when the strategy has it
+    equity_interval_seconds: float = 60.0  # the equity curve's regular sampling, in data time
+
+    def core(self) -> CoreConfig:
+        return CoreConfig(
+            initial_capital=self.initial_capital,
+            max_position=self.max_position,
+            contract_step=self.contract_step,
+            fee_model=self.fee_model,
+            fill_model=self.fill_model,
+        )
 
 
 @dataclass
-class Execution:
-    """One position lot from entry to exit (a partial sell splits a lot). Money in Decimal."""
+class SimulationResult(TradingResult):
+    snapshots: int = 0
+    markets: int = 0
+    path: str = ""
+    simulate_seconds: float = 0.0
 
-    ticker: str
-    side: str
-    size: Decimal
-    entry_ts: datetime
-    entry_price: Decimal
-    entry_snapshot_ts: datetime
-    entry_snapshot_source: str
-    fees: Decimal
-    exit_ts: datetime | None = None
-    exit_price: Decimal | None = None
-    exit_snapshot_ts: datetime | None = None
-    exit_snapshot_source: str | None = None
-    exit_reason: str | None = None  # signal | settlement | marked
-    pnl: Decimal | None = None
-    signal: dict[str, Any] = field(default_factory=dict)
-    outcome: float | None = None  # 1.0 if this side won, 0.0 if it lost, None if unresolved
+    def run_info(self) -> dict[str, Any]:
+        """What the metrics of a backtest add to the trading core's."""
+        return {"markets": self.markets, "snapshots": self.snapshots, "path": self.path}
 
 
-@dataclass
-class SimulationResult:
-    executions: list[Execution]
-    fills: int
-    fees_paid: Decimal
-    final_cash: Decimal
-    initial_capital: Decimal
-    total_pnl: Decimal
-    unresolved_markets: list[str]
-    equity_ts: np.ndarray  # Unix seconds
-    equity: np.ndarray
-    snapshots: int
-    markets: int
-    path: str
-    simulate_seconds: float
-    skipped: dict[str, int]
+class DatasetQuotes:
+    """The core's view of a dataset's snapshots (and recorded books, when loaded); ``row`` is a dataset row."""
 
+    __slots__ = ("books", "na", "nb", "src", "ts", "ya", "yas", "yb", "ybs")
 
-def _dt(ts_us: int) -> datetime:
-    return datetime.fromtimestamp(ts_us / 1e6, UTC).replace(microsecond=ts_us % 1_000_000)
-
-
-def _price(x: float) -> Decimal:
-    return Decimal(repr(round(x, 4))).quantize(_TICK)
-
-
-@dataclass
-class _Lot:
-    size: Decimal
-    price: Decimal
-    fee: Decimal
-    row: int
-    signal: dict[str, Any]
-
-
-class _Executor:
-    """Sequential fills, positions, cash; every amount is Decimal."""
-
-    def __init__(self, ds: Dataset, cfg: EngineConfig) -> None:
-        self.ds = ds
-        self.cfg = cfg
-        self.cash = cfg.initial_capital
-        self.cash_f = float(cfg.initial_capital)  # a float mirror, only to skip hopeless buys before any Decimal work
-        self.lots: dict[tuple[int, int], deque[_Lot]] = {}
-        self.held: dict[tuple[int, int], Decimal] = {}
-        self.executions: list[Execution] = []
-        self.fills = 0
-        self.fees = Decimal(0)
-        self.skipped: dict[str, int] = {}
-        # For the equity curve (floats): (ts_us, market, side, Δcontracts, Δcash)
-        self.events: list[tuple[int, int, int, float, float]] = []
+    def __init__(self, ds: Dataset) -> None:
         c = ds.columns
-        self.cols = (c["yes_bid"], c["yes_ask"], c["no_bid"], c["no_ask"], c["yes_bid_size"], c["yes_ask_size"])
+        self.yb, self.ya, self.nb, self.na = c["yes_bid"], c["yes_ask"], c["no_bid"], c["no_ask"]
+        self.ybs, self.yas = c["yes_bid_size"], c["yes_ask_size"]
+        self.ts, self.src = ds.ts_us, ds.source
+        self.books = ds.books
 
-    def _skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
+    def ts_us(self, row: int) -> int:
+        return int(self.ts[row])
 
-    def position(self, k: int) -> Position:
-        y = self.held.get((k, 1), Decimal(0))
-        n = self.held.get((k, 2), Decimal(0))
-        return Position(y, n)
+    def source(self, row: int) -> str:
+        return SOURCES[int(self.src[row])]
 
-    def execute(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - the hot path: one flat function, positional for speed
-        self, k: int, g: int, side: int, buy: bool, size: Decimal, limit: float, signal: dict[str, Any] | _LazySignal
-    ) -> None:
-        key = (k, side)
-        held = self.held.get(key, _ZERO)
+    def touch(self, row: int, side: int, buy: bool) -> tuple[float, float]:
+        # Kalshi's books are bids only: a NO ask is a YES bid (at its size), a YES ask a NO bid.
         if buy:
-            if held >= self.cfg.max_position:
-                return self._skip("position_limit")
-        elif held <= 0:
-            return self._skip("nothing_to_sell")
-        yb, ya, nb, na, ybs, yas = self.cols
-        if buy:
-            px = float(ya[g] if side == 1 else na[g])
-            shown = float(yas[g] if side == 1 else ybs[g])  # NO asks are the YES bids
-        else:
-            px = float(yb[g] if side == 1 else nb[g])
-            shown = float(ybs[g] if side == 1 else yas[g])
-        if not (px > 0 and px < 1):  # NaN (no quote) or an empty side
-            return self._skip("no_quote")
-        if buy and self.cash_f < px * float(self.cfg.contract_step) * 0.999:
-            return self._skip("capital")
-        if not math.isnan(limit) and (px > limit if buy else px < limit):
-            return self._skip("limit_not_crossed")
-        step = self.cfg.contract_step
-        if not math.isnan(shown):
-            size = min(size, Decimal(repr(shown)).quantize(step, ROUND_DOWN))
-        price = _price(px)
-        info = self.ds.markets[k]
-        if buy:
-            size = min(size, self.cfg.max_position - held).quantize(step, ROUND_DOWN)
-            if size <= 0:
-                return self._skip("position_limit")
-            if self.cash < price * step:
-                return self._skip("capital")
-            fee = self.cfg.fee_model.fee(price, size, series=info.fees)
-            if size * price + fee > self.cash:
-                per = price * Decimal("1.07") + Decimal("0.01")
-                size = min(size, (self.cash / per).quantize(step, ROUND_DOWN))
-                while size > 0:
-                    fee = self.cfg.fee_model.fee(price, size, series=info.fees)
-                    if size * price + fee <= self.cash:
-                        break
-                    size -= step
-                if size <= 0:
-                    return self._skip("capital")
-            self.cash -= size * price + fee
-            self.cash_f = float(self.cash)
-            if isinstance(signal, _LazySignal):
-                signal = signal.build()
-            self.lots.setdefault(key, deque()).append(_Lot(size, price, fee, g, signal))
-            self.held[key] = held + size
-            self.events.append((int(self.ds.ts_us[g]), k, side, float(size), -float(size * price + fee)))
-        else:
-            size = min(size, held).quantize(step, ROUND_DOWN)
-            if size <= 0:
-                return self._skip("nothing_to_sell")
-            fee = self.cfg.fee_model.fee(price, size, series=info.fees)
-            self.cash += size * price - fee
-            self.cash_f = float(self.cash)
-            self.held[key] = held - size
-            self.events.append((int(self.ds.ts_us[g]), k, side, -float(size), float(size * price - fee)))
-            exit_signal = signal.build() if isinstance(signal, _LazySignal) else signal
-            self._close(k, side, size, price, fee, g, "signal", None, exit_signal)
-        self.fills += 1
-        self.fees += fee
-
-    def _close(  # noqa: PLR0917 - internal, called from two places
-        self,
-        k: int,
-        side: int,
-        size: Decimal,
-        price: Decimal,
-        fee: Decimal,
-        g: int | None,
-        reason: str,
-        when: int | None,
-        exit_signal: dict[str, Any] | None = None,
-    ) -> None:
-        """Close ``size`` contracts FIFO at ``price``; the exit fee is shared pro rata (to 0.0001, remainder last)."""
-        lots = self.lots[(k, side)]
-        remaining, fee_left = size, fee
-        ts_us = int(self.ds.ts_us[g]) if g is not None else int(when or 0)
-        while remaining > 0:
-            lot = lots[0]
-            take = min(lot.size, remaining)
-            remaining -= take
-            exit_fee = fee_left if remaining == 0 else (fee * take / size).quantize(_Q4)
-            fee_left -= exit_fee
-            if take == lot.size:
-                entry_fee = lot.fee
-                lots.popleft()
-            else:
-                entry_fee = (lot.fee * take / lot.size).quantize(_Q4)
-                lot.fee -= entry_fee
-                lot.size -= take
-            fees = entry_fee + exit_fee
-            info = self.ds.markets[k]
-            payout = _payout(info, side, self.ds.end)
-            self.executions.append(
-                Execution(
-                    ticker=info.ticker,
-                    side=_SIDES[side],
-                    size=take,
-                    entry_ts=_dt(int(self.ds.ts_us[lot.row])),
-                    entry_price=lot.price,
-                    entry_snapshot_ts=_dt(int(self.ds.ts_us[lot.row])),
-                    entry_snapshot_source=SOURCES[int(self.ds.source[lot.row])],
-                    fees=fees,
-                    exit_ts=_dt(ts_us),
-                    exit_price=price,
-                    exit_snapshot_ts=_dt(ts_us) if g is not None else None,
-                    exit_snapshot_source=SOURCES[int(self.ds.source[g])] if g is not None else None,
-                    exit_reason=reason,
-                    pnl=(take * (price - lot.price) - fees).quantize(_Q4),
-                    signal={**lot.signal, "exit": exit_signal} if exit_signal else lot.signal,
-                    outcome=float(payout) if payout is not None else None,
-                )
+            return (
+                (float(self.ya[row]), float(self.yas[row]))
+                if side == 1
+                else (float(self.na[row]), float(self.ybs[row]))
             )
+        return (float(self.yb[row]), float(self.ybs[row])) if side == 1 else (float(self.nb[row]), float(self.yas[row]))
 
-    def settle(self) -> list[str]:
-        """Settle or mark every open position at the end of the window; returns the marked (unresolved) tickers."""
-        unresolved: list[str] = []
-        for (k, side), held in sorted(self.held.items()):
-            if held <= 0:
-                continue
-            info = self.ds.markets[k]
-            last = int(self.ds.offsets[k + 1]) - 1
-            payout = _payout(info, side, self.ds.end)
-            if payout is not None:
-                self.cash += held * payout
-                self.events.append((int(self.ds.ts_us[last]), k, side, -float(held), float(held * payout)))
-                self._close(k, side, held, payout, Decimal(0), None, "settlement", int(self.ds.ts_us[last]))
-            else:
-                col = self.ds.columns["yes_bid" if side == 1 else "no_bid"][: last + 1][int(self.ds.offsets[k]) :]
-                finite = col[np.isfinite(col)]
-                mark = _price(float(finite[-1])) if len(finite) else Decimal(0)
-                self.cash += held * mark
-                self.events.append((int(self.ds.ts_us[last]), k, side, -float(held), float(held * mark)))
-                self._close(k, side, held, mark, Decimal(0), last, "marked", None)
-                if info.ticker not in unresolved:
-                    unresolved.append(info.ticker)
-            self.held[(k, side)] = Decimal(0)
-        return unresolved
+    def depth(self, k: int, row: int, side: int, buy: bool) -> Sequence[tuple[float, float]]:
+        if self.books is None:
+            return ()
+        return self.books.depth(k, int(self.ts[row]), side, buy, self.touch(row, side, buy)[0])
 
 
-def _payout(info: MarketInfo, side: int, end: datetime) -> Decimal | None:
-    """$ per contract of ``side`` at settlement, or None when the market is unresolved within the window."""
+def yes_payout(info: MarketInfo) -> Decimal | None:
+    """What one YES contract of a resolved market pays; None without a result."""
     result = (info.result or "").lower()
-    if info.close_time is not None and info.close_time > end:
-        return None  # settles after the window: knowing the result now would be look-ahead
     if result == "yes":
-        yes = Decimal(1)
-    elif result == "no":
-        yes = Decimal(0)
-    elif result == "scalar" and info.settlement_value is not None:
-        yes = info.settlement_value
-    else:
-        return None
-    return yes if side == 1 else 1 - yes
+        return Decimal(1)
+    if result == "no":
+        return _ZERO
+    if result == "scalar" and info.settlement_value is not None:
+        return info.settlement_value
+    return None
 
 
-def _signal_dict(reason: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, v in reason.items():
-        if isinstance(v, float | np.floating):
-            f = float(v)
-            out[key] = None if math.isnan(f) else f
-        elif isinstance(v, Decimal):
-            out[key] = str(v)
-        else:
-            out[key] = v
-    return out
+def _us(t: datetime) -> int:
+    return (t - _EPOCH) // _MICROSECOND
+
+
+def settlement_time_us(info: MarketInfo, last_row_us: int) -> int:
+    """When a resolved market's result was known: its settlement time, else its close, else its last snapshot."""
+    when = info.settled_at or info.close_time
+    return _us(when) if when is not None else last_row_us
 
 
 def _market_index(ds: Dataset) -> np.ndarray:
@@ -329,85 +160,226 @@ def simulate(
     params: StrategyParams,
     config: EngineConfig | None = None,
     progress: Progress | None = None,
+    *,
+    intents: Intents | None = None,
 ) -> SimulationResult:
-    """Run ``strategy`` over ``ds``; pure computation (no database)."""
+    """Run ``strategy`` over ``ds``; pure computation (no database). ``intents``: the vectorised path's, when
+    :func:`plan` already computed them (to load the order books they need first)."""
     cfg = config or EngineConfig()
-    t0 = time.perf_counter()
-    ex = _Executor(ds, cfg)
-    vectorised = strategy.has_signals() if cfg.vectorised is None else (cfg.vectorised and strategy.has_signals())
+    t0 = time.perf_counter() - (intents.seconds if intents is not None else 0.0)
+    core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg.core())
+    end_us = _us(ds.end)
+    payouts: dict[str, Decimal] = {}
+    assumed: list[str] = []
+    last_settlement: int | None = None
+    for k, info in enumerate(ds.markets):
+        value = yes_payout(info)
+        if value is None:
+            continue
+        at = settlement_time_us(info, int(ds.ts_us[int(ds.offsets[k + 1]) - 1]))
+        if at < end_us:  # known inside the window; later, knowing it would be look-ahead
+            core.schedule_settlement(k, at, value)
+            payouts[info.ticker] = value
+            last_settlement = at if last_settlement is None else max(last_settlement, at)
+            if info.settled_at is None:
+                assumed.append(info.ticker)
+    vectorised = uses_vectorised(strategy, cfg)
     if ds.rows:
         if vectorised:
-            _run_vectorised(ds, strategy, params, ex, progress)
+            if intents is None:
+                intents = plan(ds, strategy, params, cfg, progress)
+            _run_vectorised(ds, core, intents, progress)
         else:
-            _run_events(ds, strategy, params, ex, progress)
-    unresolved = ex.settle()
-    eq_ts, eq = equity_curve(ds, ex.events, cfg.initial_capital)
-    total = (ex.cash - cfg.initial_capital).quantize(_Q4)
+            _run_events(ds, strategy, params, core, progress)
+    core.advance(_NEVER)
+    core.expire_pending()
+    unresolved = _mark_open(ds, core)
+    pf = core.portfolio
+    traded = {e.ticker for e in pf.executions}
+    for e in pf.executions:
+        value = payouts.get(e.ticker)
+        if value is not None:
+            e.outcome = float(value if e.side == "yes" else 1 - value)
+    curve = _curve(ds, core, cfg, last_settlement)
+    total = (pf.equity - cfg.initial_capital).quantize(_Q4)
+    realised = pf.realised.quantize(_Q4)  # the unrealised part is the rest, so the two add up to the total exactly
     return SimulationResult(
-        executions=ex.executions,
-        fills=ex.fills,
-        fees_paid=ex.fees,
-        final_cash=ex.cash,
+        executions=pf.executions,
+        fills=core.fills,
+        fees_paid=pf.fees,
         initial_capital=cfg.initial_capital,
+        final_cash=pf.cash,
+        final_equity=pf.equity,
         total_pnl=total,
+        realised_pnl=realised,
+        unrealised_pnl=total - realised,
         unresolved_markets=unresolved,
-        equity_ts=eq_ts,
-        equity=eq,
+        curve=curve,
+        skipped=core.skipped,
+        size_unknown_fills=core.size_unknown_fills,
+        fill_model=cfg.fill_model.describe(),
+        fee_model=describe_fee_model(cfg.fee_model),
+        settlement_time_assumed=[t for t in assumed if t in traded],
         snapshots=ds.rows,
         markets=len(ds.markets),
         path="vectorised" if vectorised else "per_event",
         simulate_seconds=time.perf_counter() - t0,
-        skipped=ex.skipped,
     )
 
 
-def _run_vectorised(
-    ds: Dataset, strategy: Strategy, params: StrategyParams, ex: _Executor, progress: Progress | None
-) -> None:
+def _mark_open(ds: Dataset, core: TradingCore) -> list[str]:
+    """Mark what is still held (markets without a result in the window) at the last bid of its side."""
+    unresolved: list[str] = []
+    for k, side in core.portfolio.open_keys():
+        a, last = int(ds.offsets[k]), int(ds.offsets[k + 1]) - 1
+        col = ds.columns["yes_bid" if side == 1 else "no_bid"][a : last + 1]
+        finite = col[np.isfinite(col)]
+        mark = price_of(float(finite[-1])) if len(finite) else _ZERO
+        core.mark(k, side, mark, int(ds.ts_us[last]), SOURCES[int(ds.source[last])])
+        ticker = ds.markets[k].ticker
+        if ticker not in unresolved:
+            unresolved.append(ticker)
+    return unresolved
+
+
+def _curve(ds: Dataset, core: TradingCore, cfg: EngineConfig, last_settlement: int | None) -> EquityCurve:
+    start_us = _us(ds.start)
+    capital = float(cfg.initial_capital)
+    if ds.rows == 0:
+        return flat_curve(start_us, capital, cfg.equity_interval_seconds)
+    last = int(ds.ts_us.max())
+    if last_settlement is not None:
+        last = max(last, last_settlement)
+    tape = MarkTape(ds.offsets, ds.ts_us, ds.columns["yes_bid"], ds.columns["no_bid"])
+    return equity_curve(
+        core.portfolio.events,
+        capital,
+        tape,
+        start_us=start_us,
+        end_us=min(_us(ds.end), last),
+        first_data_us=int(ds.ts_us.min()),
+        interval_seconds=cfg.equity_interval_seconds,
+        final_equity=float(core.portfolio.equity),
+    )
+
+
+@dataclass
+class Intents:
+    """Every intent of a vectorised run, unordered: decision row, fill row, signal set, side, action, size, limit;
+    ``late`` counts those with no snapshot to fill on after the latency."""
+
+    decided: np.ndarray
+    fill: np.ndarray
+    set_index: np.ndarray
+    side: np.ndarray
+    action: np.ndarray
+    size: np.ndarray
+    limit: np.ndarray
+    sets: list[tuple[int, int, Any]]  # (market, its first row, the SignalArrays)
+    late: int = 0
+    seconds: float = 0.0  # what computing them took (part of the simulation's time)
+
+
+def uses_vectorised(strategy: Strategy, cfg: EngineConfig) -> bool:
+    return strategy.has_signals() if cfg.vectorised is None else (cfg.vectorised and strategy.has_signals())
+
+
+def plan(
+    ds: Dataset,
+    strategy: Strategy,
+    params: StrategyParams,
+    config: EngineConfig | None = None,
+    progress: Progress | None = None,
+) -> Intents:
+    """The vectorised path's intents over ``ds``."""
+    cfg = config or EngineConfig()
+    t0 = time.perf_counter()
+    latency = round(cfg.fill_model.latency_seconds * 1_000_000)
+    parts: list[tuple[np.ndarray, ...]] = []
+    sets: list[tuple[int, int, Any]] = []
+    m = len(ds.markets)
+    late = 0
+    for k in range(m):
+        a, b = int(ds.offsets[k]), int(ds.offsets[k + 1])
+        for sig in strategy.signals(ds.market(k), params):
+            idx = np.flatnonzero(sig.side)
+            if not len(idx):
+                continue
+            fill = idx
+            if latency:
+                ts = ds.ts_us[a:b]
+                fill = np.searchsorted(ts, ts[idx] + latency, side="left")
+                keep = fill < b - a  # no snapshot of this market after the latency: the intent never fills
+                late += int((~keep).sum())
+                idx, fill = idx[keep], fill[keep]
+            limit = sig.limit[idx] if sig.limit is not None else np.full(len(idx), np.nan)
+            parts.append(
+                (idx + a, fill + a, np.full(len(idx), len(sets)), sig.side[idx], sig.action[idx], sig.size[idx], limit)
+            )
+            sets.append((k, a, sig))
+        if progress is not None and (k % 50 == 0 or k == m - 1):
+            progress("signals", k + 1, m)
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late, time.perf_counter() - t0)
+    decided, fill_at, set_index, side, action, size, limit = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late, time.perf_counter() - t0)
+
+
+def book_points(ds: Dataset, intents: Intents) -> dict[int, np.ndarray]:
+    """Per market, the fill times of the intents larger than the displayed touch (or where no size was
+    recorded): the only moments a book-walking fill model needs recorded depth."""
+    if not len(intents.fill):
+        return {}
+    yes_book = (intents.side == 1) == (intents.action > 0)  # buy YES / sell NO take the YES asks
+    shown = np.where(yes_book, ds.columns["yes_ask_size"][intents.fill], ds.columns["yes_bid_size"][intents.fill])
+    with np.errstate(invalid="ignore"):
+        wanted = ~(intents.size <= shown)  # NaN: not recorded
+    rows = np.unique(intents.fill[wanted])
+    market = np.searchsorted(ds.offsets, rows, side="right") - 1
+    return {int(k): ds.ts_us[rows[market == k]] for k in np.unique(market)}
+
+
+def _run_vectorised(ds: Dataset, core: TradingCore, intents: Intents, progress: Progress | None) -> None:
+    if intents.late:
+        core.skip("no_snapshot_after_latency", intents.late)
+    if not len(intents.fill):
+        return
     order = _time_order(ds)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    rows, meta, sides, actions, sizes, limits = [], [], [], [], [], []
-    sets: list[Any] = []
-    m = len(ds.markets)
-    for k in range(m):
-        a = int(ds.offsets[k])
-        for sig in strategy.signals(ds.market(k), params):
-            idx = np.flatnonzero(sig.side)
-            if len(idx):
-                rows.append(idx + a)
-                meta.append(np.full(len(idx), len(sets), np.int64))
-                sides.append(sig.side[idx])
-                actions.append(sig.action[idx])
-                sizes.append(sig.size[idx])
-                limits.append(sig.limit[idx] if sig.limit is not None else np.full(len(idx), np.nan))
-                sets.append((k, a, sig))
-        if progress is not None and (k % 50 == 0 or k == m - 1):
-            progress("signals", k + 1, m)
-    if not rows:
-        return
-    g_all = np.concatenate(rows)
-    s_all = np.concatenate(meta)
-    # Time order of the rows; within a row, the order of the strategy's signal list (= sets order per market).
-    sel = np.lexsort((s_all, rank[g_all]))
-    g_l = g_all[sel].tolist()
-    s_l = s_all[sel].tolist()
-    side_l = np.concatenate(sides)[sel].tolist()
-    buy_l = (np.concatenate(actions)[sel] > 0).tolist()
-    size_l = np.concatenate(sizes)[sel].tolist()
-    limit_l = np.concatenate(limits)[sel].tolist()
+    # By fill time; then decision time; within a row, the order of the strategy's signal list (= sets order).
+    sel = np.lexsort((intents.set_index, rank[intents.decided], rank[intents.fill]))
+    g_l = intents.decided[sel].tolist()
+    f_l = intents.fill[sel].tolist()
+    s_l = intents.set_index[sel].tolist()
+    side_l = intents.side[sel].tolist()
+    buy_l = (intents.action[sel] > 0).tolist()
+    size_l = intents.size[sel].tolist()
+    limit_l = intents.limit[sel].tolist()
+    sets = intents.sets
     dec: dict[float, Decimal] = {}
     total = len(sel)
-    execute = ex.execute
-    for n in range(total):
-        g, si = g_l[n], s_l[n]
-        k, a, sig = sets[si]
-        size = dec.get(size_l[n])
-        if size is None:
-            size = dec[size_l[n]] = Decimal(repr(size_l[n]))
-        execute(k, g, side_l[n], buy_l[n], size, limit_l[n], _LazySignal(sig, g - a))
-        if progress is not None and n % 10_000 == 0:
-            progress("execute", n, total)
+    execute = core.execute
+    # Intents run in fill-time order, so the settlements due before each one fall at known indices: run the
+    # intents in chunks between those, settling at each boundary (no per-intent clock check).
+    fill_ts = ds.ts_us[intents.fill[sel]]
+    cuts = np.unique(np.searchsorted(fill_ts, np.array(core.due_times(), np.int64), side="left")).tolist()
+    step = 10_000
+    lo = 0
+    for hi in [*cuts, total]:
+        if lo < hi <= total:
+            for n in range(lo, hi):
+                k, a, sig = sets[s_l[n]]
+                size = dec.get(size_l[n])
+                if size is None:
+                    size = dec[size_l[n]] = Decimal(repr(size_l[n]))
+                execute(k, f_l[n], side_l[n], buy_l[n], size, limit_l[n], _LazySignal(sig, g_l[n] - a))
+            if progress is not None and hi // step != lo // step:
+                progress("execute", hi, total)
+            lo = hi
+        if hi < total:
+            core.advance(int(fill_ts[hi]))
 
 
 class _LazySignal:
@@ -420,11 +392,11 @@ class _LazySignal:
 
     def build(self) -> dict[str, Any]:
         j = self.j
-        return _signal_dict({"signal": self.sig.reason_name, **{k: arr[j] for k, arr in self.sig.reason.items()}})
+        return signal_record({"signal": self.sig.reason_name, **{k: arr[j] for k, arr in self.sig.reason.items()}})
 
 
 def _run_events(
-    ds: Dataset, strategy: Strategy, params: StrategyParams, ex: _Executor, progress: Progress | None
+    ds: Dataset, strategy: Strategy, params: StrategyParams, core: TradingCore, progress: Progress | None
 ) -> None:
     """The plain-Python path: one ``on_event`` call per snapshot, with a view that ends at that snapshot."""
     order = _time_order(ds)
@@ -435,72 +407,41 @@ def _run_events(
     closes = [mi.close_time.timestamp() if mi.close_time is not None else None for mi in ds.markets]
     tickers = [mi.ticker for mi in ds.markets]
     offsets = ds.offsets.tolist()
+    ts_l = ds.ts_us.tolist()
     positions: list[Position] = [Position() for _ in range(m)]
     on_event = strategy.on_event
+    latency = core.latency_us
     total = len(order)
     step = max(total // 200, 1)
+    due = core.next_settlement_us()
+    next_due = _NEVER if due is None else due
     for n, g in enumerate(order.tolist()):
         k = int(market_of[g])
+        t = ts_l[g]
+        if t >= next_due:
+            before = set(core.settled)
+            core.advance(t)
+            for s in core.settled - before:
+                positions[s] = core.position(s)
+            due = core.next_settlement_us()
+            next_due = _NEVER if due is None else due
+        if latency:
+            fills = core.fills
+            core.fill_due(k, g)
+            if core.fills != fills:
+                positions[k] = core.position(k)
         j = g - offsets[k]
         buf = buffers[k]
         buf[j] = table[g]
         intents: Sequence[OrderIntent] = on_event(MarketView(tickers[k], buf, j + 1, closes[k]), positions[k], params)
         if intents:
             for it in intents:
-                ex.execute(
-                    k,
-                    g,
-                    1 if it.side == "yes" else 2,
-                    it.action == "buy",
-                    it.size,
-                    float(it.limit) if it.limit is not None else math.nan,
-                    _signal_dict(it.reason),
-                )
-            positions[k] = ex.position(k)
+                side = 1 if it.side == "yes" else 2
+                limit = float(it.limit) if it.limit is not None else math.nan
+                if latency:
+                    core.submit(k, t, side, it.action == "buy", it.size, limit, signal_record(it.reason))
+                else:
+                    core.execute(k, g, side, it.action == "buy", it.size, limit, signal_record(it.reason))
+            positions[k] = core.position(k)
         if progress is not None and n % step == 0:
             progress("events", n, total)
-
-
-def equity_curve(
-    ds: Dataset, events: list[tuple[int, int, int, float, float]], initial: Decimal
-) -> tuple[np.ndarray, np.ndarray]:
-    """Equity at the end of each UTC day of the data (and at the last snapshot): cash + holdings × bid."""
-    if ds.rows == 0:
-        return np.zeros(0), np.zeros(0)
-    first, last = int(ds.ts_us.min()), int(ds.ts_us.max())
-    day = 86_400_000_000
-    points = np.arange((first // day + 1) * day, last, day, dtype=np.int64)
-    points = np.append(points, last)
-    cash = np.full(len(points), float(initial))
-    value = np.zeros(len(points))
-    if events:
-        ev = np.array([(e[0], e[1], e[2], e[3], e[4]) for e in events], dtype=np.float64)
-        et = ev[:, 0].astype(np.int64)
-        o = np.argsort(et, kind="stable")
-        ev, et = ev[o], et[o]
-        cum_cash = np.cumsum(ev[:, 4])
-        idx = np.searchsorted(et, points, side="right")
-        cash += np.where(idx > 0, cum_cash[np.maximum(idx - 1, 0)], 0.0)
-        keys = ev[:, 1].astype(np.int64) * 4 + ev[:, 2].astype(np.int64)
-        for key in np.unique(keys):
-            mask = keys == key
-            k, side = int(key // 4), int(key % 4)
-            held = np.cumsum(ev[mask, 3])
-            hidx = np.searchsorted(et[mask], points, side="right")
-            h = np.where(hidx > 0, held[np.maximum(hidx - 1, 0)], 0.0)
-            a, b = int(ds.offsets[k]), int(ds.offsets[k + 1])
-            bid = ds.columns["yes_bid" if side == 1 else "no_bid"][a:b]
-            bid = _ffill(bid)
-            pidx = np.searchsorted(ds.ts_us[a:b], points, side="right")
-            px = np.where(pidx > 0, bid[np.maximum(pidx - 1, 0)], 0.0)
-            value += np.nan_to_num(h * px)
-    return points / 1e6, cash + value
-
-
-def _ffill(x: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(x)
-    idx = np.where(ok, np.arange(len(x)), 0)
-    np.maximum.accumulate(idx, out=idx)
-    out = x[idx]
-    out[~ok & (np.cumsum(ok) == 0)] = 0.0
-    return out

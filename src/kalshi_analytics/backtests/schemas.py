@@ -14,8 +14,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kalshi_analytics.backtests.data import MarketFilter
-from kalshi_analytics.backtests.service import BacktestRequest, validate_request
+from kalshi_analytics.backtests.service import (
+    FILL_LATENCY_DOC,
+    INTERVAL_DOC,
+    UNKNOWN_SIZE_DOC,
+    WALK_BOOK_DOC,
+    BacktestRequest,
+    validate_request,
+)
 from kalshi_analytics.errors import InvalidInputError
+from kalshi_analytics.trading.fills import DEFAULT_UNKNOWN_SIZE_CAP
 
 MAX_MONEY = Decimal(10**12)
 BacktestStatus = Literal["queued", "running", "done", "failed"]
@@ -46,6 +54,10 @@ class BacktestCreate(BaseModel):
     max_position: Decimal = Field(Decimal(10_000), gt=0, le=MAX_MONEY)
     contract_step: Decimal = Field(Decimal(1), gt=0, le=MAX_MONEY, description="Fill sizes are rounded down to this.")
     vectorised: bool | None = None
+    fill_latency_seconds: float = Field(0.0, ge=0, le=86_400, description=FILL_LATENCY_DOC)
+    unknown_size_cap: Decimal = Field(DEFAULT_UNKNOWN_SIZE_CAP, gt=0, le=MAX_MONEY, description=UNKNOWN_SIZE_DOC)
+    walk_book: bool = Field(True, description=WALK_BOOK_DOC)
+    equity_interval_seconds: float = Field(60.0, ge=1, le=86_400, description=INTERVAL_DOC)
 
     def to_request(self) -> BacktestRequest:
         """The service's request; :class:`InvalidInputError` naming each field at fault (``end_date``, ``start``)."""
@@ -73,6 +85,10 @@ class BacktestCreate(BaseModel):
                 max_position=self.max_position,
                 contract_step=self.contract_step,
                 vectorised=self.vectorised,
+                fill_latency_seconds=self.fill_latency_seconds,
+                unknown_size_cap=self.unknown_size_cap,
+                walk_book=self.walk_book,
+                equity_interval_seconds=self.equity_interval_seconds,
             )
         except InvalidInputError as exc:  # a window out of range: name the field the client gave
             if (exc.field == "start" and self.start_date) or (exc.field == "end" and self.end_date):
@@ -149,7 +165,10 @@ class BacktestDetail(BaseModel):
     params: dict[str, Any]
     window: Window
     market_filter: dict[str, Any] = Field(description="categories / series / events / tickers (empty = any)")
-    config: dict[str, Any] = Field(description="initial_capital, max_position, contract_step, vectorised")
+    config: dict[str, Any] = Field(
+        description="initial_capital, max_position, contract_step, vectorised, and the fill model's settings "
+        "(fill_latency_seconds, unknown_size_cap, walk_book) and equity_interval_seconds"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

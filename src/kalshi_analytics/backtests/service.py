@@ -18,6 +18,7 @@ Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -33,14 +34,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.backtests import events as backtest_events
+from kalshi_analytics.backtests.books import load_books
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
-from kalshi_analytics.backtests.engine import EngineConfig, Progress, SimulationResult, simulate
-from kalshi_analytics.backtests.metrics import compute_metrics
+from kalshi_analytics.backtests.engine import (
+    EngineConfig,
+    Intents,
+    Progress,
+    SimulationResult,
+    book_points,
+    plan,
+    simulate,
+    uses_vectorised,
+)
 from kalshi_analytics.db.engine import driver_in_transaction
 from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
+from kalshi_analytics.trading.fills import DEFAULT_UNKNOWN_SIZE_CAP, DisplayedLiquidity
+from kalshi_analytics.trading.metrics import compute_metrics
 from kalshi_analytics.web.cursors import cursor_bigint, cursor_time, cursor_uuid, decode_cursor, encode_cursor
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
@@ -71,6 +83,24 @@ def grid_runs(axes: dict[str, list[Any]], *, max_runs: int, field: str = "grid")
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
+FILL_LATENCY_DOC = "Decision-to-fill delay: an intent fills on its market's first snapshot at or after this."
+UNKNOWN_SIZE_DOC = "Contracts a level is taken to hold where no size was recorded (such fills flag the result)."
+WALK_BOOK_DOC = "Walk recorded order-book levels beyond the touch when an order is larger than the touch."
+INTERVAL_DOC = "Seconds of data time between the equity curve's regular samples (returns are measured on them)."
+#: The request fields stored in ``backtest_results.market_filter`` beside the filter (the API shows them as
+#: ``config``).
+CONFIG_KEYS = (
+    "initial_capital",
+    "max_position",
+    "contract_step",
+    "vectorised",
+    "fill_latency_seconds",
+    "unknown_size_cap",
+    "walk_book",
+    "equity_interval_seconds",
+)
+
+
 class BacktestRequest(BaseModel):
     """One backtest to run. ``params`` are validated against the strategy's ``Params`` model."""
 
@@ -86,6 +116,24 @@ class BacktestRequest(BaseModel):
     max_position: Decimal = Field(Decimal(10_000), gt=0)
     contract_step: Decimal = Field(Decimal(1), gt=0, description="Fill sizes are rounded down to this.")
     vectorised: bool | None = None
+    fill_latency_seconds: float = Field(0.0, ge=0, le=86_400, allow_inf_nan=False, description=FILL_LATENCY_DOC)
+    unknown_size_cap: Decimal = Field(DEFAULT_UNKNOWN_SIZE_CAP, gt=0, description=UNKNOWN_SIZE_DOC)
+    walk_book: bool = Field(True, description=WALK_BOOK_DOC)
+    equity_interval_seconds: float = Field(60.0, ge=1, le=86_400, allow_inf_nan=False, description=INTERVAL_DOC)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            initial_capital=self.initial_capital,
+            max_position=self.max_position,
+            contract_step=self.contract_step,
+            vectorised=self.vectorised,
+            fill_model=DisplayedLiquidity(
+                unknown_size_cap=self.unknown_size_cap,
+                latency_seconds=self.fill_latency_seconds,
+                walks_book=self.walk_book,
+            ),
+            equity_interval_seconds=self.equity_interval_seconds,
+        )
 
     @field_validator("start", "end")
     @classmethod
@@ -203,21 +251,33 @@ async def compute_backtest(
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
     if progress is not None:
         progress("loaded", ds.rows, ds.rows)
-    return outcome_for(req, strategy, params, ds, progress)
+    intents = None
+    if req.walk_book and ds.rows and ds.books is None:
+        # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
+        # path, whose orders are not known in advance).
+        cfg = req.engine_config()
+        if uses_vectorised(strategy, cfg):
+            intents = plan(ds, strategy, params, cfg, progress)
+            books = await load_books(engine, ds, book_points(ds, intents))
+        else:
+            books = await load_books(engine, ds)
+        if books is not None:
+            ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
+    return outcome_for(req, strategy, params, ds, progress, intents=intents)
 
 
 def outcome_for(
-    req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, progress: Progress | None = None
+    req: BacktestRequest,
+    strategy: Strategy,
+    params: StrategyParams,
+    ds: Dataset,
+    progress: Progress | None = None,
+    *,
+    intents: Intents | None = None,
 ) -> BacktestOutcome:
-    cfg = EngineConfig(
-        initial_capital=req.initial_capital,
-        max_position=req.max_position,
-        contract_step=req.contract_step,
-        vectorised=req.vectorised,
-    )
-    sim = simulate(ds, strategy, params, cfg, progress)
+    sim = simulate(ds, strategy, params, req.engine_config(), progress, intents=intents)
     t0 = time.perf_counter()
-    metrics = compute_metrics(sim)
+    metrics = compute_metrics(sim) | sim.run_info()
     metrics["timings"] = {"load_seconds": ds.load_seconds, "simulate_seconds": sim.simulate_seconds}
     no_data = ds.rows == 0
     message = "no snapshots in the window for the selected markets" if no_data else None
@@ -263,9 +323,11 @@ _EXEC_COLUMNS = (
 
 
 def _equity_json(sim: SimulationResult) -> dict[str, Any]:
+    ts, equity = sim.curve_points()
     return {
-        "ts": [datetime.fromtimestamp(float(t), UTC).isoformat() for t in sim.equity_ts],
-        "equity": [round(float(v), 4) for v in sim.equity],
+        "ts": [datetime.fromtimestamp(float(t), UTC).isoformat() for t in ts],
+        "equity": [round(float(v), 4) for v in equity],
+        "interval_seconds": sim.curve.interval_seconds,
     }
 
 
@@ -296,13 +358,8 @@ async def _insert_row(
 
 
 def _filter_json(req: BacktestRequest) -> dict[str, Any]:
-    return {
-        **req.market_filter.model_dump(),
-        "initial_capital": str(req.initial_capital),
-        "max_position": str(req.max_position),
-        "contract_step": str(req.contract_step),
-        "vectorised": req.vectorised,
-    }
+    config = req.model_dump(mode="json", include=set(CONFIG_KEYS))
+    return {**req.market_filter.model_dump(), **config}
 
 
 async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestOutcome) -> None:
@@ -457,7 +514,7 @@ async def execute_queued(
             )
         try:
             f = dict(row.market_filter or {})
-            extra = {k: f.pop(k) for k in ("initial_capital", "max_position", "contract_step", "vectorised") if k in f}
+            extra = {k: f.pop(k) for k in CONFIG_KEYS if k in f}
             req = BacktestRequest(
                 strategy=row.strategy_name,
                 strategy_version=row.strategy_version,

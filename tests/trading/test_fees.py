@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from kalshi_analytics.backtests.fees import KalshiFeeModel, NoFees, SeriesFees
+from kalshi_analytics.trading.fees import KalshiFeeModel, NoFees, SeriesFees
 
 FEES = KalshiFeeModel()
 
@@ -39,3 +39,16 @@ def test_fee_multiplier_scales_the_rate_and_zero_count_is_free() -> None:
     assert FEES.fee(D("0.50"), D(100), series=SeriesFees("quadratic", D("0.5"))) == D("0.88")  # 0.875
     assert FEES.fee(D("0.50"), D(0)) == D("0.00")
     assert NoFees().fee(D("0.50"), D(10)) == D("0.00")
+
+
+def test_maker_fee_is_a_share_of_the_taker_rate_half_on_combo_series() -> None:
+    """KALSHI_API.md §7: the maker fee uses a multiplier of the taker rate — 0.25 (0.0175) as standard, 0.5 on
+    ``quadratic_with_combo_maker_fees`` series — and the series' fee multiplier scales it like the taker's."""
+    combo = SeriesFees("quadratic_with_combo_maker_fees")
+    assert FEES.rate(maker=True, series=combo) == D("0.035")
+    assert FEES.fee(D("0.50"), D(10), maker=True, series=combo) == D("0.09")  # 0.0875
+    assert FEES.fee(D("0.50"), D(100), maker=True, series=combo) == D("0.88")  # 0.875 (0.0175 would be 0.44)
+    assert FEES.fee(D("0.50"), D(100), series=combo) == D("1.75")  # takers: 0.07 as everywhere
+    half = SeriesFees("quadratic_with_combo_maker_fees", D("0.5"))
+    assert FEES.fee(D("0.50"), D(100), maker=True, series=half) == D("0.44")  # 0.035 × 0.5 × 25 = 0.4375
+    assert FEES.rate(maker=True, series=SeriesFees("quadratic_with_maker_fees", D("2"))) == D("0.035")

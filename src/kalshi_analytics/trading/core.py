@@ -1,0 +1,349 @@
+"""The trading core: order intents → fill model → fees → portfolio → settlement → equity. No I/O.
+
+A feeder (the backtest engine over recorded columns, or the live runner over the recorder's commits) owns the
+data and the clock and calls, in data-time order:
+
+- :meth:`TradingCore.schedule_settlement` once per market whose result is known: when it became known (the
+  feeder's rule) and the YES payout;
+- :meth:`TradingCore.advance` before handling anything at time ``t``: every market due by ``t`` settles, and its
+  cash is available from then;
+- :meth:`TradingCore.execute` for an intent filling on a snapshot (``row``, a handle its :class:`Quotes` reads),
+  or :meth:`TradingCore.submit` + :meth:`TradingCore.fill_due` when the fill model has a latency;
+- :meth:`TradingCore.mark` at the end for positions in markets without a result yet.
+
+Everything an order needs from the data comes through :class:`Quotes` (prices as floats: they are recorded on
+the 0.0001 grid and become ``Decimal`` at the fill). Orders are immediate-or-cancel takers: a buy takes asks,
+a sell hits bids; the fill model sizes them (:mod:`.fills`), the fee model prices them (:mod:`.fees`), and a buy
+is cut to the position limit and to the cash available (fees included). Intents that cannot fill are counted by
+reason in :attr:`TradingCore.skipped`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Protocol
+
+import numpy as np
+
+from kalshi_analytics.strategies.base import Position
+from kalshi_analytics.trading.fees import FeeModel, KalshiFeeModel, SeriesFees
+from kalshi_analytics.trading.fills import DisplayedLiquidity, FillModel, Level
+from kalshi_analytics.trading.portfolio import Portfolio
+
+YES, NO = 1, 2
+_TICK = Decimal("0.0001")
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+#: Decimal places kept of a float signal value: prices are on a 0.0001 grid and their mids on 0.00005, so six
+#: places keep every value the data can produce and drop binary noise (−0.020000000000000018 → −0.02).
+SIGNAL_DIGITS = 6
+
+
+_PRICES: dict[float, Decimal] = {}
+_COUNTS: dict[float, Decimal] = {}
+_CACHE_MAX = 1 << 16  # distinct floats remembered; prices live on a 10,001-point grid, sizes repeat
+
+
+def price_of(x: float) -> Decimal:
+    """A recorded float price as the exact ``Decimal`` on the 0.0001 grid it came from."""
+    d = _PRICES.get(x)
+    if d is None:
+        if len(_PRICES) >= _CACHE_MAX:
+            _PRICES.clear()
+        d = _PRICES[x] = Decimal(repr(round(x, 4))).quantize(_TICK)
+    return d
+
+
+def count_of(x: float) -> Decimal:
+    """A recorded float count as an exact ``Decimal`` (counts are recorded to 0.01 at most)."""
+    d = _COUNTS.get(x)
+    if d is None:
+        if len(_COUNTS) >= _CACHE_MAX:
+            _COUNTS.clear()
+        d = _COUNTS[x] = Decimal(repr(round(x, 6)))
+    return d
+
+
+def signal_record(reason: Mapping[str, Any]) -> dict[str, Any]:
+    """A strategy's reason as JSON: floats rounded to :data:`SIGNAL_DIGITS` places (NaN → null), Decimals as text."""
+    out: dict[str, Any] = {}
+    for key, v in reason.items():
+        if isinstance(v, float | np.floating):  # the common case first (np.float64 is a float)
+            f = float(v)
+            out[key] = None if not math.isfinite(f) else round(f, SIGNAL_DIGITS) + 0.0  # + 0.0: no "-0.0"
+        elif isinstance(v, bool | np.bool_):
+            out[key] = bool(v)
+        elif isinstance(v, int | np.integer):
+            out[key] = int(v)
+        elif isinstance(v, Decimal):
+            out[key] = str(v)
+        else:
+            out[key] = v
+    return out
+
+
+class LazySignal(Protocol):
+    """A signal record built only if its intent fills (vectorised paths have millions of intents)."""
+
+    def build(self) -> dict[str, Any]: ...
+
+
+class Quotes(Protocol):
+    """The recorded market state the core fills against; ``row`` is the feeder's handle of one snapshot."""
+
+    def ts_us(self, row: int) -> int:
+        """Exchange time of the snapshot, Unix microseconds."""
+        ...
+
+    def source(self, row: int) -> str:
+        """Where the snapshot came from (poll | websocket | backfill)."""
+        ...
+
+    def touch(self, row: int, side: int, buy: bool) -> tuple[float, float]:
+        """Best price an order of ``side`` (1 YES, 2 NO) takes (asks to buy, bids to sell) and its displayed size;
+        NaN for what was not recorded."""
+        ...
+
+    def depth(self, k: int, row: int, side: int, buy: bool) -> Sequence[tuple[float, float]]:
+        """Recorded levels *beyond* the touch, best first, for the same order (empty when none are known)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    ticker: str
+    fees: SeriesFees = field(default_factory=SeriesFees)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    initial_capital: Decimal = Decimal(10_000)
+    max_position: Decimal = Decimal(10_000)  # contracts per market and side
+    contract_step: Decimal = Decimal(1)  # sizes are rounded down to this (whole contracts; 0.01 where fractional)
+    fee_model: FeeModel = field(default_factory=KalshiFeeModel)
+    fill_model: FillModel = field(default_factory=DisplayedLiquidity)
+
+
+@dataclass(slots=True)
+class _Pending:
+    due_us: int
+    side: int
+    buy: bool
+    size: Decimal
+    limit: float
+    signal: dict[str, Any] | LazySignal
+
+
+class TradingCore:
+    """One account trading many markets; see the module docstring for the calling protocol."""
+
+    def __init__(self, markets: Sequence[MarketSpec], quotes: Quotes, config: CoreConfig | None = None) -> None:
+        self.cfg = cfg = config or CoreConfig()
+        self.markets = markets
+        self.quotes = quotes
+        self.portfolio = Portfolio([m.ticker for m in markets], cfg.initial_capital)
+        self.fills = 0
+        self.size_unknown_fills = 0
+        self.skipped: dict[str, int] = {}
+        self.settled: set[int] = set()
+        self.latency_us = round(cfg.fill_model.latency_seconds * 1_000_000)
+        self._cash_f = float(cfg.initial_capital)  # a float mirror, to skip hopeless buys before any Decimal work
+        self._step_f = float(cfg.contract_step)
+        self._max_position = cfg.max_position
+        self._touch = quotes.touch
+        self._due: list[tuple[int, int, Decimal]] = []  # heap of (when, k, YES payout)
+        self._pending: dict[int, deque[_Pending]] = {}
+        # Liquidity taken per (market, book) since its touch last moved: (touch in YES dollars, {YES price: taken}).
+        # Book 0 holds the YES asks (buy YES, sell NO), book 1 the YES bids (sell YES, buy NO).
+        self._taken: dict[tuple[int, int], tuple[Decimal, dict[Decimal, Decimal]]] = {}
+
+    # ------------------------------------------------------------------------------------------------ state
+    @property
+    def cash(self) -> Decimal:
+        return self.portfolio.cash
+
+    def position(self, k: int) -> Position:
+        return self.portfolio.position(k)
+
+    def skip(self, why: str, n: int = 1) -> None:
+        skipped = self.skipped
+        skipped[why] = skipped.get(why, 0) + n
+
+    # ------------------------------------------------------------------------------------------- settlement
+    def schedule_settlement(self, k: int, at_us: int, yes_value: Decimal) -> None:
+        """Market ``k`` pays ``yes_value`` per YES contract (1 − that per NO) from ``at_us`` on."""
+        heapq.heappush(self._due, (at_us, k, yes_value))
+
+    def next_settlement_us(self) -> int | None:
+        return self._due[0][0] if self._due else None
+
+    def due_times(self) -> list[int]:
+        """When the scheduled settlements fall (unordered)."""
+        return [at for at, _, _ in self._due]
+
+    def advance(self, now_us: int) -> None:
+        """Settle every market due at or before ``now_us``: its positions close and its cash is available."""
+        due = self._due
+        while due and due[0][0] <= now_us:
+            at, k, yes_value = heapq.heappop(due)
+            self.portfolio.settle(k, YES, yes_value, at)
+            self.portfolio.settle(k, NO, _ONE - yes_value, at)
+            self.settled.add(k)
+            self._cash_f = float(self.portfolio.cash)
+
+    def mark(self, k: int, side: int, price: Decimal, ts_us: int, source: str | None) -> None:
+        """Value an open position of a market without a result (yet) at ``price``; it stays unrealised."""
+        self.portfolio.mark(k, side, price, ts_us, source)
+
+    # -------------------------------------------------------------------------------------------- latency
+    def submit(  # noqa: PLR0917 - positional like execute
+        self,
+        k: int,
+        decided_us: int,
+        side: int,
+        buy: bool,
+        size: Decimal,
+        limit: float,
+        signal: dict[str, Any] | LazySignal,
+    ) -> None:
+        """Queue an intent decided at ``decided_us``; it fills on market ``k``'s first snapshot at or after
+        ``decided_us`` + the fill model's latency (:meth:`fill_due`)."""
+        self._pending.setdefault(k, deque()).append(
+            _Pending(decided_us + self.latency_us, side, buy, size, limit, signal)
+        )
+
+    def fill_due(self, k: int, row: int) -> None:
+        """Fill market ``k``'s queued intents that are due at snapshot ``row``, in the order they were decided."""
+        queue = self._pending.get(k)
+        if not queue:
+            return
+        now = self.quotes.ts_us(row)
+        while queue and queue[0].due_us <= now:
+            p = queue.popleft()
+            self.execute(k, row, p.side, p.buy, p.size, p.limit, p.signal)
+
+    def expire_pending(self) -> None:
+        """Intents still queued at the end had no snapshot to fill on."""
+        for queue in self._pending.values():
+            if queue:
+                self.skip("no_snapshot_after_latency", len(queue))
+                queue.clear()
+
+    # ------------------------------------------------------------------------------------------ execution
+    def execute(  # noqa: PLR0911, PLR0912, PLR0917 - the hot path: one flat function, positional for speed
+        self,
+        k: int,
+        row: int,
+        side: int,
+        buy: bool,
+        size: Decimal,
+        limit: float,
+        signal: dict[str, Any] | LazySignal,
+    ) -> None:
+        """Fill an intent on snapshot ``row`` of market ``k`` now (``limit`` NaN = none)."""
+        pf = self.portfolio
+        key = (k, side)
+        held = pf.held.get(key, _ZERO)
+        # The common refusals first, cheaply (vectorised strategies send millions of intents that cannot fill).
+        if buy:
+            if k in self.settled:
+                return self.skip("settled")
+            if held >= self._max_position:
+                return self.skip("position_limit")
+        elif held <= 0:  # also after a settlement: nothing is held any more
+            return self.skip("nothing_to_sell")
+        cfg = self.cfg
+        px, shown = self._touch(row, side, buy)
+        if not (px > 0 and px < 1):  # NaN (no quote) or an empty side
+            return self.skip("no_quote")
+        if buy and self._cash_f < px * self._step_f * 0.999:
+            return self.skip("capital")
+        if not math.isnan(limit) and (px > limit if buy else px < limit):
+            return self.skip("limit_not_crossed")
+        step = cfg.contract_step
+        want = (min(size, cfg.max_position - held) if buy else min(size, held)).quantize(step, ROUND_DOWN)
+        if want <= 0:
+            return self.skip("position_limit" if buy else "nothing_to_sell")
+        price = price_of(px)
+        taken = self._taken_at(k, side, buy, price)
+        lim = price_of(limit) if not math.isnan(limit) else None
+        touch = Level(price, None if math.isnan(shown) else count_of(shown))
+        model = cfg.fill_model
+        fill = model.fill((touch,), want, buy=buy, limit=lim, step=step, taken=taken)
+        if fill.contracts < want and model.walks_book:
+            deeper = self.quotes.depth(k, row, side, buy)
+            if deeper:
+                levels = [touch, *(Level(price_of(p), None if math.isnan(s) else count_of(s)) for p, s in deeper)]
+                fill = model.fill(levels, want, buy=buy, limit=lim, step=step, taken=taken)
+        if not fill.parts:
+            return self.skip("no_liquidity")
+        series = self.markets[k].fees
+        parts = (
+            self._afford(fill.parts, series)
+            if buy
+            else [(p, c, cfg.fee_model.fee(p, c, series=series)) for p, c in fill.parts]
+        )
+        if not parts:
+            return self.skip("capital")
+        ts_us = self.quotes.ts_us(row)
+        source = self.quotes.source(row)
+        record = signal.build() if not isinstance(signal, dict) else signal
+        book = self._taken[(k, 0 if (side == YES) == buy else 1)][1]
+        for p, c, fee in parts:
+            if buy:
+                pf.buy(k, side, p, c, fee, ts_us, source, record)
+            else:
+                pf.sell(k, side, p, c, fee, ts_us, source, record)
+            yes_p = p if side == YES else _ONE - p
+            book[yes_p] = book.get(yes_p, _ZERO) + c
+        self.fills += len(parts)
+        if fill.size_unknown:
+            self.size_unknown_fills += len(parts)
+        self._cash_f = float(pf.cash)
+        return None
+
+    def _taken_at(self, k: int, side: int, buy: bool, touch: Decimal) -> Callable[[Decimal], Decimal]:
+        """How much of each level of the book this order takes was already taken (reset when the touch moved)."""
+        book_key = (k, 0 if (side == YES) == buy else 1)
+        touch_yes = touch if side == YES else _ONE - touch
+        state = self._taken.get(book_key)
+        if state is None or state[0] != touch_yes:
+            state = self._taken[book_key] = (touch_yes, {})
+        taken = state[1]
+        if side == YES:
+            return lambda p: taken.get(p, _ZERO)
+        return lambda p: taken.get(_ONE - p, _ZERO)
+
+    def _afford(
+        self, parts: Sequence[tuple[Decimal, Decimal]], series: SeriesFees
+    ) -> list[tuple[Decimal, Decimal, Decimal]]:
+        """The buy parts the cash pays for, fees included: whole parts while they fit, then the largest multiple
+        of the contract step of the next one (by bisection over the fee model, which may round)."""
+        fee_of = self.cfg.fee_model.fee
+        step = self.cfg.contract_step
+        cash = self.portfolio.cash
+        out: list[tuple[Decimal, Decimal, Decimal]] = []
+        for p, c in parts:
+            fee = fee_of(p, c, series=series)
+            if c * p + fee <= cash:
+                out.append((p, c, fee))
+                cash -= c * p + fee
+                continue
+            lo, hi = 0, int(min(c, cash / p) / step)  # in steps; lo always affordable
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                n = step * mid
+                if n * p + fee_of(p, n, series=series) <= cash:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo > 0:
+                n = step * lo
+                out.append((p, n, fee_of(p, n, series=series)))
+            break
+        return out
