@@ -12,8 +12,10 @@
 
 Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming the request field at fault
 (:func:`check_request` holds every rule; an unknown strategy is the strategies'
-:class:`~kalshi_analytics.strategies.registry.UnknownStrategyError`); an unknown id raises
-:class:`~kalshi_analytics.errors.NotFoundError`.
+:class:`~kalshi_analytics.strategies.registry.UnknownStrategyError`); a request that would run on no data raises
+:class:`~kalshi_analytics.errors.NoDataError` (:func:`check_data`) from :func:`run_backtest` and
+:func:`enqueue_backtest` unless ``keep_empty``; an unknown id raises :class:`~kalshi_analytics.errors.NotFoundError`.
+Progress is reported through :class:`~kalshi_analytics.backtests.progress.OnPhase`.
 """
 
 from __future__ import annotations
