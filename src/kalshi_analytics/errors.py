@@ -30,6 +30,11 @@ class InvalidInputError(AppError, ValueError):
         self.errors = list(errors)
 
 
+class NoDataError(InvalidInputError):
+    """The input is valid but selects no data — a market nobody recorded, a window without snapshots (HTTP 422
+    of type ``no-data``; the CLI exits with its own code so scripts can tell it from a mistake)."""
+
+
 class NotFoundError(AppError, LookupError):
     """The thing asked for does not exist (HTTP 404)."""
 

@@ -125,6 +125,77 @@ async def test_invalid_requests_are_422_naming_the_field(client: httpx.AsyncClie
     assert {e["field"] for e in p["errors"]} == {"body.start", "body.end"}
 
 
+async def test_windows_and_filters_are_checked_by_the_service_rules_naming_the_field(client: httpx.AsyncClient) -> None:
+    # The window of the CLI report: the same rules answer here and there (tests/backtests/test_cli.py).
+    for start, end, field, message in (
+        ("0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "body.start", "start must lie between 2000 and 2100"),
+        ("2026-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "body.end", "end must lie between 2000 and 2100"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "body.end", "end (2026-01-01T00:00:00+00:00) must be after"),
+    ):
+        p = assert_problem(await client.post("/api/v1/backtests", json=body("X", start=start, end=end)), 422)
+        assert [(e["field"], e["message"][: len(message)]) for e in p["errors"]] == [(field, message)], p
+    for market_filter, field, message in (
+        ({"tickers": [""]}, "body.market_filter.tickers", "a ticker must not be empty"),
+        ({"series": ["KX\u0001"]}, "body.market_filter.series", "series 'KX\\x01' contains a control character"),
+        ({"events": ["E" * 201]}, "body.market_filter.events", "event 'EEEEEEEEEEEEEEEEEEEE'… is longer than 200"),
+        ("a\u0007b", "body.market_filter.categories", "category 'a\\x07b' contains a control character"),
+    ):
+        p = assert_problem(await client.post("/api/v1/backtests", json=body("X", market_filter=market_filter)), 422)
+        assert [(e["field"], e["message"][: len(message)]) for e in p["errors"]] == [(field, message)], p
+        assert p["detail"].startswith(f"invalid request: {field}: "), p
+
+
+async def count_results(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM backtest_results"))).scalar_one())
+
+
+async def test_a_backtest_of_no_data_is_a_422_no_data_and_nothing_is_queued(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    t = await settled_yes_market(engine)
+    before = await count_results(engine)
+    r = await client.post("/api/v1/backtests", json=body(t, market_filter={"tickers": [t, "KXBTAPI-NOPE"]}))
+    p = assert_problem(r, 422)
+    assert (p["type"], p["title"]) == ("https://kalshi-analytics.dev/problems/no-data", "No data")
+    assert p["errors"] == [{"field": "body.market_filter.tickers", "message": "no recorded market 'KXBTAPI-NOPE'"}]
+    r = await client.post("/api/v1/backtests", json=body(t, market_filter={"series": ["KXAPI"], "events": ["NOPE-EV"]}))
+    assert assert_problem(r, 422)["errors"][0]["field"] == "body.market_filter.events"
+    await write(engine, market(ticker("KXBTAPISP"), category="Sports"))
+    r = await client.post("/api/v1/backtests", json=body(t, market_filter={"tickers": [t], "categories": ["sports"]}))
+    p = assert_problem(r, 422)  # both exist, but no market is both
+    assert p["errors"] == [
+        {"field": "body.market_filter", "message": "no recorded market matches all of the filter's conditions"}
+    ]
+
+    # A known market, a window before its snapshots: no field is at fault, the detail says where the data is.
+    r = await client.post("/api/v1/backtests", json=body(t, start="2026-02-01T00:00:00Z", end="2026-03-01"))
+    p = assert_problem(r, 422)
+    assert p["type"].endswith("/no-data")
+    assert p["detail"] == (
+        "no snapshots between 2026-02-01T00:00:00Z and 2026-03-01T00:00:00Z in the 1 selected market; "
+        "it holds snapshots from 2026-03-02T15:00:00Z to 2026-03-02T15:01:00Z"
+    )
+    assert "errors" not in p
+    p = assert_problem(
+        await client.post(
+            "/api/v1/backtests", json=body(t, start=None, end=None, start_date="2026-01-01", end_date="2026-01-31")
+        ),
+        422,
+    )
+    assert p["type"].endswith("/no-data")
+    assert await count_results(engine) == before
+
+    # Asked for: queued and run, done with zero snapshots and a message saying why.
+    r = await client.post("/api/v1/backtests", json=body("KXBTAPI-NOPE", keep_empty=True))
+    assert r.status_code == 202, r.text
+    res = await wait_done(client, r.headers["location"])
+    assert (res["status"], res["snapshots_processed"], res["num_trades"]) == ("done", 0, 0)
+    assert res["metrics"]["message"] == "no snapshots in the window for the selected markets"
+    p = assert_problem(await client.post("/api/v1/backtests", json=body(t, keep_empty="maybe")), 422)
+    assert p["errors"][0]["field"] == "body.keep_empty"
+
+
 async def test_unknown_and_malformed_ids(client: httpx.AsyncClient) -> None:
     for suffix in ("", "/executions", "/equity"):
         p = assert_problem(await client.get(f"/api/v1/backtests/{uuid.uuid4()}{suffix}"), 404)
@@ -140,7 +211,7 @@ async def test_list_newest_first_paginated_and_filtered(app_factory: Callable[..
         assert app.state.backtest_worker is None
         ids = []
         for strategy in ("momentum", "fade_overreaction", "momentum"):
-            r = await client.post("/api/v1/backtests", json=body(t, strategy=strategy, params={}))
+            r = await client.post("/api/v1/backtests", json=body(t, strategy=strategy, params={}, keep_empty=True))
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
         seen: list[dict[str, Any]] = []
@@ -215,7 +286,7 @@ async def test_values_postgres_cannot_store_are_422(client: httpx.AsyncClient) -
     p = assert_problem(
         await client.post("/api/v1/backtests", json=body("KXBTAPI-\u0000", strategy="momentum", params={})), 422
     )
-    assert p["errors"][0]["field"] == "body.market_filter"
+    assert p["errors"][0]["field"] == "body.market_filter.tickers"
     p = assert_problem(await client.post("/api/v1/backtests", json=body("X", start="0001-01-01T00:00:00+14:00")), 422)
     assert p["errors"][0]["field"] == "body.start"
     p = assert_problem(await client.post("/api/v1/backtests", json=body("X", initial_capital="1e1000")), 422)

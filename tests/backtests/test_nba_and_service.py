@@ -23,7 +23,7 @@ from kalshi_analytics.backtests import (
     validate_request,
 )
 from kalshi_analytics.backtests.candles_import import import_candle_files, parse_candles
-from kalshi_analytics.errors import InvalidInputError, NotFoundError
+from kalshi_analytics.errors import InvalidInputError, NoDataError, NotFoundError
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
 from kalshi_analytics.strategies import UnknownStrategyError
@@ -129,9 +129,35 @@ async def test_filters_and_window_select_markets_and_rows(bt_engine: AsyncEngine
     assert (ds.ts_us[1:] >= ds.ts_us[:-1]).sum() >= ds.rows - 4  # sorted within each market
 
 
-async def test_empty_window_is_a_result_saying_there_was_no_data(bt_engine: AsyncEngine, nba: list[str]) -> None:
-    req = validate_request("fade_overreaction", {}, datetime(2019, 1, 1, tzinfo=UTC), datetime(2019, 2, 1, tzinfo=UTC))
-    res = await get_result(bt_engine, await run_backtest(bt_engine, req))
+async def test_empty_window_is_no_data_and_stored_only_when_asked(bt_engine: AsyncEngine, nba: list[str]) -> None:
+    f = MarketFilter(series=["KXNBAGAME"])
+    req = validate_request(
+        "fade_overreaction", {}, datetime(2019, 1, 1, tzinfo=UTC), datetime(2019, 2, 1, tzinfo=UTC), market_filter=f
+    )
+    async with bt_engine.connect() as c:
+        before = (await c.execute(text("SELECT count(*) FROM backtest_results"))).scalar_one()
+    seen: list[tuple[str, int, int | None]] = []
+    with pytest.raises(
+        NoDataError, match=r"^no snapshots between 2019-01-01T00:00:00Z and 2019-02-01T00:00:00Z in the 6 "
+    ):
+        await run_backtest(bt_engine, req, progress=lambda *a: seen.append(a))
+    with pytest.raises(NoDataError):
+        await enqueue_backtest(bt_engine, req)
+    async with bt_engine.connect() as c:
+        assert (await c.execute(text("SELECT count(*) FROM backtest_results"))).scalar_one() == before
+    assert seen == []  # refused before any phase began
+
+    res = await get_result(
+        bt_engine, await run_backtest(bt_engine, req, keep_empty=True, progress=lambda *a: seen.append(a))
+    )
+    assert seen == [
+        ("load", 0, None),
+        ("load", 0, 0),
+        ("simulate", 0, 0),
+        ("simulate", 0, 0),
+        ("persist", 0, 0),
+        ("persist", 0, 0),
+    ]
     assert res.status == "done"
     assert res.snapshots_processed == 0
     assert res.num_trades == 0
@@ -203,8 +229,18 @@ async def test_bad_input_raises_invalid_input_naming_the_field(bt_engine: AsyncE
         validate_request("fade_overreaction", {}, WIDE[1], WIDE[0])
     with pytest.raises(InvalidInputError, match=r"^start must lie between 2000 and 2100") as e4:
         validate_request("fade_overreaction", {}, datetime(1990, 1, 1, tzinfo=UTC), WIDE[1])
+    with pytest.raises(InvalidInputError, match=r"^a ticker must not be empty$") as e5:
+        validate_request("fade_overreaction", {}, *WIDE, market_filter=MarketFilter(tickers=["KX", " "]))
     assert isinstance(e1.value, InvalidInputError)
-    assert [e.value.field for e in (e1, e2, e3, e4)] == ["strategy", "params", "end", "start"]
+    assert [e.value.field for e in (e1, e2, e3, e4, e5)] == [
+        "strategy",
+        "params",
+        "end",
+        "start",
+        "market_filter.tickers",
+    ]
+    with pytest.raises(InvalidInputError, match="must be after start"):  # the same rules for a request built by hand
+        await run_backtest(bt_engine, BacktestRequest(strategy="momentum", start=WIDE[1], end=WIDE[0]))
     assert [field for field, _ in e2.value.errors] == ["params.threshold"]
     with pytest.raises(UnknownStrategyError):
         await run_backtest(bt_engine, BacktestRequest(strategy="nope", start=WIDE[0], end=WIDE[1]))

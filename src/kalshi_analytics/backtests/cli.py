@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,9 +15,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from kalshi_analytics.backtests.progress import UNITS, OnPhase
 from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.times import GRAMMAR, parse_time
 
@@ -35,6 +46,31 @@ EventOpt = Annotated[list[str] | None, typer.Option("--event", help="Only these 
 TickerOpt = Annotated[list[str] | None, typer.Option("--ticker", help="Only these market tickers (repeatable).")]
 CapitalOpt = Annotated[str, typer.Option("--capital", help="Starting cash in dollars.")]
 MaxPosOpt = Annotated[str, typer.Option("--max-position", help="Contract limit per market and side.")]
+KeepEmptyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-empty",
+        help="Run and store even when the filter names an unknown market or the window holds no snapshots "
+        "(otherwise: one line and exit code 3, nothing stored).",
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress (default: bars on a terminal, else a line per phase).")
+]
+
+#: The option of each request field the service names in its errors (see :func:`kalshi_analytics.clihelp.error_line`).
+OPTIONS = {
+    "strategy": "--strategy",
+    "params": "--param",
+    "start": "--start",
+    "end": "--end",
+    "market_filter.categories": "--category",
+    "market_filter.series": "--series",
+    "market_filter.events": "--event",
+    "market_filter.tickers": "--ticker",
+    "initial_capital": "--capital",
+    "max_position": "--max-position",
+}
 
 
 def _value(text: str) -> Any:
@@ -145,15 +181,48 @@ async def open_cache(engine: Any, data_dir: Path) -> Any:
     return ColumnarCache(data_dir / "columnar-cache" / await cache_key(engine))
 
 
-class _Bar:
-    def __init__(self, progress: Progress) -> None:
-        self.p = progress
-        self.tasks: dict[str, TaskID] = {}
+class PhaseDisplay:
+    """Shows a run's phases (:mod:`kalshi_analytics.backtests.progress`) on stderr: bars on a terminal (with the
+    time left when ``eta``), a line per finished phase otherwise, nothing when ``quiet``. A context manager: the
+    bars stay on screen when it ends, above the results."""
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.tasks:
-            self.tasks[phase] = self.p.add_task(phase, total=max(total, 1))
-        self.p.update(self.tasks[phase], completed=done, total=max(total, 1))
+    def __init__(self, quiet: bool, *, eta: bool = False, units: Mapping[str, str] | None = None) -> None:
+        self.console = Console(stderr=True)
+        self.mode = "off" if quiet else ("bars" if self.console.is_terminal else "lines")
+        self.units = {**UNITS, **(units or {})}
+        columns: list[ProgressColumn] = [
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+        ]
+        if eta:
+            columns += [TextColumn("ETA"), TimeRemainingColumn()]
+        self.bars = Progress(*columns, console=self.console)
+        self.tasks: dict[str, TaskID] = {}
+        self.started: dict[str, float] = {}
+
+    def __enter__(self) -> PhaseDisplay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.tasks:
+            self.bars.stop()
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if self.mode == "off":
+            return
+        started = self.started.setdefault(phase, time.perf_counter())
+        unit = self.units.get(phase, "")
+        if self.mode == "bars":
+            if not self.tasks:
+                self.bars.start()  # only once there is something to show: an early error stays one line
+            if phase not in self.tasks:
+                self.tasks[phase] = self.bars.add_task(phase, total=total, unit=unit)
+            self.bars.update(self.tasks[phase], completed=done, total=total)
+        elif done == total:
+            typer.echo(f"{phase}: {done:,} {unit} in {time.perf_counter() - started:.2f} s", err=True)
 
 
 @backtest_app.command("run")
@@ -170,6 +239,8 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     max_position: MaxPosOpt = "10000",
     per_event: Annotated[bool, typer.Option("--per-event", help="Use the per-event hook even if vectorised.")] = False,
     cache: Annotated[bool, typer.Option(help="Serve closed months from the columnar cache in the data dir.")] = True,
+    keep_empty: KeepEmptyOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run one backtest, store it (backtest_results + executions) and print its metrics."""
     from kalshi_analytics.backtests.service import get_result, run_backtest
@@ -191,22 +262,21 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             vectorised=False if per_event else None,
         )
     except InvalidInputError as exc:
-        fail(error_line(exc))
+        fail(error_line(exc, OPTIONS))
     s = settings()
     console = Console(width=120)
 
     async def go() -> Any:
         _choice, engine = await open_database(s, upgrade=False)
         try:
-            cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
             col_cache = await open_cache(engine, s.data_dir) if cache else None
-            with Progress(*cols, TimeElapsedColumn(), console=console, transient=True) as progress:
-                rid = await run_backtest(engine, req, cache=col_cache, progress=_Bar(progress))
+            with PhaseDisplay(quiet) as progress:
+                rid = await run_backtest(engine, req, cache=col_cache, progress=progress, keep_empty=keep_empty)
             return await get_result(engine, rid)
         finally:
             await engine.dispose()
 
-    res = run(go)
+    res = run(go, OPTIONS)
     metrics = res.metrics or {}
     timings = metrics.get("timings", {})
     extra = {"id": res.id, "load s": f"{timings.get('load_seconds', 0):.3f}"}
@@ -248,14 +318,17 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     capital: CapitalOpt = "10000",
     max_position: MaxPosOpt = "10000",
     workers: Annotated[int, typer.Option(help="Processes (default: all cores).")] = 0,
+    keep_empty: KeepEmptyOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a strategy over a parameter grid on all cores (at most BACKTEST_SWEEP_MAX_RUNS runs); data is loaded
     once and shared via a columnar cache."""
-    from kalshi_analytics.backtests.service import _insert_request, grid_runs, load_for, save_outcome
+    from kalshi_analytics.backtests.service import check_data, grid_runs
     from kalshi_analytics.clihelp import error_line, fail, run, settings
     from kalshi_analytics.db.connect import open_database
 
     s = settings()
+    options = {**OPTIONS, "params": "--grid/--param"}
     try:
         fixed = parse_params(param or [])
         axes = parse_grid(grid or [])
@@ -279,40 +352,58 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             for c in combos
         ]
     except InvalidInputError as exc:
-        fail(error_line(exc))
+        fail(error_line(exc, options))
     console = Console(width=140)
     n_workers = workers or os.cpu_count() or 1
 
     async def go() -> list[tuple[Any, Any]]:
         _choice, engine = await open_database(s, upgrade=False)
         try:
-            ds = await load_for(engine, reqs[0], await open_cache(engine, s.data_dir))
-            with tempfile.TemporaryDirectory(prefix="ka-sweep-") as tmp:
-                cache = str(Path(tmp) / "snapshots.npz")
-                ds.save(cache)
-                init = (cache, ds.markets, ds.start, ds.end)
-                with (
-                    ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=init) as pool,
-                    Progress(console=console, transient=True) as progress,
-                ):
-                    task = progress.add_task(f"{len(reqs)} runs on {n_workers} processes", total=len(reqs))
-                    futures = [pool.submit(_sweep_one, r.model_dump_json()) for r in reqs]
-                    outs = []
-                    for f in futures:
-                        outs.append(f.result())
-                        progress.advance(task)
-            saved = []
-            for r, out in zip(reqs, outs, strict=True):
-                out.load_seconds = ds.load_seconds
-                rid = await _insert_request(engine, r, out.strategy_version, out.params, "running")
-                await save_outcome(engine, rid, out)
-                saved.append((rid, out))
-            return saved
+            if not keep_empty:
+                await check_data(engine, reqs[0])  # every run has the same window and filter
+            with PhaseDisplay(quiet, eta=True, units={"persist": "runs"}) as progress:
+                return await run_sweep(engine, reqs, await open_cache(engine, s.data_dir), n_workers, progress)
         finally:
             await engine.dispose()
 
-    saved = run(go)
-    table = Table(title=f"sweep {strategy}: {len(saved)} runs", title_justify="left")
+    saved = run(go, options)
+    console.print(sweep_table(f"sweep {strategy}: {len(saved)} runs", list(axes), saved))
+
+
+async def run_sweep(
+    engine: Any, reqs: list[Any], cache: Any, n_workers: int, progress: OnPhase
+) -> list[tuple[Any, Any]]:
+    """Load the window once, run every request on ``n_workers`` processes, store each outcome; ``progress`` hears
+    ``load``, ``runs`` (done / total) and ``persist``. Returns (id, outcome) per request."""
+    from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
+
+    progress("load", 0, None)
+    ds = await load_for(engine, reqs[0], cache)
+    progress("load", ds.rows, ds.rows)
+    with tempfile.TemporaryDirectory(prefix="ka-sweep-") as tmp:
+        npz = str(Path(tmp) / "snapshots.npz")
+        ds.save(npz)
+        init = (npz, ds.markets, ds.start, ds.end)
+        with ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=init) as pool:
+            progress("runs", 0, len(reqs))
+            futures = {pool.submit(_sweep_one, r.model_dump_json()): i for i, r in enumerate(reqs)}
+            outs: list[Any] = [None] * len(reqs)
+            for done, f in enumerate(as_completed(futures), 1):
+                outs[futures[f]] = f.result()
+                progress("runs", done, len(reqs))
+    saved = []
+    progress("persist", 0, len(reqs))
+    for r, out in zip(reqs, outs, strict=True):
+        out.load_seconds = ds.load_seconds
+        rid = await _insert_request(engine, r, out.strategy_version, out.params, "running")
+        await save_outcome(engine, rid, out)
+        saved.append((rid, out))
+        progress("persist", len(saved), len(reqs))
+    return saved
+
+
+def sweep_table(title: str, axes: list[str], saved: list[tuple[Any, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
     for col in ("id", *axes, "total_pnl", "trades", "fees", "sharpe", "max_dd", "brier"):
         table.add_column(col, justify="right")
     for rid, out in sorted(saved, key=lambda x: -Decimal(x[1].metrics["total_pnl"])):
@@ -327,7 +418,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             f"{m['max_drawdown']:.2f}",
             "-" if m["brier_score"] is None else f"{m['brier_score']:.4f}",
         )
-    console.print(table)
+    return table
 
 
 @backtest_app.command("import-candles")

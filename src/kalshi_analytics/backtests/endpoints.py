@@ -61,7 +61,8 @@ def links(backtest_id: uuid.UUID) -> BacktestLinks:
 @router.post(
     "",
     operation_id="createBacktest",
-    summary="Queue a backtest (validated now, run in the background); 202 with its id and links.",
+    summary="Queue a backtest (validated now, run in the background); 202 with its id and links, or 422 of type "
+    "`no-data` when it selects no data (unless `keep_empty`).",
     status_code=202,
     response_model=BacktestCreated,
     dependencies=[Depends(rate_limit("expensive"))],
@@ -70,7 +71,9 @@ def links(backtest_id: uuid.UUID) -> BacktestLinks:
 async def create_backtest(body: BacktestCreate, request: Request, engine: EngineDep) -> Response:
     max_queued: int = request.app.state.settings.api_backtest_queue_max
     with inputs_from("body"):
-        backtest_id = await service.enqueue_backtest(engine, body.to_request(), max_queued=max_queued)
+        backtest_id = await service.enqueue_backtest(
+            engine, body.to_request(), max_queued=max_queued, keep_empty=body.keep_empty
+        )
     worker = getattr(request.app.state, "backtest_worker", None)
     if worker is not None:
         worker.wake()

@@ -58,18 +58,21 @@ class BacktestCreate(BaseModel):
     unknown_size_cap: Decimal = Field(DEFAULT_UNKNOWN_SIZE_CAP, gt=0, le=MAX_MONEY, description=UNKNOWN_SIZE_DOC)
     walk_book: bool = Field(True, description=WALK_BOOK_DOC)
     equity_interval_seconds: float = Field(60.0, ge=1, le=86_400, description=INTERVAL_DOC)
+    keep_empty: bool = Field(
+        False,
+        description="queue the run even when it selects no data (an unknown market, a window without snapshots); "
+        "otherwise that is a 422 of type `no-data` and nothing is stored",
+    )
 
     def to_request(self) -> BacktestRequest:
-        """The service's request; :class:`InvalidInputError` naming each field at fault (``end_date``, ``start``)."""
+        """The service's request; :class:`InvalidInputError` naming each field at fault (``end_date``, ``start``).
+        Only the two forms are read here: the window's rules are the service's ``check_window``."""
         errors: list[tuple[str, str]] = []
         start = self._bound("start", self.start, self.start_date, 0, errors)
         end = self._bound("end", self.end, self.end_date, 1, errors)
         # The seed's days: the end day must come after the start day (and is then included whole).
-        days_reversed = self.start_date is not None and self.end_date is not None and self.end_date <= self.start_date
-        if start is not None and end is not None and (end <= start or days_reversed):
-            name = "end_date" if self.end_date is not None else "end"
-            first = "start_date" if self.start_date is not None else "start"
-            errors.append((name, f"{name} must be after {first}"))
+        if self.start_date is not None and self.end_date is not None and self.end_date <= self.start_date:
+            errors.append(("end_date", "end_date must be after start_date"))
         if errors or start is None or end is None:  # a missing side is always among the errors
             raise InvalidInputError("; ".join(f"{f}: {m}" for f, m in errors), errors=errors)
         f = self.market_filter
@@ -91,9 +94,15 @@ class BacktestCreate(BaseModel):
                 equity_interval_seconds=self.equity_interval_seconds,
             )
         except InvalidInputError as exc:  # a window out of range: name the field the client gave
-            if (exc.field == "start" and self.start_date) or (exc.field == "end" and self.end_date):
-                exc.field = f"{exc.field}_date"
+            exc.field = self._given(exc.field)
+            exc.errors = [(self._given(f) or f, m) for f, m in exc.errors]
             raise
+
+    def _given(self, field: str | None) -> str | None:
+        """``start``/``end`` as the client wrote that side: ``start_date``/``end_date`` for the seed's days."""
+        if (field == "start" and self.start_date) or (field == "end" and self.end_date):
+            return f"{field}_date"
+        return field
 
     @staticmethod
     def _bound(

@@ -12,8 +12,10 @@
 
 Input errors raise :class:`~kalshi_analytics.errors.InvalidInputError` naming the request field at fault
 (:func:`check_request` holds every rule; an unknown strategy is the strategies'
-:class:`~kalshi_analytics.strategies.registry.UnknownStrategyError`); an unknown id raises
-:class:`~kalshi_analytics.errors.NotFoundError`.
+:class:`~kalshi_analytics.strategies.registry.UnknownStrategyError`); a request that would run on no data raises
+:class:`~kalshi_analytics.errors.NoDataError` (:func:`check_data`) from :func:`run_backtest` and
+:func:`enqueue_backtest` unless ``keep_empty``; an unknown id raises :class:`~kalshi_analytics.errors.NotFoundError`.
+Progress is reported through :class:`~kalshi_analytics.backtests.progress.OnPhase`.
 """
 
 from __future__ import annotations
@@ -29,26 +31,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.backtests import events as backtest_events
 from kalshi_analytics.backtests.books import load_books
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
-from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
+from kalshi_analytics.backtests.data import Dataset, MarketFilter, _where, load_dataset
 from kalshi_analytics.backtests.engine import (
     EngineConfig,
     Intents,
-    Progress,
     SimulationResult,
     book_points,
     plan,
     simulate,
     uses_vectorised,
 )
+from kalshi_analytics.backtests.progress import OnPhase, no_progress
 from kalshi_analytics.db.engine import driver_in_transaction
-from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
+from kalshi_analytics.errors import InvalidInputError, NoDataError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.strategies.base import Strategy, StrategyParams
 from kalshi_analytics.trading.fills import DEFAULT_UNKNOWN_SIZE_CAP, DisplayedLiquidity
@@ -140,12 +142,6 @@ class BacktestRequest(BaseModel):
     def _aware(cls, v: datetime) -> datetime:
         return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
 
-    @model_validator(mode="after")
-    def _window(self) -> BacktestRequest:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
-
 
 def validate_request(
     strategy: str,
@@ -157,11 +153,6 @@ def validate_request(
     **kw: Any,
 ) -> BacktestRequest:
     """Build a request and :func:`check_request` it; every problem is an :class:`InvalidInputError`."""
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
-    _check_window(start, end)  # before the model's own check, to name the field
     try:
         req = BacktestRequest(
             strategy=strategy, strategy_version=strategy_version, params=params or {}, start=start, end=end, **kw
@@ -173,8 +164,10 @@ def validate_request(
 
 
 def check_request(req: BacktestRequest) -> tuple[Strategy, StrategyParams]:
-    """Everything that keeps ``req`` from running or being stored, reported against the field at fault."""
-    _check_window(req.start, req.end)
+    """Everything that keeps ``req`` from running or being stored, reported against the field at fault: the
+    one set of rules the CLI, the API and notebooks share (:func:`validate_request` calls it)."""
+    check_window(req.start, req.end)
+    check_filter(req.market_filter)
     strategy, params = resolve(req)
     for key, value in req.model_dump(mode="json").items():  # stored as jsonb: no NUL, no NaN/Infinity
         try:
@@ -186,12 +179,107 @@ def check_request(req: BacktestRequest) -> tuple[Strategy, StrategyParams]:
     return strategy, params
 
 
-def _check_window(start: datetime, end: datetime) -> None:
+def check_window(start: datetime, end: datetime) -> None:
+    """``[start, end)`` within the years data can lie in (:data:`EARLIEST` to :data:`LATEST`), end after start."""
     for name, ts in (("start", start), ("end", end)):
         if not EARLIEST <= ts <= LATEST:
             raise InvalidInputError(f"{name} must lie between {EARLIEST.year} and {LATEST.year}", field=name)
     if end <= start:
         raise InvalidInputError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})", field="end")
+
+
+#: What one name of a market filter may be (tickers are ASCII of a few dozen characters).
+_FILTER_NAMES = {"tickers": "ticker", "series": "series", "events": "event", "categories": "category"}
+FILTER_NAME_MAX = 200
+
+
+def check_filter(f: MarketFilter) -> None:
+    """Each name of the filter is text a market could carry: not empty, not huge, no control characters."""
+    for key, noun in _FILTER_NAMES.items():
+        field = f"market_filter.{key}"
+        for name in getattr(f, key):
+            if not name.strip():
+                raise InvalidInputError(f"a {noun} must not be empty", field=field)
+            if len(name) > FILTER_NAME_MAX:
+                raise InvalidInputError(
+                    f"{noun} {name[:20]!r}… is longer than {FILTER_NAME_MAX} characters", field=field
+                )
+            if not name.isprintable():
+                raise InvalidInputError(f"{noun} {name!r} contains a control character", field=field)
+
+
+#: Each filter list, the noun of one of its names, and the market column a name must equal.
+_FILTER_COLUMNS = {
+    "tickers": ("ticker", "m.ticker"),
+    "series": ("series", "m.series_ticker"),
+    "events": ("event", "m.event_ticker"),
+    "categories": ("category", "lower(coalesce(m.category, se.category))"),  # as data._where matches them
+}
+_MARKETS = "FROM markets m LEFT JOIN series se ON se.ticker = m.series_ticker"
+#: Up to this many selected markets, a "no snapshots" answer says when they do hold some (2 probes each).
+RANGE_HINT_MARKETS = 1000
+
+
+async def check_data(engine: AsyncEngine, req: BacktestRequest) -> None:
+    """Raise :class:`NoDataError` when ``req`` would run on nothing: a filter name no recorded market carries
+    (naming that filter field), names that each exist but select no market together, or a window with no snapshot
+    of the selected markets (saying when they do have some). Cheap when there is data: it stops at the first
+    snapshot found, one index probe per selected market at most."""
+    f = req.market_filter
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        for key, (noun, column) in _FILTER_COLUMNS.items():
+            names = list(dict.fromkeys(getattr(f, key)))
+            if not names:
+                continue
+            value = "lower(n)" if key == "categories" else "n"
+            unknown = await driver.fetch(
+                f"SELECT n FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) WHERE NOT EXISTS "
+                f"(SELECT 1 {_MARKETS} WHERE {column} = {value}) ORDER BY i",
+                names,
+            )
+            if unknown:
+                shown = ", ".join(repr(r["n"]) for r in unknown[:5])
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                where_ = "" if key == "tickers" else f"in {noun} "
+                raise NoDataError(f"no recorded market {where_}{shown}{more}", field=f"market_filter.{key}")
+        where, args = _where(f)
+        n = len(args)
+        hit = await driver.fetchval(
+            f"SELECT 1 {_MARKETS} CROSS JOIN LATERAL (SELECT 1 FROM market_snapshots s WHERE s.ticker = m.ticker "
+            f"AND s.ts >= ${n + 1} AND s.ts < ${n + 2} LIMIT 1) AS hit WHERE {where} LIMIT 1",
+            *args,
+            req.start,
+            req.end,
+        )
+        if hit is not None:
+            return
+        selected = await driver.fetchval(f"SELECT count(*) {_MARKETS} WHERE {where}", *args)
+        if selected == 0:
+            raise NoDataError("no recorded market matches all of the filter's conditions", field="market_filter")
+        window = f"between {_utc(req.start)} and {_utc(req.end)}"
+        which = "1 selected market" if selected == 1 else f"{selected} selected markets"
+        hint = ""
+        if selected <= RANGE_HINT_MARKETS:
+            first, last = await driver.fetchrow(
+                f"SELECT min(a.ts), max(b.ts) {_MARKETS} "
+                "LEFT JOIN LATERAL (SELECT ts FROM market_snapshots s WHERE s.ticker = m.ticker "
+                "ORDER BY ts LIMIT 1) a ON true "
+                "LEFT JOIN LATERAL (SELECT ts FROM market_snapshots s WHERE s.ticker = m.ticker "
+                f"ORDER BY ts DESC LIMIT 1) b ON true WHERE {where}",
+                *args,
+            )
+            if first is None:
+                hint = "; it has no snapshot at all" if selected == 1 else "; none of them has a snapshot"
+            else:
+                they = "it holds" if selected == 1 else "they hold"
+                hint = f"; {they} snapshots from {_utc(first)} to {_utc(last)}"
+        raise NoDataError(f"no snapshots {window} in the {which}{hint}")
+
+
+def _utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -244,38 +332,36 @@ async def compute_backtest(
     *,
     dataset: Dataset | None = None,
     cache: ColumnarCache | None = None,
-    progress: Progress | None = None,
+    progress: OnPhase = no_progress,
 ) -> BacktestOutcome:
-    """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes."""
+    """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes.
+    ``progress`` hears the ``load`` and ``simulate`` phases."""
     strategy, params = resolve(req)
+    progress("load", 0, None)
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
-    if progress is not None:
-        progress("loaded", ds.rows, ds.rows)
     intents = None
     if req.walk_book and ds.rows and ds.books is None:
         # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
         # path, whose orders are not known in advance).
         cfg = req.engine_config()
         if uses_vectorised(strategy, cfg):
-            intents = plan(ds, strategy, params, cfg, progress)
+            intents = plan(ds, strategy, params, cfg)
             books = await load_books(engine, ds, book_points(ds, intents))
         else:
             books = await load_books(engine, ds)
         if books is not None:
             ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
-    return outcome_for(req, strategy, params, ds, progress, intents=intents)
+    progress("load", ds.rows, ds.rows)
+    progress("simulate", 0, ds.rows)
+    out = outcome_for(req, strategy, params, ds, intents=intents)
+    progress("simulate", ds.rows, ds.rows)
+    return out
 
 
 def outcome_for(
-    req: BacktestRequest,
-    strategy: Strategy,
-    params: StrategyParams,
-    ds: Dataset,
-    progress: Progress | None = None,
-    *,
-    intents: Intents | None = None,
+    req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, *, intents: Intents | None = None
 ) -> BacktestOutcome:
-    sim = simulate(ds, strategy, params, req.engine_config(), progress, intents=intents)
+    sim = simulate(ds, strategy, params, req.engine_config(), intents=intents)
     t0 = time.perf_counter()
     metrics = compute_metrics(sim) | sim.run_info()
     metrics["timings"] = {"load_seconds": ds.load_seconds, "simulate_seconds": sim.simulate_seconds}
@@ -431,18 +517,28 @@ async def run_backtest(
     *,
     dataset: Dataset | None = None,
     cache: ColumnarCache | None = None,
-    progress: Progress | None = None,
+    progress: OnPhase = no_progress,
+    keep_empty: bool = False,
 ) -> BacktestResultId:
     """Validate, run and persist one backtest now; returns the ``backtest_results.id`` (status ``done``).
 
-    Raises :class:`InvalidInputError` for a request :func:`check_request` refuses. A window with no data is
-    not an error: the result is stored with zero snapshots and ``metrics.message`` saying so.
+    Raises :class:`InvalidInputError` for a request :func:`check_request` refuses, and :class:`NoDataError`
+    (storing nothing) when it would run on no data (:func:`check_data`) — unless ``keep_empty``: then the result
+    is stored with zero snapshots and ``metrics.message`` saying so. ``progress`` hears ``load``, ``simulate``
+    and ``persist``.
     """
     strategy, params = check_request(request)
+    if not keep_empty:
+        if dataset is None:
+            await check_data(engine, request)
+        elif dataset.rows == 0:
+            raise NoDataError("the dataset given holds no snapshots")
     result_id = await _insert_request(engine, request, strategy.version, params.model_dump(mode="json"), "running")
     try:
         out = await compute_backtest(engine, request, dataset=dataset, cache=cache, progress=progress)
+        progress("persist", 0, len(out.sim.executions))
         await save_outcome(engine, result_id, out)
+        progress("persist", len(out.sim.executions), len(out.sim.executions))
     except Exception as exc:
         await _mark_failed(engine, result_id, exc)
         raise
@@ -450,14 +546,17 @@ async def run_backtest(
 
 
 async def enqueue_backtest(
-    engine: AsyncEngine, request: BacktestRequest, *, max_queued: int | None = None
+    engine: AsyncEngine, request: BacktestRequest, *, max_queued: int | None = None, keep_empty: bool = False
 ) -> BacktestResultId:
     """Validate and store a ``queued`` backtest for :func:`execute_queued`; returns its id (for a 202 answer).
 
+    Raises :class:`NoDataError` when the request selects no data (:func:`check_data`), unless ``keep_empty``.
     With ``max_queued``, raises :class:`BacktestQueueFullError` when that many rows are queued already (in the
     whole database: every replica's creates count). Concurrent creates take turns on an advisory lock, so the
     bound holds exactly."""
     strategy, params = check_request(request)
+    if not keep_empty:
+        await check_data(engine, request)
     async with engine.begin() as conn:
         if max_queued is not None:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})

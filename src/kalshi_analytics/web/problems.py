@@ -32,7 +32,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kalshi_analytics.db.engine import DatabaseUnavailableError
 from kalshi_analytics.db.outage import DatabaseGate, unreachable
-from kalshi_analytics.errors import AppError, ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from kalshi_analytics.errors import (
+    AppError,
+    ConflictError,
+    InvalidInputError,
+    NoDataError,
+    NotFoundError,
+    UnavailableError,
+)
 from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
@@ -80,6 +87,10 @@ STATUS: dict[type[AppError], int] = {
     RateLimitedError: 429,
     UnavailableError: 503,
 }
+
+
+#: Error classes with a problem type of their own (slug, title) within their status.
+KINDS: dict[type[AppError], tuple[str, str]] = {NoDataError: ("no-data", "No data")}
 
 
 def status_of(exc: AppError) -> int | None:
@@ -167,7 +178,8 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if isinstance(exc, RateLimitedError | UnavailableError):
         headers = {"Retry-After": str(exc.retry_after or DEFAULT_RETRY_AFTER_SECONDS)}
-    return problem_response(request, status, detail=detail, errors=errors, headers=headers)
+    slug, title = next((KINDS[c] for c in type(exc).__mro__ if c in KINDS), (None, None))
+    return problem_response(request, status, detail=detail, slug=slug, title=title, errors=errors, headers=headers)
 
 
 async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
