@@ -19,6 +19,7 @@ from asyncpg import Record
 from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.kalshi.status import STATUS_FILTER_MATCHES, MarketStatus
+from kalshi_analytics.markets import candle_blocks
 from kalshi_analytics.markets.pricing import implied_probability_sql
 from kalshi_analytics.web.cursors import (
     Reader,
@@ -390,9 +391,21 @@ CANDLE_FIELDS = (
     *((c, _text(c)) for c in _CANDLE_COLS.split(", ")),
     ("snapshots", "snapshots"),
 )
+#: One candle as JSON (columns as :data:`_CANDLE_1M` names them); the stored blocks hold the same text.
+CANDLE_OBJECT = _json_object(CANDLE_FIELDS)
 _CANDLE_JSON = "SELECT coalesce(json_agg({obj} ORDER BY start), '[]')::text, count(*) FROM ({inner}) c"
-_CANDLE_1M_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_1M)
-_CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(obj=_json_object(CANDLE_FIELDS), inner=_CANDLE_ROLLUP)
+_CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(obj=CANDLE_OBJECT, inner=_CANDLE_ROLLUP)
+# 1-minute candles: the closed hours' stored blocks, the rest rendered live per hour.
+_CANDLE_1M_SQL = (
+    candle_blocks.read_sql(CANDLE_OBJECT).replace("$1", ":ticker").replace("$2", ":start").replace("$3", ":end")
+)
+
+
+@dataclass(frozen=True)
+class CandleBlocks:
+    """A window of 1-minute candles as :func:`candle_blocks.read_sql` rows: stored blocks and live text."""
+
+    rows: Sequence[Record]
 
 
 _FIRST_MINUTE_SQL = (
@@ -409,9 +422,10 @@ def bucket_start(ts: datetime, step: timedelta) -> datetime:
 
 async def candles(
     session: Db, ticker: str, interval: Interval, start: datetime, end: datetime, *, cursor: str | None = None
-) -> tuple[str, str | None]:
-    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first, and the cursor of
-    the next page.
+) -> tuple[str | CandleBlocks, str | None]:
+    """The candles of ``[start, end)`` as a JSON array (rendered by PostgreSQL), oldest first — or, when stored
+    blocks of closed hours cover part of it, as :class:`CandleBlocks` to be assembled — and the cursor of the
+    next page.
 
     A page spans at most :data:`MAX_CANDLES` buckets. A window that holds more is answered a page at a time:
     each page starts at the first bucket with data at or after the cursor (so empty stretches cost no pages),
@@ -445,10 +459,14 @@ async def candles(
         return "[]", None
     params: dict[str, Any] = {"ticker": ticker, "start": page_from, "end": page_to}
     if interval == "1m":
-        row = await session.one(_CANDLE_1M_SQL, params)
-    else:
-        params["step"] = step
-        row = await session.one(_CANDLE_ROLLUP_SQL, params)
+        rows = await session.all(_CANDLE_1M_SQL, params)
+        if not rows and cursor is None:
+            await ensure_market(session, ticker)
+        if any(r["deflate"] is not None for r in rows):
+            return CandleBlocks(rows), next_cursor
+        return "[" + ", ".join(r["body"] for r in rows) + "]", next_cursor
+    params["step"] = step
+    row = await session.one(_CANDLE_ROLLUP_SQL, params)
     if row[1] == 0 and cursor is None:
         await ensure_market(session, ticker)
     return str(row[0]), next_cursor

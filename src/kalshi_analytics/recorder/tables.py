@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import notifications
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.markets.candle_blocks import BlockKeeper, Plan
 from kalshi_analytics.recorder.bulk import write_snapshots_returning_new
 from kalshi_analytics.recorder.candles import UPSERT_CANDLES_SQL, aggregate_candles, candle_columns
 from kalshi_analytics.recorder.rows import (
@@ -76,8 +77,10 @@ async def write_batch(
     timeout_seconds: float,
     fence: Fence | None = None,
     channel: str = notifications.CHANNEL,
+    blocks: BlockKeeper | None = None,
 ) -> Written:
-    """Write ``items`` in one transaction and notify ``channel`` of the tickers whose rows are new.
+    """Write ``items`` in one transaction and notify ``channel`` of the tickers whose rows are new; ``blocks``
+    keeps the stored candle blocks of closed hours true to the candles (:mod:`~kalshi_analytics.markets.candle_blocks`).
 
     Raises whatever the database raises (the caller decides between retrying and isolating bad rows), and
     ``TypeError`` for an item that is not a row of these tables.
@@ -97,6 +100,7 @@ async def write_batch(
 
     o = Written()
     touched: set[str] = set()
+    plan: Plan | None = None
     async with engine.connect() as conn, conn.begin():
         # Through SQLAlchemy first: this opens the transaction the raw asyncpg calls below join.
         await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}")
@@ -114,6 +118,9 @@ async def write_batch(
                 candles = aggregate_candles(new_rows, max_spread)
                 await pg.execute(UPSERT_CANDLES_SQL, *candle_columns(candles))
                 o.candles = len(candles)
+                if blocks is not None:
+                    plan = blocks.plan((c.ticker, c.minute) for c in candles)
+                    await blocks.apply(pg, plan)
                 touched.update(r.ticker for r in new_rows)
                 # The live feed's lag: a row a poll or a repair wrote late is the repair's time, not the feed's.
                 o.lags.extend(("snapshot", r.ts) for r in new_rows if r.source == "websocket")
@@ -127,6 +134,8 @@ async def write_batch(
         for payload in notifications.render_payloads(notice):
             await pg.execute("SELECT pg_notify($1, $2)", channel, payload)
             o.notifications += 1
+    if blocks is not None and plan is not None:
+        blocks.committed(plan)
     return o
 
 
