@@ -16,15 +16,39 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.markets import candle_blocks
-from kalshi_analytics.markets.service import _CANDLE_1M, CANDLE_OBJECT
+from kalshi_analytics.markets.service import _CANDLE_1M
 from kalshi_analytics.recorder.rows import SnapshotRow
 from kalshi_analytics.recorder.sink import Sink
 from tests.fixtures.app import market, ticker, write
 
 T0 = datetime(2026, 10, 5, 7, 0, tzinfo=UTC)
 
-# The route's answer before blocks existed: every candle rendered live by one json_agg.
-LIVE_SQL = f"SELECT coalesce(json_agg({CANDLE_OBJECT} ORDER BY start), '[]')::text FROM ({_CANDLE_1M}) c"
+# The route's answer before blocks existed: every candle rendered live by json_build_object and json_agg.
+ISO = "replace(to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || 'Z'"
+COLUMNS = [
+    "prob_open",
+    "prob_high",
+    "prob_low",
+    "prob_close",
+    "price_open",
+    "price_high",
+    "price_low",
+    "price_close",
+    "yes_bid_close",
+    "yes_ask_close",
+    "volume",
+    "open_interest",
+]
+OBJECT = (
+    "json_build_object("
+    + ", ".join(
+        [f"'{c}', {ISO.format(c)}" for c in ("start", "first_ts", "last_ts")]
+        + [f"'{c}', ({c})::text" for c in COLUMNS]
+        + ["'snapshots', snapshots"]
+    )
+    + ")"
+)
+LIVE_SQL = f"SELECT coalesce(json_agg({OBJECT} ORDER BY start), '[]')::text FROM ({_CANDLE_1M}) c"
 
 
 def snaps(t: str, start: datetime, minutes: int, every: int = 20, bid: str = "0.40") -> list[SnapshotRow]:

@@ -206,15 +206,18 @@ def _columns(keys: Sequence[Key]) -> tuple[list[str], list[datetime]]:
 # ------------------------------------------------------------------------------------------- the route's side
 def read_sql(candle_object: str) -> str:
     """The blocks inside ``[$2, $3)`` of market ``$1``, and its other candles of the window rendered live per
-    hour, in time order: start, candles, and either (length, crc, digest, deflate) or body."""
+    hour, in time order: start, candles, and either (length, crc, digest, deflate) or body. Only the hours
+    without a block are read from the candles."""
     return (
         "WITH b AS (SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
-        f"WHERE ticker = $1 AND start >= $2 AND start + {_BLOCK_SQL} <= $3) "
+        f"WHERE ticker = $1 AND start >= $2 AND start + {_BLOCK_SQL} <= $3), "
+        f"h AS (SELECT g AS hour FROM generate_series({block_sql('$2::timestamptz')}, $3::timestamptz, "
+        f"{_BLOCK_SQL}) g WHERE g < $3 AND g NOT IN (SELECT start FROM b)) "
         "SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b UNION ALL "
-        f"SELECT {block_sql('c.start')}, count(*)::int, NULL, NULL, NULL, NULL, "
-        f"string_agg(({candle_object})::text, ', ' ORDER BY c.start) "
-        "FROM (SELECT minute AS start, * FROM market_candles_1m WHERE ticker = $1 AND minute >= $2 AND minute < $3) c "
-        f"WHERE {block_sql('c.start')} NOT IN (SELECT start FROM b) GROUP BY 1 ORDER BY 1"
+        "SELECT h.hour, count(*)::int, NULL, NULL, NULL, NULL, "
+        f"string_agg(({candle_object})::text, ', ' ORDER BY c.start) FROM h JOIN LATERAL "
+        "(SELECT minute AS start, * FROM market_candles_1m WHERE ticker = $1 AND minute >= greatest(h.hour, $2) "
+        f"AND minute < least(h.hour + {_BLOCK_SQL}, $3)) c ON true GROUP BY h.hour ORDER BY 1"
     )
 
 
