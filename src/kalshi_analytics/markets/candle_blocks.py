@@ -225,43 +225,53 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, 
 _FINAL_BLOCK = b"\x03\x00"  # an empty final block (fixed Huffman): ends the deflate stream
 
 
+#: Live text shorter than this goes out as stored (uncompressed) deflate blocks: no compressor to set up.
+STORE_BELOW = 1024
+
+
+def _stored(data: bytes) -> bytes:
+    """``data`` as stored deflate blocks (not final): on a byte boundary, 5 bytes of header per 64 kB."""
+    out = []
+    for i in range(0, len(data), 0xFFFF):
+        chunk = data[i : i + 0xFFFF]
+        out.append(struct.pack("<BHH", 0, len(chunk), len(chunk) ^ 0xFFFF) + chunk)
+    return b"".join(out)
+
+
 class GzipAssembly:
-    """One gzip member made of live text (compressed here) and stored blocks, in order."""
+    """One gzip member made of live text and stored blocks, in order. Only the stored blocks' CRCs need
+    combining; the CRC runs on through live text."""
 
     def __init__(self) -> None:
         self._out = [_GZIP_HEADER]
         self._crc = 0
         self._length = 0
-        self._pending: list[bytes] = []  # live text not compressed yet
-        self._packer = isal_zlib.compressobj(LIVE_LEVEL, isal_zlib.DEFLATED, -15)
         self._digests = hashlib.blake2b(digest_size=DIGEST_BYTES)
 
-    def text(self, data: bytes, *, digested: bool = True) -> None:
-        self._pending.append(data)
-        if digested:
-            self._digests.update(digest(data))
+    def digest(self, text: bytes) -> None:
+        """Count ``text`` (a head, an hour's candles, a tail) into the ETag."""
+        self._digests.update(digest(text))
+
+    def text(self, data: bytes) -> None:
+        if not data:
+            return
+        if len(data) < STORE_BELOW:
+            self._out.append(_stored(data))
+        else:
+            # A fresh compressor, sync-flushed: nothing before or after it is referred to.
+            packer = isal_zlib.compressobj(LIVE_LEVEL, isal_zlib.DEFLATED, -15)
+            self._out.append(packer.compress(data) + packer.flush(isal_zlib.Z_SYNC_FLUSH))
+        self._crc = zlib.crc32(data, self._crc)
+        self._length += len(data)
 
     def block(self, length: int, crc: int, block_digest: bytes, deflate: bytes) -> None:
-        self._flush()
         self._out.append(deflate)
         self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
         self._length += length
         self._digests.update(block_digest)
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        # A full flush: what follows (a stored block) must not be needed to decode what came before, and the
-        # next live text must not refer back across the stored blocks in between.
-        self._out.append(self._packer.compress(data) + self._packer.flush(isal_zlib.Z_FULL_FLUSH))
-        self._crc = isal_zlib.crc32_combine(self._crc, isal_zlib.crc32(data), len(data))
-        self._length += len(data)
-
     def finish(self) -> tuple[bytes, str]:
         """The gzip member and its strong ETag (a digest of the texts' digests: the same answer, the same tag)."""
-        self._flush()
         self._out.append(_FINAL_BLOCK)
         self._out.append(struct.pack("<II", self._crc, self._length & 0xFFFFFFFF))
         return b"".join(self._out), '"' + self._digests.hexdigest() + '"'
@@ -270,13 +280,20 @@ class GzipAssembly:
 def assemble(head: bytes, rows: Sequence[Any], tail: bytes) -> tuple[bytes, str]:
     """``head`` + the rows of :func:`read_sql` joined as one JSON array's elements + ``tail``, gzipped."""
     g = GzipAssembly()
-    g.text(head)
+    live = [head]  # consecutive live text goes out as one piece
+    g.digest(head)
     for i, r in enumerate(rows):
         if i:
-            g.text(SEPARATOR, digested=False)
+            live.append(SEPARATOR)
         if r["deflate"] is None:
-            g.text(r["body"].encode())
+            body = r["body"].encode()
+            live.append(body)
+            g.digest(body)
         else:
+            g.text(b"".join(live))
+            live.clear()
             g.block(r["length"], r["crc"], r["digest"], r["deflate"])
-    g.text(tail)
+    live.append(tail)
+    g.digest(tail)
+    g.text(b"".join(live))
     return g.finish()
