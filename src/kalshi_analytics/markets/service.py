@@ -413,14 +413,22 @@ CANDLE_FIELDS = (
     *((c, _text(c)) for c in _CANDLE_COLS.split(", ")),
     ("snapshots", _num("snapshots")),
 )
+
+
+def _named(sql: str, *names: str) -> str:
+    """``$1``, ``$2``, … as ``:names`` (the form :class:`Reads` takes)."""
+    for i, name in reversed(list(enumerate(names, 1))):
+        sql = sql.replace(f"${i}", f":{name}")
+    return sql
+
+
 #: One candle as JSON (columns as :data:`_CANDLE_1M` names them); the stored blocks hold the same text.
 CANDLE_OBJECT = _json_object(CANDLE_FIELDS)
 _CANDLE_JSON = "SELECT {array}, count(*) FROM ({inner}) c"
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(array=_json_array(CANDLE_OBJECT, "start"), inner=_CANDLE_ROLLUP)
 # 1-minute candles: the closed hours' stored blocks, the rest rendered live per hour.
-_CANDLE_1M_SQL = (
-    candle_blocks.read_sql(CANDLE_OBJECT).replace("$1", ":ticker").replace("$2", ":start").replace("$3", ":end")
-)
+_CANDLE_1M_SQL = _named(candle_blocks.read_sql(CANDLE_OBJECT), "ticker", "start", "end", "first", "last")
+_CANDLE_HOURS_SQL = _named(candle_blocks.hours_sql(CANDLE_OBJECT), "ticker", "hours", "from", "to")
 
 
 @dataclass(frozen=True)
@@ -440,6 +448,25 @@ _ORIGIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 def bucket_start(ts: datetime, step: timedelta) -> datetime:
     """The start of the candle holding ``ts`` (date_bin's rule: buckets aligned on UTC midnight of 2000-01-01)."""
     return _ORIGIN_TS + (ts - _ORIGIN_TS) // step * step
+
+
+async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetime) -> list[Record]:
+    """The 1-minute candles of ``[start, end)`` as stored blocks and live text per hour, in time order."""
+    first, last = candle_blocks.whole_hours(start, end)
+    params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
+    rows = list(await session.all(_CANDLE_1M_SQL, params))
+    have = {r["start"] for r in rows}
+    hours = []
+    h = first
+    while h < last:
+        if h not in have:
+            hours.append(h)
+        h += candle_blocks.BLOCK
+    if hours:  # whole hours without a block (yet): rendered live
+        more = {"ticker": ticker, "hours": hours, "from": hours[0], "to": hours[-1] + candle_blocks.BLOCK}
+        rows += await session.all(_CANDLE_HOURS_SQL, more)
+    rows.sort(key=lambda r: r["start"])
+    return rows
 
 
 async def candles(
@@ -481,7 +508,7 @@ async def candles(
         return "[]", None
     params: dict[str, Any] = {"ticker": ticker, "start": page_from, "end": page_to}
     if interval == "1m":
-        rows = await session.all(_CANDLE_1M_SQL, params)
+        rows = await _candle_pieces(session, ticker, page_from, page_to)
         if not rows and cursor is None:
             await ensure_market(session, ticker)
         if any(r["deflate"] is not None for r in rows):
