@@ -563,7 +563,8 @@ async def main() -> None:
                     writer = asyncio.create_task(
                         record_like_the_recorder(url, tickers, datetime.now(UTC).replace(microsecond=0), stop_writer)
                     )
-                print(f"  {'route':52} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} {'health':>7} {'hits':>8}")
+                shared = "cached" if cached else "joined"
+                print(f"  {'route':52} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} {'health':>7} {shared:>8}")
                 results[mode] = await measure(port, routes, args, cached, use_wrk)
             finally:
                 if writer is not None:

@@ -92,7 +92,7 @@ def render(
 ) -> Rendered:
     if isinstance(body, Gzipped):  # compressed and tagged already
         return Rendered(body.body, True, body.etag, media_type, clock(), volatile, horizon, route, charges)
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
     if compress and len(body) >= COMPRESS_MIN_BYTES:
         packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip container
         stored, gzipped = packer.compress(body) + packer.flush(), True
