@@ -253,22 +253,27 @@ async def warm(host: str, port: int, paths: list[str], connections: int, gzip: b
     await asyncio.gather(*(one_connection() for _ in range(connections)))
 
 
-async def cache_counters(port: int) -> tuple[float, float]:
-    """(hits, misses) of the response cache of whichever worker answers."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
-        body = (await reader.readexactly(length)).decode()
-    finally:
-        writer.close()
-    values = {}
-    for line in body.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("kalshi_api_cache_hits_total", "kalshi_api_cache_misses_total"):
-            values[name] = float(value)
-    return values.get("kalshi_api_cache_hits_total", 0.0), values.get("kalshi_api_cache_misses_total", 0.0)
+async def cache_counters(port: int, samples: int = 24) -> tuple[float, float]:
+    """(hits, misses) of the response caches of all workers: each process counts its own, and a connection
+    reaches one of them, so /metrics is read on ``samples`` connections while no load runs (each worker's
+    counters stand still) and the distinct readings are added up."""
+    readings: set[tuple[float, float]] = set()
+    for _ in range(samples):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
+            body = (await reader.readexactly(length)).decode()
+        finally:
+            writer.close()
+        values = {}
+        for line in body.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("kalshi_api_cache_hits_total", "kalshi_api_cache_misses_total"):
+                values[name] = float(value)
+        readings.add((values.get("kalshi_api_cache_hits_total", 0.0), values.get("kalshi_api_cache_misses_total", 0.0)))
+    return sum(r[0] for r in readings), sum(r[1] for r in readings)
 
 
 async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: int, gzip: bool) -> dict[str, float]:
