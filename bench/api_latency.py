@@ -207,6 +207,11 @@ async def drive(
 
 
 WRK_SCRIPT = """
+-- Each wrk thread draws its own random paths (unseeded, both threads would ask for the same paths in the same
+-- order, and requests that meet in flight share one build).
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) math.randomseed(os.time() * 1000 + id) end
 local paths = {}
 for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
 local headers = {}
