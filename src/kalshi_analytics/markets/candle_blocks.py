@@ -205,22 +205,58 @@ def _columns(keys: Sequence[Key]) -> tuple[list[str], list[datetime]]:
 
 # ------------------------------------------------------------------------------------------- the route's side
 def read_sql(candle_object: str) -> str:
-    """A window ``[$2, $3)`` of market ``$1`` in pieces: the stored blocks of the whole hours ``[$4, $5)``, and
-    the partial hours at its edges rendered live, per hour. Rows: start, candles, and either (length, crc,
-    digest, deflate) or body; in no particular order. Whole hours without a block are left to
-    :func:`hours_sql` (a closed hour waiting for its block, the hour being written, an hour without data)."""
+    """A window ``[$2, $3)`` of market ``$1`` in pieces: the stored blocks of the hours it touches (from ``$6``,
+    the hour holding ``$2``), and the partial hours at its edges rendered live, per hour, when they have no
+    block (``[$4, $5)`` are its whole hours). Rows: start, candles, and either (length, crc, digest, deflate) or
+    body; in no particular order. A block only partly inside the window is cut with :func:`cut`; whole hours
+    without a block are left to :func:`hours_sql` (a closed hour waiting for its block, the hour being written,
+    an hour without data)."""
     live = (
         f"SELECT {block_sql('c.start')}, count(*)::int, NULL, NULL, NULL, NULL, "
         f"string_agg(({candle_object})::text, ', ' ORDER BY c.start) "
         "FROM (SELECT minute AS start, * FROM market_candles_1m WHERE ticker = $1 AND minute >= LO "
-        "AND minute < HI) c GROUP BY 1"
+        "AND minute < HI) c WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.start = EDGE) GROUP BY 1"
     )
     return (
-        "SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM market_candle_blocks "
-        "WHERE ticker = $1 AND start >= $4 AND start < $5 "
-        f"UNION ALL {live.replace('LO', '$2').replace('HI', 'least($4, $3)')} "
-        f"UNION ALL {live.replace('LO', 'greatest($5, $4)').replace('HI', '$3')}"
+        "WITH b AS (SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
+        "WHERE ticker = $1 AND start >= $6 AND start < $3) "
+        "SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b "
+        f"UNION ALL {live.replace('LO', '$2').replace('HI', 'least($4, $3)').replace('EDGE', '$6')} "
+        f"UNION ALL {live.replace('LO', 'greatest($5, $4)').replace('HI', '$3').replace('EDGE', '$5')}"
     )
+
+
+_OBJECT = b'{"start" : "'
+
+
+def cut(row: Any, start: datetime, end: datetime) -> dict[str, Any] | None:
+    """The candles of a stored block (a :func:`read_sql` row) whose minute lies in ``[start, end)``, as live
+    text — what rendering them would give — or None when there are none. A block's text is its candles'
+    objects in minute order, each starting ``{"start" : "<minute>"``, joined by ``", "``."""
+    text = zlib.decompressobj(-15).decompress(row["deflate"])
+    lo, hi = _minute_text(start, ceil=True), _minute_text(end, ceil=True)
+    kept: list[int] = []  # offsets of the objects kept, and the one after them
+    at = text.find(_OBJECT)
+    while at >= 0:
+        minute = text[at + len(_OBJECT) : at + len(_OBJECT) + 20]
+        if minute >= hi:
+            break
+        if minute >= lo:
+            kept.append(at)
+        at = text.find(_OBJECT, at + 1)
+    if not kept:
+        return None
+    stop = len(text) if at < 0 else at - len(SEPARATOR)
+    body = text[kept[0] : stop].decode()
+    return {"start": row["start"], "candles": len(kept), "deflate": None, "body": body}
+
+
+def _minute_text(ts: datetime, *, ceil: bool) -> bytes:
+    """The first minute at or after ``ts`` as the candles' text writes a minute ("2026-11-20T12:00:00Z")."""
+    minute = ts.astimezone(UTC).replace(second=0, microsecond=0)
+    if ceil and minute < ts:
+        minute += timedelta(minutes=1)
+    return minute.strftime("%Y-%m-%dT%H:%M:00Z").encode()
 
 
 def hours_sql(candle_object: str) -> str:

@@ -8,7 +8,7 @@ market :class:`~kalshi_analytics.errors.NotFoundError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -427,7 +427,7 @@ CANDLE_OBJECT = _json_object(CANDLE_FIELDS)
 _CANDLE_JSON = "SELECT {array}, count(*) FROM ({inner}) c"
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(array=_json_array(CANDLE_OBJECT, "start"), inner=_CANDLE_ROLLUP)
 # 1-minute candles: the closed hours' stored blocks, the rest rendered live per hour.
-_CANDLE_1M_SQL = _named(candle_blocks.read_sql(CANDLE_OBJECT), "ticker", "start", "end", "first", "last")
+_CANDLE_1M_SQL = _named(candle_blocks.read_sql(CANDLE_OBJECT), "ticker", "start", "end", "first", "last", "edge")
 _CANDLE_HOURS_SQL = _named(candle_blocks.hours_sql(CANDLE_OBJECT), "ticker", "hours", "from", "to")
 
 
@@ -435,7 +435,7 @@ _CANDLE_HOURS_SQL = _named(candle_blocks.hours_sql(CANDLE_OBJECT), "ticker", "ho
 class CandleBlocks:
     """A window of 1-minute candles as :func:`candle_blocks.read_sql` rows: stored blocks and live text."""
 
-    rows: Sequence[Record]
+    rows: Sequence[Mapping[str, Any]]
 
 
 _FIRST_MINUTE_SQL = (
@@ -450,11 +450,19 @@ def bucket_start(ts: datetime, step: timedelta) -> datetime:
     return _ORIGIN_TS + (ts - _ORIGIN_TS) // step * step
 
 
-async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetime) -> list[Record]:
+async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetime) -> list[Mapping[str, Any]]:
     """The 1-minute candles of ``[start, end)`` as stored blocks and live text per hour, in time order."""
     first, last = candle_blocks.whole_hours(start, end)
     params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
-    rows = list(await session.all(_CANDLE_1M_SQL, params))
+    params["edge"] = candle_blocks.block_of(start)
+    rows: list[Mapping[str, Any]] = []
+    for r in await session.all(_CANDLE_1M_SQL, params):
+        if r["deflate"] is not None and (r["start"] < start or r["start"] + candle_blocks.BLOCK > end):
+            part = candle_blocks.cut(r, start, end)  # an edge hour with a block: cut, not rendered again
+            if part is not None:
+                rows.append(part)
+        else:
+            rows.append(r)
     have = {r["start"] for r in rows}
     hours = []
     h = first
