@@ -1,19 +1,23 @@
-"""API latency under load: 1,000 markets × 10,000 snapshots (10 M rows), 2 uvicorn workers, 100 clients.
+"""API latency under load, uncached and cached side by side, rate limiting on, each route beside `/health`.
 
-    python -m bench.api_latency [--markets 1000] [--snapshots 10000] [--duration 10] [--concurrency 100]
-                                [--workers 2] [--raw-limit 100]
+    python -m bench.api_latency [--markets 1000] [--hours 25] [--duration 10] [--concurrency 100] [--workers 2]
+                                [--raw-limit 100] [--modes uncached,cached] [--keep-database NAME]
 
-1. A fresh database (embedded server, or BENCH_DATABASE_URL) is filled server-side with
-   ``INSERT … SELECT generate_series`` — snapshots 5 s apart per market, written into the monthly partitions —
-   and the matching ``market_candles_1m`` rows are computed in SQL with the same implied-probability rule.
-   This bulk load BYPASSES the recorder's sink on purpose (10 M rows through the sink would take minutes and
-   measure ingest, not the API); the tests fill their databases through the sink.
-2. ``kalshi-analytics api --workers N`` serves it on 127.0.0.1 (access log off, rate limits off).
-3. A bounded async load generator (raw HTTP/1.1 keep-alive connections on asyncio streams: cheap enough
-   that the client does not eat the server's CPU) drives each route for ``--duration`` seconds with
-   ``--concurrency`` connections, loopback only, and reports requests/s and p50/p95/p99.
+1. Data reaches the database through the recorder's sink (:class:`~kalshi_analytics.recorder.sink.Sink`):
+   the market rows, then one snapshot of every market each 15 s for ``--hours`` hours up to now, in time
+   order as polls arrive — COPY, the 1-minute candles folded from each batch, the commit notification, one unit
+   of work per batch, exactly the recorder's path. 1,000 markets × 25 h = 6 M snapshots and 1.5 M candles
+   (every market has more than the 1,440 candles of a full day). ``--keep-database NAME`` keeps it; a later
+   run with the same NAME tops the series up to now through the sink.
+2. Per mode, ``kalshi-analytics api --workers N`` serves it on 127.0.0.1 (access log off): first
+   ``uncached`` (``API_CACHE_MB=0``, every answer from PostgreSQL), then ``cached`` (the default response
+   cache, each path asked once per warm-up connection first: the steady state of a running service).
+   Rate limiting stays on (see ``RATE_NOTE``).
+3. wrk (or, without it, a bounded asyncio client) drives each route for ``--duration`` seconds with
+   ``--concurrency`` connections, loopback only; requests/s, p50/p95/p99, and the ratio to ``/health``
+   (the full FastAPI stack without a database) measured in the same mode of the same run.
 
-Target: p95 ≤ 50 ms on every route.
+Goals (issue 12): every uncached read route ≥ 0.25× `/health` with p95 ≤ 50 ms; cached reads ≥ 1.3×.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import random
 import shutil
@@ -35,81 +40,114 @@ from sqlalchemy import text
 
 from bench.common import free_port, fresh_database, kept_database
 from kalshi_analytics.db.engine import create_engine
+from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
+from kalshi_analytics.recorder.sink import Sink
 
-STEP_SECONDS = 5
-CHUNK_MARKETS = 50
+STEP_SECONDS = 15
+HOURS = 25
+PRICES = [Decimal(i) / 100 for i in range(101)]
+SIZES = (Decimal(100), Decimal(120))
 
 
 def ticker_of(i: int) -> str:
     return f"KXBENCH-{i:04d}"
 
 
-async def load(url: str, markets: int, snapshots: int, t0: datetime) -> None:
+def market_rows(markets: int, t0: datetime) -> list[MarketRow]:
+    return [
+        MarketRow(
+            ticker=ticker_of(m),
+            event_ticker=f"KXBENCHEV-{m // 10}",
+            series_ticker="KXBENCH",
+            title=f"Benchmark market number {m} closes above {m % 97}",
+            category="Climate" if m % 3 == 0 else "Economics",
+            status="closed" if m % 10 == 0 else "active",
+            open_time=t0,
+            close_time=t0 + timedelta(days=2 + m % 30),
+            volume=Decimal(0),
+            open_interest=Decimal(1000 + m),
+        )
+        for m in range(markets)
+    ]
+
+
+def snapshot_row(m: int, s: int, ts: datetime, received_at: datetime) -> SnapshotRow:
+    # Prices wander on the 0.01 grid; every 7th snapshot has a wide (0.12) spread, so the implied probability
+    # falls back to the last price there.
+    bid = round(30 + 40 * (0.5 + 0.5 * math.sin(s / 150.0 + m)))
+    spread = 12 if s % 7 == 0 else 2
+    return SnapshotRow(
+        ticker_of(m),
+        ts,
+        "poll",
+        received_at,
+        None,
+        PRICES[bid],
+        PRICES[bid + spread],
+        PRICES[100 - bid - spread],
+        PRICES[100 - bid],
+        PRICES[bid + 1],
+        SIZES[0],
+        SIZES[1],
+        Decimal(s * 10),
+        Decimal(1000 + m),
+        "active",
+    )
+
+
+async def load(url: str, markets: int, start: datetime, end: datetime) -> int:
+    """Write one snapshot of every market each ``STEP_SECONDS`` in ``[start, end)`` through the recorder's
+    sink — the COPY of the snapshots, the 1-minute candles folded from them and the commit notification, one
+    unit of work per batch, as the recorder writes — in time order, as polls arrive. Returns the rows written.
+
+    Step ``s`` is counted from the epoch, so a top-up of a kept database continues the same series."""
     engine = create_engine(url, pool_size=2)
     started = time.perf_counter()
+    written = 0
+    first = math.ceil(start.timestamp() / STEP_SECONDS)
+    last = math.ceil(end.timestamp() / STEP_SECONDS)
     try:
-        async with engine.begin() as conn:
+        async with engine.begin() as conn:  # as the recorder does at start: the months it will write exist
             for table in ("market_snapshots", "orderbook_snapshots"):
                 await conn.execute(
                     text("SELECT ka_ensure_monthly_partitions(CAST(:t AS regclass), CAST(:d AS date), 3)"),
-                    {"t": table, "d": (t0 - timedelta(days=31)).date()},
+                    {"t": table, "d": (start - timedelta(days=31)).date()},
                 )
-            await conn.execute(
-                text(
-                    "INSERT INTO markets (ticker, event_ticker, series_ticker, title, category, status, open_time, "
-                    "close_time, volume, open_interest) "
-                    "SELECT 'KXBENCH-' || lpad(m::text, 4, '0'), 'KXBENCHEV-' || (m / 10), 'KXBENCH', "
-                    "'Benchmark market number ' || m || ' closes above ' || (m % 97), "
-                    "CASE WHEN m % 3 = 0 THEN 'Climate' ELSE 'Economics' END, "
-                    "CASE WHEN m % 10 = 0 THEN 'closed' ELSE 'active' END, CAST(:t0 AS timestamptz), "
-                    "CAST(:t0 AS timestamptz) + make_interval(days => 1 + m % 30), CAST(:snaps AS int) * 10, 1000 + m "
-                    "FROM generate_series(0, CAST(:markets AS int) - 1) m"
-                ),
-                {"t0": t0, "snaps": snapshots, "markets": markets},
-            )
-        for lo in range(0, markets, CHUNK_MARKETS):
-            hi = min(markets, lo + CHUNK_MARKETS) - 1
-            async with engine.begin() as conn:
-                # Prices wander on the 0.01 grid; every 7th snapshot has a wide (0.12) spread, so the
-                # implied probability falls back to the last price there.
-                await conn.execute(
-                    text(
-                        "INSERT INTO market_snapshots (ticker, ts, source, received_at, sequence, yes_bid, yes_ask, "
-                        "no_bid, no_ask, last_price, yes_bid_size, yes_ask_size, volume, open_interest, status) "
-                        "SELECT 'KXBENCH-' || lpad(m::text, 4, '0'), ts, 'poll', ts + interval '150 ms', NULL, "
-                        "bid, bid + spread, 1 - bid - spread, 1 - bid, bid + 0.01, 100, 120, s * 10, 1000 + m, "
-                        "'active' FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) m, "
-                        "generate_series(0, CAST(:snaps AS int) - 1) s, LATERAL (SELECT CAST(:t0 AS timestamptz) "
-                        "+ make_interval(secs => (CAST(:step AS int) * s + m * 0.001)::float8) "
-                        "AS ts, round((0.30 + 0.40 * (0.5 + 0.5 * sin(s / 150.0 + m)))::numeric, 2) AS bid, "
-                        "CASE WHEN s % 7 = 0 THEN 0.12 ELSE 0.02 END AS spread) p"
-                    ),
-                    {"lo": lo, "hi": hi, "snaps": snapshots, "t0": t0, "step": STEP_SECONDS},
-                )
-                await conn.execute(
-                    text(
-                        "INSERT INTO market_candles_1m SELECT ticker, date_trunc('minute', ts), min(ts), max(ts), "
-                        "(array_agg(prob ORDER BY ts))[1], max(prob), min(prob), "
-                        "(array_agg(prob ORDER BY ts DESC))[1], "
-                        "(array_agg(last_price ORDER BY ts))[1], max(last_price), min(last_price), "
-                        "(array_agg(last_price ORDER BY ts DESC))[1], (array_agg(yes_bid ORDER BY ts DESC))[1], "
-                        "(array_agg(yes_ask ORDER BY ts DESC))[1], (array_agg(volume ORDER BY ts DESC))[1], "
-                        "(array_agg(open_interest ORDER BY ts DESC))[1], count(*) "
-                        "FROM (SELECT *, CASE WHEN yes_ask - yes_bid BETWEEN 0 AND 0.10 "
-                        "THEN round((yes_bid + yes_ask) / 2, 4) ELSE last_price END AS prob "
-                        "FROM market_snapshots WHERE ticker BETWEEN :a AND :b) s GROUP BY 1, 2"
-                    ),
-                    {"a": ticker_of(lo), "b": ticker_of(hi)},
-                )
-            done = hi + 1
-            rate = done * snapshots / (time.perf_counter() - started)
-            print(f"  loaded {done}/{markets} markets ({done * snapshots:,} snapshots, {rate:,.0f} rows/s)", flush=True)
+        # A bulk load closes every market's hour at once: room for all their candle blocks in each batch.
+        async with Sink(engine, batch_max_rows=10_000, queue_max=40_000, candle_blocks_per_batch=markets) as sink:
+            for row in market_rows(markets, start):
+                await sink.put(row)
+            next_report = time.perf_counter() + 15
+            for s in range(first, last):
+                poll = datetime.fromtimestamp(s * STEP_SECONDS, UTC)
+                received = poll + timedelta(milliseconds=150)
+                for m in range(markets):
+                    # Every exchange time distinct (1 ms apart per market), one receipt time per poll.
+                    row = snapshot_row(m, s, poll + timedelta(milliseconds=m), received)
+                    if not sink.put_nowait(row):
+                        await sink.put(row)
+                written += markets
+                if time.perf_counter() > next_report:
+                    next_report += 15
+                    rate = sink.stats.done / (time.perf_counter() - started)
+                    print(
+                        f"  {poll:%Y-%m-%d %H:%M} {written:,} snapshots put, {rate:,.0f} rows/s committed", flush=True
+                    )
+            await sink.flush()
+            stats = sink.stats
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("VACUUM ANALYZE"))
     finally:
         await engine.dispose()
-    print(f"bulk load: {markets * snapshots:,} snapshots in {time.perf_counter() - started:.0f} s", flush=True)
+    secs = time.perf_counter() - started
+    print(
+        f"through the sink: {written:,} snapshots ({stats.new.get('market_snapshots', 0):,} new), "
+        f"{stats.candles_upserted:,} candle upserts, {stats.batches:,} batches in {secs:.0f} s "
+        f"= {written / secs:,.0f} rows/s",
+        flush=True,
+    )
+    return written
 
 
 # --------------------------------------------------------------------------------------------- load generator
@@ -169,6 +207,11 @@ async def drive(
 
 
 WRK_SCRIPT = """
+-- Each wrk thread draws its own random paths (unseeded, both threads would ask for the same paths in the same
+-- order, and requests that meet in flight share one build).
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) math.randomseed(os.time() * 1000 + id) end
 local paths = {}
 for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
 local headers = {}
@@ -215,22 +258,27 @@ async def warm(host: str, port: int, paths: list[str], connections: int, gzip: b
     await asyncio.gather(*(one_connection() for _ in range(connections)))
 
 
-async def cache_counters(port: int) -> tuple[float, float]:
-    """(hits, misses) of the response cache of whichever worker answers."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
-        body = (await reader.readexactly(length)).decode()
-    finally:
-        writer.close()
-    values = {}
-    for line in body.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("kalshi_api_cache_hits_total", "kalshi_api_cache_misses_total"):
-            values[name] = float(value)
-    return values.get("kalshi_api_cache_hits_total", 0.0), values.get("kalshi_api_cache_misses_total", 0.0)
+async def cache_counters(port: int, samples: int = 24) -> tuple[float, float]:
+    """(hits, misses) of the response caches of all workers: each process counts its own, and a connection
+    reaches one of them, so /metrics is read on ``samples`` connections while no load runs (each worker's
+    counters stand still) and the distinct readings are added up."""
+    readings: set[tuple[float, float]] = set()
+    for _ in range(samples):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(ln[15:]) for ln in head.split(b"\r\n") if ln[:15].lower() == b"content-length:")
+            body = (await reader.readexactly(length)).decode()
+        finally:
+            writer.close()
+        values = {}
+        for line in body.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("kalshi_api_cache_hits_total", "kalshi_api_cache_misses_total"):
+                values[name] = float(value)
+        readings.add((values.get("kalshi_api_cache_hits_total", 0.0), values.get("kalshi_api_cache_misses_total", 0.0)))
+    return sum(r[0] for r in readings), sum(r[1] for r in readings)
 
 
 async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: int, gzip: bool) -> dict[str, float]:
@@ -268,24 +316,25 @@ async def drive_wrk(port: int, paths: list[str], duration: float, concurrency: i
     }
 
 
-async def first_snapshot_time(url: str) -> datetime:
+async def series_span(url: str) -> tuple[datetime, datetime] | None:
+    """First and last snapshot time of the kept series (its first market), None when nothing is stored."""
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            ts = (await conn.execute(text("SELECT min(minute) FROM market_candles_1m"))).scalar_one()
+            row = (
+                await conn.execute(
+                    text("SELECT min(first_ts), max(last_ts) FROM market_candles_1m WHERE ticker = :t"),
+                    {"t": ticker_of(0)},
+                )
+            ).one()
     finally:
         await engine.dispose()
-    if ts is None:
-        raise SystemExit("the kept database holds no data: drop it and run again")
-    return ts.replace(second=0, microsecond=0)
+    return None if row[0] is None else (row[0], row[1])
 
 
 async def record_like_the_recorder(url: str, tickers: list[str], start: datetime, stop: asyncio.Event) -> int:
     """Write one new snapshot of every market each 5 s through the recorder's Sink (commit + NOTIFY), as the
     poll loop does: each market's cached answers are invalidated every 5 s while the routes are measured."""
-    from kalshi_analytics.recorder.rows import SnapshotRow
-    from kalshi_analytics.recorder.sink import Sink
-
     engine = create_engine(url, pool_size=2)
     written = 0
     try:
@@ -336,10 +385,83 @@ async def wait_healthy(port: int, proc: subprocess.Popen[bytes], limit: float = 
     raise RuntimeError("API server did not become healthy")
 
 
+def start_server(url: str, port: int, workers: int, cache_mb: int | None, rate: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DB_URL": url, "LOG_LEVEL": "WARNING"}
+    if rate == "off":
+        env["API_RATE_LIMIT_ENABLED"] = "false"
+    else:
+        # The limiter stays on (every request is charged, as by default) with room for one address's load:
+        # see RATE_NOTE.
+        env |= {"API_RATE_LIMIT_ENABLED": "true", "API_RATE_READ": rate, "API_RATE_EXPENSIVE": rate}
+    if cache_mb is not None:
+        env["API_CACHE_MB"] = str(cache_mb)
+    argv = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return subprocess.Popen([sys.executable, "-m", "kalshi_analytics", *argv], env=env)
+
+
+RATE_NOTE = """\
+Rate limiting is ON: every request is charged to its classes ("read"; "expensive" too for raw pages) by the
+same limiter as in production. At the defaults (1200/minute reads, 60/minute expensive per client address)
+the bench's 100 connections from 127.0.0.1 would be refused after the first second, so both limits are set
+to {rate}: a short window keeps the moving window's per-client list as short as a default client's."""
+
+
+async def measure(
+    port: int,
+    routes: dict[str, list[str]],
+    args: argparse.Namespace,
+    cached: bool,
+    use_wrk: bool,
+) -> dict[str, dict[str, float]]:
+    """Each route right after its own `/health` run: on a shared machine the load of the moment moves both, and
+    the ratio of neighbours is what holds still. The `/health` row is the median of those runs."""
+
+    async def run(paths: list[str], duration: float) -> dict[str, float]:
+        if use_wrk:
+            return await drive_wrk(port, paths, duration, args.concurrency, args.gzip)
+        return await drive("127.0.0.1", port, paths, duration, args.concurrency, args.gzip)
+
+    health_name, health_paths = next(iter(routes.items()))
+    out: dict[str, dict[str, float]] = {}
+    healths: list[dict[str, float]] = []
+    for name, paths in list(routes.items())[1:]:
+        if args.only and args.only not in name:
+            continue
+        if cached and args.warm_connections:
+            await warm("127.0.0.1", port, paths, args.warm_connections, args.gzip)
+        health = await run(health_paths, max(3.0, args.duration / 2))
+        healths.append(health)
+        hits0, misses0 = await cache_counters(port)
+        r = await run(paths, args.duration)
+        hits1, misses1 = await cache_counters(port)
+        answered = (hits1 - hits0) + (misses1 - misses0)
+        # Cached: answers sent from the cache. Uncached: requests that joined another's query in flight (the
+        # same path asked at the same moment shares one build; nothing is kept).
+        r["hits"] = (hits1 - hits0) / answered if answered else float("nan")
+        r["health"] = health["rps"]
+        out[name] = r
+        hits = f"{r['hits']:8.1%}" if answered else f"{'-':>8}"
+        errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
+        flag = "" if r["p95"] <= 50 else "  (p95 over 50 ms)"
+        print(
+            f"  {name:52} {r['rps']:8.0f} {r['p50']:7.1f} {r['p95']:7.1f} {r['p99']:7.1f} "
+            f"{r['rps'] / health['rps']:6.2f}× {hits}{errors}{flag}  (/health just before: {health['rps']:,.0f})",
+            flush=True,
+        )
+    if healths:
+        mid = sorted(healths, key=lambda h: h["rps"])[len(healths) // 2]
+        out = {health_name: {**mid, "health": mid["rps"], "hits": float("nan")}, **out}
+        print(
+            f"  {health_name:52} {mid['rps']:8.0f} {mid['p50']:7.1f} {mid['p95']:7.1f} {mid['p99']:7.1f}  "
+            f"(median of {len(healths)} runs)"
+        )
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--markets", type=int, default=1000)
-    ap.add_argument("--snapshots", type=int, default=10_000, help="per market, 5 s apart")
+    ap.add_argument("--hours", type=float, default=HOURS, help="hours of data, ending now")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per route")
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
@@ -354,15 +476,23 @@ async def main() -> None:
         help="send Accept-Encoding: gzip, as browsers and httpx do (default on)",
     )
     ap.add_argument(
-        "--cache-mb", type=int, default=None, help="API_CACHE_MB for the server (0 = every answer from PostgreSQL)"
+        "--modes",
+        default="uncached,cached",
+        help="uncached (API_CACHE_MB=0: every answer from PostgreSQL), cached (the default cache, warmed)",
+    )
+    ap.add_argument("--cache-mb", type=int, default=None, help="API_CACHE_MB of the cached mode (default: settings)")
+    ap.add_argument(
+        "--rate-limit",
+        default="1000000/second",
+        help="API_RATE_READ and API_RATE_EXPENSIVE, limiter on; 'off' turns rate limiting off",
     )
     ap.add_argument(
         "--warm-connections",
         type=int,
         default=20,
-        help="connections that each ask for every path once before measuring (0 = measure cold)",
+        help="cached mode: connections that each ask for every path once before measuring (0 = measure cold)",
     )
-    ap.add_argument("--only", help="measure only the routes whose name contains this text")
+    ap.add_argument("--only", help="measure only the routes whose name contains this text (and /health)")
     ap.add_argument(
         "--record",
         action="store_true",
@@ -371,101 +501,98 @@ async def main() -> None:
     ap.add_argument(
         "--keep-database",
         metavar="NAME",
-        help="load into database NAME and keep it; a later run with the same NAME skips the load",
+        help="load into database NAME and keep it; a later run tops it up to now through the sink",
     )
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
-    # The series ends one hour ago, so "the last day" is a realistic dashboard window.
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    t0 = end - timedelta(seconds=STEP_SECONDS * args.snapshots)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     async with contextlib.AsyncExitStack() as stack:
         if args.keep_database:
             url, created = await kept_database(args.keep_database)
-            if created:
-                await load(url, args.markets, args.snapshots, t0)
+            span = None if created else await series_span(url)
+            if span is None:
+                await load(url, args.markets, now - timedelta(hours=args.hours), now)
             else:
-                t0 = await first_snapshot_time(url)
-                end = t0 + timedelta(seconds=STEP_SECONDS * args.snapshots)
-                print(f"reusing database {args.keep_database} (series {t0:%Y-%m-%d %H:%M} → {end:%H:%M} UTC)")
+                begin = max(span[1] + timedelta(seconds=1), now - timedelta(hours=args.hours))
+                print(f"reusing database {args.keep_database}: series {span[0]:%Y-%m-%d %H:%M} → {span[1]:%H:%M} UTC")
+                if begin < now:
+                    print(f"  topping it up to {now:%H:%M} UTC through the sink")
+                    await load(url, args.markets, begin, now)
         else:
             url = await stack.enter_async_context(fresh_database())
-            await load(url, args.markets, args.snapshots, t0)
-        port = free_port()
-        env = {**os.environ, "DB_URL": url, "API_RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
-        if args.cache_mb is not None:
-            env["API_CACHE_MB"] = str(args.cache_mb)
-        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-            [
-                sys.executable,
-                "-m",
-                "kalshi_analytics",
-                "api",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
+            await load(url, args.markets, now - timedelta(hours=args.hours), now)
+        span = await series_span(url)
+        assert span is not None
+        # "One day": the last 24 whole hours of the series (1,440 one-minute candles of every market).
+        end = span[1].replace(minute=0, second=0, microsecond=0)
+        day_start, day_end = quote((end - timedelta(days=1)).isoformat()), quote(end.isoformat())
+        tickers = [ticker_of(i) for i in range(args.markets)]
+        routes = {
+            "/health (no database; calibration)": ["/api/v1/health"],
+            "/markets/{t}/latest": [f"/api/v1/markets/{t}/latest" for t in tickers],
+            "/markets (first page, 100)": ["/api/v1/markets"],
+            "/markets/{t}/history?interval=1m (one day)": [
+                f"/api/v1/markets/{t}/history?interval=1m&start={day_start}&end={day_end}" for t in tickers
             ],
-            env=env,
+            f"/markets/{{t}}/history raw page ({args.raw_limit})": [
+                f"/api/v1/markets/{t}/history?start={day_start}&end={day_end}&limit={args.raw_limit}" for t in tickers
+            ],
+            "/markets/{t}/history?interval=1m (no start/end)": [
+                f"/api/v1/markets/{t}/history?interval=1m" for t in tickers
+            ],
+            "/markets/{t}/history (no parameters: raw, 1000)": [f"/api/v1/markets/{t}/history" for t in tickers],
+        }
+        use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+        print(
+            f"\n{args.markets} markets, one snapshot each {STEP_SECONDS} s, through {end:%Y-%m-%d %H:%M} UTC; "
+            f"{args.workers} workers; {args.concurrency} connections ({'wrk' if use_wrk else 'python'}); "
+            f"{args.duration:g} s per route; gzip {'accepted' if args.gzip else 'not accepted'}"
         )
-        try:
-            await wait_healthy(port, proc)
-            tickers = [ticker_of(i) for i in range(args.markets)]
-            day_start = quote((end - timedelta(days=1)).isoformat())
-            day_end = quote(end.isoformat())
-            routes = {
-                "/health (no database; calibration)": ["/api/v1/health"],
-                "/markets/{t}/latest": [f"/api/v1/markets/{t}/latest" for t in tickers],
-                "/markets/{t}/history?interval=1m (1 day)": [
-                    f"/api/v1/markets/{t}/history?interval=1m&start={day_start}&end={day_end}" for t in tickers
-                ],
-                "/markets (first page, 100)": ["/api/v1/markets"],
-                f"/markets/{{t}}/history raw page ({args.raw_limit})": [
-                    f"/api/v1/markets/{t}/history?start={day_start}&end={day_end}&limit={args.raw_limit}"
-                    for t in tickers
-                ],
-            }
-            use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
-            cache = "off" if args.cache_mb == 0 else f"warmed on {args.warm_connections} connections"
-            print(
-                f"\n{args.markets} markets × {args.snapshots} snapshots; {args.workers} workers; "
-                f"{args.concurrency} clients ({'wrk' if use_wrk else 'python'}); {args.duration:g} s per route; "
-                f"gzip {'accepted' if args.gzip else 'not accepted'}; cache {cache}"
-            )
+        if args.rate_limit == "off":
+            print("rate limiting OFF")
+        else:
+            print(RATE_NOTE.format(rate=args.rate_limit))
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for mode in modes:
+            cached = mode == "cached"
+            port = free_port()
+            proc = start_server(url, port, args.workers, args.cache_mb if cached else 0, args.rate_limit)
             stop_writer = asyncio.Event()
             writer = None
-            if args.record:
-                print("recording meanwhile: one snapshot per market every 5 s through the sink (commit + NOTIFY)")
-                # Exchange times from now on: new rows every run, also on a kept database.
-                writer = asyncio.create_task(
-                    record_like_the_recorder(url, tickers, datetime.now(UTC).replace(microsecond=0), stop_writer)
+            try:
+                await wait_healthy(port, proc)
+                label = (
+                    "cached (steady state: every path asked once per connection first)"
+                    if cached
+                    else ("uncached (API_CACHE_MB=0: every answer from PostgreSQL)")
                 )
-            print(f"{'route':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>8}")
-            for name, paths in routes.items():
-                if args.only and args.only not in name:
-                    continue
-                if args.warm_connections and args.cache_mb != 0:
-                    await warm("127.0.0.1", port, paths, args.warm_connections, args.gzip)
-                hits0, misses0 = await cache_counters(port)
-                if use_wrk:
-                    r = await drive_wrk(port, paths, args.duration, args.concurrency, args.gzip)
-                else:
-                    r = await drive("127.0.0.1", port, paths, args.duration, args.concurrency, args.gzip)
-                hits1, misses1 = await cache_counters(port)
-                answered = (hits1 - hits0) + (misses1 - misses0)
-                ratio = f"{(hits1 - hits0) / answered:8.1%}" if answered and args.cache_mb != 0 else f"{'-':>8}"
-                flag = "" if r["p95"] <= 50 else "  (p95 over the 50 ms target)"
+                print(f"\n{label}")
+                if args.record:
+                    print("  recording meanwhile: one snapshot per market every 5 s through the sink (commit + NOTIFY)")
+                    writer = asyncio.create_task(
+                        record_like_the_recorder(url, tickers, datetime.now(UTC).replace(microsecond=0), stop_writer)
+                    )
+                shared = "cached" if cached else "joined"
+                print(f"  {'route':52} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} {'health':>7} {shared:>8}")
+                results[mode] = await measure(port, routes, args, cached, use_wrk)
+            finally:
+                if writer is not None:
+                    stop_writer.set()
+                    print(f"  snapshots written through the sink meanwhile: {await writer:,}")
+                proc.terminate()
+                proc.wait(20)
+        if len(results) == 2:
+            print("\nside by side (ms; × = req/s over /health's run just before it, same mode)")
+            names = [n for n in routes if all(n in r for r in results.values())]
+            for n in names:
+                u, c = results["uncached"][n], results["cached"][n]
+                hu, hc = u["health"], c["health"]
                 print(
-                    f"{name:48} {r['rps']:8.0f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {ratio}{flag}",
-                    flush=True,
+                    f"| {n} | {u['rps']:,.0f} | {u['p50']:.1f} / {u['p95']:.1f} / {u['p99']:.1f} | "
+                    f"**{u['rps'] / hu:.2f}×** | {c['rps']:,.0f} | {c['p50']:.1f} / {c['p95']:.1f} / {c['p99']:.1f} | "
+                    f"**{c['rps'] / hc:.2f}×** |"
                 )
-            if writer is not None:
-                stop_writer.set()
-                print(f"snapshots written through the sink meanwhile: {await writer:,}")
-        finally:
-            proc.terminate()
-            proc.wait(20)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -9,7 +11,7 @@ from typing import Annotated, Any
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from kalshi_analytics.markets import service
+from kalshi_analytics.markets import candle_blocks, service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
     BookLevel,
@@ -27,7 +29,7 @@ from kalshi_analytics.web.deps import API_PREFIX, reads
 from kalshi_analytics.web.params import NO_NUL, Cursor, Limit, query_time, time_query
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import charge, rate_limit
-from kalshi_analytics.web.responses import model_json, spliced_json
+from kalshi_analytics.web.responses import JSON, Gzipped, model_json, spliced_json
 
 ONE = Decimal(1)
 _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
@@ -38,6 +40,13 @@ read_limited = [Depends(rate_limit("read"))]
 Ticker = Annotated[
     str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="market ticker, e.g. KXHIGHNY-26NOV21-T60")
 ]
+
+
+def spliced_gzip(head: dict[str, Any], key: str, rows: Sequence[Record]) -> tuple[Gzipped, str]:
+    """:func:`spliced_json` of an array of stored candle blocks and live text, as one gzip member."""
+    opening = json.dumps(head, separators=(",", ":"))[:-1] + f',"{key}":['
+    body, etag = candle_blocks.assemble(opening.encode(), rows, b"]}")
+    return Gzipped(body, etag), JSON
 
 
 def _iso(ts: datetime) -> str:
@@ -188,7 +197,7 @@ async def history(
     if interval is not None:
         step = interval
 
-        async def candles() -> tuple[bytes, str]:
+        async def candles() -> tuple[bytes | Gzipped, str]:
             async with reads(request) as db:
                 array, next_cursor = await service.candles(db, ticker, step, start_, end_, cursor=cursor)
                 head: dict[str, Any] = {
@@ -200,6 +209,8 @@ async def history(
                 }
                 if array == "[]" and cursor is None:
                     head |= await span(db)
+            if isinstance(array, service.CandleBlocks):
+                return spliced_gzip(head, "candles", array.rows)
             return spliced_json(head, "candles", array)
 
         # Without `end` the window follows the clock: such an answer is reused only briefly.

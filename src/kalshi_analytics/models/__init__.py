@@ -4,7 +4,7 @@ from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
 from kalshi_analytics.models.base import Base
 from kalshi_analytics.models.markets import Event, Market, Series
 from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
-from kalshi_analytics.models.snapshots import MarketCandle1m, MarketSnapshot, OrderbookSnapshot
+from kalshi_analytics.models.snapshots import MarketCandle1m, MarketCandleBlock, MarketSnapshot, OrderbookSnapshot
 from kalshi_analytics.models.stream import StreamBatch, StreamHead
 from kalshi_analytics.models.trades import Trade
 
@@ -16,6 +16,7 @@ __all__ = [
     "FeedGap",
     "Market",
     "MarketCandle1m",
+    "MarketCandleBlock",
     "MarketSnapshot",
     "OrderbookSnapshot",
     "RecorderHeartbeat",

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, PrimaryKeyConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, PrimaryKeyConstraint
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,3 +91,19 @@ class MarketCandle1m(Base):
     volume: Mapped[Decimal | None] = mapped_column(COUNT)  # cumulative, at the minute's close
     open_interest: Mapped[Decimal | None] = mapped_column(COUNT)
     snapshots: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MarketCandleBlock(Base):
+    """One closed hour of a market's 1-minute candles as the history route renders them, raw-deflate
+    compressed (kalshi_analytics.markets.candle_blocks); kept by the recorder's sink."""
+
+    __tablename__ = "market_candle_blocks"
+    __table_args__ = (PrimaryKeyConstraint("ticker", "start"),)
+
+    ticker: Mapped[str]
+    start: Mapped[datetime]  # the hour's first minute
+    candles: Mapped[int] = mapped_column(Integer)
+    length: Mapped[int] = mapped_column(Integer)  # bytes of the rendered text
+    crc: Mapped[int] = mapped_column(BigInteger)  # its CRC-32
+    digest: Mapped[bytes] = mapped_column(LargeBinary)  # its blake2b
+    deflate: Mapped[bytes] = mapped_column(LargeBinary)

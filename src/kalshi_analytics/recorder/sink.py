@@ -35,7 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import notifications
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.markets.candle_blocks import BlockKeeper
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD
+from kalshi_analytics.markets.service import CANDLE_OBJECT
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.rows import SinkItem
 from kalshi_analytics.recorder.spill import Spill, SpillFull
@@ -155,6 +157,7 @@ class Sink:
         spill_dir: Path | None = None,
         spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES,
         journal_keep_seconds: float | None = DEFAULT_JOURNAL_KEEP_SECONDS,
+        candle_blocks_per_batch: int = 50,
     ) -> None:
         if batch_max_rows < 1 or queue_max < 1:
             raise ValueError("batch_max_rows and queue_max must be at least 1")
@@ -174,6 +177,8 @@ class Sink:
         self._shutdown_timeout = shutdown_timeout_seconds
         self._log_every = log_every_seconds
         self._queue: asyncio.Queue[SinkItem] = asyncio.Queue(maxsize=queue_max)
+        #: Closed hours of candles rendered for the history route, at most this many a batch.
+        self.blocks = BlockKeeper(CANDLE_OBJECT, budget=candle_blocks_per_batch)
         self._spill = Spill(spill_dir, max_bytes=spill_max_bytes) if spill_dir is not None else None
         self._stats = SinkStats()
         self._held_peak = 0  # during the current database outage
@@ -490,6 +495,7 @@ class Sink:
             fence=self._fence,
             channel=self._channel,
             prune_journal_seconds=self._prune_due(),
+            blocks=self.blocks,
         )
 
     def _prune_due(self) -> float | None:

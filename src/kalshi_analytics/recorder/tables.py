@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import events, notifications
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.markets.candle_blocks import BlockKeeper, Plan
 from kalshi_analytics.markets.events import (
     gap_opened_event,
     gap_repaired_event,
@@ -89,10 +90,12 @@ async def write_batch(
     fence: Fence | None = None,
     channel: str = notifications.CHANNEL,
     prune_journal_seconds: float | None = None,
+    blocks: BlockKeeper | None = None,
 ) -> Written:
     """Write ``items`` in one transaction, journal an event per new row (and per market status change) and
     notify ``channel`` of the tickers whose rows are new. With ``prune_journal_seconds``, journal events older
-    than that go first.
+    than that go first. ``blocks`` keeps the stored candle blocks of closed hours true to the candles
+    (:mod:`~kalshi_analytics.markets.candle_blocks`).
 
     Raises whatever the database raises (the caller decides between retrying and isolating bad rows), and
     ``TypeError`` for an item that is not a row of these tables.
@@ -113,6 +116,7 @@ async def write_batch(
     o = Written()
     touched: set[str] = set()
     new_rows = NewRows()
+    plan: Plan | None = None
     async with engine.connect() as conn, conn.begin():
         # Through SQLAlchemy first: this opens the transaction the raw asyncpg calls below join.
         await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}")
@@ -130,6 +134,9 @@ async def write_batch(
                 candles = aggregate_candles(new_snaps, max_spread)
                 await pg.execute(UPSERT_CANDLES_SQL, *candle_columns(candles))
                 o.candles = len(candles)
+                if blocks is not None:
+                    plan = blocks.plan((c.ticker, c.minute) for c in candles)
+                    await blocks.apply(pg, plan)
                 touched.update(r.ticker for r in new_snaps)
                 new_rows.snapshots.update((r.ticker, r.ts, r.source) for r in new_snaps)
                 # The live feed's lag: a row a poll or a repair wrote late is the repair's time, not the feed's.
@@ -153,6 +160,8 @@ async def write_batch(
             since=series_since(snaps, trades, books),
             channel=channel,
         )
+    if blocks is not None and plan is not None:
+        blocks.committed(plan)
     return o
 
 

@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kalshi_analytics.errors import UnavailableError
 from kalshi_analytics.notifications import EARLIEST
+from kalshi_analytics.web.responses import Gzipped
 
 #: Bodies at least this long are stored gzip-compressed (and only so).
 COMPRESS_MIN_BYTES = 4096
@@ -84,7 +85,7 @@ class Rendered:
 
 
 def render(
-    body: bytes,
+    body: bytes | Gzipped,
     media_type: str,
     *,
     volatile: bool,
@@ -94,7 +95,9 @@ def render(
     charges: tuple[str, ...] = (),
     clock: Callable[[], float] = time.monotonic,
 ) -> Rendered:
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    if isinstance(body, Gzipped):  # compressed and tagged already
+        return Rendered(body.body, True, body.etag, media_type, clock(), volatile, horizon, route, charges)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
     if compress and len(body) >= COMPRESS_MIN_BYTES:
         packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip container
         stored, gzipped = packer.compress(body) + packer.flush(), True
@@ -183,7 +186,7 @@ class ResponseCache:
         self,
         key: str,
         ticker: str | None,
-        build: Callable[[], Awaitable[tuple[bytes, str]]],
+        build: Callable[[], Awaitable[tuple[bytes | Gzipped, str]]],
         *,
         volatile: bool = False,
         refresh: bool = False,
@@ -283,14 +286,15 @@ class ResponseCache:
         key: str,
         ticker: str | None,
         horizon: datetime | None,
-        build: Callable[[], Awaitable[tuple[bytes, str]]],
-        make: Callable[[bytes, str], Rendered],
+        build: Callable[[], Awaitable[tuple[bytes | Gzipped, str]]],
+        make: Callable[[bytes | Gzipped, str], Rendered],
     ) -> Rendered:
         # Open until the answer is stored: a notification meanwhile (the query included) outdates it.
         token = self.begin_read(ticker, horizon)
         try:
             body, media_type = await build()
-            if len(body) >= OFFLOAD_MIN_BYTES:  # compressing and hashing a big body would stall the loop
+            # Compressing and hashing a big body would stall the loop.
+            if not isinstance(body, Gzipped) and len(body) >= OFFLOAD_MIN_BYTES:
                 entry = await asyncio.to_thread(make, body, media_type)
             else:
                 entry = make(body, media_type)
@@ -346,7 +350,7 @@ def _retrieve(task: asyncio.Task[Rendered]) -> None:
 async def cached(
     request: Request,
     ticker: str | None,
-    build: Callable[[], Awaitable[tuple[bytes, str]]],
+    build: Callable[[], Awaitable[tuple[bytes | Gzipped, str]]],
     *,
     volatile: bool = False,
     horizon: datetime | None = None,

@@ -25,11 +25,11 @@ from typing import Any, Literal
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from slowapi.util import get_remote_address
 
 from kalshi_analytics.config import Settings
+from kalshi_analytics.web.limiter_storage import InlineExpiryMemoryStorage
 from kalshi_analytics.web.problems import RateLimitedError
 
 RouteClass = Literal["read", "expensive"]
@@ -46,7 +46,7 @@ class RateLimits:
         return cls(
             enabled=settings.api_rate_limit_enabled,
             items={"read": parse(settings.api_rate_read), "expensive": parse(settings.api_rate_expensive)},
-            limiter=MovingWindowRateLimiter(MemoryStorage()),
+            limiter=MovingWindowRateLimiter(InlineExpiryMemoryStorage()),
         )
 
     def allow(self, route_classes: tuple[str, ...], key: str) -> bool:

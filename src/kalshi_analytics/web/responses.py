@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel
 
 JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Gzipped:
+    """A body built gzip-compressed (from stored compressed parts), with its strong ETag."""
+
+    body: bytes
+    etag: str
 
 
 def model_json(model: BaseModel) -> tuple[bytes, str]:
