@@ -357,22 +357,23 @@ SNAPSHOT_FIELDS = (
 
 
 # ------------------------------------------------------------------------------------- the live stream's rows
+# Each expression is JSON text (NULL for null), as _json_object concatenates them.
 _TRADE_FIELDS = (
-    ("trade_id", "trade_id"),
-    ("ticker", "ticker"),
+    ("trade_id", _str("trade_id")),
+    ("ticker", _str("ticker")),
     ("ts", _iso("ts")),
     ("yes_price", _text("yes_price")),
     ("no_price", _text("no_price")),
     ("count", _text("count")),
-    ("taker_side", "taker_side"),
-    ("is_block_trade", "is_block_trade"),
+    ("taker_side", _str("taker_side")),
+    ("is_block_trade", _num("is_block_trade")),
 )
 
 
 def _levels(prices: str, sizes: str) -> str:
     """A side of a book as ``[{price, size}, …]``, best (highest) bid first."""
     return (
-        "(SELECT coalesce(json_agg(json_build_object('price', p::text, 'size', z::text) ORDER BY p DESC), '[]') "
+        "(SELECT coalesce(json_agg(json_build_object('price', p::text, 'size', z::text) ORDER BY p DESC), '[]')::text "
         f"FROM unnest({prices}, {sizes}) AS l(p, z))"
     )
 
@@ -381,21 +382,21 @@ def _pairs(prices: str, sizes: str, price: str = "p") -> str:
     """A side of a book as ``[[price, size], …]`` (the seed's form), by bid from the highest; ``price`` may turn a
     NO bid into the YES ask it makes (``1 - p``)."""
     return (
-        f"(SELECT coalesce(json_agg(json_build_array(({price})::text, z::text) ORDER BY p DESC), '[]') "
+        f"(SELECT coalesce(json_agg(json_build_array(({price})::text, z::text) ORDER BY p DESC), '[]')::text "
         f"FROM unnest({prices}, {sizes}) AS l(p, z))"
     )
 
 
 _BOOK_FIELDS = (
-    ("ticker", "ticker"),
+    ("ticker", _str("ticker")),
     ("ts", _iso("ts")),
     ("received_at", _iso("received_at")),
-    ("source", "source"),
-    ("sequence", "sequence"),
+    ("source", _str("source")),
+    ("sequence", _num("sequence")),
     ("yes", _levels("yes_prices", "yes_sizes")),
     ("no", _levels("no_prices", "no_sizes")),
-    ("best_yes_bid", "(SELECT max(p)::text FROM unnest(yes_prices) AS l(p))"),
-    ("best_yes_ask", "(SELECT (1 - max(p))::text FROM unnest(no_prices) AS l(p))"),
+    ("best_yes_bid", _text("(SELECT max(p) FROM unnest(yes_prices) AS l(p))")),
+    ("best_yes_ask", _text("(SELECT 1 - max(p) FROM unnest(no_prices) AS l(p))")),
     ("yes_bids", _pairs("yes_prices", "yes_sizes")),
     ("yes_asks", _pairs("no_prices", "no_sizes", "1 - p")),
 )
