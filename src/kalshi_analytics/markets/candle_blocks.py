@@ -5,8 +5,9 @@ PostgreSQL needs ~17 µs a candle to render the history route's JSON (25 ms for 
 ``market_candle_blocks`` per market and closed hour: that hour's candles exactly as the route renders them
 (``{…}, {…}``), as a raw deflate stream that ends on a byte boundary (a sync flush) and refers to nothing
 before it, with the CRC-32, length and digest of the text. Such streams concatenate: the route answers a day
-as ONE gzip member assembled from the stored blocks, with only the window's partial edges and hours not closed
-yet rendered live (:class:`GzipAssembly`) — decompressed, byte for byte what rendering it all would give.
+as ONE gzip member assembled from the stored blocks (:func:`assemble`): the partial hours at the window's edges
+are cut from their blocks (:func:`cut`), and only hours without a block (not closed yet) are rendered live —
+decompressed, byte for byte what rendering it all would give.
 
 An hour is closed once the sink has written a candle of that market in a later hour. A write into a closed
 hour (a late poll, a gap repair) deletes its block in the same transaction and queues it to be rendered
