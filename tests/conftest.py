@@ -89,6 +89,24 @@ def make_pg_dir() -> Path:
 
 
 @pytest.fixture
+async def own_server() -> AsyncIterator[tuple[Path, str]]:
+    """A private embedded PostgreSQL this test may stop and start (pgdata, database URL), migrated."""
+    root = make_pg_dir()
+    pgdata = root / "pgdata"
+    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
+    engine = create_engine(emb.url, pool_size=1)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+    try:
+        yield pgdata, emb.url
+    finally:
+        await asyncio.to_thread(stop_embedded, pgdata)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def pg_dir() -> Iterator[Path]:
     path = make_pg_dir()
     yield path

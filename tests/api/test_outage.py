@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,12 +20,11 @@ import pytest
 import uvicorn
 
 from kalshi_analytics.api.app import create_app
-from kalshi_analytics.db import migrations
 from kalshi_analytics.db.embedded import start_embedded, stop_embedded
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.logs import configure_logging
 from kalshi_analytics.recorder.rows import SnapshotRow, TradeRow
-from tests.conftest import make_pg_dir, wait_until
+from tests.conftest import wait_until
 from tests.fixtures.app import make_settings, market, ticker, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_logging")]
@@ -35,24 +32,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_logging")]
 OUTAGE_SECONDS = 15.0
 CLIENTS = 6
 D = Decimal
-
-
-@pytest.fixture
-async def private_server() -> AsyncIterator[tuple[Path, str]]:
-    """A migrated PostgreSQL of this test's own, which it may stop and start (pgdata, database URL)."""
-    root = make_pg_dir()
-    pgdata = root / "pgdata"
-    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
-    engine = create_engine(emb.url, pool_size=1)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
-    try:
-        yield pgdata, emb.url
-    finally:
-        await asyncio.to_thread(stop_embedded, pgdata)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
@@ -128,9 +107,9 @@ async def _client(base: str, routes: list[str], n: int, answers: list[Answer], s
 
 
 async def test_database_outage_under_load_is_503_with_retry_after_and_recovers_within_2_s(
-    private_server: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    own_server: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pgdata, url = private_server
+    pgdata, url = own_server
     t, t0 = await _seed(url)
     configure_logging("INFO", "json")
     capsys.readouterr()

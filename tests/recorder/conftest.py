@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from kalshi_analytics.config import Settings, load_settings
-from kalshi_analytics.db import migrations
-from kalshi_analytics.db.embedded import start_embedded, stop_embedded
-from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.poll import Selection
 from kalshi_analytics.recorder.service import RecorderConfig
 from kalshi_analytics.simulator.server import Simulator
-from tests.conftest import create_migrated_database, drop_database, make_pg_dir
+from tests.conftest import create_migrated_database, drop_database
 
 
 @pytest.fixture
@@ -54,21 +49,3 @@ def fast_config(tmp: Path, **kw: object) -> RecorderConfig:
 
     cfg.ws_options = {"backoff": Backoff(initial=float(ws_opts.get("backoff_initial", 0.1)), maximum=1.0)}
     return cfg
-
-
-@pytest.fixture
-async def own_server() -> AsyncIterator[tuple[Path, str]]:
-    """A private embedded PostgreSQL this test may stop and start (pgdata, database URL), migrated."""
-    root = make_pg_dir()
-    pgdata = root / "pgdata"
-    emb = await asyncio.to_thread(start_embedded, pgdata, "kalshi")
-    engine = create_engine(emb.url, pool_size=1)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
-    try:
-        yield pgdata, emb.url
-    finally:
-        await asyncio.to_thread(stop_embedded, pgdata)
-        shutil.rmtree(root, ignore_errors=True)
