@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,8 +32,7 @@ from kalshi_analytics.backtests.data import SOURCES, Dataset, MarketInfo
 from kalshi_analytics.strategies.base import FIELDS, MarketView, OrderIntent, Position, Strategy, StrategyParams
 from kalshi_analytics.trading.core import CoreConfig, MarketSpec, TradingCore, price_of, signal_record
 from kalshi_analytics.trading.equity import EquityCurve, MarkTape, equity_curve, flat_curve
-from kalshi_analytics.trading.fees import FeeModel, KalshiFeeModel, describe_fee_model
-from kalshi_analytics.trading.fills import DisplayedLiquidity, FillModel
+from kalshi_analytics.trading.fees import describe_fee_model
 from kalshi_analytics.trading.portfolio import Execution
 from kalshi_analytics.trading.result import TradingResult
 
@@ -57,23 +56,11 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    initial_capital: Decimal = Decimal(10_000)
-    max_position: Decimal = Decimal(10_000)  # contracts per market and side
-    contract_step: Decimal = Decimal(1)  # sizes are rounded down to this (whole contracts; 0.01 where fractional)
-    fee_model: FeeModel = field(default_factory=KalshiFeeModel)
-    fill_model: FillModel = field(default_factory=DisplayedLiquidity)
+class EngineConfig(CoreConfig):
+    """The trading core's settings plus the engine's own."""
+
     vectorised: bool | None = None  # None: use ``signals`` when the strategy has it
     equity_interval_seconds: float = 60.0  # the equity curve's regular sampling, in data time
-
-    def core(self) -> CoreConfig:
-        return CoreConfig(
-            initial_capital=self.initial_capital,
-            max_position=self.max_position,
-            contract_step=self.contract_step,
-            fee_model=self.fee_model,
-            fill_model=self.fill_model,
-        )
 
 
 @dataclass
@@ -167,7 +154,7 @@ def simulate(
     :func:`plan` already computed them (to load the order books they need first)."""
     cfg = config or EngineConfig()
     t0 = time.perf_counter() - (intents.seconds if intents is not None else 0.0)
-    core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg.core())
+    core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg)
     end_us = _us(ds.end)
     payouts: dict[str, Decimal] = {}
     assumed: list[str] = []
