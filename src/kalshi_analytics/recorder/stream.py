@@ -60,6 +60,8 @@ Put = Callable[[SinkItem], Awaitable[None]]
 MARKET_CHANNELS = (Channel.TICKER, Channel.TRADE, Channel.ORDERBOOK_DELTA)
 # Frames of a market already unsubscribed may still be in flight; they are real data, not strangers.
 LEAVING_GRACE_SECONDS = 30.0
+# A tuple, not ``A | B``: isinstance of a union builds the union on every call (once per frame here).
+_DATA_TYPES = (TickerUpdate, TradeUpdate, OrderbookSnapshot, MarketLifecycle)
 
 
 def _now() -> datetime:
@@ -236,7 +238,7 @@ class StreamRecorder:
                 if self.high_water is None or ts > self.high_water:
                     self._seen(None, ts)
             self.books.on_delta(ev)
-        elif isinstance(ev, TickerUpdate | TradeUpdate | OrderbookSnapshot | MarketLifecycle):
+        elif isinstance(ev, _DATA_TYPES):
             await self._data(ev)
         else:
             await self._control(ev)
