@@ -464,3 +464,29 @@ async def test_an_unrepairable_gap_is_closed_with_its_reason_and_never_looks_rep
     assert g.unrepairable_reason == reason
     assert g.gap_end == T0
     assert g.details == {"shard": 1, "tried": 1}
+
+
+async def test_each_close_time_a_market_is_given_is_kept_with_when_it_was_learned(engine: AsyncEngine) -> None:
+    """``markets.close_time`` holds the latest close; the history keeps every one, from when it was written, so a
+    backtest can show a strategy the close as known at each snapshot (an early close is news when announced)."""
+    t = _ticker()
+    scheduled, early = T0 + timedelta(hours=6), T0 + timedelta(hours=2)
+    async with _sink(engine) as sink:
+        await sink.put(_market(t, close_time=scheduled))
+        await sink.flush()
+        await sink.put(_market(t, close_time=scheduled, volume=D(3)))  # a poll repeating it: not a change
+        await sink.put(MarketRow(ticker=t, status="active"))  # a row that does not know the close: not a change
+        await sink.flush()
+        await sink.put(MarketRow(ticker=t, close_time=early))  # close_date_updated
+        await sink.flush()
+    async with engine.connect() as c:
+        rows = (
+            await c.execute(
+                text("SELECT known_at, close_time FROM market_close_times WHERE ticker = :t ORDER BY known_at"),
+                {"t": t},
+            )
+        ).all()
+        current = (await c.execute(text("SELECT close_time FROM markets WHERE ticker = :t"), {"t": t})).scalar_one()
+    assert [r.close_time for r in rows] == [scheduled, early]
+    assert rows[0].known_at < rows[1].known_at <= datetime.now(UTC)
+    assert current == early

@@ -79,6 +79,22 @@ class MarketInfo:
     close_time: datetime | None
     fees: SeriesFees
     settled_at: datetime | None = None  # when the exchange settled it (the recorder's ``markets.settled_at``)
+    #: Each close time the market was given, as (known from, close time) in Unix seconds, oldest first: what a
+    #: strategy sees at each snapshot (``close_time`` above is only the latest). ``None`` (data built in memory)
+    #: states that ``close_time`` was known throughout.
+    close_times: tuple[tuple[float, float], ...] | None = None
+
+    def close_time_column(self, ts: FloatArray) -> FloatArray:
+        """The close time known at each of ``ts`` (Unix seconds; NaN before any was known)."""
+        if self.close_times is None:
+            close = np.nan if self.close_time is None else self.close_time.timestamp()
+            return np.full(len(ts), close)
+        if not self.close_times:
+            return np.full(len(ts), np.nan)
+        known = np.array([k for k, _ in self.close_times])
+        values = np.array([c for _, c in self.close_times])
+        i = np.searchsorted(known, ts, side="right") - 1  # known at or before the snapshot's time
+        return np.where(i >= 0, values[np.maximum(i, 0)], np.nan)
 
 
 @dataclass
@@ -103,8 +119,21 @@ class Dataset:
     def market(self, k: int) -> MarketArrays:
         a, b = int(self.offsets[k]), int(self.offsets[k + 1])
         info = self.markets[k]
-        close = info.close_time.timestamp() if info.close_time is not None else None
-        return MarketArrays(info.ticker, {c: v[a:b] for c, v in self.columns.items()}, close)
+        columns = {c: v[a:b] for c, v in self.columns.items() if c != "close_time"}
+        columns["close_time"] = info.close_time_column(columns["ts"])
+        return MarketArrays(info.ticker, columns)
+
+    def field(self, name: str) -> FloatArray:
+        """One of :data:`FIELDS` over every row; ``close_time`` (as known at each snapshot) is derived here
+        from the markets' histories, never stored with the snapshots."""
+        if name != "close_time":
+            return self.columns[name]
+        ts = self.columns["ts"]
+        out = np.empty(len(ts))
+        for k, info in enumerate(self.markets):
+            a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+            out[a:b] = info.close_time_column(ts[a:b])
+        return out
 
     def save(self, path: str) -> None:
         """A columnar cache file (``.npz``); :meth:`load` reads it back (memory-mapped arrays are not needed:
@@ -126,7 +155,7 @@ def empty_dataset(start: datetime, end: datetime) -> Dataset:
         np.zeros(1, np.int64),
         np.zeros(0, np.int64),
         np.zeros(0, np.int8),
-        {c: np.zeros(0) for c in FIELDS},
+        {c: np.zeros(0) for c in FIELDS if c != "close_time"},
         start,
         end,
     )
@@ -156,6 +185,13 @@ async def load_markets(driver: Any, market_filter: MarketFilter) -> list[MarketI
         f"FROM markets m LEFT JOIN series se ON se.ticker = m.series_ticker WHERE {where} ORDER BY m.ticker",
         *args,
     )
+    history: dict[str, list[tuple[float, float]]] = {}
+    for h in await driver.fetch(
+        "SELECT ticker, known_at, close_time FROM market_close_times WHERE ticker = ANY($1::text[]) "
+        "ORDER BY ticker, known_at",
+        [r["ticker"] for r in rows],
+    ):
+        history.setdefault(h["ticker"], []).append((h["known_at"].timestamp(), h["close_time"].timestamp()))
     return [
         MarketInfo(
             r["ticker"],
@@ -168,6 +204,7 @@ async def load_markets(driver: Any, market_filter: MarketFilter) -> list[MarketI
             r["close_time"],
             SeriesFees(r["fee_type"], r["fee_multiplier"]),
             r["settled_at"],
+            tuple(history.get(r["ticker"], ())),
         )
         for r in rows
     ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kalshi_analytics.backtests.causality import CausalCheck, CausalChecker
 from kalshi_analytics.backtests.data import SOURCES, Dataset, MarketInfo
 from kalshi_analytics.strategies.base import FIELDS, MarketView, OrderIntent, Position, Strategy, StrategyParams
 from kalshi_analytics.trading.core import CoreConfig, MarketSpec, TradingCore, price_of, signal_record
@@ -69,10 +70,14 @@ class SimulationResult(TradingResult):
     markets: int = 0
     path: str = ""
     simulate_seconds: float = 0.0
+    causal_check: dict[str, Any] | None = None  # the check of the vectorised signals, when they were considered
 
     def run_info(self) -> dict[str, Any]:
         """What the metrics of a backtest add to the trading core's."""
-        return {"markets": self.markets, "snapshots": self.snapshots, "path": self.path}
+        info: dict[str, Any] = {"markets": self.markets, "snapshots": self.snapshots, "path": self.path}
+        if self.causal_check is not None:
+            info["causal_check"] = self.causal_check
+        return info
 
 
 class DatasetQuotes:
@@ -172,11 +177,12 @@ def simulate(
                 assumed.append(info.ticker)
     vectorised = uses_vectorised(strategy, cfg)
     if ds.rows:
-        if vectorised:
-            if intents is None:
-                intents = plan(ds, strategy, params, cfg, progress)
+        if vectorised and intents is None:
+            intents = plan(ds, strategy, params, cfg, progress)
+        if vectorised and intents is not None and intents.usable:
             _run_vectorised(ds, core, intents, progress)
         else:
+            vectorised = False
             _run_events(ds, strategy, params, core, progress)
     core.advance(_NEVER)
     core.expire_pending()
@@ -211,6 +217,7 @@ def simulate(
         markets=len(ds.markets),
         path="vectorised" if vectorised else "per_event",
         simulate_seconds=time.perf_counter() - t0,
+        causal_check=intents.causal.describe() if intents is not None and intents.causal is not None else None,
     )
 
 
@@ -265,6 +272,12 @@ class Intents:
     sets: list[tuple[int, int, Any]]  # (market, its first row, the SignalArrays)
     late: int = 0
     seconds: float = 0.0  # what computing them took (part of the simulation's time)
+    #: The check that ``signals`` is causal on this data; when it failed, the run takes the per-event path.
+    causal: CausalCheck | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.causal is None or self.causal.passed
 
 
 def uses_vectorised(strategy: Strategy, cfg: EngineConfig) -> bool:
@@ -278,9 +291,12 @@ def plan(
     config: EngineConfig | None = None,
     progress: Progress | None = None,
 ) -> Intents:
-    """The vectorised path's intents over ``ds``."""
+    """The vectorised path's intents over ``ds``, with the check that the strategy's signals are causal on it
+    (:mod:`.causality`): when that fails, the intents are empty and ``usable`` is false; a strategy with no
+    ``on_event`` to fall back on raises :class:`~.causality.NotCausalError` instead."""
     cfg = config or EngineConfig()
     t0 = time.perf_counter()
+    checker = CausalChecker(strategy, params, len(ds.markets))
     latency = round(cfg.fill_model.latency_seconds * 1_000_000)
     parts: list[tuple[np.ndarray, ...]] = []
     sets: list[tuple[int, int, Any]] = []
@@ -288,7 +304,17 @@ def plan(
     late = 0
     for k in range(m):
         a, b = int(ds.offsets[k]), int(ds.offsets[k + 1])
-        for sig in strategy.signals(ds.market(k), params):
+        arrays = ds.market(k)
+        full = strategy.signals(arrays, params)
+        checker.feed(k, arrays, full)
+        if checker.problem is not None:
+            if not strategy.has_on_event():
+                raise checker.refusal()
+            empty = np.zeros(0, np.int64)
+            return Intents(
+                empty, empty, empty, empty, empty, empty, empty, [], 0, time.perf_counter() - t0, checker.result()
+            )
+        for sig in full:
             idx = np.flatnonzero(sig.side)
             if not len(idx):
                 continue
@@ -306,11 +332,12 @@ def plan(
             sets.append((k, a, sig))
         if progress is not None and (k % 50 == 0 or k == m - 1):
             progress("signals", k + 1, m)
+    causal = checker.result()
     if not parts:
         empty = np.zeros(0, np.int64)
-        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late, time.perf_counter() - t0)
+        return Intents(empty, empty, empty, empty, empty, empty, empty, [], late, time.perf_counter() - t0, causal)
     decided, fill_at, set_index, side, action, size, limit = (np.concatenate(c) for c in zip(*parts, strict=True))
-    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late, time.perf_counter() - t0)
+    return Intents(decided, fill_at, set_index, side, action, size, limit, sets, late, time.perf_counter() - t0, causal)
 
 
 def book_points(ds: Dataset, intents: Intents) -> dict[int, np.ndarray]:
@@ -388,10 +415,9 @@ def _run_events(
     """The plain-Python path: one ``on_event`` call per snapshot, with a view that ends at that snapshot."""
     order = _time_order(ds)
     market_of = _market_index(ds)
-    table = np.column_stack([ds.columns[f] for f in FIELDS])
+    table = np.column_stack([ds.field(f) for f in FIELDS])
     m = len(ds.markets)
     buffers = [np.full((int(ds.offsets[k + 1] - ds.offsets[k]), len(FIELDS)), np.nan) for k in range(m)]
-    closes = [mi.close_time.timestamp() if mi.close_time is not None else None for mi in ds.markets]
     tickers = [mi.ticker for mi in ds.markets]
     offsets = ds.offsets.tolist()
     ts_l = ds.ts_us.tolist()
@@ -420,7 +446,7 @@ def _run_events(
         j = g - offsets[k]
         buf = buffers[k]
         buf[j] = table[g]
-        intents: Sequence[OrderIntent] = on_event(MarketView(tickers[k], buf, j + 1, closes[k]), positions[k], params)
+        intents: Sequence[OrderIntent] = on_event(MarketView(tickers[k], buf, j + 1), positions[k], params)
         if intents:
             for it in intents:
                 side = 1 if it.side == "yes" else 2

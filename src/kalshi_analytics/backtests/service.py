@@ -346,6 +346,7 @@ async def compute_backtest(
         cfg = req.engine_config()
         if uses_vectorised(strategy, cfg):
             intents = plan(ds, strategy, params, cfg)
+        if intents is not None and intents.usable:
             books = await load_books(engine, ds, book_points(ds, intents))
         else:
             books = await load_books(engine, ds)

@@ -2,7 +2,7 @@
 
 from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
 from kalshi_analytics.models.base import Base
-from kalshi_analytics.models.markets import Event, Market, Series
+from kalshi_analytics.models.markets import Event, Market, MarketCloseTime, Series
 from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
 from kalshi_analytics.models.snapshots import MarketCandle1m, MarketCandleBlock, MarketSnapshot, OrderbookSnapshot
 from kalshi_analytics.models.stream import StreamBatch, StreamHead
@@ -17,6 +17,7 @@ __all__ = [
     "Market",
     "MarketCandle1m",
     "MarketCandleBlock",
+    "MarketCloseTime",
     "MarketSnapshot",
     "OrderbookSnapshot",
     "RecorderHeartbeat",

@@ -74,3 +74,14 @@ class Market(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     raw: Mapped[dict[str, Any] | None]
+
+
+class MarketCloseTime(Base):
+    """Each close time a market was given, from when the recorder knew it: strategies in a backtest see, at each
+    snapshot, the close time known then (``markets.close_time`` holds only the latest; an early close rewrites it)."""
+
+    __tablename__ = "market_close_times"
+
+    ticker: Mapped[str] = mapped_column(primary_key=True)
+    known_at: Mapped[datetime] = mapped_column(primary_key=True)
+    close_time: Mapped[datetime]

@@ -304,6 +304,7 @@ async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched
     _bump(o.new, "markets", len(complete) + len(updated))
     touched.update(r.ticker for r in complete)
     touched.update(updated)
+    await _record_close_times(pg, [r for r in merged if r.is_complete or r.ticker in updated], before, o)
     for r in merged:
         if not r.is_complete and r.ticker not in updated:
             continue
@@ -327,6 +328,26 @@ async def _write_markets(pg: Any, rows: Sequence[MarketRow], o: Written, touched
             settled_at=kept("settled_at"),
             close_time=kept("close_time"),
         )
+
+
+# ``now()`` is when this transaction began: after every row in it was received, so never earlier than we knew.
+_CLOSE_TIMES_SQL = (
+    "INSERT INTO market_close_times (ticker, known_at, close_time) "
+    "SELECT t, now(), c FROM unnest($1::text[], $2::timestamptz[]) AS u(t, c) ON CONFLICT DO NOTHING"
+)
+
+
+async def _record_close_times(pg: Any, written: Sequence[MarketRow], before: dict[str, Any], o: Written) -> None:
+    """Append each close time that changed to the market's history (``markets`` keeps only the latest, and a
+    backtest must see the close time as known at each snapshot: an early close is news when it is announced)."""
+    changed = [
+        (r.ticker, r.close_time)
+        for r in written
+        if r.close_time is not None and (r.ticker not in before or before[r.ticker]["close_time"] != r.close_time)
+    ]
+    if changed:
+        await pg.execute(_CLOSE_TIMES_SQL, [t for t, _ in changed], [c for _, c in changed])
+        _bump(o.new, "market_close_times", len(changed))
 
 
 async def _insert_staged(

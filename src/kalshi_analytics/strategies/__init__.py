@@ -9,6 +9,7 @@ from kalshi_analytics.strategies.base import (
     SignalArrays,
     Strategy,
     StrategyParams,
+    causal_violation,
     check_causal,
 )
 from kalshi_analytics.strategies.registry import UnknownStrategyError, get_strategy, list_strategies, register
@@ -23,6 +24,7 @@ __all__ = [
     "Strategy",
     "StrategyParams",
     "UnknownStrategyError",
+    "causal_violation",
     "check_causal",
     "get_strategy",
     "list_strategies",

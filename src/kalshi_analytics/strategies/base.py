@@ -9,9 +9,11 @@ A strategy is a class with
   engine copies each snapshot into the view's buffers as it arrives, so later snapshots do not exist anywhere the
   strategy can reach (not even through ``ndarray.base``). Look-ahead is impossible by construction.
 - optionally ``signals(arrays, params) -> Sequence[SignalArrays]``: every intent of one market at once over numpy
-  arrays. This path sees the whole market, so it must be causal itself (rolling windows of past values, shifts);
-  :func:`check_causal` verifies it by recomputing on prefixes, and the test suite runs it on every built-in.
-  The engine prefers ``signals`` when a strategy has it; plain Python strategies only write ``on_event``.
+  arrays. This path sees the whole market, so it must be causal itself (rolling windows of past values, shifts).
+  The engine uses it only once it has checked that on the run's own data (:func:`causal_violation`: signals
+  recomputed on prefixes must equal the full run's on those rows) — on every market, or on a few when the class
+  declares ``causal_signals`` (the built-ins, which the test suite proves causal); a failed check runs the
+  per-event hook instead and says so in the result. Plain Python strategies only write ``on_event``.
 
 Semantics of intents (both paths): ``buy`` opens or adds to a long position in the YES or the NO contract,
 ``sell`` reduces one (there is no shorting: to bet against YES, buy NO). Orders are immediate-or-cancel takers:
@@ -21,6 +23,7 @@ dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,8 +48,10 @@ FIELDS: tuple[str, ...] = (
     "yes_bid_size",
     "yes_ask_size",
     "volume",
+    "close_time",  # the market's close (Unix seconds) as known at that snapshot; it can move (early closes)
 )
 FIELD_INDEX: dict[str, int] = {f: i for i, f in enumerate(FIELDS)}
+_CLOSE = FIELD_INDEX["close_time"]
 
 
 class StrategyParams(BaseModel):
@@ -102,13 +107,19 @@ class MarketView:
     buffers that the engine fills one snapshot at a time, so nothing later than the current snapshot exists.
     """
 
-    __slots__ = ("_buf", "_n", "close_time", "ticker")
+    __slots__ = ("_buf", "_n", "ticker")
 
-    def __init__(self, ticker: str, buffer: FloatArray, n: int, close_time: float | None) -> None:
+    def __init__(self, ticker: str, buffer: FloatArray, n: int) -> None:
         self.ticker = ticker
         self._buf = buffer  # rows × FIELDS; rows ≥ n are not filled yet (NaN)
         self._n = n
-        self.close_time = close_time  # Unix seconds of the market's scheduled close (known in advance), or None
+
+    @property
+    def close_time(self) -> float | None:
+        """The market's close (Unix seconds) as known at the current snapshot, or None when none was known yet;
+        ``view["close_time"]`` has it at every snapshot so far."""
+        close = self._buf[self._n - 1, _CLOSE]
+        return None if math.isnan(close) else float(close)
 
     def __len__(self) -> int:
         return self._n
@@ -161,10 +172,16 @@ class MarketArrays:
 
     ticker: str
     columns: Mapping[str, FloatArray]
-    close_time: float | None = None
 
     def __len__(self) -> int:
         return len(self.columns["ts"])
+
+    @property
+    def close_time(self) -> FloatArray:
+        """The close time as known at each snapshot (NaN before one was known): compare it row by row, never
+        take its last value as if it had been known all along."""
+        close = self.columns.get("close_time")
+        return close if close is not None else np.full(len(self), np.nan)
 
     def __getitem__(self, name: str) -> FloatArray:
         return self.columns[name]
@@ -174,7 +191,7 @@ class MarketArrays:
         return (self.columns["yes_bid"] + self.columns["yes_ask"]) / 2
 
     def prefix(self, n: int) -> MarketArrays:
-        return MarketArrays(self.ticker, {k: v[:n].copy() for k, v in self.columns.items()}, self.close_time)
+        return MarketArrays(self.ticker, {k: v[:n].copy() for k, v in self.columns.items()})
 
 
 SIDE_CODES: dict[Side, int] = {"yes": 1, "no": 2}
@@ -233,10 +250,17 @@ class Strategy:
 
     # Optional vectorised path; the engine checks ``has_signals``.
     signals: ClassVar[Any] = None
+    #: The author states that ``signals`` is causal (the built-ins do, and the test suite proves it): each run
+    #: then only spot-checks it on a few markets. Otherwise every run checks it on all of its markets first.
+    causal_signals: ClassVar[bool] = False
 
     @classmethod
     def has_signals(cls) -> bool:
         return cls.signals is not None
+
+    @classmethod
+    def has_on_event(cls) -> bool:
+        return cls.on_event is not Strategy.on_event
 
     @classmethod
     def parse_params(cls, raw: Mapping[str, Any] | None) -> StrategyParams:
@@ -247,13 +271,39 @@ class Strategy:
         return cls.Params.model_json_schema()
 
 
-def check_causal(strategy: Strategy, arrays: MarketArrays, params: StrategyParams, cuts: Sequence[int]) -> None:
-    """Raise AssertionError when ``strategy.signals`` on a prefix disagrees with the full run on that prefix."""
-    full = strategy.signals(arrays, params)
+def causal_violation(
+    strategy: Strategy,
+    arrays: MarketArrays,
+    params: StrategyParams,
+    cuts: Sequence[int],
+    full: Sequence[SignalArrays] | None = None,
+) -> str | None:
+    """Where ``strategy.signals`` uses later data: for each cut ``n``, the signals computed on the first ``n`` rows
+    alone must equal the full run's on those rows (side, action, size and limit of every intent). ``None`` when
+    every cut agrees; otherwise what differed, for a person."""
+    if full is None:
+        full = strategy.signals(arrays, params)
     for n in cuts:
         part = strategy.signals(arrays.prefix(n), params)
+        if len(part) != len(full):
+            return f"{arrays.ticker}: {len(full)} signal sets over all rows but {len(part)} over the first {n}"
         for a, b in zip(full, part, strict=True):
-            for name in ("side", "action", "size"):
-                x, y = getattr(a, name)[:n], getattr(b, name)
-                if not np.array_equal(np.where(a.side[:n] != 0, x, 0), np.where(b.side != 0, y, 0)):
-                    raise AssertionError(f"{strategy.name}: signals[{name}] on the first {n} rows use later data")
+            on_a, on_b = a.side[:n] != 0, b.side[:n] != 0
+            for name in ("side", "action", "size", "limit"):
+                x, y = getattr(a, name), getattr(b, name)
+                x = np.full(n, np.nan) if x is None else np.where(on_a, x[:n], 0)
+                y = np.full(n, np.nan) if y is None else np.where(on_b, y[:n], 0)
+                if not np.array_equal(x, y, equal_nan=True):
+                    row = int(np.flatnonzero(~((x == y) | (np.isnan(x) & np.isnan(y))))[0])
+                    return (
+                        f"{arrays.ticker}: signals' {name} at row {row} changes when rows from {n} on are removed "
+                        "(it uses later data)"
+                    )
+    return None
+
+
+def check_causal(strategy: Strategy, arrays: MarketArrays, params: StrategyParams, cuts: Sequence[int]) -> None:
+    """Raise AssertionError when ``strategy.signals`` on a prefix disagrees with the full run on that prefix."""
+    problem = causal_violation(strategy, arrays, params, cuts)
+    if problem is not None:
+        raise AssertionError(f"{strategy.name}: {problem}")

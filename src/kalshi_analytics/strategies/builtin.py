@@ -88,6 +88,7 @@ class _MoveParams(StrategyParams):
 
 class _MoveStrategy(Strategy):
     follow: bool = False
+    causal_signals = True  # proven by tests/strategies/test_causality.py
     Params = _MoveParams
 
     def on_event(self, view: MarketView, position: Position, params: _MoveParams) -> Sequence[OrderIntent]:
@@ -158,6 +159,7 @@ class MeanReversion(Strategy):
     """Buy YES when the mid is ``band`` below its moving average, NO when above; exit back at the average."""
 
     name = "mean_reversion"
+    causal_signals = True  # proven by tests/strategies/test_causality.py
     version = "1"
     description = "Mean reversion to a moving average of the YES mid; exits when the mid crosses back."
     Params = MeanReversionParams
@@ -207,6 +209,7 @@ class FavouriteLongshot(Strategy):
     """The favourite–longshot bias near the close: buy the favourite, sell (buy NO on) the longshot; hold."""
 
     name = "favourite_longshot"
+    causal_signals = True  # proven by tests/strategies/test_causality.py
     version = "1"
     description = "Near the close, back favourites and lay longshots; hold to settlement."
     Params = FavouriteLongshotParams
@@ -220,11 +223,12 @@ class FavouriteLongshot(Strategy):
         return NONE
 
     def on_event(self, view: MarketView, position: Position, params: FavouriteLongshotParams) -> Sequence[OrderIntent]:
-        if view.close_time is None:
-            return []
-        start = view.close_time - params.minutes_before_close * 60
-        ts = view.tail("ts", 2)
-        if ts[-1] < start or (len(ts) > 1 and ts[-2] >= start):
+        # The first snapshot inside the window, each judged by the close time known at it: a close moved earlier
+        # opens the window when it is announced, not before.
+        ts, close = view.tail("ts", 2), view.tail("close_time", 2)
+        with np.errstate(invalid="ignore"):
+            inside = ts >= close - params.minutes_before_close * 60
+        if not inside[-1] or (len(inside) > 1 and inside[-2]):
             return []
         x = float(view.tail_mid(1)[0])
         s = self._side(x, params)
@@ -233,11 +237,9 @@ class FavouriteLongshot(Strategy):
         return [OrderIntent(_SIDE[s], "buy", _dec(params.size), reason={"mid": x})]
 
     def signals(self, arrays: MarketArrays, params: FavouriteLongshotParams) -> list[SignalArrays]:
-        n = len(arrays)
-        if arrays.close_time is None:
-            return [SignalArrays.where(np.zeros(n, bool), "yes", "buy", params.size)]
         p = arrays.mid
-        first = _fresh(arrays["ts"] >= arrays.close_time - params.minutes_before_close * 60)
+        with np.errstate(invalid="ignore"):  # NaN close (none known yet): not inside
+            first = _fresh(arrays["ts"] >= arrays.close_time - params.minutes_before_close * 60)
         with np.errstate(invalid="ignore"):
             side = np.where(p >= params.favourite, YES, np.where(p <= params.longshot, NO, NONE)).astype(np.int8)
         return [SignalArrays.where(first & (side != 0), side, "buy", params.size, reason={"mid": p})]
@@ -253,6 +255,7 @@ class BuyAndHold(Strategy):
     """The baseline: buy ``size`` contracts of ``side`` at the first quoted ask and hold to settlement."""
 
     name = "buy_and_hold"
+    causal_signals = True  # proven by tests/strategies/test_causality.py
     version = "1"
     description = "Baseline: buy at the first quoted ask, hold to settlement."
     Params = BuyAndHoldParams
