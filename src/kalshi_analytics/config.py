@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         60.0, ge=0, description="while the database is unreachable, send cached answers up to this old (0 = never)"
     )
 
+    api_fast_lane: bool = Field(
+        True,
+        description="answer plain GETs of a market's latest snapshot and history without FastAPI's per-request "
+        "parameter analysis (same answers; false sends every request through the full stack)",
+    )
+
     api_backtest_worker: bool = Field(
         True, description="run queued backtests in this API process (false for pure read replicas)"
     )

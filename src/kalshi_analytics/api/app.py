@@ -31,6 +31,7 @@ from kalshi_analytics.markets import endpoints as markets
 from kalshi_analytics.markets import stream
 from kalshi_analytics.web.cache import AnswerFromCache, ResponseCache
 from kalshi_analytics.web.deps import API_PREFIX
+from kalshi_analytics.web.fast_lane import FastLane
 from kalshi_analytics.web.head import HeadAsGet
 from kalshi_analytics.web.limits import BodyLimit, StreamCounts, StreamSlots
 from kalshi_analytics.web.problems import install_error_handlers
@@ -138,13 +139,16 @@ def create_app(
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Ours, innermost first (each added one wraps the ones before): stream slots, answers from the cache, the
-    body limit, then CORS and metrics around everything they send, and HEAD served as GET outermost."""
+    """Ours, innermost first (each added one wraps the ones before): the fast lane of the hottest reads, stream
+    slots, answers from the cache, the body limit, then CORS and metrics around everything they send, and HEAD
+    served as GET outermost."""
 
     def allow(charges: tuple[str, ...], client: str) -> bool:
         limits: RateLimits = app.state.rate_limits  # looked up per request, like the rate-limit dependency
         return limits.allow(charges, client)
 
+    if settings.api_fast_lane:
+        app.add_middleware(FastLane, routes=markets.FAST_ROUTES, fastapi_app=app)
     app.add_middleware(StreamSlots, paths={f"{API_PREFIX}/stream"}, counts=app.state.streams)
     app.add_middleware(AnswerFromCache, cache=app.state.response_cache, allow=allow)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
