@@ -427,7 +427,8 @@ def import_candles_cmd(
 ) -> None:
     """Import NBA 1-minute candle CSVs backfill-style (markets + snapshots through the recorder's sink).
 
-    Assumption: bid/ask = close ∓ half a cent (the CSVs hold trade prices only); result inferred from the final close.
+    The CSVs hold trade prices only: the close is stored as the last price, no bid/ask is invented (backtests
+    price such snapshots at the trade, flagged); the result is inferred from the final close.
     """
     from kalshi_analytics.backtests.candles_import import import_candle_files
     from kalshi_analytics.clihelp import fail, run, settings
