@@ -132,6 +132,25 @@ async def test_per_event_path_over_the_real_games_matches_the_vectorised_one(
     assert all(e["signal"]["signal"] in ("signal", "exit") for e in ex)
 
 
+@pytest.mark.parametrize("vectorised", [True, False])
+async def test_stored_signals_carry_the_datas_precision(
+    bt_engine: AsyncEngine, nba: list[str], vectorised: bool
+) -> None:
+    """The issue's case: a 0.02 threshold stored moves like -0.020000000000000018. The games trade in whole
+    cents, so every stored move is a whole number of cents, written as such."""
+    params = {"lookback": 1, "threshold": 0.02, "hold": 3}
+    f = MarketFilter(series=["KXNBAGAME"])
+    req = validate_request("fade_overreaction", params, *WIDE, market_filter=f, vectorised=vectorised)
+    ex = await get_executions(bt_engine, await run_backtest(bt_engine, req))
+    moves = [e["signal"]["move"] for e in ex if "move" in e["signal"]]
+    assert len(moves) > 10
+    # Some stored moves are the threshold itself: 0.50 − 0.48 is 0.020000000000000018 in floats, above 0.02.
+    assert min(abs(m) for m in moves) == 0.02
+    for m in moves:
+        assert m == round(m, 2), m
+        assert len(repr(abs(m)).split(".")[1]) <= 2, m  # as stored: "-0.03", never "-0.030000000000000027"
+
+
 async def test_filters_and_window_select_markets_and_rows(bt_engine: AsyncEngine, nba: list[str]) -> None:
     one = "KXNBAGAME-25DEC25CLENYK-NYK"
     ds = await load_dataset(bt_engine, *WIDE, MarketFilter(tickers=[one]))
