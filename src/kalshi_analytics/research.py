@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.backtests.data import MarketFilter, load_dataset
 from kalshi_analytics.backtests.service import (
     BacktestOutcome,
+    check_data,
     compute_backtest,
     get_executions,
     get_result,
@@ -230,10 +231,15 @@ def run_backtest(
     events: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     save: bool = True,
+    keep_empty: bool = False,
     url: str | None = None,
     **options: Any,
 ) -> ResearchResult:
-    """Run (and by default store) a backtest; ``options`` are the request's other fields (initial_capital, …)."""
+    """Run (and by default store) a backtest; ``options`` are the request's other fields (initial_capital, …).
+
+    A request that selects no data (an unknown market, a filter nothing matches, a window without snapshots)
+    raises the service's :class:`~kalshi_analytics.errors.NoDataError`, as the CLI and the API answer it, and
+    stores nothing — unless ``keep_empty``: then the empty run is returned (and stored, with ``save``)."""
     import pandas as pd
 
     req = validate_request(
@@ -246,6 +252,8 @@ def run_backtest(
     )
 
     async def go(engine: AsyncEngine) -> tuple[Any, BacktestOutcome]:
+        if not keep_empty:
+            await check_data(engine, req)
         out = await compute_backtest(engine, req)
         rid = None
         if save:

@@ -99,11 +99,12 @@ def make_dataset(
 
 
 def expected_game(path: Path, size: int) -> tuple[str, D, D, D]:
-    """Read the CSV independently: (ticker, entry ask, fee, P&L) of buying ``size`` YES at the first traded minute."""
+    """Read the CSV independently: (ticker, entry price, fee, P&L) of buying ``size`` YES at the first traded
+    minute. The candles record no quote, so the fill is at that minute's trade price (the close)."""
     with path.open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["close"]]
     first, last = D(rows[0]["close"]) / 100, D(rows[-1]["close"]) / 100
-    ask = first + D("0.005")
+    ask = first
     fee = (D("0.07") * size * ask * (1 - ask)).quantize(D("0.01"), rounding=ROUND_CEILING)
     outcome = D(1) if last >= D("0.5") else D(0)
     return rows[0]["ticker"], ask, fee, size * (outcome - ask) - fee

@@ -169,6 +169,7 @@ def test_without_recorded_sizes_fills_are_capped_at_the_stated_default_and_flagg
         "unknown_size_cap": "100",
         "latency_seconds": 0.0,
         "walks_book": True,
+        "trade_quotes": True,
     }
     cfg = EngineConfig(fill_model=DisplayedLiquidity(unknown_size_cap=D(40)))
     assert simulate(ds, Scripted({0: [buy("yes", "250")]}), P, cfg).executions[0].size == D(40)

@@ -40,6 +40,9 @@ T0 = datetime(2026, 2, 10, 15, 0, tzinfo=UTC)
         (["-s", "momentum", "--ticker", ""], "error: --ticker: a ticker must not be empty"),
         (["-s", "momentum", "--series", "KX\x01"], "error: --series: series 'KX\\x01' contains a control character"),
         (["-s", "momentum", "--category", "x" * 201], "error: --category: category 'xxxxxxxxxxxxxxxxxxxx'… is longer"),
+        (["-s", "momentum", "--fill-latency", "soon"], "error: --fill-latency: Input should be a valid number"),
+        (["-s", "momentum", "--fill-latency", "-1"], "error: --fill-latency: Input should be greater than or equal"),
+        (["-s", "momentum", "--unknown-size-cap", "0"], "error: --unknown-size-cap: Input should be greater than 0"),
     ],
 )
 def test_bad_input_is_one_line_and_a_failure(args: list[str], message: str) -> None:
@@ -205,6 +208,52 @@ async def test_a_window_without_snapshots_says_when_the_markets_have_some(
         "error: --category: no recorded market in category 'nothing-like-it'",
     )
     assert await stored(bt_engine) == before
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+async def test_fill_model_options_reach_every_stored_run(
+    bt_engine: AsyncEngine, bt_database_url: str, tmp_path: Path, command: str
+) -> None:
+    t = f"KXBTCLI-{uuid.uuid4().hex[:8].upper()}"
+    quotes = [(D("0.40"), D("0.42")), (D("0.48"), D("0.50")), (D("0.55"), D("0.57"))]  # no sizes recorded
+    rows = [
+        SnapshotRow(ticker=t, ts=T0 + timedelta(minutes=i), source="poll", received_at=T0, yes_bid=b, yes_ask=a)
+        for i, (b, a) in enumerate(quotes)
+    ]
+    await write(bt_engine, market(t, series_ticker="KXBTCLI", status="finalized", result="yes"), *rows)
+    grid = ["-g", "size=10,20", "--workers", "1"] if command == "sweep" else ["-p", "size=10"]
+    fill = ["--fill-latency", "60", "--unknown-size-cap", "3", "--no-walk-book", "--no-trade-quotes"]
+    args = ["backtest", command, "-s", "buy_and_hold", *grid, *fill, "--start", "2026-02-01", "--end", "2026-03-01"]
+    ran = run_cli(*args, "--ticker", t, "-q", env=cli_env(bt_database_url, tmp_path), timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    async with bt_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT r.market_filter AS config, r.metrics -> 'fill_model' AS fill_model, e.size, e.entry_ts, "
+                    "e.entry_price FROM backtest_results r JOIN backtest_executions e ON e.backtest_id = r.id "
+                    "WHERE r.market_filter -> 'tickers' ->> 0 = :t"
+                ),
+                {"t": t},
+            )
+        ).all()
+    assert len(rows) == (2 if command == "sweep" else 1)
+    for r in rows:
+        assert {k: r.config[k] for k in ("fill_latency_seconds", "unknown_size_cap", "walk_book", "trade_quotes")} == {
+            "fill_latency_seconds": 60.0,
+            "unknown_size_cap": "3",
+            "walk_book": False,
+            "trade_quotes": False,
+        }
+        assert r.fill_model == {
+            "name": "displayed_liquidity",
+            "unknown_size_cap": "3",
+            "latency_seconds": 60.0,
+            "walks_book": False,
+            "trade_quotes": False,
+        }
+        # Decided on the first snapshot, filled on the second (a minute later) at its ask, capped at 3.
+        assert (r.size, r.entry_ts, r.entry_price) == (D(3), T0 + timedelta(minutes=1), D("0.50"))
 
 
 # ----------------------------------------------------------------------------------------------- progress

@@ -73,6 +73,26 @@ async def test_buy_and_hold_returns_exactly_what_each_game_paid(
     execs = {e["ticker"]: e for e in await get_executions(bt_engine, rid)}
     assert res.status == "done"
     assert res.snapshots_processed == 1151 + 1232 + 1771 + 1188 + 2103 + 1568
+    # By hand from the CSVs' first traded close P (no quote recorded: filled at that trade; fee
+    # ceil(0.07 × 10 × P × (1 − P)) to the cent; settles at the final close's side):
+    #   NYK May 0.63 → NO : fee ceil(0.16317) 0.17, P&L −6.30 − 0.17 = −6.47
+    #   IND Jun 0.32 → YES: fee ceil(0.15232) 0.16, P&L +6.80 − 0.16 = +6.64
+    #   NYK Dec 0.66 → YES: fee ceil(0.15708) 0.16, P&L +3.40 − 0.16 = +3.24
+    #   OKC Dec 0.77 → NO : fee ceil(0.12397) 0.13, P&L −7.70 − 0.13 = −7.83
+    #   LAL Dec 0.40 → NO : fee ceil(0.16800) 0.17, P&L −4.00 − 0.17 = −4.17
+    #   SAS Dec 0.23 → YES: fee ceil(0.12397) 0.13, P&L +7.70 − 0.13 = +7.57    total −1.02, fees 0.92
+    hand = {
+        "KXNBAGAME-25MAY21INDNYK-NYK": ("0.63", "0.17", "-6.47"),
+        "KXNBAGAME-25JUN19OKCIND-IND": ("0.32", "0.16", "6.64"),
+        "KXNBAGAME-25DEC25CLENYK-NYK": ("0.66", "0.16", "3.24"),
+        "KXNBAGAME-25DEC19OKCMIN-OKC": ("0.77", "0.13", "-7.83"),
+        "KXNBAGAME-25DEC25HOULAL-LAL": ("0.40", "0.17", "-4.17"),
+        "KXNBAGAME-25DEC13SASOKC-SAS": ("0.23", "0.13", "7.57"),
+    }
+    assert {t: (e["entry_price"], e["fees"], e["pnl"]) for t, e in execs.items()} == {
+        t: (D(a), D(f), D(p)) for t, (a, f, p) in hand.items()
+    }
+    assert (res.total_pnl, res.fees_paid) == (D("-1.02"), D("0.92"))
     total = D(0)
     for path in nba_files:
         ticker, ask, fee, pnl = expected_game(path, 10)
@@ -110,6 +130,25 @@ async def test_per_event_path_over_the_real_games_matches_the_vectorised_one(
     ex = await get_executions(bt_engine, ids[0])
     assert {e["exit_reason"] for e in ex} <= {"signal", "settlement"}
     assert all(e["signal"]["signal"] in ("signal", "exit") for e in ex)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+async def test_stored_signals_carry_the_datas_precision(
+    bt_engine: AsyncEngine, nba: list[str], vectorised: bool
+) -> None:
+    """The issue's case: a 0.02 threshold stored moves like -0.020000000000000018. The games trade in whole
+    cents, so every stored move is a whole number of cents, written as such."""
+    params = {"lookback": 1, "threshold": 0.02, "hold": 3}
+    f = MarketFilter(series=["KXNBAGAME"])
+    req = validate_request("fade_overreaction", params, *WIDE, market_filter=f, vectorised=vectorised)
+    ex = await get_executions(bt_engine, await run_backtest(bt_engine, req))
+    moves = [e["signal"]["move"] for e in ex if "move" in e["signal"]]
+    assert len(moves) > 10
+    # Some stored moves are the threshold itself: 0.50 − 0.48 is 0.020000000000000018 in floats, above 0.02.
+    assert min(abs(m) for m in moves) == 0.02
+    for m in moves:
+        assert m == round(m, 2), m
+        assert len(repr(abs(m)).split(".")[1]) <= 2, m  # as stored: "-0.03", never "-0.030000000000000027"
 
 
 async def test_filters_and_window_select_markets_and_rows(bt_engine: AsyncEngine, nba: list[str]) -> None:
@@ -248,15 +287,13 @@ async def test_bad_input_raises_invalid_input_naming_the_field(bt_engine: AsyncE
         await get_result(bt_engine, uuid.uuid4())
 
 
-def test_parse_candles_uses_half_a_cent_spread_and_skips_empty_minutes(nba_dir: Path) -> None:
+def test_parse_candles_stores_the_trade_price_and_no_invented_quote(nba_dir: Path) -> None:
+    """The candles hold trade prices only (PROVENANCE.md §1): the close is the last price, and no bid, ask or
+    size is stored (an import once invented close ∓ half a cent)."""
     market, snaps = parse_candles(nba_dir / "42400406_OKC_at_IND_2025-06-19_candles.csv")
     assert (market.result, market.settlement_value, market.event_ticker) == ("yes", D(1), "KXNBAGAME-25JUN19OKCIND")
     assert len(snaps) == 1232
     s = snaps[0]
-    assert (s.last_price, s.yes_bid, s.yes_ask, s.no_bid, s.no_ask) == (
-        D("0.32"),
-        D("0.315"),
-        D("0.325"),
-        D("0.675"),
-        D("0.685"),
-    )
+    assert (s.last_price, s.yes_bid, s.yes_ask, s.no_bid, s.no_ask) == (D("0.32"), None, None, None, None)
+    assert (s.yes_bid_size, s.yes_ask_size) == (None, None)
+    assert all(x.yes_bid is None and x.yes_ask is None and x.last_price is not None for x in snaps)

@@ -46,6 +46,9 @@ class Rows:
     def depth(self, k: int, row: int, side: int, buy: bool) -> Sequence[tuple[float, float]]:
         return ()
 
+    def priced_by_trade(self, row: int) -> bool:
+        return False
+
 
 def core(rows: list[tuple[int, float, float, float, float]], **kw: object) -> TradingCore:
     return TradingCore([MarketSpec("A"), MarketSpec("B")], Rows(rows), CoreConfig(**kw))  # type: ignore[arg-type]

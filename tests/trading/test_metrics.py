@@ -102,6 +102,27 @@ def test_a_partial_last_interval_is_weighted_by_its_length_not_annualised_as_a_f
     assert full == pytest.approx(209.285, abs=1e-3)
 
 
+def test_a_last_partial_day_is_not_annualised_as_a_full_day() -> None:
+    """Sampled daily, a run ending half-way through its third day: that half day earns its return over half a
+    day's time, not a full one's."""
+    day = 86_400 * 1_000_000
+    c = curve(
+        [(0, 100.0, True), (day, 101.0, True), (2 * day, 99.99, True), (2 * day + day // 2, 100.9899, True)],
+        interval=86_400.0,
+    )
+    r, d = grid_returns(c)
+    assert r == pytest.approx([0.01, -0.01, 0.01])
+    assert d == pytest.approx([1 / 365, 1 / 365, 0.5 / 365])  # years: SECONDS_PER_YEAR is 365 days of 24 h
+    # By hand: μ = Σr/Σd = 0.01 / (2.5/365) = 1.46 a year; r − μd = 0.006, −0.014, 0.008; Σ (r − μd)²/d =
+    # 0.000036·365 + 0.000196·365 + 0.000064·730 = 0.01314 + 0.07154 + 0.04672 = 0.1314; σ² = 0.1314/2 = 0.0657;
+    # Sharpe = 1.46/√0.0657 = 5.6961. Sortino: downside² = 0.01²·365/3 = 0.0121667 → 1.46/0.110303 = 13.2363.
+    sharpe, sortino = sharpe_sortino(r, d)
+    assert sharpe == pytest.approx(5.6961, abs=1e-4)
+    assert sortino == pytest.approx(13.2363, abs=1e-4)
+    # Counted as three full days the same returns give √3/6·√365 = 5.5151: the half day's rate understated.
+    assert sharpe_sortino(r, np.full(3, 1 / 365))[0] == pytest.approx(5.5151, abs=1e-4)
+
+
 def test_flat_and_tiny_curves_have_no_ratios() -> None:
     flat = curve([(0, 100.0, True), (MIN, 100.0, True), (2 * MIN, 100.0, True)])
     assert sharpe_sortino(*grid_returns(flat)) == (None, None)

@@ -8,9 +8,9 @@ Each file is one side (one ticker) of a KXNBAGAME game with trade-price candles 
 - a ``SnapshotRow(source="backfill")`` per minute that had trades (empty minutes carry no price and are
   skipped): ``ts`` = the candle's end, ``last_price`` = close, ``volume`` = cumulative volume.
 
-ASSUMPTION (documented, the data has trade prices only): the book is taken as close ∓ half a cent, i.e.
-``yes_bid = close − 0.005`` and ``yes_ask = close + 0.005`` (``no_bid = 1 − yes_ask``, ``no_ask = 1 − yes_bid``),
-with no displayed sizes (fills are not size-capped). Real spreads are wider in thin minutes.
+Only what the files hold is stored: they carry trade prices, no bid, ask or size, so those columns stay NULL
+(an earlier version invented close ∓ half a cent). A backtest prices such snapshots at their trade, flagged
+(:mod:`~kalshi_analytics.backtests.trade_quotes`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 
-HALF_SPREAD = Decimal("0.005")
 SERIES = "KXNBAGAME"
 
 
@@ -70,10 +69,6 @@ def parse_candles(path: Path) -> tuple[MarketRow, list[SnapshotRow]]:
                     ts=ts,
                     source="backfill",
                     received_at=ts,
-                    yes_bid=close - HALF_SPREAD,
-                    yes_ask=close + HALF_SPREAD,
-                    no_bid=1 - close - HALF_SPREAD,
-                    no_ask=1 - close + HALF_SPREAD,
                     last_price=close,
                     volume=cum,
                 )

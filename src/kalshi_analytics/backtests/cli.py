@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kalshi_analytics.backtests.progress import UNITS, OnPhase
+from kalshi_analytics.backtests.progress import UNITS
 from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.times import GRAMMAR, parse_time
 
@@ -54,6 +52,22 @@ KeepEmptyOpt = Annotated[
         "(otherwise: one line and exit code 3, nothing stored).",
     ),
 ]
+LatencyOpt = Annotated[
+    str, typer.Option("--fill-latency", help="Seconds from decision to fill: the first snapshot at or after.")
+]
+SizeCapOpt = Annotated[
+    str, typer.Option("--unknown-size-cap", help="Contracts a level is taken to hold where no size was recorded.")
+]
+WalkBookOpt = Annotated[
+    bool, typer.Option("--walk-book/--no-walk-book", help="Walk recorded book levels beyond the touch.")
+]
+TradeQuotesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trade-quotes/--no-trade-quotes",
+        help="Quote snapshots that recorded a trade and no quote (candle imports) at the trade, flagged.",
+    ),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress (default: bars on a terminal, else a line per phase).")
 ]
@@ -70,6 +84,8 @@ OPTIONS = {
     "market_filter.tickers": "--ticker",
     "initial_capital": "--capital",
     "max_position": "--max-position",
+    "fill_latency_seconds": "--fill-latency",
+    "unknown_size_cap": "--unknown-size-cap",
 }
 
 
@@ -120,7 +136,9 @@ def _request(
     capital: str,
     max_position: str,
     vectorised: bool | None,
+    fill: dict[str, Any],
 ) -> Any:
+    """The service's request of a command's options; ``fill``: the fill model's (:func:`_fill_options`)."""
     from kalshi_analytics.backtests.data import MarketFilter
     from kalshi_analytics.backtests.service import validate_request
 
@@ -140,7 +158,18 @@ def _request(
         initial_capital=cap,
         max_position=maxpos,
         vectorised=vectorised,
+        **fill,
     )
+
+
+def _fill_options(latency: str, size_cap: str, walk_book: bool, trade_quotes: bool) -> dict[str, Any]:
+    """The fill model's request fields, the same for ``run`` and ``sweep`` (checked by the service)."""
+    return {
+        "fill_latency_seconds": latency,
+        "unknown_size_cap": size_cap,
+        "walk_book": walk_book,
+        "trade_quotes": trade_quotes,
+    }
 
 
 def metrics_table(title: str, metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> Table:
@@ -237,6 +266,10 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     ticker: TickerOpt = None,
     capital: CapitalOpt = "10000",
     max_position: MaxPosOpt = "10000",
+    fill_latency: LatencyOpt = "0",
+    unknown_size_cap: SizeCapOpt = "100",
+    walk_book: WalkBookOpt = True,
+    trade_quotes: TradeQuotesOpt = True,
     per_event: Annotated[bool, typer.Option("--per-event", help="Use the per-event hook even if vectorised.")] = False,
     cache: Annotated[bool, typer.Option(help="Serve closed months from the columnar cache in the data dir.")] = True,
     keep_empty: KeepEmptyOpt = False,
@@ -260,6 +293,7 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             capital=capital,
             max_position=max_position,
             vectorised=False if per_event else None,
+            fill=_fill_options(fill_latency, unknown_size_cap, walk_book, trade_quotes),
         )
     except InvalidInputError as exc:
         fail(error_line(exc, OPTIONS))
@@ -287,23 +321,6 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 
 
 # --------------------------------------------------------------------------------------------------- sweep
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(cache: str, markets: list[Any], start: datetime, end: datetime) -> None:
-    from kalshi_analytics.backtests.data import Dataset
-
-    _WORKER["ds"] = Dataset.from_npz(cache, markets, start, end)
-
-
-def _sweep_one(req_json: str) -> Any:
-    from kalshi_analytics.backtests.service import BacktestRequest, outcome_for, resolve
-
-    req = BacktestRequest.model_validate_json(req_json)
-    strategy, params = resolve(req)
-    return outcome_for(req, strategy, params, _WORKER["ds"])
-
-
 @backtest_app.command("sweep")
 def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     strategy: StrategyOpt,
@@ -317,6 +334,10 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     ticker: TickerOpt = None,
     capital: CapitalOpt = "10000",
     max_position: MaxPosOpt = "10000",
+    fill_latency: LatencyOpt = "0",
+    unknown_size_cap: SizeCapOpt = "100",
+    walk_book: WalkBookOpt = True,
+    trade_quotes: TradeQuotesOpt = True,
     workers: Annotated[int, typer.Option(help="Processes (default: all cores).")] = 0,
     keep_empty: KeepEmptyOpt = False,
     quiet: QuietOpt = False,
@@ -324,6 +345,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     """Run a strategy over a parameter grid on all cores (at most BACKTEST_SWEEP_MAX_RUNS runs); data is loaded
     once and shared via a columnar cache."""
     from kalshi_analytics.backtests.service import check_data, grid_runs
+    from kalshi_analytics.backtests.sweep import run_sweep
     from kalshi_analytics.clihelp import error_line, fail, run, settings
     from kalshi_analytics.db.connect import open_database
 
@@ -335,6 +357,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
         if not axes:
             raise InvalidInputError("give at least one --grid key=v1,v2")
         combos = grid_runs(axes, max_runs=s.backtest_sweep_max_runs, field="--grid")
+        fill = _fill_options(fill_latency, unknown_size_cap, walk_book, trade_quotes)
         reqs = [
             _request(
                 strategy,
@@ -348,6 +371,7 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
                 capital=capital,
                 max_position=max_position,
                 vectorised=None,
+                fill=fill,
             )
             for c in combos
         ]
@@ -368,38 +392,6 @@ def sweep_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
 
     saved = run(go, options)
     console.print(sweep_table(f"sweep {strategy}: {len(saved)} runs", list(axes), saved))
-
-
-async def run_sweep(
-    engine: Any, reqs: list[Any], cache: Any, n_workers: int, progress: OnPhase
-) -> list[tuple[Any, Any]]:
-    """Load the window once, run every request on ``n_workers`` processes, store each outcome; ``progress`` hears
-    ``load``, ``runs`` (done / total) and ``persist``. Returns (id, outcome) per request."""
-    from kalshi_analytics.backtests.service import _insert_request, load_for, save_outcome
-
-    progress("load", 0, None)
-    ds = await load_for(engine, reqs[0], cache)
-    progress("load", ds.rows, ds.rows)
-    with tempfile.TemporaryDirectory(prefix="ka-sweep-") as tmp:
-        npz = str(Path(tmp) / "snapshots.npz")
-        ds.save(npz)
-        init = (npz, ds.markets, ds.start, ds.end)
-        with ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=init) as pool:
-            progress("runs", 0, len(reqs))
-            futures = {pool.submit(_sweep_one, r.model_dump_json()): i for i, r in enumerate(reqs)}
-            outs: list[Any] = [None] * len(reqs)
-            for done, f in enumerate(as_completed(futures), 1):
-                outs[futures[f]] = f.result()
-                progress("runs", done, len(reqs))
-    saved = []
-    progress("persist", 0, len(reqs))
-    for r, out in zip(reqs, outs, strict=True):
-        out.load_seconds = ds.load_seconds
-        rid = await _insert_request(engine, r, out.strategy_version, out.params, "running")
-        await save_outcome(engine, rid, out)
-        saved.append((rid, out))
-        progress("persist", len(saved), len(reqs))
-    return saved
 
 
 def sweep_table(title: str, axes: list[str], saved: list[tuple[Any, Any]]) -> Table:
@@ -427,7 +419,8 @@ def import_candles_cmd(
 ) -> None:
     """Import NBA 1-minute candle CSVs backfill-style (markets + snapshots through the recorder's sink).
 
-    Assumption: bid/ask = close ∓ half a cent (the CSVs hold trade prices only); result inferred from the final close.
+    The CSVs hold trade prices only: the close is stored as the last price, no bid/ask is invented (backtests
+    price such snapshots at the trade, flagged); the result is inferred from the final close.
     """
     from kalshi_analytics.backtests.candles_import import import_candle_files
     from kalshi_analytics.clihelp import fail, run, settings

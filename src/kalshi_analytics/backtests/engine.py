@@ -13,7 +13,9 @@ Settlement: a market with a result settles when its result became known — ``se
 it (the exchange's settlement time), else its close time, else its last snapshot — provided that is inside the
 window; its payout is cash from then on, for every later intent. Positions in other markets are marked at the
 last bid of their side at the end and flagged. With a fill latency, an intent decided at a snapshot fills on its
-market's first snapshot at or after the decision time plus the latency.
+market's first snapshot at or after the decision time plus the latency. Snapshots that recorded a trade and no
+quote (candle imports) are quoted at the trade for strategies and fills alike, when the fill model's
+``trade_quotes`` says so (:mod:`.trade_quotes`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from kalshi_analytics.backtests.causality import CausalCheck, CausalChecker
 from kalshi_analytics.backtests.data import SOURCES, Dataset, MarketInfo
+from kalshi_analytics.backtests.trade_quotes import BoolArray, quote_trades
 from kalshi_analytics.strategies.base import FIELDS, MarketView, OrderIntent, Position, Strategy, StrategyParams
 from kalshi_analytics.trading.core import CoreConfig, MarketSpec, TradingCore, price_of, signal_record
 from kalshi_analytics.trading.equity import EquityCurve, MarkTape, equity_curve, flat_curve
@@ -83,14 +86,15 @@ class SimulationResult(TradingResult):
 class DatasetQuotes:
     """The core's view of a dataset's snapshots (and recorded books, when loaded); ``row`` is a dataset row."""
 
-    __slots__ = ("books", "na", "nb", "src", "ts", "ya", "yas", "yb", "ybs")
+    __slots__ = ("books", "by_trade", "na", "nb", "src", "ts", "ya", "yas", "yb", "ybs")
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, by_trade: BoolArray | None = None) -> None:
         c = ds.columns
         self.yb, self.ya, self.nb, self.na = c["yes_bid"], c["yes_ask"], c["no_bid"], c["no_ask"]
         self.ybs, self.yas = c["yes_bid_size"], c["yes_ask_size"]
         self.ts, self.src = ds.ts_us, ds.source
         self.books = ds.books
+        self.by_trade = by_trade
 
     def ts_us(self, row: int) -> int:
         return int(self.ts[row])
@@ -112,6 +116,9 @@ class DatasetQuotes:
         if self.books is None:
             return ()
         return self.books.depth(k, int(self.ts[row]), side, buy, self.touch(row, side, buy)[0])
+
+    def priced_by_trade(self, row: int) -> bool:
+        return self.by_trade is not None and bool(self.by_trade[row])
 
 
 def yes_payout(info: MarketInfo) -> Decimal | None:
@@ -159,7 +166,8 @@ def simulate(
     :func:`plan` already computed them (to load the order books they need first)."""
     cfg = config or EngineConfig()
     t0 = time.perf_counter() - (intents.seconds if intents is not None else 0.0)
-    core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds), cfg)
+    ds, by_trade = _quoted(ds, cfg)
+    core = TradingCore([MarketSpec(m.ticker, m.fees) for m in ds.markets], DatasetQuotes(ds, by_trade), cfg)
     end_us = _us(ds.end)
     payouts: dict[str, Decimal] = {}
     assumed: list[str] = []
@@ -210,6 +218,7 @@ def simulate(
         curve=curve,
         skipped=core.skipped,
         size_unknown_fills=core.size_unknown_fills,
+        trade_priced_fills=core.trade_priced_fills,
         fill_model=cfg.fill_model.describe(),
         fee_model=describe_fee_model(cfg.fee_model),
         settlement_time_assumed=[t for t in assumed if t in traded],
@@ -219,6 +228,12 @@ def simulate(
         simulate_seconds=time.perf_counter() - t0,
         causal_check=intents.causal.describe() if intents is not None and intents.causal is not None else None,
     )
+
+
+def _quoted(ds: Dataset, cfg: EngineConfig) -> tuple[Dataset, BoolArray | None]:
+    """What strategies and fills see: snapshots with a trade and no quote quoted at the trade, when the fill
+    model says so (:mod:`.trade_quotes`)."""
+    return quote_trades(ds) if cfg.fill_model.trade_quotes else (ds, None)
 
 
 def _mark_open(ds: Dataset, core: TradingCore) -> list[str]:
@@ -296,6 +311,7 @@ def plan(
     ``on_event`` to fall back on raises :class:`~.causality.NotCausalError` instead."""
     cfg = config or EngineConfig()
     t0 = time.perf_counter()
+    ds, _ = _quoted(ds, cfg)
     checker = CausalChecker(strategy, params, len(ds.markets))
     latency = round(cfg.fill_model.latency_seconds * 1_000_000)
     parts: list[tuple[np.ndarray, ...]] = []

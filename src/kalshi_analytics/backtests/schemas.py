@@ -17,6 +17,7 @@ from kalshi_analytics.backtests.data import MarketFilter
 from kalshi_analytics.backtests.service import (
     FILL_LATENCY_DOC,
     INTERVAL_DOC,
+    TRADE_QUOTES_DOC,
     UNKNOWN_SIZE_DOC,
     WALK_BOOK_DOC,
     BacktestRequest,
@@ -57,6 +58,7 @@ class BacktestCreate(BaseModel):
     fill_latency_seconds: float = Field(0.0, ge=0, le=86_400, description=FILL_LATENCY_DOC)
     unknown_size_cap: Decimal = Field(DEFAULT_UNKNOWN_SIZE_CAP, gt=0, le=MAX_MONEY, description=UNKNOWN_SIZE_DOC)
     walk_book: bool = Field(True, description=WALK_BOOK_DOC)
+    trade_quotes: bool = Field(True, description=TRADE_QUOTES_DOC)
     equity_interval_seconds: float = Field(60.0, ge=1, le=86_400, description=INTERVAL_DOC)
     keep_empty: bool = Field(
         False,
@@ -91,6 +93,7 @@ class BacktestCreate(BaseModel):
                 fill_latency_seconds=self.fill_latency_seconds,
                 unknown_size_cap=self.unknown_size_cap,
                 walk_book=self.walk_book,
+                trade_quotes=self.trade_quotes,
                 equity_interval_seconds=self.equity_interval_seconds,
             )
         except InvalidInputError as exc:  # a window out of range: name the field the client gave
@@ -176,7 +179,7 @@ class BacktestDetail(BaseModel):
     market_filter: dict[str, Any] = Field(description="categories / series / events / tickers (empty = any)")
     config: dict[str, Any] = Field(
         description="initial_capital, max_position, contract_step, vectorised, and the fill model's settings "
-        "(fill_latency_seconds, unknown_size_cap, walk_book) and equity_interval_seconds"
+        "(fill_latency_seconds, unknown_size_cap, walk_book, trade_quotes) and equity_interval_seconds"
     )
     created_at: datetime
     started_at: datetime | None

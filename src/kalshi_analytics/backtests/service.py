@@ -88,6 +88,10 @@ def grid_runs(axes: dict[str, list[Any]], *, max_runs: int, field: str = "grid")
 FILL_LATENCY_DOC = "Decision-to-fill delay: an intent fills on its market's first snapshot at or after this."
 UNKNOWN_SIZE_DOC = "Contracts a level is taken to hold where no size was recorded (such fills flag the result)."
 WALK_BOOK_DOC = "Walk recorded order-book levels beyond the touch when an order is larger than the touch."
+TRADE_QUOTES_DOC = (
+    "Quote a snapshot that recorded a trade and no quote (candle imports) at that trade, both sides, size unknown; "
+    "such fills flag the result price_from_trades. Off: those snapshots have no quote."
+)
 INTERVAL_DOC = "Seconds of data time between the equity curve's regular samples (returns are measured on them)."
 #: The request fields stored in ``backtest_results.market_filter`` beside the filter (the API shows them as
 #: ``config``).
@@ -99,6 +103,7 @@ CONFIG_KEYS = (
     "fill_latency_seconds",
     "unknown_size_cap",
     "walk_book",
+    "trade_quotes",
     "equity_interval_seconds",
 )
 
@@ -121,6 +126,7 @@ class BacktestRequest(BaseModel):
     fill_latency_seconds: float = Field(0.0, ge=0, le=86_400, allow_inf_nan=False, description=FILL_LATENCY_DOC)
     unknown_size_cap: Decimal = Field(DEFAULT_UNKNOWN_SIZE_CAP, gt=0, description=UNKNOWN_SIZE_DOC)
     walk_book: bool = Field(True, description=WALK_BOOK_DOC)
+    trade_quotes: bool = Field(True, description=TRADE_QUOTES_DOC)
     equity_interval_seconds: float = Field(60.0, ge=1, le=86_400, allow_inf_nan=False, description=INTERVAL_DOC)
 
     def engine_config(self) -> EngineConfig:
@@ -133,6 +139,7 @@ class BacktestRequest(BaseModel):
                 unknown_size_cap=self.unknown_size_cap,
                 latency_seconds=self.fill_latency_seconds,
                 walks_book=self.walk_book,
+                trade_quotes=self.trade_quotes,
             ),
             equity_interval_seconds=self.equity_interval_seconds,
         )

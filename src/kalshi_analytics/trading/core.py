@@ -113,6 +113,11 @@ class Quotes(Protocol):
         """Recorded levels *beyond* the touch, best first, for the same order (empty when none are known)."""
         ...
 
+    def priced_by_trade(self, row: int) -> bool:
+        """Whether the snapshot's quote is its last trade price, none having been recorded (the fill model's
+        ``trade_quotes``); fills on it are counted apart and flag the result."""
+        ...
+
 
 @dataclass(frozen=True)
 class MarketSpec:
@@ -149,6 +154,7 @@ class TradingCore:
         self.portfolio = Portfolio([m.ticker for m in markets], cfg.initial_capital)
         self.fills = 0
         self.size_unknown_fills = 0
+        self.trade_priced_fills = 0
         self.skipped: dict[str, int] = {}
         self.settled: set[int] = set()
         self.latency_us = round(cfg.fill_model.latency_seconds * 1_000_000)
@@ -304,6 +310,8 @@ class TradingCore:
         self.fills += len(parts)
         if fill.size_unknown:
             self.size_unknown_fills += len(parts)
+        if self.quotes.priced_by_trade(row):
+            self.trade_priced_fills += len(parts)
         self._cash_f = float(pf.cash)
         return None
 

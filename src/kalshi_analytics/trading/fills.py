@@ -11,6 +11,9 @@ The default, :class:`DisplayedLiquidity`: take the displayed size at the touch; 
 (orderbook rows, when the data have them) while the order is larger and the limit allows; where no size was
 recorded, treat each level as holding ``unknown_size_cap`` contracts and flag the fill ``size_unknown``.
 ``latency_seconds`` delays the fill to the first snapshot at or after the decision plus that delay.
+``trade_quotes``: a snapshot that recorded a trade but no quote at all (trade-price candles) is quoted at that
+trade, both sides, size unknown — the feeder applies it (the backtest engine: :mod:`~kalshi_analytics.backtests.
+trade_quotes`) and the core counts the fills priced that way; off, such snapshots have no quote.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ class FillModel(Protocol):
     @property
     def walks_book(self) -> bool:
         """Whether recorded levels beyond the touch are worth loading for this model."""
+        ...
+
+    @property
+    def trade_quotes(self) -> bool:
+        """Whether a snapshot with a trade price and no recorded quote is quoted at that trade (else: no quote)."""
         ...
 
     def fill(
@@ -102,6 +110,7 @@ class DisplayedLiquidity:
     unknown_size_cap: Decimal = DEFAULT_UNKNOWN_SIZE_CAP
     latency_seconds: float = 0.0
     walks_book: bool = True
+    trade_quotes: bool = True
 
     name = "displayed_liquidity"
 
@@ -145,4 +154,5 @@ class DisplayedLiquidity:
             "unknown_size_cap": str(self.unknown_size_cap),
             "latency_seconds": self.latency_seconds,
             "walks_book": self.walks_book,
+            "trade_quotes": self.trade_quotes,
         }

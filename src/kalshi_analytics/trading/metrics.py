@@ -154,6 +154,7 @@ def compute_metrics(res: TradingResult) -> dict[str, Any]:
         "calibration": calibration,
         "unresolved_markets": res.unresolved_markets,
         "size_unknown_fills": res.size_unknown_fills,
+        "trade_priced_fills": res.trade_priced_fills,
         "flags": res.flags,
         "settlement_time_assumed": res.settlement_time_assumed,
         "fill_model": res.fill_model,

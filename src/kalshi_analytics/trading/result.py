@@ -27,6 +27,7 @@ class TradingResult:
     curve: EquityCurve
     skipped: dict[str, int]
     size_unknown_fills: int = 0
+    trade_priced_fills: int = 0  # on snapshots without a recorded quote, at their trade price
     fill_model: dict[str, Any] = field(default_factory=dict)
     fee_model: dict[str, Any] = field(default_factory=dict)
     settlement_time_assumed: list[str] = field(default_factory=list)  # settled at the close: no time recorded
@@ -46,6 +47,8 @@ class TradingResult:
         out = []
         if self.size_unknown_fills:
             out.append("size_unknown")  # some fills were sized by the fill model's cap, not a recorded size
+        if self.trade_priced_fills:
+            out.append("price_from_trades")  # some fills paid a trade price, no quote being recorded: no spread
         if self.unresolved_markets:
             out.append("unresolved_marked")  # some positions are valued at a mark, not a settlement
         if self.settlement_time_assumed:
