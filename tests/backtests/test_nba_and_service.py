@@ -144,8 +144,8 @@ async def test_stored_signals_carry_the_datas_precision(
     ex = await get_executions(bt_engine, await run_backtest(bt_engine, req))
     moves = [e["signal"]["move"] for e in ex if "move" in e["signal"]]
     assert len(moves) > 10
-    # Some stored moves are the threshold itself: 0.50 − 0.48 is 0.020000000000000018 in floats, above 0.02.
-    assert min(abs(m) for m in moves) == 0.02
+    # Only moves beyond the threshold enter: 0.50 − 0.48 (0.020000000000000018 in floats) no longer does.
+    assert min(abs(m) for m in moves) == 0.03
     for m in moves:
         assert m == round(m, 2), m
         assert len(repr(abs(m)).split(".")[1]) <= 2, m  # as stored: "-0.03", never "-0.030000000000000027"

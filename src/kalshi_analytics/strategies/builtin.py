@@ -35,10 +35,15 @@ def _dec(x: float) -> Decimal:
     return Decimal(str(x))
 
 
+# Prices lie on a 0.0001 grid (mids on 0.00005): a move rounded to 9 places is the move in prices, without the
+# float noise that makes 0.50 − 0.48 exceed 0.02 while 0.30 − 0.28 falls short of it. Both paths round alike.
+_MOVE_DECIMALS = 9
+
+
 def _moves(p: FloatArray, lookback: int) -> FloatArray:
     out = np.full(len(p), np.nan)
     if len(p) > lookback:
-        out[lookback:] = p[lookback:] - p[:-lookback]
+        out[lookback:] = np.round(p[lookback:] - p[:-lookback], _MOVE_DECIMALS)
     return out
 
 
@@ -50,7 +55,7 @@ def _fresh(cond: np.ndarray) -> np.ndarray:
 
 
 def _move_at(p: FloatArray, j: int, lookback: int) -> float:
-    return float(p[j] - p[j - lookback]) if j >= lookback else float("nan")
+    return float(np.round(p[j] - p[j - lookback], _MOVE_DECIMALS)) if j >= lookback else float("nan")
 
 
 def _cross_side(p: FloatArray, j: int, lookback: int, threshold: float, follow: bool) -> int:
