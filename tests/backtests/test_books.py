@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -54,8 +55,10 @@ async def test_a_buy_larger_than_the_touch_walks_the_recorded_book(bt_engine: As
             )
         await sink.flush()
     f = MarketFilter(tickers=[t])
-    for vectorised in (True, False):  # the books in force at the fills, or all the window's (per event)
-        req = validate_request("buy_and_hold", {"size": 20}, *WIDE, market_filter=f, vectorised=vectorised)
+    # The books in force at the fills, or all the window's (per event) and the one in force at its start: a
+    # window starting after the book still walks it on both paths.
+    for window, vectorised in itertools.product((WIDE, (t0, WIDE[1])), (True, False)):
+        req = validate_request("buy_and_hold", {"size": 20}, *window, market_filter=f, vectorised=vectorised)
         rid = await run_backtest(bt_engine, req)
         ex = await get_executions(bt_engine, rid)
         assert [(e["size"], e["entry_price"], e["fees"]) for e in ex] == [

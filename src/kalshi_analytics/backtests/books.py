@@ -102,8 +102,8 @@ _AS_OF_SQL = (
 
 async def load_books(engine: AsyncEngine, ds: Dataset, points: dict[int, IntArray] | None = None) -> BookTape | None:
     """Recorded books of ``ds``'s markets: the one in force at each of ``points`` (market index → times, µs), or,
-    with ``points`` None, every book inside the window (the per-event path cannot say in advance when it will
-    trade). None when there are none."""
+    with ``points`` None, the one in force at the window's start and every book inside the window (the per-event
+    path cannot say in advance when it will trade). None when there are none."""
     if not ds.markets or points == {}:
         return None
     tickers = [m.ticker for m in ds.markets]
@@ -111,7 +111,10 @@ async def load_books(engine: AsyncEngine, ds: Dataset, points: dict[int, IntArra
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         if points is None:
-            rows = await driver.fetch(_WINDOW_SQL, tickers, ds.start.astimezone(UTC), ds.end.astimezone(UTC))
+            start = ds.start.astimezone(UTC)
+            # The book in force when the window opens (recorded before it), then every book inside it.
+            rows = [r for r in await driver.fetch(_AS_OF_SQL, tickers, [start] * len(tickers)) if r["ts"] < start]
+            rows += await driver.fetch(_WINDOW_SQL, tickers, start, ds.end.astimezone(UTC))
         else:
             names = [tickers[k] for k, ts in points.items() for _ in range(len(ts))]
             times = [_EPOCH + _US * int(t) for ts in points.values() for t in ts.tolist()]
