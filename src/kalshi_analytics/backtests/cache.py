@@ -127,19 +127,13 @@ class ColumnarCache:
 
     async def month(self, engine: AsyncEngine, m0: datetime) -> Month | None:
         """Month ``m0``'s snapshots as the database holds them now (None: it has none)."""
-        m1 = _next_month(m0)
         entry = await asyncio.to_thread(_read, self.directory, m0)
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
             drv: Any = raw.driver_connection
             async with drv.transaction(isolation="repeatable_read", readonly=True):
-                row = await drv.fetchrow(
-                    "SELECT count(*) AS n, max(received_at) AS last FROM market_snapshots WHERE ts >= $1 AND ts < $2",
-                    m0,
-                    m1,
-                )
-                n, last = int(row["n"]), row["last"]
-                if n == 0:
+                n, last = await _count(drv, m0)
+                if n == 0 or last is None:
                     return None
                 if entry is not None and entry.count == n and entry.last_received == last:
                     self.hits += 1
@@ -160,6 +154,16 @@ class ColumnarCache:
 
 
 # ------------------------------------------------------------------------------------------- reading PostgreSQL
+async def _count(drv: Any, m0: datetime) -> tuple[int, datetime | None]:
+    """The month's rows and their latest receipt time (one scan of the month)."""
+    row = await drv.fetchrow(
+        "SELECT count(*) AS n, max(received_at) AS last FROM market_snapshots WHERE ts >= $1 AND ts < $2",
+        m0,
+        _next_month(m0),
+    )
+    return int(row["n"]), row["last"]
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """One month as a REPEATABLE READ transaction sees it: its connection, exported snapshot, rows and latest
@@ -453,6 +457,57 @@ async def months_with_rows(drv: Any, start: datetime, end: datetime) -> list[dat
         )
         found |= {r["m"].replace(tzinfo=UTC) for r in rows}
     return [m0 for m0, _ in months(start, end) if m0 in found]
+
+
+@dataclass
+class Speculation:
+    """A window served from the cache's files as they are, before PostgreSQL said whether they are current."""
+
+    dataset: Dataset
+    engine: AsyncEngine
+    cache: ColumnarCache
+    entries: list[tuple[datetime, Month]]
+
+    async def confirm(self) -> bool:
+        """Whether every month still holds exactly the rows of its files (the check :meth:`ColumnarCache.month`
+        makes). When True the dataset is what :func:`load_dataset_cached` would give; when False, discard it."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            drv: Any = raw.driver_connection
+            for m0, entry in self.entries:
+                if await _count(drv, m0) != (entry.count, entry.last_received):
+                    await conn.rollback()
+                    return False
+            await conn.rollback()
+        self.cache.hits += len(self.entries)
+        self.dataset.meta["cache"] = self.cache.stats()
+        return True
+
+
+async def speculate(
+    engine: AsyncEngine, start: datetime, end: datetime, market_filter: MarketFilter | None, cache: ColumnarCache
+) -> Speculation | None:
+    """The window out of the cache's files without counting first, so that the counting (a scan of each month on
+    the server) can overlap the simulation; None when a month has no entry yet. Use the result only once
+    :meth:`Speculation.confirm` says so."""
+    t0 = time.perf_counter()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        drv: Any = raw.driver_connection
+        markets = await load_markets(drv, market_filter or MarketFilter())
+        candidates = await months_with_rows(drv, start, end) if markets else []
+        await conn.rollback()
+    if not markets or not candidates:
+        return None
+    entries = []
+    for m0 in candidates:
+        entry = await asyncio.to_thread(_read, cache.directory, m0)
+        if entry is None:
+            return None
+        entries.append((m0, entry))
+    ds = merge([e for _, e in entries], markets, start, end)
+    ds.load_seconds = time.perf_counter() - t0
+    return Speculation(ds, engine, cache, entries)
 
 
 async def load_dataset_cached(

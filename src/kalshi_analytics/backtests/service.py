@@ -20,6 +20,7 @@ Progress is reported through :class:`~kalshi_analytics.backtests.progress.OnPhas
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kalshi_analytics.backtests import events as backtest_events
 from kalshi_analytics.backtests.books import load_books
-from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
+from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached, speculate
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, _where, load_dataset
 from kalshi_analytics.backtests.engine import (
     EngineConfig,
@@ -334,11 +335,37 @@ async def compute_backtest(
     cache: ColumnarCache | None = None,
     progress: OnPhase = no_progress,
 ) -> BacktestOutcome:
-    """Load (unless ``dataset`` is given; closed months from ``cache`` when given), simulate and measure; no writes.
-    ``progress`` hears the ``load`` and ``simulate`` phases."""
+    """Load (unless ``dataset`` is given; from ``cache``, kept current, when given), simulate and measure; no writes.
+    ``progress`` hears the ``load`` and ``simulate`` phases.
+
+    With a cache whose files cover the window, the run starts on them at once and the simulation (in a worker
+    thread) overlaps PostgreSQL's check that they are current; if they were not, the cache is brought up to date
+    and the run starts again."""
     strategy, params = resolve(req)
     progress("load", 0, None)
+    guess = await speculate(engine, req.start, req.end, req.market_filter, cache) if dataset is None and cache else None
+    if guess is not None:
+        check = asyncio.ensure_future(guess.confirm())
+        try:
+            out = await _compute(engine, req, strategy, params, guess.dataset, progress, threaded=True)
+        finally:
+            current = await check
+        if current:
+            return out
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
+    return await _compute(engine, req, strategy, params, ds, progress)
+
+
+async def _compute(  # noqa: PLR0917 - internal, the arguments of compute_backtest
+    engine: AsyncEngine,
+    req: BacktestRequest,
+    strategy: Strategy,
+    params: StrategyParams,
+    ds: Dataset,
+    progress: OnPhase,
+    *,
+    threaded: bool = False,
+) -> BacktestOutcome:
     intents = None
     if req.walk_book and ds.rows and ds.books is None:
         # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
@@ -353,7 +380,10 @@ async def compute_backtest(
             ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
     progress("load", ds.rows, ds.rows)
     progress("simulate", 0, ds.rows)
-    out = outcome_for(req, strategy, params, ds, intents=intents)
+    if threaded:  # the event loop stays free for what runs beside it
+        out = await asyncio.to_thread(outcome_for, req, strategy, params, ds, intents=intents)
+    else:
+        out = outcome_for(req, strategy, params, ds, intents=intents)
     progress("simulate", ds.rows, ds.rows)
     return out
 
