@@ -31,9 +31,10 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from kalshi_analytics.backtests.data import (
 )
 
 #: How long after its receipt a row may commit and still be found by an incremental update (older: a full read).
-MARGIN = timedelta(hours=1)
+MARGIN = timedelta(minutes=10)
 _FORMAT = 2
 # Rows of one ticker are ordered by (ts, source) as PostgreSQL sorts the text: backfill < poll < websocket;
 # the dataset's source codes are poll 0, websocket 1, backfill 2.
@@ -95,6 +96,7 @@ class Month:
     columns: dict[str, npt.NDArray[np.float64]]
     count: int
     last_received: datetime
+    folder: Path | None = None  # where its files are (None: not written yet)
 
     def keys(self, a: int, b: int) -> IntArray:
         """Sort keys of rows ``a:b`` (within one segment): ts, then source as PostgreSQL orders it."""
@@ -140,17 +142,18 @@ class ColumnarCache:
                     return entry
                 snapshot = await drv.fetchval("SELECT pg_export_snapshot()")
                 at = _Snapshot(engine, drv, snapshot, m0, n, last)
-                month = None
+                new: _Pending | None = None
                 if entry is not None and n > entry.count:
-                    month = await _update(at, entry)
-                    if month is not None:
+                    new = await _update(at, entry)
+                    if new is not None:
                         self.updates += 1
-                        self.rows_added += month.count - entry.count
-                if month is None:
-                    month = await _build(at)
+                        self.rows_added += new.count - entry.count
+                if new is None:
+                    new = _Pending.of(await _build(at))
                     self.builds += 1
             await conn.rollback()
-        return await asyncio.to_thread(_write, self.directory, m0, month)
+        del entry  # its maps: the update read what it needed
+        return await asyncio.to_thread(_write, self.directory, m0, new)
 
 
 # ------------------------------------------------------------------------------------------- reading PostgreSQL
@@ -254,23 +257,17 @@ async def _build(at: _Snapshot) -> Month:
     )  # fmt: skip
 
 
-async def _update(at: _Snapshot, entry: Month) -> Month | None:
-    """``entry`` plus the rows received since its latest receipt time (less :data:`MARGIN`); None when that does
-    not give the month's ``n`` rows (then the caller reads it in full)."""
-    n = at.count
-    since = entry.last_received - MARGIN
-    cols = await _copy(at, since)
-    h = cols.pop("h")
-    if entry.count + len(h) < n:  # not even every row received since then would make up the count
-        return None
-    src = cols.pop("src")
-    ts_us, columns = columns_of(cols)
-    keys = ts_us * 4 + _SOURCE_RANK[src]
+def _placed(
+    entry: Month, h: IntArray, ts_us: IntArray, keys: IntArray
+) -> tuple[list[IntArray], list[IntArray], IntArray, list[tuple[int, int, int]]]:
+    """Where rows read again (ordered by ticker, ts, source) go in ``entry``: per cached ticker the insertion points
+    of its new rows and which rows those are (rows already cached dropped), how many each ticker gains, and the
+    tickers not cached yet as (hash, first row, end)."""
     seg_of = {x: i for i, x in enumerate(entry.hashes.tolist())}
     added = np.zeros(len(entry.hashes), np.int64)
-    points: list[IntArray] = []  # insertion points into the cached rows
-    take: list[IntArray] = []  # which new rows go there
-    fresh: list[tuple[int, int, int]] = []  # new tickers: (hash, first row, end) of the new rows
+    points: list[IntArray] = []
+    take: list[IntArray] = []
+    fresh: list[tuple[int, int, int]] = []
     starts, ends = _segments(h)
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         i = seg_of.get(int(h[a]))
@@ -289,6 +286,21 @@ async def _update(at: _Snapshot, entry: Month) -> Month | None:
             points.append(lo + pos[keep])
             take.append(a + keep)
             added[i] += len(keep)
+    return points, take, added, fresh
+
+
+async def _update(at: _Snapshot, entry: Month) -> _Pending | None:
+    """``entry`` plus the rows received since its latest receipt time (less :data:`MARGIN`); None when that does
+    not give the month's ``n`` rows (then the caller reads it in full)."""
+    n = at.count
+    since = entry.last_received - MARGIN
+    cols = await _copy(at, since)
+    h = cols.pop("h")
+    if entry.count + len(h) < n:  # not even every row received since then would make up the count
+        return None
+    src = cols.pop("src")
+    ts_us, columns = columns_of(cols)
+    points, take, added, fresh = _placed(entry, h, ts_us, ts_us * 4 + _SOURCE_RANK[src])
     new_rows = int(added.sum()) + sum(b - a for _, a, b in fresh)
     if entry.count + new_rows != n:
         return None
@@ -299,16 +311,34 @@ async def _update(at: _Snapshot, entry: Month) -> Month | None:
     rows = np.concatenate([*take, *(np.arange(a, b) for _, a, b in fresh)]).astype(np.int64)
     offsets = entry.offsets + np.r_[0, np.cumsum(added)]
     tail = np.cumsum([b - a for _, a, b in fresh], dtype=np.int64) + offsets[-1]
-    return Month(
-        entry.tickers + [names[x] for x, _, _ in fresh],
-        np.r_[entry.hashes, np.array([x for x, _, _ in fresh], np.int64)],
-        np.r_[offsets, tail],
-        np.insert(entry.ts_us, pos, ts_us[rows]),
-        np.insert(entry.source, pos, src[rows]),
-        {c: np.insert(v, pos, columns[c][rows]) for c, v in entry.columns.items()},
-        n,
-        at.last,
-    )
+    assert entry.folder is not None  # an entry read from its files
+    folder = entry.folder
+    values = {"ts_us": ts_us[rows], "source": src[rows], **{f"col_{c}": v[rows] for c, v in columns.items()}}
+    # Where the new rows land among the old (stable, as np.insert orders them); every column is laid out the same.
+    order = np.argsort(pos, kind="stable")
+    is_new = np.zeros(n, np.bool_)
+    is_new[pos[order] + np.arange(len(pos))] = True
+    is_old = ~is_new
+    buffers: dict[np.dtype[Any], np.ndarray[Any, Any]] = {}
+
+    def inserted(name: str) -> np.ndarray[Any, Any]:
+        # One output buffer per dtype, reused column after column (fresh pages are dear), each old column mapped
+        # only while it is copied (its pages leave with the map).
+        old = np.load(folder / f"{name}.npy", mmap_mode="r")
+        out = buffers.get(old.dtype)
+        if out is None:
+            out = buffers[old.dtype] = np.empty(n, old.dtype)
+        out[is_old] = old
+        out[is_new] = values[name][order]
+        del old
+        return out
+
+    arrays: dict[str, Callable[[], np.ndarray[Any, Any]]] = {
+        "hashes": partial(_given, np.r_[entry.hashes, np.array([x for x, _, _ in fresh], np.int64)]),
+        "offsets": partial(_given, np.r_[offsets, tail]),
+        **{name: partial(inserted, name) for name in values},
+    }
+    return _Pending(entry.tickers + [names[x] for x, _, _ in fresh], list(entry.columns), n, at.last, arrays)
 
 
 # ------------------------------------------------------------------------------------------------- the files
@@ -320,29 +350,45 @@ def _gen_dir(directory: Path, m0: datetime, gen: str) -> Path:
     return directory / f"snapshots_{m0:%Y_%m}.{gen}"
 
 
-def _arrays(month: Month) -> dict[str, np.ndarray[Any, Any]]:
-    out: dict[str, np.ndarray[Any, Any]] = {
-        "hashes": month.hashes, "offsets": month.offsets, "ts_us": month.ts_us, "source": month.source,
-    }  # fmt: skip
-    out.update({f"col_{c}": v for c, v in month.columns.items()})
-    return out
+@dataclass
+class _Pending:
+    """A month to write: its arrays made one at a time (``name`` → maker), so writing holds one new column at once."""
+
+    tickers: list[str]
+    columns: list[str]
+    count: int
+    last_received: datetime
+    arrays: dict[str, Callable[[], np.ndarray[Any, Any]]]
+
+    @classmethod
+    def of(cls, m: Month) -> _Pending:
+        arrays: dict[str, np.ndarray[Any, Any]] = {
+            "hashes": m.hashes, "offsets": m.offsets, "ts_us": m.ts_us, "source": m.source,
+        }  # fmt: skip
+        arrays.update({f"col_{c}": v for c, v in m.columns.items()})
+        makers: dict[str, Callable[[], np.ndarray[Any, Any]]] = {k: partial(_given, v) for k, v in arrays.items()}
+        return cls(m.tickers, list(m.columns), m.count, m.last_received, makers)
 
 
-def _write(directory: Path, m0: datetime, month: Month) -> Month:
+def _given(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return a
+
+
+def _write(directory: Path, m0: datetime, month: _Pending) -> Month:
     """Store ``month`` as a new generation of files, switch the entry to it atomically (a reader sees the old or
     the new generation, never half of one) and remove the other generations; returns it memory-mapped."""
     directory.mkdir(parents=True, exist_ok=True)
     gen = uuid.uuid4().hex
     folder = _gen_dir(directory, m0, gen)
     folder.mkdir()
-    for name, arr in _arrays(month).items():
-        np.save(folder / f"{name}.npy", np.ascontiguousarray(arr))
+    for name, make in month.arrays.items():
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(make()))
     meta = {
         "format": _FORMAT,
         "gen": gen,
         "count": month.count,
         "last_received": month.last_received.isoformat(),
-        "columns": list(month.columns),
+        "columns": month.columns,
         "tickers": month.tickers,
     }
     path = _meta_path(directory, m0)
@@ -352,9 +398,8 @@ def _write(directory: Path, m0: datetime, month: Month) -> Month:
     for other in directory.glob(f"snapshots_{m0:%Y_%m}.*"):
         if other.is_dir() and other.name != folder.name and _GEN.fullmatch(other.suffix[1:]):
             shutil.rmtree(other, ignore_errors=True)  # a reader holding its maps keeps them (POSIX)
-    del month
     mapped = _read(directory, m0)
-    if mapped is None:  # removed under us by another writer's cleanup: the data are still in our hands
+    if mapped is None:
         raise RuntimeError(f"cache entry {path} vanished while being written")
     return mapped
 
@@ -374,7 +419,7 @@ def _read(directory: Path, m0: datetime) -> Month | None:
         return Month(
             list(meta["tickers"]), load("hashes"), load("offsets"), load("ts_us"), load("source"),
             {c: load(f"col_{c}") for c in meta["columns"]}, int(meta["count"]),
-            datetime.fromisoformat(meta["last_received"]),
+            datetime.fromisoformat(meta["last_received"]), folder,
         )  # fmt: skip
     except (OSError, ValueError, KeyError):
         return None

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from kalshi_analytics.backtests.data import Dataset, MarketFilter, _where, load_
 from kalshi_analytics.backtests.engine import (
     EngineConfig,
     Intents,
+    Progress,
     SimulationResult,
     book_points,
     plan,
@@ -345,15 +347,25 @@ async def compute_backtest(
     progress("load", 0, None)
     guess = await speculate(engine, req.start, req.end, req.market_filter, cache) if dataset is None and cache else None
     if guess is not None:
-        check = asyncio.ensure_future(guess.confirm())
+        stale = threading.Event()
+        run = asyncio.ensure_future(_compute(engine, req, strategy, params, guess.dataset, progress, stale=stale))
         try:
-            out = await _compute(engine, req, strategy, params, guess.dataset, progress, threaded=True)
-        finally:
-            current = await check
+            current = await guess.confirm()
+        except BaseException:
+            stale.set()
+            await asyncio.gather(run, return_exceptions=True)
+            raise
         if current:
-            return out
+            return await run
+        stale.set()  # the simulation stops at its next progress point; whatever it did is void
+        await asyncio.gather(run, return_exceptions=True)
+        del guess, run  # the stale files' maps
     ds = dataset if dataset is not None else await load_for(engine, req, cache)
     return await _compute(engine, req, strategy, params, ds, progress)
+
+
+class _Stale(Exception):
+    """A speculative run learnt that its data were not current."""
 
 
 async def _compute(  # noqa: PLR0917 - internal, the arguments of compute_backtest
@@ -364,15 +376,22 @@ async def _compute(  # noqa: PLR0917 - internal, the arguments of compute_backte
     ds: Dataset,
     progress: OnPhase,
     *,
-    threaded: bool = False,
+    stale: threading.Event | None = None,
 ) -> BacktestOutcome:
+    """The run on ``ds``. With ``stale`` (a speculative run): the simulation runs in a worker thread, so the event
+    loop serves the check beside it, and gives up at its next progress point once ``stale`` is set."""
+
+    def abort(phase: str, done: int, total: int) -> None:
+        if stale is not None and stale.is_set():
+            raise _Stale
+
     intents = None
     if req.walk_book and ds.rows and ds.books is None:
         # Recorded depth, only where an order can be larger than the touch (all of the window on the per-event
         # path, whose orders are not known in advance).
         cfg = req.engine_config()
         if uses_vectorised(strategy, cfg):
-            intents = plan(ds, strategy, params, cfg)
+            intents = plan(ds, strategy, params, cfg, abort if stale is not None else None)
             books = await load_books(engine, ds, book_points(ds, intents))
         else:
             books = await load_books(engine, ds)
@@ -380,8 +399,8 @@ async def _compute(  # noqa: PLR0917 - internal, the arguments of compute_backte
             ds = dataclasses.replace(ds, books=books)  # not the caller's dataset: its books suit this run only
     progress("load", ds.rows, ds.rows)
     progress("simulate", 0, ds.rows)
-    if threaded:  # the event loop stays free for what runs beside it
-        out = await asyncio.to_thread(outcome_for, req, strategy, params, ds, intents=intents)
+    if stale is not None:
+        out = await asyncio.to_thread(outcome_for, req, strategy, params, ds, intents=intents, progress=abort)
     else:
         out = outcome_for(req, strategy, params, ds, intents=intents)
     progress("simulate", ds.rows, ds.rows)
@@ -389,9 +408,15 @@ async def _compute(  # noqa: PLR0917 - internal, the arguments of compute_backte
 
 
 def outcome_for(
-    req: BacktestRequest, strategy: Strategy, params: StrategyParams, ds: Dataset, *, intents: Intents | None = None
+    req: BacktestRequest,
+    strategy: Strategy,
+    params: StrategyParams,
+    ds: Dataset,
+    *,
+    intents: Intents | None = None,
+    progress: Progress | None = None,
 ) -> BacktestOutcome:
-    sim = simulate(ds, strategy, params, req.engine_config(), intents=intents)
+    sim = simulate(ds, strategy, params, req.engine_config(), progress, intents=intents)
     t0 = time.perf_counter()
     metrics = compute_metrics(sim) | sim.run_info()
     metrics["timings"] = {"load_seconds": ds.load_seconds, "simulate_seconds": sim.simulate_seconds}
