@@ -125,26 +125,27 @@ async def generate(url: str, markets: int, snapshots: int) -> tuple[datetime, da
     return start, data_end + timedelta(days=1), gen
 
 
-async def record_more(url: str, markets: int, first_j: int, count: int, start: datetime) -> int:
+async def record_more(url: str, markets: int, first_j: int, count: int, start: datetime, late: int) -> int:
     """``count`` more snapshots of every open (odd-numbered) market after its last, received now, and for every
-    tenth of them a late row with a timestamp an hour into the data (received now too). Returns the rows added."""
+    twentieth of them a late row ``late`` seconds past an hour into the data (received now too, as a row repaired or
+    delivered late is). Returns the rows added."""
     engine = create_engine(url, pool_size=1)
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         drv: Any = raw.driver_connection
         sql = _ROWS_SQL.format(received="now()", where="i % 2 = 1")
         status = await drv.execute(sql, 0, markets, first_j, first_j + count, start, STEP_SECONDS)
-        late = await drv.execute(
+        repaired = await drv.execute(
             "INSERT INTO market_snapshots (ticker, ts, source, received_at, yes_bid, yes_ask, yes_bid_size, "
             "yes_ask_size) SELECT format('KXBENCH-%s', lpad(i::text, 5, '0')), "
             "$2::timestamptz + make_interval(secs => 3600 + $3::int), 'websocket', now(), 0.5, 0.51, 10, 10 "
             "FROM generate_series(1, $1::int - 1, 20) AS i ON CONFLICT DO NOTHING",
             markets,
             start,
-            first_j % STEP_SECONDS + 1,  # another second each round: never a duplicate
+            late,
         )
     await engine.dispose()
-    return int(status.split()[-1]) + int(late.split()[-1])
+    return int(status.split()[-1]) + int(repaired.split()[-1])
 
 
 def request(start: datetime, end: datetime) -> BacktestRequest:
@@ -279,7 +280,7 @@ def measure(args: argparse.Namespace, url: str, start: datetime, end: datetime) 
         count = args.new_minutes * 60 // STEP_SECONDS
         runs, added = [], []
         for r in range(args.repeat):
-            added.append(asyncio.run(record_more(url, args.markets, per + r * count, count, start)))
+            added.append(asyncio.run(record_more(url, args.markets, per + r * count, count, start, r + 1)))
             runs.append(run_child(url, start, end, cache_dir))
         report["cache_after_new_rows"] = summary(runs) | {"rows_recorded_before_each_run": added}
         report["cache_warm_after_update"] = summary([run_child(url, start, end, cache_dir)])

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NewType
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -557,7 +558,7 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
                 e.exit_reason,
                 e.fees,
                 e.pnl,
-                json.dumps(e.signal),
+                orjson.dumps(e.signal).decode(),  # several times json's speed; NaN would become null
             )
             for e in sim.executions
         ]
