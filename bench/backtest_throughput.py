@@ -284,6 +284,14 @@ def measure(args: argparse.Namespace, url: str, start: datetime, end: datetime) 
             runs.append(run_child(url, start, end, cache_dir))
         report["cache_after_new_rows"] = summary(runs) | {"rows_recorded_before_each_run": added}
         report["cache_warm_after_update"] = summary([run_child(url, start, end, cache_dir)])
+        print("from PostgreSQL again: the cached runs must give exactly its result ...", flush=True)
+        report["postgres_after_updates"] = summary([run_child(url, start, end, None)])
+        same = ("snapshots", "fills", "executions", "refused", "pnl")
+        pairs = [("postgres", "cache_cold"), ("postgres", "cache_warm_unchanged")]
+        pairs.append(("cache_after_new_rows", "cache_warm_after_update"))  # the last update run: the same rows
+        for before, after in pairs:
+            assert all(report[before][k] == report[after][k] for k in same), (before, after)
+        assert all(report["postgres_after_updates"][k] == report["cache_warm_after_update"][k] for k in same)
         files = [p for p in Path(cache_dir).rglob("*") if p.is_file()]
         report["cache_files_mb"] = round(sum(p.stat().st_size for p in files) / 2**20)
     finally:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import itertools
 import json
 import math
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,6 +46,7 @@ from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached,
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, _where, load_dataset
 from kalshi_analytics.backtests.engine import (
     EngineConfig,
+    Execution,
     Intents,
     Progress,
     SimulationResult,
@@ -541,30 +544,42 @@ async def save_outcome(engine: AsyncEngine, result_id: uuid.UUID, out: BacktestO
         if finished is None:  # deleted while it ran (DELETE /backtests/{id}): the outcome has no home
             return
         await driver.execute("DELETE FROM backtest_executions WHERE backtest_id = $1", result_id)
-        records = [
-            (
-                result_id,
-                e.ticker,
-                e.side,
-                e.size,
-                e.entry_ts,
-                e.entry_price,
-                e.entry_snapshot_ts,
-                e.entry_snapshot_source,
-                e.exit_ts,
-                e.exit_price,
-                e.exit_snapshot_ts,
-                e.exit_snapshot_source,
-                e.exit_reason,
-                e.fees,
-                e.pnl,
-                orjson.dumps(e.signal).decode(),  # several times json's speed; NaN would become null
-            )
-            for e in sim.executions
-        ]
-        if records:
-            await driver.copy_records_to_table("backtest_executions", records=records, columns=_EXEC_COLUMNS)
+        if sim.executions:
+            tsv = _executions_tsv(result_id, sim.executions)
+            await driver.copy_to_table("backtest_executions", source=io.BytesIO(tsv), columns=_EXEC_COLUMNS)
         await backtest_events.publish_finished(driver, finished)
+
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _executions_tsv(result_id: uuid.UUID, executions: Sequence[Execution]) -> bytes:
+    """The executions as COPY text (tab-separated, ``\\N`` for NULL): several times faster to send than records
+    asyncpg encodes one value at a time, which matters at tens of thousands of executions."""
+    times: dict[datetime, str] = {}
+
+    def t(v: datetime | None) -> str:
+        if v is None:
+            return "\\N"
+        text = times.get(v)
+        if text is None:
+            text = times[v] = v.isoformat()
+        return text
+
+    def x(v: object) -> str:
+        return "\\N" if v is None else str(v).translate(_TSV_ESCAPES)
+
+    rid = str(result_id)
+    lines = [
+        "\t".join((
+            rid, x(e.ticker), x(e.side), str(e.size), t(e.entry_ts), str(e.entry_price), t(e.entry_snapshot_ts),
+            x(e.entry_snapshot_source), t(e.exit_ts), x(e.exit_price), t(e.exit_snapshot_ts),
+            x(e.exit_snapshot_source), x(e.exit_reason), str(e.fees), x(e.pnl),
+            orjson.dumps(e.signal).decode().translate(_TSV_ESCAPES),  # several times json's speed
+        ))
+        for e in executions
+    ]  # fmt: skip
+    return ("\n".join(lines) + "\n").encode()
 
 
 async def run_backtest(
