@@ -5,21 +5,25 @@ bound a COPY at ~0.7 M rows/s per backend; DESIGN.md §10), so each month's snap
 once into one ``.npy`` file per column, memory-mapped when read back (a run touches only the pages it uses), and
 later runs slice them.
 
-Exactness rests on snapshots being append-only (rows are inserted, never updated; only whole months are dropped).
-A month's entry records the month's row count and latest ``received_at`` in the database snapshot its rows were
-read in. Each run, for each month of the window, inside one REPEATABLE READ transaction:
+Exactness rests on snapshots being append-only (rows are inserted, never updated; only whole months are dropped):
+then a month whose row count is what it was holds the same rows. A month's entry records its row count and latest
+``received_at`` in the database snapshot its rows were read in. For each month of a window, inside one
+REPEATABLE READ transaction (:meth:`ColumnarCache.month`):
 
-1. count the month's rows and take their latest ``received_at`` (one scan of the month);
-2. the same count and receipt time: the files are the month — nothing is read;
+1. count the month's rows (its partition counted whole; one scan on the server);
+2. the same count: the files are the month — nothing is read;
 3. more rows: read the rows received after the entry's latest receipt time minus :data:`MARGIN` (a late row with
    an older ``ts`` has a fresh ``received_at``, so it is among them), drop those already cached (same ticker,
    ts, source), and insert the rest in place. The cache then holds rows that are all in the month; if there are
    exactly ``count`` of them, they *are* the month. If not — a row committed more than ``MARGIN`` after it was
    received, e.g. held by the recorder through a database outage — the month is read again in full;
-4. fewer rows, another receipt time at the same count, or no entry: read the whole month (two COPYs in parallel,
-   in the counting transaction's exported snapshot).
+4. fewer rows or no entry: read the whole month (two COPYs in parallel, in the counting transaction's exported
+   snapshot).
 
 A run's window is then sliced out of the months (views of the files when its markets are contiguous in them).
+When every month of a window has files, :func:`speculate` serves them before counting, so the count (step 1)
+runs on the server while the simulation runs here; the result is used only if the count confirms the files
+(:meth:`Speculation.confirm`), else the run starts again on the updated cache.
 """
 
 from __future__ import annotations

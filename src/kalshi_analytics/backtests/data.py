@@ -8,7 +8,9 @@ microseconds since 2000-01-01). Each row then has the same 124-byte layout, so t
 
 Measured (bench/backtest_throughput.py): the server's NUMERIC → float8 casts dominate, not the transfer or the
 decoding; so the markets are split into ``parallel`` ticker ranges copied concurrently on separate connections
-(one server backend each), and closed months can be served from a columnar cache (:mod:`.cache`).
+(one server backend each), and every month is served from a columnar cache kept current (:mod:`.cache`), whose
+month reads (:func:`month_copy_sql`) take every ticker, identified by a 64-bit hash, in one exported snapshot.
+Decoded rows are gathered column by column so a load holds one copy of the data plus one column, not two copies.
 """
 
 from __future__ import annotations
