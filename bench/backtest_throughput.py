@@ -231,8 +231,8 @@ async def fetch_float8(url: str, start: datetime, end: datetime, tickers: list[s
     return elapsed
 
 
-async def extras(url: str, start: datetime, end: datetime, markets: int, rows: int) -> dict[str, Any]:
-    per = rows // markets
+async def extras(url: str, start: datetime, end: datetime, per: int, rows: int) -> dict[str, Any]:
+    """On the first markets holding about ``rows`` snapshots (``per`` each)."""
     tickers = [f"KXBENCH-{i:05d}" for i in range(max(1, rows // per))]
     engine = create_engine(url, pool_size=2)
     t0 = time.perf_counter()
@@ -306,13 +306,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         start, end, gen_s = await prepare(args, url, created)
         report = await asyncio.to_thread(measure, args, url, start, end)
         if args.extras:
-            report["extras"] = await extras(url, start, end, args.markets, args.python_snapshots)
+            report["extras"] = await extras(url, start, end, args.snapshots // args.markets, args.python_snapshots)
     else:
         async with fresh_database() as url:
             start, end, gen_s = await prepare(args, url, True)
             report = await asyncio.to_thread(measure, args, url, start, end)
             if args.extras:
-                report["extras"] = await extras(url, start, end, args.markets, args.python_snapshots)
+                report["extras"] = await extras(url, start, end, args.snapshots // args.markets, args.python_snapshots)
     report = {"markets": args.markets, "snapshots": args.snapshots, "generate_s": round(gen_s, 1), **report}
     return report
 
