@@ -1,4 +1,4 @@
-"""The columnar cache of closed months gives exactly what PostgreSQL gives, and notices late writes."""
+"""The columnar cache — every month, the one being written included — gives exactly what PostgreSQL gives."""
 
 from __future__ import annotations
 
