@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kalshi_analytics.backtests import cache as cache_module
 from kalshi_analytics.backtests.cache import ColumnarCache, load_dataset_cached
 from kalshi_analytics.backtests.candles_import import import_candle_files
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
@@ -161,3 +165,53 @@ async def test_open_month_updates_incrementally_and_runs_exactly_as_uncached(
     assert (cache.builds, cache.updates, cache.hits) == (2, 1, 1)
     assert three[0] == 703
     assert three != two
+
+
+async def test_an_update_whose_files_another_process_removed_starts_over(
+    bt_engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes updating one month: the slower one finds the generation it was reading gone, and reads the
+    month again rather than failing or keeping half an update."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = max(datetime(now.year, now.month, 1, tzinfo=UTC), now - timedelta(hours=1))
+    step = (now - first) / 100
+    async with bt_engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO markets (ticker, event_ticker, series_ticker, status) "
+                "VALUES ('KXRACE-A', 'KXRACE-EV', 'KXRACE', 'active')"
+            )
+        )
+    rcv = now - timedelta(minutes=5)
+    await _write_rows(bt_engine, [("KXRACE-A", first + i * step, "poll", rcv, _price(i, 0)) for i in range(50)])
+    f = MarketFilter(series=["KXRACE"])
+    window = (first, now + timedelta(hours=1))
+    cache = ColumnarCache(tmp_path)
+    await load_dataset_cached(bt_engine, *window, f, cache)
+    await _write_rows(bt_engine, [("KXRACE-A", first + i * step, "poll", now, _price(i, 0)) for i in range(50, 60)])
+    real_write = cache_module._write
+    calls = []
+
+    def other_process_cleaned_up(directory: Path, m0: datetime, month: object) -> object:
+        calls.append(m0)
+        if len(calls) == 1:
+            for old in directory.glob(f"snapshots_{m0:%Y_%m}.*"):
+                if old.is_dir():
+                    shutil.rmtree(old)
+        return real_write(directory, m0, month)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache_module, "_write", other_process_cleaned_up)
+    got = await load_dataset_cached(bt_engine, *window, f, cache)
+    assert len(calls) == 2
+    assert (cache.builds, cache.updates) == (2, 1)  # the update counted, then the month read in full
+    same(await load_dataset(bt_engine, *window, f), got)
+    assert _generations(tmp_path, first) == ([f"snapshots_{first:%Y_%m}.{_current(tmp_path, first)}"])
+
+
+def _current(directory: Path, m0: datetime) -> str:
+    return str(json.loads((directory / f"snapshots_{m0:%Y_%m}.json").read_text())["gen"])
+
+
+def _generations(directory: Path, m0: datetime) -> list[str]:
+    """The month's generation folders left on disk (one: the current, nothing half written)."""
+    return [p.name for p in directory.glob(f"snapshots_{m0:%Y_%m}.*") if p.is_dir()]

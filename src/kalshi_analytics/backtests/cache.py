@@ -131,8 +131,9 @@ class ColumnarCache:
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "updates": self.updates, "builds": self.builds, "rows_added": self.rows_added}
 
-    async def month(self, engine: AsyncEngine, m0: datetime) -> Month | None:
-        """Month ``m0``'s snapshots as the database holds them now (None: it has none)."""
+    async def month(self, engine: AsyncEngine, m0: datetime, *, again: bool = True) -> Month | None:
+        """Month ``m0``'s snapshots as the database holds them now (None: it has none). ``again``: when another
+        process replaced the entry while this one updated it (its files are gone), start over once from that."""
         entry = await asyncio.to_thread(_read, self.directory, m0)
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -160,7 +161,12 @@ class ColumnarCache:
                     self.builds += 1
             await conn.rollback()
         del entry  # its maps: the update read what it needed
-        return await asyncio.to_thread(_write, self.directory, m0, new)
+        try:
+            return await asyncio.to_thread(_write, self.directory, m0, new)
+        except FileNotFoundError:
+            if not again:
+                raise
+            return await self.month(engine, m0, again=False)
 
 
 # ------------------------------------------------------------------------------------------- reading PostgreSQL
@@ -388,8 +394,12 @@ def _write(directory: Path, m0: datetime, month: _Pending) -> Month:
     gen = uuid.uuid4().hex
     folder = _gen_dir(directory, m0, gen)
     folder.mkdir()
-    for name, make in month.arrays.items():
-        np.save(folder / f"{name}.npy", np.ascontiguousarray(make()))
+    try:
+        for name, make in month.arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(make()))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     meta = {
         "format": _FORMAT,
         "gen": gen,
