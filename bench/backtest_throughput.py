@@ -1,19 +1,25 @@
-"""Backtest throughput, end to end: load from PostgreSQL + simulate + metrics + persist.
+"""Backtest throughput end to end (load + simulate + metrics + persist), on data recorded minutes ago.
 
-    python -m bench.backtest_throughput [--markets 1000] [--snapshots 10000000] [--python-snapshots 1000000]
+    python -m bench.backtest_throughput [--markets 1000] [--snapshots 10000000] [--repeat 3] [--extras]
 
-Generates ``--snapshots`` rows across ``--markets`` markets server-side (``INSERT … SELECT generate_series``
-into the monthly partition, one snapshot every 10 s per market, a deterministic wavy price path with noise),
-then runs ``fade_overreaction`` through :func:`run_backtest` and reports:
+Generates ``--snapshots`` rows across ``--markets`` markets server-side (``INSERT … SELECT generate_series``, one
+snapshot every 10 s per market, a deterministic wavy price path with noise) ending five minutes ago — so the current
+month is in the window, not only closed months. Even-numbered markets are resolved (closing at the last snapshot),
+odd-numbered ones still open. Then ``fade_overreaction`` (lookback 10, threshold 0.06, hold 30, size 10) runs
+through :func:`run_backtest` with $100,000 of capital (enough that nearly every intent fills; the refused ones
+are reported by reason), each run in a fresh process (as a CLI run is), and reports, as medians of ``--repeat``:
 
-- snapshots/s end to end (target ≥ 1,000,000/s), and the split load / simulate / metrics / persist;
-- the load alternatives on the same rows: binary COPY decoded with numpy (the engine's loader) vs
-  ``fetch`` with float8 casts into numpy;
-- the columnar cache: the same dataset saved as ``.npz`` and read back (warm) vs loaded from PostgreSQL (cold);
-- a plain-Python per-event user strategy (no ``signals``) on the first ``--python-snapshots`` rows;
-- peak memory (``ru_maxrss`` of the process).
+- from PostgreSQL (no cache);
+- with the columnar cache: cold (builds the month's files), warm with nothing changed since the last run, and
+  after ``--new-minutes`` more minutes of recording (new rows for the open markets, plus late rows with older
+  timestamps) — the incremental update;
+- each run's split (load / simulate / the rest: metrics + persist), fills and refused intents, peak RSS.
 
-Database: BENCH_DATABASE_URL, else an embedded server in the temp directory (a fresh database either way).
+``--extras`` adds, in this process: the loader alternatives on a slice (binary COPY decoded by numpy vs ``fetch``
+with float8 casts) and a plain-Python per-event strategy on ``--python-snapshots`` rows.
+
+Database: BENCH_DATABASE_URL, else an embedded server in the temp directory (a fresh database either way;
+``--keep-database NAME`` keeps and reuses one, skipping generation when it exists).
 """
 
 from __future__ import annotations
@@ -24,33 +30,31 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
 
-from bench.common import fresh_database
+from bench.common import fresh_database, kept_database
 from kalshi_analytics.backtests.cache import ColumnarCache
 from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset, snapshot_copy_sql
 from kalshi_analytics.backtests.engine import EngineConfig, simulate
-from kalshi_analytics.backtests.service import (
-    _insert_request,
-    compute_backtest,
-    get_result,
-    run_backtest,
-    save_outcome,
-    validate_request,
-)
+from kalshi_analytics.backtests.service import BacktestRequest, get_result, run_backtest, validate_request
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
-from kalshi_analytics.trading.metrics import compute_metrics
 
 PARAMS = {"lookback": 10, "threshold": 0.06, "hold": 30, "size": 10}
+CAPITAL = Decimal(100_000)
 STEP_SECONDS = 10
+_TEN = Decimal(10)
 
 
 class PlainPythonFade(Strategy):
@@ -70,64 +74,147 @@ class PlainPythonFade(Strategy):
         return []
 
 
-_TEN = __import__("decimal").Decimal(10)
-
-
 def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_ROWS_SQL = (
+    "INSERT INTO market_snapshots (ticker, ts, source, received_at, yes_bid, yes_ask, no_bid, no_ask, "
+    "last_price, yes_bid_size, yes_ask_size, volume) "
+    "SELECT format('KXBENCH-%s', lpad(i::text, 5, '0')), ts, 'poll', {received}, b, b + 0.01, 0.99 - b, 1 - b, "
+    "b, 100 + (j % 7) * 50, 80 + (j % 5) * 40, j "
+    "FROM generate_series($1::int, $2::int - 1) AS i, generate_series($3::int, $4::int - 1) AS j, "
+    "LATERAL (SELECT $5::timestamptz + make_interval(secs => j * $6::int) AS ts) t, "
+    "LATERAL (SELECT round(least(0.97, greatest(0.02, 0.5 + 0.3 * sin(j / 300.0 + i) "
+    "+ 0.08 * sin(j / 23.0 + 2 * i) + 0.02 * (random() - 0.5)))::numeric, 2) AS b) p WHERE {where}"
+)
+
+
 async def generate(url: str, markets: int, snapshots: int) -> tuple[datetime, datetime, float]:
+    """The markets and their snapshots, the last one five minutes ago; returns the first snapshot's time, the end
+    of a window covering the data and a day more, and the seconds generation took."""
     per = snapshots // markets
+    data_end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    start = data_end - timedelta(seconds=per * STEP_SECONDS)
     engine = create_engine(url, pool_size=1)
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         drv: Any = raw.driver_connection
-        # The previous month: closed, with its partition (the migration creates it), so the cache applies.
-        start = await drv.fetchval(
-            "SELECT date_trunc('month', (now() AT TIME ZONE 'UTC') - interval '1 month') AT TIME ZONE 'UTC'"
-        )
         t0 = time.perf_counter()
         await drv.execute(
             "INSERT INTO markets (ticker, event_ticker, series_ticker, category, status, result, close_time) "
             "SELECT format('KXBENCH-%s', lpad(i::text, 5, '0')), format('KXBENCHEV-%s', i / 10), 'KXBENCH', "
-            "'Bench', 'finalized', CASE WHEN i % 2 = 0 THEN 'yes' ELSE 'no' END, "
-            "$1::timestamptz + make_interval(secs => $2::int * $3::int) FROM generate_series(0, $4::int - 1) AS i",
-            start,
-            per,
-            STEP_SECONDS,
+            "'Bench', CASE WHEN i % 2 = 0 THEN 'finalized' ELSE 'active' END, "
+            "CASE WHEN i % 2 = 1 THEN NULL WHEN i % 4 = 0 THEN 'yes' ELSE 'no' END, "
+            "CASE WHEN i % 2 = 0 THEN $1::timestamptz ELSE $1::timestamptz + interval '7 days' END "
+            "FROM generate_series(0, $2::int - 1) AS i",
+            data_end,
             markets,
         )
-        partition = f"market_snapshots_y{start:%Y}m{start:%m}"
         # One INSERT per 100 markets keeps each statement's memory small.
         for lo in range(0, markets, 100):
             hi = min(lo + 100, markets)
-            await drv.execute(
-                f"INSERT INTO {partition} (ticker, ts, source, received_at, yes_bid, yes_ask, no_bid, no_ask, "
-                "last_price, yes_bid_size, yes_ask_size, volume) "
-                "SELECT format('KXBENCH-%s', lpad(i::text, 5, '0')), ts, 'poll', ts, b, b + 0.01, 0.99 - b, 1 - b, "
-                "b, 100 + (j % 7) * 50, 80 + (j % 5) * 40, j "
-                "FROM generate_series($1::int, $2::int - 1) AS i, generate_series(0, $3::int - 1) AS j, "
-                "LATERAL (SELECT $4::timestamptz + make_interval(secs => j * $5::int) AS ts) t, "
-                "LATERAL (SELECT round(least(0.97, greatest(0.02, 0.5 + 0.3 * sin(j / 300.0 + i) "
-                "+ 0.08 * sin(j / 23.0 + 2 * i) + 0.02 * (random() - 0.5)))::numeric, 2) AS b) p",
-                lo,
-                hi,
-                per,
-                start,
-                STEP_SECONDS,
-            )
-            print(
-                f"  generated {hi}/{markets} markets ({hi * per:,} rows, {time.perf_counter() - t0:.0f} s)", flush=True
-            )
-        await drv.execute(f"ANALYZE {partition}")
+            sql = _ROWS_SQL.format(received="ts", where="true")
+            await drv.execute(sql, lo, hi, 0, per, start, STEP_SECONDS)
+            took = time.perf_counter() - t0
+            print(f"  generated {hi}/{markets} markets ({hi * per:,} rows, {took:.0f} s)", flush=True)
+        await drv.execute("VACUUM ANALYZE market_snapshots")
         await drv.execute("ANALYZE markets")
         gen = time.perf_counter() - t0
     await engine.dispose()
-    end = start + (per * STEP_SECONDS + 60) * __import__("datetime").timedelta(seconds=1)
-    return start, end, gen
+    return start, data_end + timedelta(days=1), gen
 
 
+async def record_more(url: str, markets: int, first_j: int, count: int, start: datetime, late: int) -> int:
+    """``count`` more snapshots of every open (odd-numbered) market after its last, received now, and for every
+    twentieth of them a late row ``late`` seconds past an hour into the data (received now too, as a row repaired or
+    delivered late is). Returns the rows added."""
+    engine = create_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        drv: Any = raw.driver_connection
+        sql = _ROWS_SQL.format(received="now()", where="i % 2 = 1")
+        status = await drv.execute(sql, 0, markets, first_j, first_j + count, start, STEP_SECONDS)
+        repaired = await drv.execute(
+            "INSERT INTO market_snapshots (ticker, ts, source, received_at, yes_bid, yes_ask, yes_bid_size, "
+            "yes_ask_size) SELECT format('KXBENCH-%s', lpad(i::text, 5, '0')), "
+            "$2::timestamptz + make_interval(secs => 3600 + $3::int), 'websocket', now(), 0.5, 0.51, 10, 10 "
+            "FROM generate_series(1, $1::int - 1, 20) AS i ON CONFLICT DO NOTHING",
+            markets,
+            start,
+            late,
+        )
+    await engine.dispose()
+    return int(status.split()[-1]) + int(repaired.split()[-1])
+
+
+def request(start: datetime, end: datetime) -> BacktestRequest:
+    return validate_request(
+        "fade_overreaction",
+        PARAMS,
+        start,
+        end,
+        market_filter=MarketFilter(series=["KXBENCH"]),
+        initial_capital=CAPITAL,
+    )
+
+
+# ------------------------------------------------------------------------------------------ one run, own process
+async def one_run(url: str, start: datetime, end: datetime, cache_dir: str | None) -> dict[str, Any]:
+    engine = create_engine(url, pool_size=3)
+    cache = ColumnarCache(Path(cache_dir)) if cache_dir else None
+    t0 = time.perf_counter()
+    rid = await run_backtest(engine, request(start, end), cache=cache)
+    seconds = time.perf_counter() - t0
+    res = await get_result(engine, rid)
+    await engine.dispose()
+    m = res.metrics or {}
+    rows = int(res.snapshots_processed or 0)
+    load, sim = m["timings"]["load_seconds"], m["timings"]["simulate_seconds"]
+    return {
+        "seconds": seconds,
+        "snapshots": rows,
+        "snapshots_per_s": rows / seconds,
+        "load_s": load,
+        "simulate_s": sim,
+        "rest_s": seconds - load - sim,
+        "fills": m["num_fills"],
+        "executions": res.num_trades,
+        "refused": m["skipped_intents"],
+        "pnl": str(res.total_pnl),
+        "cache": cache.stats() if cache else None,
+        "peak_rss_mb": maxrss_mb(),
+    }
+
+
+def run_child(url: str, start: datetime, end: datetime, cache_dir: str | None) -> dict[str, Any]:
+    """:func:`one_run` in a fresh interpreter (nothing warm but the files and PostgreSQL's buffers)."""
+    cmd = [sys.executable, "-m", "bench.backtest_throughput", "--one", url, start.isoformat(), end.isoformat()]
+    out = subprocess.run([*cmd, cache_dir or ""], check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the runs' figures, the figures of each, and the largest peak RSS."""
+    keys = ("seconds", "snapshots_per_s", "load_s", "simulate_s", "rest_s")
+    out: dict[str, Any] = {k: round(median(r[k] for r in runs), 3) for k in keys}
+    out["snapshots_per_s"] = round(out["snapshots_per_s"])
+    out["peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs))
+    last = runs[-1]
+    for key in ("snapshots", "fills", "executions", "refused", "pnl"):
+        out[key] = last[key]
+    out["each_s"] = [round(r["seconds"], 3) for r in runs]
+    out["cache"] = last["cache"]
+    return out
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------------- extras
 async def fetch_float8(url: str, start: datetime, end: datetime, tickers: list[str]) -> float:
     """The alternative loader: asyncpg ``fetch`` with float8 casts, then numpy arrays."""
     engine = create_engine(url, pool_size=1)
@@ -144,164 +231,107 @@ async def fetch_float8(url: str, start: datetime, end: datetime, tickers: list[s
     return elapsed
 
 
-def subset(ds: Dataset, rows: int) -> Dataset:
-    """The first markets of ``ds`` holding about ``rows`` snapshots."""
-    k = int(np.searchsorted(ds.offsets, rows, side="left"))
-    k = max(1, min(k, len(ds.markets)))
-    n = int(ds.offsets[k])
-    return Dataset(
-        ds.markets[:k],
-        ds.offsets[: k + 1],
-        ds.ts_us[:n],
-        ds.source[:n],
-        {c: v[:n] for c, v in ds.columns.items()},
-        ds.start,
-        ds.end,
-    )
-
-
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with fresh_database() as url:
-        print(f"generating {args.snapshots:,} snapshots across {args.markets:,} markets ...", flush=True)
-        start, end, gen_s = await generate(url, args.markets, args.snapshots)
-        engine = create_engine(url, pool_size=2)
-        req = validate_request("fade_overreaction", PARAMS, start, end, market_filter=MarketFilter(series=["KXBENCH"]))
-        # 1. End to end through the service: load + simulate + metrics + persist.
-        t0 = time.perf_counter()
-        rid = await run_backtest(engine, req)
-        e2e = time.perf_counter() - t0
-        res = await get_result(engine, rid)
-        assert res.metrics is not None
-        rows = int(res.snapshots_processed or 0)
-        timings = res.metrics["timings"]
-        # 1b. With the columnar cache: cold (builds the month file), then warm.
-        cache_dir = tempfile.mkdtemp(prefix="ka-bench-cache-")
-        cache = ColumnarCache(Path(cache_dir))
-        t0 = time.perf_counter()
-        await run_backtest(engine, req, cache=cache)
-        cache_cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rid_w = await run_backtest(engine, req, cache=cache)
-        cache_warm = time.perf_counter() - t0
-        warm_res = await get_result(engine, rid_w)
-        assert warm_res.metrics is not None
-        assert warm_res.total_pnl == res.total_pnl
-        warm_timings = warm_res.metrics["timings"]
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        # 2. The same, phase by phase (second run: PostgreSQL's cache is warm either way).
-        t0 = time.perf_counter()
-        ds = await load_dataset(engine, start, end, req.market_filter)
-        load_s = time.perf_counter() - t0
-        out = await compute_backtest(engine, req, dataset=ds)
-        t0 = time.perf_counter()
-        rid2 = await _insert_request(engine, req, out.strategy_version, out.params, "running")
-        await save_outcome(engine, rid2, out)
-        persist_s = time.perf_counter() - t0
-        # 3. Loader alternative: fetch with float8 casts.
-        # (on the slice of markets the plain-Python run uses: asyncpg Records of 10 M rows would need ~5 GB)
-        part = subset(ds, args.python_snapshots)
-        fetch_s = await fetch_float8(url, start, end, [m.ticker for m in part.markets])
-        t0 = time.perf_counter()
-        part_copy = await load_dataset(engine, start, end, MarketFilter(tickers=[m.ticker for m in part.markets]))
-        part_copy_s = time.perf_counter() - t0
-        assert part_copy.rows == part.rows
-        # 4. Columnar cache: .npz of the dataset, read back.
-        with tempfile.TemporaryDirectory() as tmp:
-            path = str(Path(tmp) / "cache.npz")
-            t0 = time.perf_counter()
-            ds.save(path)
-            save_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            warm = Dataset.from_npz(path, ds.markets, start, end)
-            warm_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sim = simulate(
-                warm,
-                __import__("kalshi_analytics.strategies", fromlist=["x"]).get_strategy("fade_overreaction"),
-                req_params(req),
-            )
-            compute_metrics(sim)
-            warm_total = warm_s + time.perf_counter() - t0
-            cache_mb = os.path.getsize(path) / 2**20  # noqa: ASYNC240 - a stat of a local temp file
-        # 5. Plain-Python per-event strategy on a slice.
-        t0 = time.perf_counter()
-        py = simulate(part, PlainPythonFade(), StrategyParams(), EngineConfig())
-        py_s = time.perf_counter() - t0
-        # 6. The built-in through its per-event hook (same rule, engine's own view API) on the same slice.
-        from kalshi_analytics.strategies import get_strategy
-
-        fade = get_strategy("fade_overreaction")
-        t0 = time.perf_counter()
-        simulate(part, fade, req_params(req), EngineConfig(vectorised=False))
-        hook_s = time.perf_counter() - t0
-        await engine.dispose()
-    report = {
-        "markets": args.markets,
-        "snapshots": rows,
-        "generate_seconds": round(gen_s, 2),
-        "end_to_end_seconds": round(e2e, 3),
-        "end_to_end_snapshots_per_s": round(rows / e2e),
-        "e2e_split": {
-            "load_s": round(timings["load_seconds"], 3),
-            "simulate_s": round(timings["simulate_seconds"], 3),
-            "metrics_and_persist_s": round(e2e - timings["load_seconds"] - timings["simulate_seconds"], 3),
-        },
-        "second_run": {
-            "load_s": round(load_s, 3),
-            "load_rows_per_s": round(rows / load_s),
-            "simulate_s": round(out.sim.simulate_seconds, 3),
-            "simulate_rows_per_s": round(rows / out.sim.simulate_seconds),
-            "metrics_s": round(out.metrics_seconds, 3),
-            "persist_s": round(persist_s, 3),
-            "executions": len(out.sim.executions),
-            "fills": out.sim.fills,
-        },
-        "e2e_with_cache": {
-            "cold_s (builds the month file)": round(cache_cold, 3),
-            "cold_snapshots_per_s": round(rows / cache_cold),
-            "warm_s": round(cache_warm, 3),
-            "warm_snapshots_per_s": round(rows / cache_warm),
-            "warm_load_s": round(warm_timings["load_seconds"], 3),
-            "warm_simulate_s": round(warm_timings["simulate_seconds"], 3),
-        },
-        "loader_on_slice": {
-            "rows": part.rows,
-            "binary_copy_numpy_rows_per_s": round(part.rows / part_copy_s),
-            "fetch_float8_rows_per_s": round(part.rows / fetch_s),
-        },
-        "npz_roundtrip": {
-            "npz_mb": round(cache_mb, 1),
-            "save_s": round(save_s, 3),
-            "warm_load_s": round(warm_s, 3),
-            "warm_rows_per_s": round(rows / warm_s),
-            "warm_end_to_end_s (no persist)": round(warm_total, 3),
-            "warm_snapshots_per_s": round(rows / warm_total),
-        },
-        "plain_python_per_event": {
-            "snapshots": part.rows,
-            "seconds": round(py_s, 3),
-            "snapshots_per_s": round(part.rows / py_s),
-            "fills": py.fills,
-        },
-        "builtin_via_per_event_hook": {"snapshots": part.rows, "snapshots_per_s": round(part.rows / hook_s)},
-        "peak_rss_mb": round(maxrss_mb()),
-        "pnl": str(res.total_pnl),
-        "trades": res.num_trades,
+async def extras(url: str, start: datetime, end: datetime, per: int, rows: int) -> dict[str, Any]:
+    """On the first markets holding about ``rows`` snapshots (``per`` each)."""
+    tickers = [f"KXBENCH-{i:05d}" for i in range(max(1, rows // per))]
+    engine = create_engine(url, pool_size=2)
+    t0 = time.perf_counter()
+    part: Dataset = await load_dataset(engine, start, end, MarketFilter(tickers=tickers))
+    copy_s = time.perf_counter() - t0
+    await engine.dispose()
+    fetch_s = await fetch_float8(url, start, end, tickers)
+    t0 = time.perf_counter()
+    py = simulate(part, PlainPythonFade(), StrategyParams(), EngineConfig(initial_capital=CAPITAL))
+    py_s = time.perf_counter() - t0
+    return {
+        "slice_rows": part.rows,
+        "binary_copy_numpy_rows_per_s": round(part.rows / copy_s),
+        "fetch_float8_rows_per_s": round(part.rows / fetch_s),
+        "plain_python_per_event_snapshots_per_s": round(part.rows / py_s),
+        "plain_python_fills": py.fills,
     }
+
+
+# ------------------------------------------------------------------------------------------------------ main
+async def prepare(args: argparse.Namespace, url: str, created: bool) -> tuple[datetime, datetime, float]:
+    if created:
+        print(f"generating {args.snapshots:,} snapshots across {args.markets:,} markets ...", flush=True)
+        return await generate(url, args.markets, args.snapshots)
+    engine = create_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        drv: Any = raw.driver_connection
+        first, last = await drv.fetchrow("SELECT min(ts), max(ts) FROM market_snapshots")
+    await engine.dispose()
+    return first, last + timedelta(days=1), 0.0
+
+
+def measure(args: argparse.Namespace, url: str, start: datetime, end: datetime) -> dict[str, Any]:
+    report: dict[str, Any] = {"load_average_before": load_average()}
+    print("from PostgreSQL (no cache) ...", flush=True)
+    report["postgres"] = summary([run_child(url, start, end, None) for _ in range(args.pg_repeat)])
+    cache_dir = tempfile.mkdtemp(prefix="ka-bench-cache-")
+    try:
+        print("columnar cache: cold, then warm ...", flush=True)
+        report["cache_cold"] = summary([run_child(url, start, end, cache_dir)])
+        report["cache_warm_unchanged"] = summary([run_child(url, start, end, cache_dir) for _ in range(args.repeat)])
+        print(f"columnar cache after {args.new_minutes} more minutes of recording ...", flush=True)
+        per = args.snapshots // args.markets
+        count = args.new_minutes * 60 // STEP_SECONDS
+        runs, added = [], []
+        for r in range(args.repeat):
+            added.append(asyncio.run(record_more(url, args.markets, per + r * count, count, start, r + 1)))
+            runs.append(run_child(url, start, end, cache_dir))
+        report["cache_after_new_rows"] = summary(runs) | {"rows_recorded_before_each_run": added}
+        report["cache_warm_after_update"] = summary([run_child(url, start, end, cache_dir)])
+        print("from PostgreSQL again: the cached runs must give exactly its result ...", flush=True)
+        report["postgres_after_updates"] = summary([run_child(url, start, end, None)])
+        same = ("snapshots", "fills", "executions", "refused", "pnl")
+        pairs = [("postgres", "cache_cold"), ("postgres", "cache_warm_unchanged")]
+        pairs.append(("cache_after_new_rows", "cache_warm_after_update"))  # the last update run: the same rows
+        for before, after in pairs:
+            assert all(report[before][k] == report[after][k] for k in same), (before, after)
+        assert all(report["postgres_after_updates"][k] == report["cache_warm_after_update"][k] for k in same)
+        files = [p for p in Path(cache_dir).rglob("*") if p.is_file()]
+        report["cache_files_mb"] = round(sum(p.stat().st_size for p in files) / 2**20)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    report["load_average_after"] = load_average()
     return report
 
 
-def req_params(req: Any) -> StrategyParams:
-    from kalshi_analytics.backtests.service import resolve
-
-    return resolve(req)[1]
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.keep_database:
+        url, created = await kept_database(args.keep_database)
+        start, end, gen_s = await prepare(args, url, created)
+        report = await asyncio.to_thread(measure, args, url, start, end)
+        if args.extras:
+            report["extras"] = await extras(url, start, end, args.snapshots // args.markets, args.python_snapshots)
+    else:
+        async with fresh_database() as url:
+            start, end, gen_s = await prepare(args, url, True)
+            report = await asyncio.to_thread(measure, args, url, start, end)
+            if args.extras:
+                report["extras"] = await extras(url, start, end, args.snapshots // args.markets, args.python_snapshots)
+    report = {"markets": args.markets, "snapshots": args.snapshots, "generate_s": round(gen_s, 1), **report}
+    return report
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        _, _, url_, s_, e_, c_ = sys.argv
+        res_ = asyncio.run(one_run(url_, datetime.fromisoformat(s_), datetime.fromisoformat(e_), c_ or None))
+        print(json.dumps(res_))
+        sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--markets", type=int, default=1000)
     ap.add_argument("--snapshots", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cached scenario (medians reported)")
+    ap.add_argument("--pg-repeat", type=int, default=1, help="runs straight from PostgreSQL (~25 s each at 10 M)")
+    ap.add_argument("--new-minutes", type=int, default=5, help="minutes of recording added before each update run")
+    ap.add_argument("--extras", action="store_true", help="loader alternatives and a plain-Python strategy")
     ap.add_argument("--python-snapshots", type=int, default=1_000_000)
+    ap.add_argument("--keep-database", metavar="NAME", help="keep (and reuse) the generated database NAME")
     ap.add_argument("--out", default="bench/results/backtest_throughput.json")
     a = ap.parse_args()
     rep = asyncio.run(main(a))

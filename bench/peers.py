@@ -1,119 +1,238 @@
-"""Our backtest engine beside vectorbt and backtesting.py, on the same generated data.
+"""Our backtest engine's simulation beside vectorbt and backtesting.py, on the same data, in one run.
 
     pip install vectorbt backtesting   # not project dependencies: only this comparison needs them
-    .venv/bin/python -m bench.peers [--markets 100] [--snapshots 1000000] [--bt-markets 20]
+    .venv/bin/python -m bench.peers [--markets 1000] [--snapshots 10000000] [--bt-markets 10] [--repeat 3]
 
-The data are ``bench.backtest_throughput.generate``'s price paths, loaded once with our columnar loader; each
-library then gets the YES mid of every market as a numpy array (its own load is not timed). The rule is the
-fade of ``fade_overreaction`` on the YES side (lookback 10, threshold 0.06, hold 30): buy when the mid fell by
-more than the threshold over the lookback (a fresh crossing), sell ``hold`` snapshots later. Our engine runs
-the full strategy (both sides, Kalshi fees in Decimal per fill, settlement); the peers run the YES leg with a
-proportional fee. The figures compare simulation throughput in bars (snapshots) per second.
+The data are ``bench.backtest_throughput.generate``'s price paths, loaded once with our loader; each library
+then gets numpy arrays (its own loading is not timed). The rule is ``fade_overreaction`` (lookback 10, threshold
+0.06 on the YES mid, hold 30, size 10), on both sides: buy YES at the ask after a fall, buy NO at the NO ask
+(1 − YES bid) after a rise, sell each 30 snapshots later at the bid. Every library gets the same fee — Kalshi's
+taker fee ``ceil_to_cent(0.07 × C × P × (1 − P))`` per fill — and one account of $1,000,000 (enough that
+nothing is refused):
+
+- ours: ``simulate`` with its defaults — the displayed-liquidity fill model consuming the touch, Decimal fees and
+  accounting, settlement, and the equity curve sampled every minute with every fill — on the dataset as loaded;
+- vectorbt: ``Portfolio.from_signals`` over a YES and a NO column per market (cash shared by all columns,
+  ``accumulate=True`` like ours), orders at the traded price (ask to buy, bid to sell) with the fee per fill as
+  ``fixed_fees``; timed with ``total_profit`` (its metrics are lazy);
+- backtesting.py: one ``Backtest`` per market and side (it has one instrument per run), ``trade_on_close`` at
+  the traded price, the fee as a commission function; on ``--bt-markets`` markets (it is the slowest), rated per
+  snapshot like the others.
+
+Cold = the first call in the process (vectorbt's includes numba compiling its kernels); warm = the median of
+``--repeat`` later calls. Rates are snapshots (bars of one market) per second.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 import warnings
+from decimal import Decimal
+from statistics import median
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bench.backtest_throughput import PARAMS, generate
 from bench.common import fresh_database
-from kalshi_analytics.backtests.data import MarketFilter, load_dataset
+from kalshi_analytics.backtests.data import Dataset, MarketFilter, load_dataset
 from kalshi_analytics.backtests.engine import EngineConfig, simulate
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies import get_strategy
 
-LOOKBACK, THRESHOLD, HOLD = PARAMS["lookback"], PARAMS["threshold"], PARAMS["hold"]
+LOOKBACK, THRESHOLD, HOLD, SIZE = PARAMS["lookback"], PARAMS["threshold"], PARAMS["hold"], PARAMS["size"]
+CAPITAL = 1_000_000.0
+Matrix = npt.NDArray[np.float64]
 
 
-def entries_exits(mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    move = np.full(len(mid), np.nan)
-    move[LOOKBACK:] = mid[LOOKBACK:] - mid[:-LOOKBACK]
-    with np.errstate(invalid="ignore"):
-        down = move < -THRESHOLD
-    entries = down.copy()
-    entries[1:] &= ~down[:-1]
-    exits = np.zeros(len(mid), bool)
-    exits[HOLD:] = entries[:-HOLD]
-    return entries, exits
+def matrices(ds: Dataset) -> tuple[Matrix, Matrix]:
+    """YES bid and ask as (snapshots × markets); every market has the same number of snapshots."""
+    per = ds.rows // len(ds.markets)
+    cols = [ds.columns[c] for c in ("yes_bid", "yes_ask")]
+    starts = ds.offsets[:-1]
+    idx = starts[None, :] + np.arange(per)[:, None]
+    return cols[0][idx], cols[1][idx]
 
 
-def run_vectorbt(mids: np.ndarray) -> dict[str, float]:
-    import vectorbt as vbt
-
-    entries = np.empty(mids.shape, bool)
-    exits = np.empty(mids.shape, bool)
-    for k in range(mids.shape[1]):
-        entries[:, k], exits[:, k] = entries_exits(mids[:, k])
-    out: dict[str, float] = {}
-    for label in ("cold", "warm"):  # cold includes numba's compilation
-        t = time.perf_counter()
-        pf = vbt.Portfolio.from_signals(mids, entries, exits, fees=0.0175, init_cash=10_000.0, size=10.0)
-        pnl = float(np.nansum(pf.total_profit()))
-        secs = time.perf_counter() - t
-        out[f"vectorbt_{label}_bars_per_s"] = mids.size / secs
-    out["vectorbt_total_profit"] = pnl
+def fresh(cond: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    out = cond.copy()
+    out[1:] &= ~cond[:-1]
     return out
 
 
-def run_backtesting_py(mids: np.ndarray) -> dict[str, float]:
+def signals(yb: Matrix, ya: Matrix) -> dict[str, Any]:
+    """Entries, exits and traded prices of the fade rule, YES columns then NO columns."""
+    mid = (yb + ya) / 2
+    move = np.full(mid.shape, np.nan)
+    move[LOOKBACK:] = mid[LOOKBACK:] - mid[:-LOOKBACK]
+    with np.errstate(invalid="ignore"):
+        buy_yes, buy_no = fresh(move < -THRESHOLD), fresh(move > THRESHOLD)
+
+    def later(e: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        x = np.zeros_like(e)
+        x[HOLD:] = e[:-HOLD]
+        return x
+
+    entries = np.concatenate([buy_yes, buy_no], axis=1)
+    exits = np.concatenate([later(buy_yes), later(buy_no)], axis=1)
+    # Buy YES at its ask, sell at its bid; a NO ask is 1 − the YES bid, a NO bid 1 − the YES ask.
+    price = np.concatenate([np.where(buy_yes, ya, yb), np.where(buy_no, 1 - yb, 1 - ya)], axis=1)
+    return {"entries": entries, "exits": exits, "price": price}
+
+
+def kalshi_fee(price: Any, contracts: Any) -> Any:
+    """Kalshi's taker fee per fill, rounded up to the cent (rounded to 1e-9 first: float noise is not a cent)."""
+    return np.ceil(np.round(0.07 * contracts * price * (1 - price) * 100, 9)) / 100
+
+
+def timed(fn: Any, repeat: int) -> tuple[float, float, Any]:
+    """Seconds of the first call, median seconds of ``repeat`` more, and the last result."""
+    t = time.perf_counter()
+    out = fn()
+    cold = time.perf_counter() - t
+    warm = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        warm.append(time.perf_counter() - t)
+    return cold, median(warm), out
+
+
+def run_ours(ds: Dataset, repeat: int) -> dict[str, Any]:
+    fade = get_strategy("fade_overreaction")
+    params = fade.Params(**PARAMS)
+    cfg = EngineConfig(initial_capital=Decimal(int(CAPITAL)))
+    cold, warm, sim = timed(lambda: simulate(ds, fade, params, cfg), repeat)
+    return {
+        "cold_s": cold,
+        "warm_s": warm,
+        "snapshots": ds.rows,
+        "fills": sim.fills,
+        "refused": sim.skipped,
+        "pnl": float(sim.total_pnl),
+        "curve_points": len(sim.curve.ts_us),
+    }
+
+
+def run_vectorbt(sig: dict[str, Any], snapshots: int, repeat: int, *, yes_only: bool = False) -> dict[str, Any]:
+    """Both sides (a YES and a NO column per market), or with ``yes_only`` the YES columns alone (half the work:
+    the comparison bench/README made before both sides were asked for)."""
+    import vectorbt as vbt
+
+    if yes_only:
+        half = sig["price"].shape[1] // 2
+        sig = {k: v[:, :half] for k, v in sig.items()}
+    fees = kalshi_fee(sig["price"], SIZE)
+
+    def once() -> Any:
+        pf = vbt.Portfolio.from_signals(
+            sig["price"], sig["entries"], sig["exits"], size=float(SIZE), fixed_fees=fees, init_cash=CAPITAL,
+            cash_sharing=True, group_by=True, accumulate=True,
+        )  # fmt: skip
+        return pf, float(np.sum(pf.total_profit()))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cold, warm, (pf, pnl) = timed(once, repeat)
+    return {"cold_s": cold, "warm_s": warm, "snapshots": snapshots, "fills": int(pf.orders.count().sum()), "pnl": pnl}
+
+
+def run_backtesting_py(sig: dict[str, Any], markets: int, repeat: int) -> dict[str, Any]:
+    os.environ["TQDM_DISABLE"] = "1"  # its per-run progress bars
     from backtesting import Backtest, Strategy
+
+    n, m = sig["price"].shape[0], sig["price"].shape[1] // 2
+    cols = [*range(markets), *(m + k for k in range(markets))]  # YES and NO of the first markets
+    index = pd.date_range("2026-01-01", periods=n, freq="10s")
 
     class Fade(Strategy):  # type: ignore[misc]
         def init(self) -> None:
-            self.held = -1
+            pass
 
-        def next(self) -> None:
-            close = self.data.Close
-            i = len(close) - 1
-            if self.position and i - self.held >= HOLD:
-                self.position.close()
-            if i > LOOKBACK:
-                m, prev = close[-1] - close[-1 - LOOKBACK], close[-2] - close[-2 - LOOKBACK]
-                if m < -THRESHOLD and not prev < -THRESHOLD and not self.position:
-                    self.buy(size=10)
-                    self.held = i
+        def next(self) -> None:  # self.data is the history up to this bar
+            if self.data.Exit[-1] and self.position.size >= SIZE:
+                self.sell(size=SIZE)
+            if self.data.Entry[-1]:
+                self.buy(size=SIZE)
 
-    t = time.perf_counter()
-    index = pd.date_range("2026-01-01", periods=mids.shape[0], freq="10s")
-    for k in range(mids.shape[1]):
-        df = pd.DataFrame({c: mids[:, k] for c in ("Open", "High", "Low", "Close")}, index=index)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            Backtest(df, Fade, cash=10_000, commission=0.0175, finalize_trades=True).run()
-    secs = time.perf_counter() - t
-    return {"backtesting_py_bars_per_s": mids.size / secs}
+    frames = []
+    for c in cols:
+        p = sig["price"][:, c]
+        frames.append(
+            pd.DataFrame(
+                {"Open": p, "High": p, "Low": p, "Close": p, "Entry": sig["entries"][:, c], "Exit": sig["exits"][:, c]},
+                index=index,
+            )
+        )
+
+    def once() -> float:
+        pnl = 0.0
+        for df in frames:
+            bt = Backtest(
+                df, Fade, cash=CAPITAL, commission=lambda size, price: kalshi_fee(price, abs(size)),
+                trade_on_close=True, finalize_trades=True,
+            )  # fmt: skip
+            pnl += float(bt.run()["Equity Final [$]"]) - CAPITAL
+        return pnl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cold, warm, pnl = timed(once, max(1, repeat // 3))
+    return {"cold_s": cold, "warm_s": warm, "snapshots": n * markets, "markets": markets, "pnl": pnl}
 
 
-async def main(args: argparse.Namespace) -> None:
+def rates(name: str, r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "library": name,
+        "cold_snapshots_per_s": round(r["snapshots"] / r["cold_s"]),
+        "warm_snapshots_per_s": round(r["snapshots"] / r["warm_s"]),
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()},
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with fresh_database() as url:
+        print(f"generating {args.snapshots:,} snapshots across {args.markets:,} markets ...", flush=True)
         start, end, _ = await generate(url, args.markets, args.snapshots)
         engine = create_engine(url, pool_size=2)
         ds = await load_dataset(engine, start, end, MarketFilter(series=["KXBENCH"]))
         await engine.dispose()
-    per = ds.rows // len(ds.markets)
-    mids = np.stack([ds.market(k).mid[:per] for k in range(len(ds.markets))], axis=1)
-    fade = get_strategy("fade_overreaction")
-    params = fade.Params(**PARAMS)
-    results: dict[str, Any] = {"bars": mids.size, "markets": mids.shape[1]}
-    t = time.perf_counter()
-    simulate(ds, fade, params, EngineConfig())
-    results["ours_simulate_bars_per_s"] = ds.rows / (time.perf_counter() - t)
-    results.update(run_vectorbt(mids))
-    results.update(run_backtesting_py(mids[:, : args.bt_markets]))
-    for key, value in results.items():
-        print(f"{key:32s} {value:>14,.0f}")
+    yb, ya = matrices(ds)
+    sig = signals(yb, ya)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average before: {load}", flush=True)
+    out: dict[str, Any] = {"snapshots": ds.rows, "markets": len(ds.markets), "load_average_before": load}
+    results = [rates("ours", run_ours(ds, args.repeat))]
+    print(results[-1], flush=True)
+    results.append(rates("vectorbt", run_vectorbt(sig, ds.rows, args.repeat)))
+    print(results[-1], flush=True)
+    results.append(rates("backtesting.py", run_backtesting_py(sig, args.bt_markets, args.repeat)))
+    print(results[-1], flush=True)
+    results.append(rates("vectorbt, YES leg only", run_vectorbt(sig, ds.rows, args.repeat, yes_only=True)))
+    print(results[-1], flush=True)
+    out["results"] = results
+    ours, vbt = results[0], results[1]
+    out["ours_warm_over_vectorbt_warm"] = round(ours["warm_snapshots_per_s"] / vbt["warm_snapshots_per_s"], 2)
+    out["ours_warm_over_backtesting_py"] = round(ours["warm_snapshots_per_s"] / results[2]["warm_snapshots_per_s"], 1)
+    out["ours_warm_over_vectorbt_yes_only_warm"] = round(
+        ours["warm_snapshots_per_s"] / results[3]["warm_snapshots_per_s"], 2
+    )
+    out["load_average_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return out
 
 
 if __name__ == "__main__":
+    import json
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markets", type=int, default=100)
-    ap.add_argument("--snapshots", type=int, default=1_000_000)
-    ap.add_argument("--bt-markets", type=int, default=20, help="markets for backtesting.py (it is the slowest)")
-    asyncio.run(main(ap.parse_args()))
+    ap.add_argument("--markets", type=int, default=1000)
+    ap.add_argument("--snapshots", type=int, default=10_000_000)
+    ap.add_argument("--bt-markets", type=int, default=10, help="markets for backtesting.py (it is the slowest)")
+    ap.add_argument("--repeat", type=int, default=3, help="warm calls per library (the median is reported)")
+    report = asyncio.run(main(ap.parse_args()))
+    print(json.dumps(report, indent=2))

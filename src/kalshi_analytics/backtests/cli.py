@@ -271,7 +271,7 @@ def run_cmd(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     walk_book: WalkBookOpt = True,
     trade_quotes: TradeQuotesOpt = True,
     per_event: Annotated[bool, typer.Option("--per-event", help="Use the per-event hook even if vectorised.")] = False,
-    cache: Annotated[bool, typer.Option(help="Serve closed months from the columnar cache in the data dir.")] = True,
+    cache: Annotated[bool, typer.Option(help="Serve the window from the columnar cache in the data dir.")] = True,
     keep_empty: KeepEmptyOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

@@ -8,7 +8,9 @@ microseconds since 2000-01-01). Each row then has the same 124-byte layout, so t
 
 Measured (bench/backtest_throughput.py): the server's NUMERIC → float8 casts dominate, not the transfer or the
 decoding; so the markets are split into ``parallel`` ticker ranges copied concurrently on separate connections
-(one server backend each), and closed months can be served from a columnar cache (:mod:`.cache`).
+(one server backend each), and every month is served from a columnar cache kept current (:mod:`.cache`), whose
+month reads (:func:`month_copy_sql`) take every ticker, identified by a 64-bit hash, in one exported snapshot.
+Decoded rows are gathered column by column so a load holds one copy of the data plus one column, not two copies.
 """
 
 from __future__ import annotations
@@ -43,10 +45,6 @@ _SQL_EXPR = {
     "yes_ask_size": "s.yes_ask_size",
     "volume": "s.volume",
 }
-_ROW = np.dtype(
-    [("nf", ">i2"), ("l0", ">i4"), ("h", ">i4"), ("l1", ">i4"), ("ts", ">i8"), ("l2", ">i4"), ("src", ">i2")]
-    + [item for c in _PRICE_COLS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
-)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00Z in Unix microseconds
 _PARSE_BYTES = 8 << 20
@@ -229,10 +227,23 @@ def snapshot_copy_sql(start: datetime, end: datetime, tickers_param: int = 1) ->
     )
 
 
-class _Decoder:
-    """Decodes a binary COPY stream of ``_ROW`` records incrementally (bounded extra memory)."""
+def row_dtype(id_type: str) -> np.dtype[Any]:
+    """The binary COPY record of :func:`snapshot_copy_sql` (``id_type`` ``>i4``) or :func:`month_copy_sql` (``>i8``)."""
+    return np.dtype(
+        [("nf", ">i2"), ("l0", ">i4"), ("h", id_type), ("l1", ">i4"), ("ts", ">i8"), ("l2", ">i4"), ("src", ">i2")]
+        + [item for c in _PRICE_COLS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
+    )
 
-    def __init__(self) -> None:
+
+_ROW = row_dtype(">i4")
+
+
+class _Decoder:
+    """Decodes a binary COPY stream of fixed-width records incrementally (bounded extra memory)."""
+
+    def __init__(self, dtype: np.dtype[Any] = _ROW) -> None:
+        self.dtype = dtype
+        self.id_type = np.int64 if dtype["h"].itemsize == 8 else np.int32
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.header_done = False
@@ -243,9 +254,9 @@ class _Decoder:
         self.pending.append(chunk)
         self.pending_bytes += len(chunk)
         if self.pending_bytes >= _PARSE_BYTES:
-            self._parse(final=False)
+            self._parse()
 
-    def _parse(self, final: bool) -> None:
+    def _parse(self) -> None:
         buf = self.rest + b"".join(self.pending)
         self.pending, self.pending_bytes = [], 0
         pos = 0
@@ -259,29 +270,53 @@ class _Decoder:
             pos = 19 + ext
             self.header_done = True
         body = memoryview(buf)[pos:]
-        n = len(body) // _ROW.itemsize
-        recs = np.frombuffer(body, _ROW, count=n)
+        size = self.dtype.itemsize
+        n = len(body) // size
+        recs = np.frombuffer(body, self.dtype, count=n)
         if n:
             part: dict[str, np.ndarray[Any, Any]] = {
-                "h": recs["h"].astype(np.int32),
+                "h": recs["h"].astype(self.id_type),
                 "ts": recs["ts"].astype(np.int64),
                 "src": recs["src"].astype(np.int8),
             }
             for c in _PRICE_COLS:
                 part[c] = recs[c].astype(np.float64)
             self.parts.append(part)
-        self.rest = bytes(body[n * _ROW.itemsize :])
+        self.rest = bytes(body[n * size :])
 
-    def finish(self) -> dict[str, np.ndarray]:
-        self._parse(final=True)
+    def finish(self) -> None:
+        self._parse()
         if self.rest not in (b"\xff\xff", b""):
             raise ValueError(f"unexpected {len(self.rest)} trailing bytes in the COPY stream")
-        keys = ["h", "ts", "src", *_PRICE_COLS]
-        if not self.parts:
-            return {k: np.zeros(0) for k in keys}
-        if len(self.parts) == 1:
-            return self.parts[0]
-        return {k: np.concatenate([p[k] for p in self.parts]) for k in keys}
+
+
+def decoded_columns(decoders: Sequence[_Decoder]) -> dict[str, np.ndarray]:
+    """The decoders' rows, in order, as one array per field. Column by column, each decoder's pieces released as
+    soon as they are copied: the peak is one dataset plus one column, not two datasets."""
+    for d in decoders:
+        d.finish()
+    parts = [p for d in decoders for p in d.parts]
+    for d in decoders:
+        d.parts = []
+    keys = ["h", "ts", "src", *_PRICE_COLS]
+    if not parts:
+        return {k: np.zeros(0) for k in keys}
+    out: dict[str, np.ndarray] = {}
+    for k in keys:
+        out[k] = parts[0][k] if len(parts) == 1 else np.concatenate([p[k] for p in parts])
+        for p in parts:
+            del p[k]
+    return out
+
+
+def columns_of(cols: dict[str, np.ndarray]) -> tuple[npt.NDArray[np.int64], dict[str, FloatArray]]:
+    """Decoded COPY fields as the dataset's ``ts_us`` and ``columns`` (the price arrays are taken, not copied)."""
+    ts_us = cols.pop("ts")
+    ts_us += _PG_EPOCH_US
+    columns: dict[str, FloatArray] = {"ts": ts_us / 1e6}
+    for c in _PRICE_COLS:
+        columns[c] = cols.pop(c)
+    return ts_us, columns
 
 
 async def _copy_range(engine: AsyncEngine, start: datetime, end: datetime, tickers: list[str]) -> _Decoder:
@@ -290,6 +325,43 @@ async def _copy_range(engine: AsyncEngine, start: datetime, end: datetime, ticke
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.copy_from_query(snapshot_copy_sql(start, end), tickers, output=decoder, format="binary")
+        await conn.rollback()
+    return decoder
+
+
+_MONTH_ROW = row_dtype(">i8")
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+
+
+def month_copy_sql(*, since: bool = False, lo: bool = False, hi: bool = False) -> str:
+    """Every snapshot with ``$1 <= ts < $2`` (of any ticker, listed in ``markets`` or not), as :data:`_MONTH_ROW`
+    records ordered by (ticker, ts, source); the ticker as its 64-bit ``hashtextextended`` (a collision among a
+    month's tickers is a ~1e-9 event, checked where names are known). Options, in parameter order: ``since``
+    (``received_at > $n``), ``lo`` / ``hi`` (a ticker range ``[lo, hi)``)."""
+    cols = ", ".join(f"COALESCE(({_SQL_EXPR[c]})::float8, 'NaN'::float8)" for c in _PRICE_COLS)
+    conds = ["s.ts >= $1", "s.ts < $2"]
+    for flag, cond in ((since, "s.received_at > ${}"), (lo, "s.ticker >= ${}"), (hi, "s.ticker < ${}")):
+        if flag:
+            conds.append(cond.format(len(conds) + 1))
+    return (
+        "SELECT hashtextextended(s.ticker, 0), s.ts, "
+        "(CASE s.source WHEN 'poll' THEN 0 WHEN 'websocket' THEN 1 ELSE 2 END)::int2, "
+        f"{cols} FROM market_snapshots s WHERE {' AND '.join(conds)} ORDER BY s.ticker, s.ts, s.source"
+    )
+
+
+async def copy_month_rows(engine: AsyncEngine, snapshot: str, sql: str, args: Sequence[Any]) -> _Decoder:
+    """Run one :func:`month_copy_sql` COPY on its own connection inside the exported ``snapshot`` (so parallel
+    COPYs and the caller's counts see the same rows)."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):  # our own pg_export_snapshot() value; never user text inside SQL
+        raise ValueError(f"bad snapshot id {snapshot!r}")
+    decoder = _Decoder(_MONTH_ROW)
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.transaction(isolation="repeatable_read", readonly=True):
+            await driver.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            await driver.copy_from_query(sql, *args, output=decoder, format="binary")
         await conn.rollback()
     return decoder
 
@@ -327,8 +399,7 @@ async def load_dataset(
     decoders = await asyncio.gather(
         *(_copy_range(engine, start, end, tickers[a:b]) for a, b in itertools.pairwise(bounds))
     )
-    finished = [d.finish() for d in decoders]
-    cols = finished[0] if len(finished) == 1 else {k: np.concatenate([f[k] for f in finished]) for k in finished[0]}
+    cols = decoded_columns(decoders)
     if len(cols["h"]) == 0:
         ds = empty_dataset(start, end)
         ds.load_seconds = time.perf_counter() - t0
@@ -350,11 +421,9 @@ async def load_dataset(
             raise RuntimeError("hashtext collision between selected tickers; narrow the market filter")
         kept.append(markets[ks[0]])
         offsets.append(int(b))
-    ts_us = cols["ts"].astype(np.int64) + _PG_EPOCH_US
-    columns: dict[str, FloatArray] = {"ts": ts_us / 1e6}
-    for c in _PRICE_COLS:
-        columns[c] = cols[c]
-    ds = Dataset(kept, np.asarray(offsets, np.int64), ts_us, cols["src"].astype(np.int8), columns, start, end)
+    src = cols.pop("src")
+    ts_us, columns = columns_of(cols)
+    ds = Dataset(kept, np.asarray(offsets, np.int64), ts_us, src, columns, start, end)
     ds.load_seconds = time.perf_counter() - t0
     return ds
 

@@ -375,36 +375,36 @@ def _run_vectorised(ds: Dataset, core: TradingCore, intents: Intents, progress: 
         core.skip("no_snapshot_after_latency", intents.late)
     if not len(intents.fill):
         return
-    order = _time_order(ds)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
     # By fill time; then decision time; within a row, the order of the strategy's signal list (= sets order).
-    sel = np.lexsort((intents.set_index, rank[intents.decided], rank[intents.fill]))
-    g_l = intents.decided[sel].tolist()
+    # Time order is (ts, row): rows are grouped by market, so ties go by market then row.
+    ts = ds.ts_us
+    sel = np.lexsort((intents.set_index, intents.decided, ts[intents.decided], intents.fill, ts[intents.fill]))
+    decided = intents.decided[sel]
     f_l = intents.fill[sel].tolist()
     s_l = intents.set_index[sel].tolist()
     side_l = intents.side[sel].tolist()
     buy_l = (intents.action[sel] > 0).tolist()
     size_l = intents.size[sel].tolist()
     limit_l = intents.limit[sel].tolist()
+    reasons, j_l = _reasons(intents, decided, sel)
     sets = intents.sets
     dec: dict[float, Decimal] = {}
     total = len(sel)
     execute = core.execute
     # Intents run in fill-time order, so the settlements due before each one fall at known indices: run the
     # intents in chunks between those, settling at each boundary (no per-intent clock check).
-    fill_ts = ds.ts_us[intents.fill[sel]]
+    fill_ts = ts[intents.fill[sel]]
     cuts = np.unique(np.searchsorted(fill_ts, np.array(core.due_times(), np.int64), side="left")).tolist()
     step = 10_000
     lo = 0
     for hi in [*cuts, total]:
         if lo < hi <= total:
             for n in range(lo, hi):
-                k, a, sig = sets[s_l[n]]
+                s = s_l[n]
                 size = dec.get(size_l[n])
                 if size is None:
                     size = dec[size_l[n]] = Decimal(repr(size_l[n]))
-                execute(k, f_l[n], side_l[n], buy_l[n], size, limit_l[n], _LazySignal(sig, g_l[n] - a))
+                execute(sets[s][0], f_l[n], side_l[n], buy_l[n], size, limit_l[n], _LazySignal(reasons[s], j_l[n]))
             if progress is not None and hi // step != lo // step:
                 progress("execute", hi, total)
             lo = hi
@@ -412,17 +412,39 @@ def _run_vectorised(ds: Dataset, core: TradingCore, intents: Intents, progress: 
             core.advance(int(fill_ts[hi]))
 
 
+def _reasons(intents: Intents, decided: np.ndarray, sel: np.ndarray) -> tuple[list[_Reasons], list[int]]:
+    """Per signal set, its reason values at the rows of its intents as Python values (one vectorised gather per
+    set, so a filled intent's record is a dict away); and per intent (``sel`` order) its index into its set's."""
+    out: list[_Reasons] = []
+    set_of = intents.set_index[sel]
+    order = np.argsort(set_of, kind="stable")
+    j = np.empty(len(sel), np.int64)
+    bounds = np.searchsorted(set_of[order], np.arange(len(intents.sets) + 1))
+    for s, (_, a, sig) in enumerate(intents.sets):
+        where = order[bounds[s] : bounds[s + 1]]
+        j[where] = np.arange(len(where))
+        rows = decided[where] - a
+        out.append(_Reasons(sig.reason_name, [(key, arr[rows].tolist()) for key, arr in sig.reason.items()]))
+    return out, j.tolist()
+
+
+@dataclass(frozen=True, slots=True)
+class _Reasons:
+    name: str
+    values: list[tuple[str, list[Any]]]
+
+
 class _LazySignal:
     """The signal metadata of one vectorised intent, built only if the intent fills."""
 
-    __slots__ = ("j", "sig")
+    __slots__ = ("n", "reasons")
 
-    def __init__(self, sig: Any, j: int) -> None:
-        self.sig, self.j = sig, j
+    def __init__(self, reasons: _Reasons, n: int) -> None:
+        self.reasons, self.n = reasons, n
 
     def build(self) -> dict[str, Any]:
-        j = self.j
-        return signal_record({"signal": self.sig.reason_name, **{k: arr[j] for k, arr in self.sig.reason.items()}})
+        r, j = self.reasons, self.n
+        return signal_record({"signal": r.name, **{key: values[j] for key, values in r.values}})
 
 
 def _run_events(

@@ -167,6 +167,10 @@ class TradingCore:
         # Liquidity taken per (market, book) since its touch last moved: (touch in YES dollars, {YES price: taken}).
         # Book 0 holds the YES asks (buy YES, sell NO), book 1 the YES bids (sell YES, buy NO).
         self._taken: dict[tuple[int, int], tuple[Decimal, dict[Decimal, Decimal]]] = {}
+        # Fees are a function of (series, price, count) and fills repeat those: remember them per series.
+        series_ids: dict[SeriesFees, int] = {}
+        self._series_of = [series_ids.setdefault(m.fees, len(series_ids)) for m in markets]
+        self._fee_memo: dict[tuple[int, Decimal, Decimal], Decimal] = {}
 
     # ------------------------------------------------------------------------------------------------ state
     @property
@@ -288,12 +292,7 @@ class TradingCore:
                 fill = model.fill(levels, want, buy=buy, limit=lim, step=step, taken=taken)
         if not fill.parts:
             return self.skip("no_liquidity")
-        series = self.markets[k].fees
-        parts = (
-            self._afford(fill.parts, series)
-            if buy
-            else [(p, c, cfg.fee_model.fee(p, c, series=series)) for p, c in fill.parts]
-        )
+        parts = self._afford(k, fill.parts) if buy else [(p, c, self._fee(k, p, c)) for p, c in fill.parts]
         if not parts:
             return self.skip("capital")
         ts_us = self.quotes.ts_us(row)
@@ -327,17 +326,24 @@ class TradingCore:
             return lambda p: taken.get(p, _ZERO)
         return lambda p: taken.get(_ONE - p, _ZERO)
 
-    def _afford(
-        self, parts: Sequence[tuple[Decimal, Decimal]], series: SeriesFees
-    ) -> list[tuple[Decimal, Decimal, Decimal]]:
+    def _fee(self, k: int, price: Decimal, count: Decimal) -> Decimal:
+        """The fee model's taker fee of one fill in market ``k``, remembered."""
+        key = (self._series_of[k], price, count)
+        fee = self._fee_memo.get(key)
+        if fee is None:
+            if len(self._fee_memo) >= _CACHE_MAX:
+                self._fee_memo.clear()
+            fee = self._fee_memo[key] = self.cfg.fee_model.fee(price, count, series=self.markets[k].fees)
+        return fee
+
+    def _afford(self, k: int, parts: Sequence[tuple[Decimal, Decimal]]) -> list[tuple[Decimal, Decimal, Decimal]]:
         """The buy parts the cash pays for, fees included: whole parts while they fit, then the largest multiple
         of the contract step of the next one (by bisection over the fee model, which may round)."""
-        fee_of = self.cfg.fee_model.fee
         step = self.cfg.contract_step
         cash = self.portfolio.cash
         out: list[tuple[Decimal, Decimal, Decimal]] = []
         for p, c in parts:
-            fee = fee_of(p, c, series=series)
+            fee = self._fee(k, p, c)
             if c * p + fee <= cash:
                 out.append((p, c, fee))
                 cash -= c * p + fee
@@ -346,12 +352,12 @@ class TradingCore:
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 n = step * mid
-                if n * p + fee_of(p, n, series=series) <= cash:
+                if n * p + self._fee(k, p, n) <= cash:
                     lo = mid
                 else:
                     hi = mid - 1
             if lo > 0:
                 n = step * lo
-                out.append((p, n, fee_of(p, n, series=series)))
+                out.append((p, n, self._fee(k, p, n)))
             break
         return out

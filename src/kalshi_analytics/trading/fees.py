@@ -41,7 +41,8 @@ DEFAULT_SERIES_FEES = SeriesFees()
 
 class FeeModel(Protocol):
     def fee(self, price: Decimal, count: Decimal, *, maker: bool = False, series: SeriesFees = ...) -> Decimal:
-        """Fee in dollars for one fill of ``count`` contracts at ``price`` (dollars)."""
+        """Fee in dollars for one fill of ``count`` contracts at ``price`` (dollars); a pure function of its
+        arguments (the trading core remembers the fees it has asked for)."""
         ...
 
 
