@@ -50,12 +50,8 @@ class CausalCheck:
         return self.verdict != "not_causal"
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "verdict": self.verdict,
-            "markets": self.markets,
-            "cuts": self.cuts,
-            "seconds": round(self.seconds, 3),
-        }
+        # No time taken here: a result's metrics are a function of its data (the check's time is simulate time).
+        out: dict[str, Any] = {"verdict": self.verdict, "markets": self.markets, "cuts": self.cuts}
         if self.problem is not None:
             out["problem"] = self.problem
         return out
