@@ -69,7 +69,7 @@ def signals(yb: Matrix, ya: Matrix) -> dict[str, Any]:
     """Entries, exits and traded prices of the fade rule, YES columns then NO columns."""
     mid = (yb + ya) / 2
     move = np.full(mid.shape, np.nan)
-    move[LOOKBACK:] = mid[LOOKBACK:] - mid[:-LOOKBACK]
+    move[LOOKBACK:] = np.round(mid[LOOKBACK:] - mid[:-LOOKBACK], 9)  # as the strategy compares its moves
     with np.errstate(invalid="ignore"):
         buy_yes, buy_no = fresh(move < -THRESHOLD), fresh(move > THRESHOLD)
 
