@@ -11,7 +11,6 @@ from typing import Annotated, Any, get_args
 
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from starlette.routing import BaseRoute
 
 from kalshi_analytics.markets import candle_blocks, service
 from kalshi_analytics.markets.pricing import implied_probability_with_source
@@ -28,7 +27,7 @@ from kalshi_analytics.markets.schemas import (
 )
 from kalshi_analytics.web.cache import cached
 from kalshi_analytics.web.deps import API_PREFIX, reads
-from kalshi_analytics.web.fast_lane import FastRoute, choice_reader, int_reader, text_reader
+from kalshi_analytics.web.fast_lane import Endpoint, FastRoute, Reader, choice_reader, int_reader, text_reader
 from kalshi_analytics.web.params import NO_NUL, Cursor, Limit, query_time, time_query
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import charge, rate_limit
@@ -307,26 +306,25 @@ async def list_trades(
 
 # The fast lane (web/fast_lane.py) of the two hottest reads, with the rules of the declarations above (Ticker,
 # time_query, service.Interval, Limit, Cursor); a value outside them goes to FastAPI, which words the 422.
-def _route(tail: str) -> BaseRoute:
-    return next(r for r in router.routes if getattr(r, "path", None) == router.prefix + tail)
+def _fast(name: str, endpoint: Endpoint, query: dict[str, Reader]) -> FastRoute:
+    """The lane's ``/{ticker}/<name>`` route."""
+    path = f"{router.prefix}/{{ticker}}/{name}"
+    return FastRoute(
+        route=next(r for r in router.routes if getattr(r, "path", None) == path),
+        pattern=re.compile(re.escape(router.prefix) + f"/([^/]+)/{name}"),
+        path_param="ticker",
+        path_reader=text_reader(200),
+        endpoint=endpoint,
+        query=query,
+    )
 
 
 FAST_ROUTES = (
-    FastRoute(
-        route=_route("/{ticker}/latest"),
-        pattern=re.compile(re.escape(router.prefix) + r"/([^/]+)/latest"),
-        path_param="ticker",
-        path_reader=text_reader(200),
-        endpoint=latest,
-        query={},
-    ),
-    FastRoute(
-        route=_route("/{ticker}/history"),
-        pattern=re.compile(re.escape(router.prefix) + r"/([^/]+)/history"),
-        path_param="ticker",
-        path_reader=text_reader(200),
-        endpoint=history,
-        query={
+    _fast("latest", latest, {}),
+    _fast(
+        "history",
+        history,
+        {
             "start": text_reader(64),
             "end": text_reader(64),
             "interval": choice_reader(get_args(service.Interval)),
