@@ -13,7 +13,6 @@ refused.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,6 @@ class CausalCheck:
     verdict: str
     markets: int
     cuts: int
-    seconds: float
     problem: str | None = None
 
     @property
@@ -50,7 +48,7 @@ class CausalCheck:
         return self.verdict != "not_causal"
 
     def describe(self) -> dict[str, Any]:
-        # No time taken here: a result's metrics are a function of its data (the check's time is simulate time).
+        # No time taken: a result's metrics are a function of its data (the check's time is simulate time).
         out: dict[str, Any] = {"verdict": self.verdict, "markets": self.markets, "cuts": self.cuts}
         if self.problem is not None:
             out["problem"] = self.problem
@@ -78,23 +76,20 @@ class CausalChecker:
         chosen = np.random.default_rng(markets).permutation(markets)[:SPOT_MARKETS] if self.declared else None
         self._chosen = None if chosen is None else {int(k) for k in chosen}
         self.markets = self.cuts = 0
-        self.seconds = 0.0
         self.problem: str | None = None
 
     def feed(self, k: int, arrays: MarketArrays, full: Sequence[SignalArrays]) -> None:
         if self.problem is not None or (self._chosen is not None and k not in self._chosen):
             return
-        t0 = time.perf_counter()
         signal_cuts, random_cuts = (SPOT_SIGNAL_CUTS, SPOT_RANDOM_CUTS) if self.declared else (SIGNAL_CUTS, RANDOM_CUTS)
         cuts = cuts_for(full, len(arrays), k, signal_cuts, random_cuts)
         self.problem = causal_violation(self.strategy, arrays, self.params, cuts, full)
         self.markets += 1
         self.cuts += len(cuts)
-        self.seconds += time.perf_counter() - t0
 
     def result(self) -> CausalCheck:
         verdict = "not_causal" if self.problem is not None else "spot_checked" if self.declared else "checked"
-        return CausalCheck(verdict, self.markets, self.cuts, self.seconds, self.problem)
+        return CausalCheck(verdict, self.markets, self.cuts, self.problem)
 
     def refusal(self) -> NotCausalError:
         return NotCausalError(

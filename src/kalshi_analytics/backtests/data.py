@@ -117,7 +117,7 @@ class Dataset:
     def market(self, k: int) -> MarketArrays:
         a, b = int(self.offsets[k]), int(self.offsets[k + 1])
         info = self.markets[k]
-        columns = {c: v[a:b] for c, v in self.columns.items() if c != "close_time"}
+        columns = {c: v[a:b] for c, v in self.columns.items()}
         columns["close_time"] = info.close_time_column(columns["ts"])
         return MarketArrays(info.ticker, columns)
 
