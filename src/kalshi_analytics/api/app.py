@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Scope
 
 from kalshi_analytics import __version__
 from kalshi_analytics.api import health, root
@@ -35,7 +36,7 @@ from kalshi_analytics.web.fast_lane import FastLane
 from kalshi_analytics.web.head import HeadAsGet
 from kalshi_analytics.web.limits import BodyLimit, StreamCounts, StreamSlots
 from kalshi_analytics.web.problems import install_error_handlers
-from kalshi_analytics.web.ratelimit import RateLimits
+from kalshi_analytics.web.ratelimit import RateLimits, scope_client
 
 log = get_logger(__name__)
 
@@ -143,12 +144,12 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     slots, answers from the cache, the body limit, then CORS and metrics around everything they send, and HEAD
     served as GET outermost."""
 
-    def allow(charges: tuple[str, ...], client: str) -> bool:
+    def allow(charges: tuple[str, ...], scope: Scope) -> bool:
         limits: RateLimits = app.state.rate_limits  # looked up per request, like the rate-limit dependency
-        return limits.allow(charges, client)
+        return limits.allow(charges, scope_client(scope))
 
     if settings.api_fast_lane:
-        app.add_middleware(FastLane, routes=markets.FAST_ROUTES, fastapi_app=app)
+        app.add_middleware(FastLane, routes=markets.FAST_ROUTES, allow=allow, fastapi_app=app)
     app.add_middleware(StreamSlots, paths={f"{API_PREFIX}/stream"}, counts=app.state.streams)
     app.add_middleware(AnswerFromCache, cache=app.state.response_cache, allow=allow)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

@@ -383,6 +383,10 @@ def wants_fresh(headers: Headers) -> bool:
     return "no-cache" in headers.get("cache-control", "").lower()
 
 
+#: Charges a request's rate-limit classes (all or none) and says whether it may go on: the app's limits.
+Allow = Callable[[tuple[str, ...], Scope], bool]
+
+
 class AnswerFromCache:
     """Pure ASGI, inside CORS: a GET whose answer is cached and usable is sent from here, before routing,
     parameter validation and dependencies (~half of a request's CPU) run again. The same path and query got
@@ -390,7 +394,7 @@ class AnswerFromCache:
     is still charged to the rate limits its first one was, and a refused one goes on to the app, which
     answers 429 the usual way."""
 
-    def __init__(self, app: ASGIApp, cache: ResponseCache, allow: Callable[[tuple[str, ...], str], bool]) -> None:
+    def __init__(self, app: ASGIApp, cache: ResponseCache, allow: Allow) -> None:
         self.app = app
         self.cache = cache
         self.allow = allow
@@ -400,8 +404,7 @@ class AnswerFromCache:
             headers = Headers(scope=scope)
             if not wants_fresh(headers):
                 entry = self.cache.peek(cache_key(scope))
-                client = scope.get("client")
-                if entry is not None and self.allow(entry.charges, client[0] if client else "127.0.0.1"):
+                if entry is not None and self.allow(entry.charges, scope):
                     scope["route"] = entry.route
                     await respond(headers, entry)(scope, receive, send)
                     return

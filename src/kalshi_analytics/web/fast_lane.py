@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kalshi_analytics.web.ratelimit import RateLimits
+from kalshi_analytics.web.cache import Allow
 
 #: What a query parameter's text must look like to be taken here (else FastAPI reads it); the value passed on.
 Reader = Callable[[str], Any]
@@ -50,10 +50,11 @@ class FastRoute:
 class FastLane:
     """Pure ASGI, innermost: answers a GET of a :class:`FastRoute` in its plain form, else passes it on."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[FastRoute], fastapi_app: Any) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[FastRoute], allow: Allow, fastapi_app: Any) -> None:
         self.app = app
         self.routes = routes
-        self.fastapi_app = fastapi_app
+        self.allow = allow  # the rate limits, as the cached answers are charged to them
+        self.fastapi_app = fastapi_app  # for its exception handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -70,9 +71,7 @@ class FastLane:
         kwargs = _read_query(scope["query_string"], fast.query)
         if path_value is None or kwargs is None:
             return False
-        limits: RateLimits = self.fastapi_app.state.rate_limits
-        client = scope.get("client")
-        if not limits.allow(fast.charges, client[0] if client else "127.0.0.1"):
+        if not self.allow(fast.charges, scope):
             return False  # FastAPI refuses it with the usual 429 (nothing was charged here)
         scope["route"] = fast.route
         request = Request(scope, receive)

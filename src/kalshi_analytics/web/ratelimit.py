@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
 from limits.strategies import MovingWindowRateLimiter
 from slowapi.util import get_remote_address
+from starlette.types import Scope
 
 from kalshi_analytics.config import Settings
 from kalshi_analytics.web.limiter_storage import InlineExpiryMemoryStorage
@@ -68,6 +69,13 @@ class RateLimits:
             raise RateLimitedError(
                 f"rate limit {item} for {route_class} requests exceeded; retry in {retry} s", retry_after=retry
             )
+
+
+def scope_client(scope: Scope) -> str:
+    """The key a request is charged under, from its ASGI scope (what ``get_remote_address`` reads from a request:
+    the connection's address, 127.0.0.1 when there is none)."""
+    client = scope.get("client")
+    return client[0] if client else "127.0.0.1"
 
 
 def charge(request: Request, route_class: RouteClass) -> None:
