@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from isal import isal_zlib
 
@@ -101,19 +101,41 @@ DELETE_SQL = (
     "DELETE FROM market_candle_blocks b USING unnest($1::text[], $2::timestamptz[]) AS k(ticker, start) "
     "WHERE b.ticker = k.ticker AND b.start = k.start"
 )
-# Closed hours without a block in the day before the market's newest candle (once per market after a start).
-MISSING_SQL = (
-    f"WITH last AS (SELECT {block_sql('max(minute)')} AS h FROM market_candles_1m WHERE ticker = $1) "
-    f"SELECT DISTINCT {block_sql('c.minute')} AS start FROM market_candles_1m c, last "
-    "WHERE c.ticker = $1 AND c.minute >= last.h - interval '25 hours' AND c.minute < last.h "
-    "AND NOT EXISTS (SELECT 1 FROM market_candle_blocks b "
-    f"WHERE b.ticker = c.ticker AND b.start = {block_sql('c.minute')})"
-)
+
+
+Key = tuple[str, datetime]
+Work = Literal["render", "probe"]
+
+
+def missing_sql(others: Sequence[tuple[str, str]] = ()) -> str:
+    """Closed hours without a block in the day before the market's newest candle (once per market after a
+    start) — or without a row in any of ``others`` (table, hour column) kept for the same hours."""
+    lacking = [("market_candle_blocks", "start"), *others]
+    absent = " OR ".join(
+        f"NOT EXISTS (SELECT 1 FROM {table} b WHERE b.ticker = c.ticker AND b.{col} = {block_sql('c.minute')})"
+        for table, col in lacking
+    )
+    return (
+        f"WITH last AS (SELECT {block_sql('max(minute)')} AS h FROM market_candles_1m WHERE ticker = $1) "
+        f"SELECT DISTINCT {block_sql('c.minute')} AS start FROM market_candles_1m c, last "
+        "WHERE c.ticker = $1 AND c.minute >= last.h - interval '25 hours' AND c.minute < last.h "
+        f"AND ({absent})"
+    )
+
+
+class HourStore(Protocol):
+    """Something else the sink keeps per closed hour beside the candle block (e.g. the hour's snapshots
+    rendered): deleted when the hour is written, rendered when it closes, in the same transaction."""
+
+    #: (table, hour column): an hour without a row there is rendered again by the start-up probe.
+    table: tuple[str, str]
+
+    async def delete(self, pg: Any, keys: Sequence[Key]) -> None: ...
+
+    async def render(self, pg: Any, keys: Sequence[Key]) -> None: ...
 
 
 # ------------------------------------------------------------------------------------------- the sink's side
-Key = tuple[str, datetime]
-Work = Literal["render", "probe"]
 
 
 @dataclass
@@ -132,9 +154,11 @@ class BlockKeeper:
     start-up probes) waiting for a batch with room. In memory: a sink that starts again probes each market's
     last day once for closed hours without a block."""
 
-    def __init__(self, candle_object: str, *, budget: int = 50) -> None:
+    def __init__(self, candle_object: str, *, budget: int = 50, also: Sequence[HourStore] = ()) -> None:
         self.budget = budget
+        self.also = tuple(also)
         self._render_sql = render_sql(candle_object)
+        self._missing_sql = missing_sql([a.table for a in self.also])
         self._latest: dict[str, datetime] = {}
         self._queue: OrderedDict[Key, Work] = OrderedDict()
         self.rendered = 0
@@ -179,10 +203,12 @@ class BlockKeeper:
         """Inside the batch's transaction, after its candles were written."""
         if p.written:
             await pg.execute(DELETE_SQL, *_columns(p.written))
+            for store in self.also:
+                await store.delete(pg, p.written)
         render = list(p.render)
         found: list[tuple[Key, Work]] = []
         for ticker in p.probe:
-            found.extend(((ticker, r["start"]), "render") for r in await pg.fetch(MISSING_SQL, ticker))
+            found.extend(((ticker, r["start"]), "render") for r in await pg.fetch(self._missing_sql, ticker))
         found = [f for f in found if f[0] not in render]
         room = max(0, self.budget - len(render) - len(p.probe))
         render.extend(key for key, _ in found[:room])
@@ -192,6 +218,8 @@ class BlockKeeper:
             blocks = [pack(r["ticker"], r["block"], r["candles"], r["body"].encode()) for r in rows]
             if blocks:
                 await pg.execute(UPSERT_SQL, *map(list, zip(*blocks, strict=True)))
+            for store in self.also:
+                await store.render(pg, render)
             p.render = render
 
     def committed(self, p: Plan) -> None:
@@ -323,7 +351,9 @@ def assemble(head: bytes, rows: Sequence[Any], tail: bytes) -> tuple[bytes, str]
     for i, r in enumerate(rows):
         deflate = r["deflate"]
         if deflate is None:
-            body = r["body"].encode()
+            body = r["body"]
+            if isinstance(body, str):
+                body = body.encode()
             if i:
                 live.append(SEPARATOR)
             live.append(body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, get_args
@@ -12,7 +12,7 @@ from typing import Annotated, Any, get_args
 from asyncpg import Record
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from kalshi_analytics.markets import candle_blocks, service
+from kalshi_analytics.markets import candle_blocks, service, snapshot_chunks
 from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
     BookLevel,
@@ -44,8 +44,9 @@ Ticker = Annotated[
 ]
 
 
-def spliced_gzip(head: dict[str, Any], key: str, rows: Sequence[Record]) -> tuple[Gzipped, str]:
-    """:func:`spliced_json` of an array of stored candle blocks and live text, as one gzip member."""
+def spliced_gzip(head: dict[str, Any], key: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Gzipped, str]:
+    """:func:`spliced_json` of an array of stored blocks (candles or snapshot chunks) and live text, as one gzip
+    member."""
     opening = json.dumps(head, separators=(",", ":"))[:-1] + f',"{key}":['
     body, etag = candle_blocks.assemble(opening.encode(), rows, b"]}")
     return Gzipped(body, etag), JSON
@@ -220,12 +221,14 @@ async def history(
             return await cached(request, ticker, candles, volatile=end is None, horizon=end_)
     charge(request, "expensive")  # a raw page is up to 1000 rows: the expensive class, on top of "read"
 
-    async def raw() -> tuple[bytes, str]:
+    async def raw() -> tuple[bytes | Gzipped, str]:
         async with reads(request) as db:
             page, next_cursor = await service.snapshot_page(
                 db, ticker, start=start_, end=end_, limit=limit, cursor=cursor, max_spread=_max_spread(request)
             )
             head: dict[str, Any] = {"ticker": ticker, "next_cursor": next_cursor}
+            if isinstance(page, snapshot_chunks.ChunkPage):  # stored chunks of closed hours: assembled
+                return spliced_gzip(head, "items", page.pieces)
             if page.count == 0 and cursor is None:
                 head |= await span(db)
         return spliced_json(head, "items", page.items)

@@ -19,7 +19,7 @@ from asyncpg import Record
 from kalshi_analytics.db.reads import Reads
 from kalshi_analytics.errors import InvalidInputError, NotFoundError
 from kalshi_analytics.kalshi.status import STATUS_FILTER_MATCHES, MarketStatus
-from kalshi_analytics.markets import candle_blocks
+from kalshi_analytics.markets import candle_blocks, snapshot_chunks
 from kalshi_analytics.markets.pricing import implied_probability_sql
 from kalshi_analytics.web.cursors import (
     Reader,
@@ -335,7 +335,7 @@ async def stream_state(session: Db, tickers: Sequence[str]) -> tuple[int, list[R
     return int(rows[0]["stream_head"]), [r for r in rows if r["ticker"] is not None]
 
 
-SNAPSHOT_FIELDS = (
+SNAPSHOT_FIELDS: tuple[tuple[str, str], ...] = (
     ("ticker", _str("ticker")),
     ("ts", _iso("ts")),
     ("received_at", _iso("received_at")),
@@ -354,6 +354,10 @@ SNAPSHOT_FIELDS = (
     ("implied_probability", _text(_PROB)),
     ("implied_probability_source", _text(_PROB_SOURCE)),
 )
+
+
+#: One snapshot as JSON (``:max_spread`` its parameter); the stored snapshot chunks hold the same text.
+SNAPSHOT_OBJECT = _json_object(SNAPSHOT_FIELDS)
 
 
 # ------------------------------------------------------------------------------------- the live stream's rows
@@ -415,6 +419,14 @@ STREAM_PAYLOAD_SQL = (
 )
 
 
+def _snapshot_rows_sql(after: bool) -> str:
+    cond = "AND (ts, source) > (:cts, :csrc) " if after else ""
+    return (
+        f"SELECT {_SNAPSHOT_COLS}, row_number() OVER (ORDER BY ts, source) AS rn FROM market_snapshots "
+        f"WHERE ticker = :ticker AND ts >= :start AND ts < :end {cond}ORDER BY ts, source LIMIT :limit"
+    )
+
+
 async def snapshot_page(
     session: Db,
     ticker: str,
@@ -424,32 +436,96 @@ async def snapshot_page(
     limit: int,
     cursor: str | None,
     max_spread: Decimal,
-) -> tuple[JsonPage, str | None]:
-    """Raw snapshots in ``[start, end)``, oldest first, keyset-paginated on the primary key (ts, source)."""
-    params: dict[str, Any] = {
-        "ticker": ticker,
-        "start": start,
-        "end": end,
-        "limit": limit + 1,
-        "max_spread": max_spread,
-    }
-    after = ""
+) -> tuple[JsonPage | snapshot_chunks.ChunkPage, str | None]:
+    """Raw snapshots in ``[start, end)``, oldest first, keyset-paginated on the primary key (ts, source): from
+    the stored chunks of closed hours where they cover the page (:mod:`snapshot_chunks`), else rendered live."""
+    after: tuple[datetime, str] | None = None
     if cursor:
-        params["cts"], params["csrc"] = decode_cursor(cursor, "snapshots", cursor_time, cursor_text)
-        after = "AND (ts, source) > (:cts, :csrc) "
-    inner = (
-        f"SELECT {_SNAPSHOT_COLS}, row_number() OVER (ORDER BY ts, source) AS rn FROM market_snapshots "
-        f"WHERE ticker = :ticker AND ts >= :start AND ts < :end {after}ORDER BY ts, source LIMIT :limit"
+        after = decode_cursor(cursor, "snapshots", cursor_time, cursor_text)
+    stored = await _stored_snapshot_page(
+        session, ticker, start=start, end=end, limit=limit, after=after, max_spread=max_spread
     )
+    if stored is not None:
+        chunked, last = stored
+        return chunked, _snapshot_cursor(last) if chunked.more and last is not None else None
+    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end, "limit": limit + 1}
+    params["max_spread"] = max_spread
+    if after is not None:
+        params["cts"], params["csrc"] = after
     page = await _json_page(
-        session, inner, params=params, fields=SNAPSHOT_FIELDS, key_cols=("ts", "source"), limit=limit
+        session,
+        _snapshot_rows_sql(after is not None),
+        params=params,
+        fields=SNAPSHOT_FIELDS,
+        key_cols=("ts", "source"),
+        limit=limit,
     )
-    next_cursor = None
     if page.last is not None:
-        next_cursor = encode_cursor("snapshots", page.last["ts"].isoformat(), page.last["source"])
-    elif page.count == 0 and cursor is None:
+        return page, _snapshot_cursor((page.last["ts"], page.last["source"]))
+    if page.count == 0 and cursor is None:
         await ensure_market(session, ticker)
-    return page, next_cursor
+    return page, None
+
+
+def _snapshot_cursor(key: tuple[datetime, str]) -> str:
+    return encode_cursor("snapshots", key[0].isoformat(), key[1])
+
+
+async def _stored_snapshot_page(
+    session: Db,
+    ticker: str,
+    *,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    max_spread: Decimal,
+) -> tuple[snapshot_chunks.ChunkPage, tuple[datetime, str] | None] | None:
+    """The page from stored chunks (and the rows after the stored hours rendered live), with its last row's key;
+    None when the chunks do not cover it or it is empty (an empty answer says where the data is)."""
+    if after is not None and after[1] not in snapshot_chunks.SOURCES:
+        return None  # a key no row has: compared as PostgreSQL's collation would, by the live query
+    from_ts = start if after is None else max(start, after[0])
+    n = (limit + 1) // snapshot_chunks.CHUNK_ROWS + 3
+    params = {"ticker": ticker, "from_hour": candle_blocks.block_of(from_ts), "from": from_ts, "end": end, "n": n}
+    chunks = await session.all(snapshot_chunks.READ_SQL, params)
+    page = snapshot_chunks.plan_page(
+        chunks,
+        start_us=snapshot_chunks.micros(start),
+        end_us=snapshot_chunks.micros(end),
+        after=None if after is None else (snapshot_chunks.micros(after[0]), after[1]),
+        limit=limit,
+        fetched_all=len(chunks) < n,
+        max_spread=max_spread,
+    )
+    if page is None:
+        return None
+    last = None if page.last is None else (snapshot_chunks.from_micros(page.last[0]), page.last[1])
+    if page.live_from is not None:  # rows after the stored hours (the hour being written): rendered live
+        room = limit - page.count
+        live = await _json_page(
+            session,
+            _snapshot_rows_sql(False),
+            params={
+                "ticker": ticker,
+                "start": snapshot_chunks.from_micros(page.live_from),
+                "end": end,
+                "limit": room + 1,
+                "max_spread": max_spread,
+            },
+            fields=SNAPSHOT_FIELDS,
+            key_cols=("ts", "source"),
+            limit=room,
+        )
+        pieces = list(page.pieces)
+        if live.count:
+            pieces.append({"deflate": None, "body": live.items[1:-1]})
+        if live.last is not None and live.last["ts"] is not None:  # the page ends inside the live rows
+            last = (live.last["ts"], live.last["source"])
+        page = snapshot_chunks.ChunkPage(pieces, page.count + live.count, page.last, live.more, None)
+    if page.count == 0:
+        return None
+    return page, last
 
 
 # --------------------------------------------------------------------------------------------------- candles

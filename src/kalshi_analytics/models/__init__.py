@@ -4,7 +4,13 @@ from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
 from kalshi_analytics.models.base import Base
 from kalshi_analytics.models.markets import Event, Market, MarketCloseTime, Series
 from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
-from kalshi_analytics.models.snapshots import MarketCandle1m, MarketCandleBlock, MarketSnapshot, OrderbookSnapshot
+from kalshi_analytics.models.snapshots import (
+    MarketCandle1m,
+    MarketCandleBlock,
+    MarketSnapshot,
+    MarketSnapshotChunk,
+    OrderbookSnapshot,
+)
 from kalshi_analytics.models.stream import StreamBatch, StreamHead
 from kalshi_analytics.models.trades import Trade
 
@@ -19,6 +25,7 @@ __all__ = [
     "MarketCandleBlock",
     "MarketCloseTime",
     "MarketSnapshot",
+    "MarketSnapshotChunk",
     "OrderbookSnapshot",
     "RecorderHeartbeat",
     "RecorderLease",

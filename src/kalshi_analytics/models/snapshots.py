@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, PrimaryKeyConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, PrimaryKeyConstraint, SmallInteger
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,4 +106,26 @@ class MarketCandleBlock(Base):
     length: Mapped[int] = mapped_column(Integer)  # bytes of the rendered text
     crc: Mapped[int] = mapped_column(BigInteger)  # its CRC-32
     digest: Mapped[bytes] = mapped_column(LargeBinary)  # its blake2b
+    deflate: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MarketSnapshotChunk(Base):
+    """Up to 50 consecutive snapshots of a market in one closed hour, as the raw history route renders them,
+    raw-deflate compressed, with their keyset keys (kalshi_analytics.markets.snapshot_chunks); kept by the
+    recorder's sink."""
+
+    __tablename__ = "market_snapshot_chunks"
+    __table_args__ = (PrimaryKeyConstraint("ticker", "hour", "seq"),)
+
+    ticker: Mapped[str]
+    hour: Mapped[datetime]
+    seq: Mapped[int] = mapped_column(SmallInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    last_ts: Mapped[datetime]
+    max_spread: Mapped[Decimal] = mapped_column(PRICE)
+    keys: Mapped[bytes] = mapped_column(LargeBinary)  # ts of each row, µs since the epoch, int64 little-endian
+    sources: Mapped[bytes] = mapped_column(LargeBinary)  # source of each row, one byte (index into SOURCES)
+    length: Mapped[int] = mapped_column(Integer)
+    crc: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
     deflate: Mapped[bytes] = mapped_column(LargeBinary)

@@ -224,6 +224,8 @@ class RecorderService:
         sink_opts = {
             "fence": self.election.fence,
             "batch_max_seconds": 0.1,
+            # Candles and the stored raw pages hold the implied probability as the API computes it.
+            "max_spread": s.api_max_spread,
             "on_rejected": rejected.row_refused,
             "spill_dir": cfg.spill_dir or (s.data_dir / "recorder-spill"),
             # The stream's journal outlives the resume window with a margin (clocks, a slow client's catch-up).

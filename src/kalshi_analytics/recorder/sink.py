@@ -37,7 +37,8 @@ from kalshi_analytics import notifications
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets.candle_blocks import BlockKeeper
 from kalshi_analytics.markets.pricing import DEFAULT_MAX_SPREAD
-from kalshi_analytics.markets.service import CANDLE_OBJECT
+from kalshi_analytics.markets.service import CANDLE_OBJECT, SNAPSHOT_OBJECT
+from kalshi_analytics.markets.snapshot_chunks import SnapshotChunks
 from kalshi_analytics.recorder.metrics import RecorderMetrics
 from kalshi_analytics.recorder.rows import SinkItem
 from kalshi_analytics.recorder.spill import Spill, SpillFull
@@ -177,8 +178,10 @@ class Sink:
         self._shutdown_timeout = shutdown_timeout_seconds
         self._log_every = log_every_seconds
         self._queue: asyncio.Queue[SinkItem] = asyncio.Queue(maxsize=queue_max)
-        #: Closed hours of candles rendered for the history route, at most this many a batch.
-        self.blocks = BlockKeeper(CANDLE_OBJECT, budget=candle_blocks_per_batch)
+        #: Closed hours rendered for the history route, at most this many a batch: the candle block and the
+        #: hour's snapshots in chunks (the raw pages).
+        self.snapshot_chunks = SnapshotChunks(SNAPSHOT_OBJECT, max_spread)
+        self.blocks = BlockKeeper(CANDLE_OBJECT, budget=candle_blocks_per_batch, also=[self.snapshot_chunks])
         self._spill = Spill(spill_dir, max_bytes=spill_max_bytes) if spill_dir is not None else None
         self._stats = SinkStats()
         self._held_peak = 0  # during the current database outage
