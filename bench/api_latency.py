@@ -113,8 +113,14 @@ async def load(url: str, markets: int, start: datetime, end: datetime) -> int:
                     text("SELECT ka_ensure_monthly_partitions(CAST(:t AS regclass), CAST(:d AS date), 3)"),
                     {"t": table, "d": (start - timedelta(days=31)).date()},
                 )
-        # A bulk load closes every market's hour at once: room for all their candle blocks in each batch.
-        async with Sink(engine, batch_max_rows=10_000, queue_max=40_000, candle_blocks_per_batch=markets) as sink:
+        # A bulk load closes every market's hour at once: room for all their blocks and chunks in each batch.
+        async with Sink(
+            engine,
+            batch_max_rows=10_000,
+            queue_max=40_000,
+            candle_blocks_per_batch=markets,
+            snapshot_chunk_hours_per_batch=markets,
+        ) as sink:
             for row in market_rows(markets, start):
                 await sink.put(row)
             next_report = time.perf_counter() + 15

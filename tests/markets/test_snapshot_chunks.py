@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.markets import candle_blocks, snapshot_chunks
 from kalshi_analytics.recorder.rows import SnapshotRow
+from kalshi_analytics.recorder.sink import Sink
 from tests.fixtures.app import market, ticker, write
 
 T0 = datetime(2026, 10, 5, 7, 0, tzinfo=UTC)
@@ -215,3 +216,23 @@ def test_plan_page_cuts_edges_keeps_whole_chunks_and_refuses_what_it_cannot_prov
     assert plan([a], us, 10, max_spread=D("0.05")) is None
     assert plan([a, b], us, 100, fetched_all=False) is None
     assert plan([], us, 100) is None
+
+
+async def test_a_sink_renders_at_most_its_chunk_budget_a_batch_and_catches_up(engine: AsyncEngine) -> None:
+    tickers = [ticker() for _ in range(4)]
+    async with Sink(engine, batch_max_seconds=0.01, snapshot_chunk_hours_per_batch=1) as sink:
+        for t in tickers:
+            await sink.put(market(t))
+        for t in tickers:
+            for row in snaps(t, T0, 61, every=60):  # 07:00 and the first minute of 08:00
+                await sink.put(row)
+        await sink.flush()
+        assert sink.snapshot_chunks.queued > 0  # candle blocks all rendered, chunks one hour a batch
+        for i in range(8):
+            for t in tickers:
+                await sink.put(snaps(t, T0 + timedelta(hours=1, minutes=1 + i), 1, every=60)[0])
+            await sink.flush()
+        assert sink.snapshot_chunks.queued == 0
+        assert sink.snapshot_chunks.rendered == len(tickers)
+    for t in tickers:
+        assert await chunks(engine, t) == {T0: [50, 10]}

@@ -132,7 +132,11 @@ class HourStore(Protocol):
 
     async def delete(self, pg: Any, keys: Sequence[Key]) -> None: ...
 
-    async def render(self, pg: Any, keys: Sequence[Key]) -> None: ...
+    async def render(self, pg: Any, keys: Sequence[Key]) -> None:
+        """Render (or queue for a later batch) the closed hours ``keys``."""
+
+    def committed(self) -> None:
+        """The batch whose :meth:`render` ran last has committed."""
 
 
 # ------------------------------------------------------------------------------------------- the sink's side
@@ -218,11 +222,13 @@ class BlockKeeper:
             blocks = [pack(r["ticker"], r["block"], r["candles"], r["body"].encode()) for r in rows]
             if blocks:
                 await pg.execute(UPSERT_SQL, *map(list, zip(*blocks, strict=True)))
-            for store in self.also:
-                await store.render(pg, render)
             p.render = render
+        for store in self.also:
+            await store.render(pg, render)  # called every batch: a store may have hours queued
 
     def committed(self, p: Plan) -> None:
+        for store in self.also:
+            store.committed()
         self._latest.update(p.latest)
         self._queue = OrderedDict(p.queued)
         self.rendered += len(p.render)

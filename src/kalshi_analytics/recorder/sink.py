@@ -159,6 +159,7 @@ class Sink:
         spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES,
         journal_keep_seconds: float | None = DEFAULT_JOURNAL_KEEP_SECONDS,
         candle_blocks_per_batch: int = 50,
+        snapshot_chunk_hours_per_batch: int = 5,
     ) -> None:
         if batch_max_rows < 1 or queue_max < 1:
             raise ValueError("batch_max_rows and queue_max must be at least 1")
@@ -178,9 +179,9 @@ class Sink:
         self._shutdown_timeout = shutdown_timeout_seconds
         self._log_every = log_every_seconds
         self._queue: asyncio.Queue[SinkItem] = asyncio.Queue(maxsize=queue_max)
-        #: Closed hours rendered for the history route, at most this many a batch: the candle block and the
-        #: hour's snapshots in chunks (the raw pages).
-        self.snapshot_chunks = SnapshotChunks(SNAPSHOT_OBJECT, max_spread)
+        #: Closed hours rendered for the history route, at most so many a batch: the candle block and the
+        #: hour's snapshots in chunks (the raw pages; ~50 times the rows of a candle block).
+        self.snapshot_chunks = SnapshotChunks(SNAPSHOT_OBJECT, max_spread, budget=snapshot_chunk_hours_per_batch)
         self.blocks = BlockKeeper(CANDLE_OBJECT, budget=candle_blocks_per_batch, also=[self.snapshot_chunks])
         self._spill = Spill(spill_dir, max_bytes=spill_max_bytes) if spill_dir is not None else None
         self._stats = SinkStats()
