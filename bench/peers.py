@@ -2,10 +2,12 @@
 
     pip install vectorbt backtesting   # not project dependencies: only this comparison needs them
     .venv/bin/python -m bench.peers [--markets 1000] [--snapshots 10000000] [--bt-markets 10] [--repeat 3]
+                                    [--threshold 0.06]
 
 The data are ``bench.backtest_throughput.generate``'s price paths, loaded once with our loader; each library
 then gets numpy arrays (its own loading is not timed). The rule is ``fade_overreaction`` (lookback 10, threshold
-0.06 on the YES mid, hold 30, size 10), on both sides: buy YES at the ask after a fall, buy NO at the NO ask
+0.06 on the YES mid — ``--threshold``: 0.055 takes every move of 6 cents, a fill every ~65 snapshots — hold 30,
+size 10), on both sides: buy YES at the ask after a fall, buy NO at the NO ask
 (1 − YES bid) after a rise, sell each 30 snapshots later at the bid. Every library gets the same fee — Kalshi's
 taker fee ``ceil_to_cent(0.07 × C × P × (1 − P))`` per fill — and one account of $1,000,000 (enough that
 nothing is refused):
@@ -45,7 +47,7 @@ from kalshi_analytics.backtests.engine import EngineConfig, simulate
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.strategies import get_strategy
 
-LOOKBACK, THRESHOLD, HOLD, SIZE = PARAMS["lookback"], PARAMS["threshold"], PARAMS["hold"], PARAMS["size"]
+LOOKBACK, HOLD, SIZE = PARAMS["lookback"], PARAMS["hold"], PARAMS["size"]
 CAPITAL = 1_000_000.0
 Matrix = npt.NDArray[np.float64]
 
@@ -65,13 +67,13 @@ def fresh(cond: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return out
 
 
-def signals(yb: Matrix, ya: Matrix) -> dict[str, Any]:
+def signals(yb: Matrix, ya: Matrix, threshold: float) -> dict[str, Any]:
     """Entries, exits and traded prices of the fade rule, YES columns then NO columns."""
     mid = (yb + ya) / 2
     move = np.full(mid.shape, np.nan)
     move[LOOKBACK:] = np.round(mid[LOOKBACK:] - mid[:-LOOKBACK], 9)  # as the strategy compares its moves
     with np.errstate(invalid="ignore"):
-        buy_yes, buy_no = fresh(move < -THRESHOLD), fresh(move > THRESHOLD)
+        buy_yes, buy_no = fresh(move < -threshold), fresh(move > threshold)
 
     def later(e: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         x = np.zeros_like(e)
@@ -103,9 +105,9 @@ def timed(fn: Any, repeat: int) -> tuple[float, float, Any]:
     return cold, median(warm), out
 
 
-def run_ours(ds: Dataset, repeat: int) -> dict[str, Any]:
+def run_ours(ds: Dataset, repeat: int, threshold: float) -> dict[str, Any]:
     fade = get_strategy("fade_overreaction")
-    params = fade.Params(**PARAMS)
+    params = fade.Params(**{**PARAMS, "threshold": threshold})
     cfg = EngineConfig(initial_capital=Decimal(int(CAPITAL)))
     cold, warm, sim = timed(lambda: simulate(ds, fade, params, cfg), repeat)
     return {
@@ -203,11 +205,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ds = await load_dataset(engine, start, end, MarketFilter(series=["KXBENCH"]))
         await engine.dispose()
     yb, ya = matrices(ds)
-    sig = signals(yb, ya)
+    sig = signals(yb, ya, args.threshold)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average before: {load}", flush=True)
-    out: dict[str, Any] = {"snapshots": ds.rows, "markets": len(ds.markets), "load_average_before": load}
-    results = [rates("ours", run_ours(ds, args.repeat))]
+    out: dict[str, Any] = {
+        "snapshots": ds.rows,
+        "markets": len(ds.markets),
+        "threshold": args.threshold,
+        "load_average_before": load,
+    }
+    results = [rates("ours", run_ours(ds, args.repeat, args.threshold))]
     print(results[-1], flush=True)
     results.append(rates("vectorbt", run_vectorbt(sig, ds.rows, args.repeat)))
     print(results[-1], flush=True)
@@ -234,5 +241,11 @@ if __name__ == "__main__":
     ap.add_argument("--snapshots", type=int, default=10_000_000)
     ap.add_argument("--bt-markets", type=int, default=10, help="markets for backtesting.py (it is the slowest)")
     ap.add_argument("--repeat", type=int, default=3, help="warm calls per library (the median is reported)")
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=PARAMS["threshold"],
+        help="the rule's move threshold (0.055: every move of 6 cents, a fill every ~65 snapshots)",
+    )
     report = asyncio.run(main(ap.parse_args()))
     print(json.dumps(report, indent=2))
