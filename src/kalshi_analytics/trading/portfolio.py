@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ _ZERO = Decimal(0)
 
 
 _TIMES: dict[int, datetime] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FLOATS: dict[Decimal, float] = {}
 
 
@@ -45,7 +46,7 @@ def utc(ts_us: int) -> datetime:
     if t is None:
         if len(_TIMES) >= 1 << 16:
             _TIMES.clear()
-        t = _TIMES[ts_us] = datetime.fromtimestamp(ts_us // 1_000_000, UTC).replace(microsecond=ts_us % 1_000_000)
+        t = _TIMES[ts_us] = _EPOCH + timedelta(microseconds=ts_us)  # exact; half the cost of fromtimestamp
     return t
 
 
