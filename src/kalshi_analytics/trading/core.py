@@ -69,6 +69,20 @@ def count_of(x: float) -> Decimal:
     return d
 
 
+_COMPLEMENTS: dict[Decimal, Decimal] = {}
+
+
+def complement(p: Decimal) -> Decimal:
+    """``1 − p``, remembered: a NO price seen as a YES price (or back). Hashing a new Decimal costs ~10 times a
+    dict lookup by one already hashed, and the books are keyed by these."""
+    c = _COMPLEMENTS.get(p)
+    if c is None:
+        if len(_COMPLEMENTS) >= _CACHE_MAX:
+            _COMPLEMENTS.clear()
+        c = _COMPLEMENTS[p] = _ONE - p
+    return c
+
+
 _FLOATS = (float, np.floating)  # tuples: a union (float | np.floating) would be built on every call
 _BOOLS = (bool, np.bool_)
 _INTS = (int, np.integer)
@@ -172,7 +186,7 @@ class _Book:
         self.taken: dict[Decimal, Decimal] = {}
         taken = self.taken
         self.yes: Callable[[Decimal], Decimal] = lambda p: taken.get(p, _ZERO)
-        self.no: Callable[[Decimal], Decimal] = lambda p: taken.get(_ONE - p, _ZERO)
+        self.no: Callable[[Decimal], Decimal] = lambda p: taken.get(complement(p), _ZERO)
 
 
 class TradingCore:
@@ -205,6 +219,7 @@ class TradingCore:
         series_ids: dict[SeriesFees, int] = {}
         self._series_of = [series_ids.setdefault(m.fees, len(series_ids)) for m in markets]
         self._fee_memo: dict[tuple[int, Decimal, Decimal], Decimal] = {}
+        self._steps: dict[Decimal, Decimal] = {}  # _whole_steps
 
     # ------------------------------------------------------------------------------------------------ state
     @property
@@ -312,7 +327,7 @@ class TradingCore:
         step = self._step
         # min() written out: the builtin costs several times a comparison of two Decimals.
         cap = self._max_position - held if buy else held
-        want = (size if size <= cap else cap).quantize(step, ROUND_DOWN)
+        want = self._whole_steps(size if size <= cap else cap)
         if want <= 0:
             return self.skip("position_limit" if buy else "nothing_to_sell")
         price = price_of(px)
@@ -329,11 +344,14 @@ class TradingCore:
                 fill = model.fill(levels, want, buy=buy, limit=lim, step=step, taken=taken)
         if not fill.parts:
             return self.skip("no_liquidity")
+        got = fill.parts
+        if len(got) == 1 and got[0][1] == want:  # usually: the whole order at the touch
+            got = ((got[0][0], want),)  # the same Decimal (value and step), and already hashed: see _whole_steps
         if buy:
-            parts = self._afford(k, fill.parts)
+            parts = self._afford(k, got)
         else:
             parts = []
-            for p, c in fill.parts:
+            for p, c in got:
                 parts.append((p, c, self._fee(k, p, c)))
         if not parts:
             return self.skip("capital")
@@ -347,7 +365,7 @@ class TradingCore:
                 pf.buy(k, side, p, c, fee, ts_us, source, record)
             else:
                 pf.sell(k, side, p, c, fee, ts_us, source, record)
-            yes_p = p if side == YES else _ONE - p
+            yes_p = p if side == YES else complement(p)
             book[yes_p] = book.get(yes_p, _ZERO) + c
         self.fills += len(parts)
         if fill.size_unknown:
@@ -356,6 +374,16 @@ class TradingCore:
             self.trade_priced_fills += len(parts)
         self._sync_cash()
         return None
+
+    def _whole_steps(self, x: Decimal) -> Decimal:
+        """``x`` rounded down to the contract step, remembered: the same object for the same size each time (the
+        result's digits depend on the value alone), so the fee memo and the ledger hash it once."""
+        q = self._steps.get(x)
+        if q is None:
+            if len(self._steps) >= _CACHE_MAX:
+                self._steps.clear()
+            q = self._steps[x] = x.quantize(self._step, ROUND_DOWN)
+        return q
 
     def _sync_cash(self) -> None:
         """Refresh the float mirror of the cash. While the cash covers a contract step, no buy can fail the
@@ -367,7 +395,7 @@ class TradingCore:
     def _book_state(self, k: int, side: int, buy: bool, touch: Decimal) -> _Book:
         """The liquidity taken from the book this order takes (forgotten when its touch moved)."""
         book_key = (k, 0 if (side == YES) == buy else 1)
-        touch_yes = touch if side == YES else _ONE - touch
+        touch_yes = touch if side == YES else complement(touch)
         state = self._taken.get(book_key)
         if state is None:
             state = self._taken[book_key] = _Book(touch_yes)
