@@ -18,6 +18,7 @@ from kalshi_analytics.trading import (
     SeriesFees,
     TradingCore,
     equity_curve,
+    signal_record,
 )
 
 NAN = math.nan
@@ -95,6 +96,35 @@ def test_cash_limits_a_buy_to_what_it_pays_for_fees_included() -> None:
     # 3.86 × 0.50 = 1.93 + fee ceil(0.067550) = 0.07 → 2.00 fits; 3.87 → 1.935 + 0.07 = 2.005 does not.
     assert c.position(0).yes == D("3.86")
     assert c.cash == D(0)
+
+
+def test_a_buy_the_cash_left_cannot_pay_for_is_refused_once_cash_falls_below_one_contract() -> None:
+    # The float check before any Decimal work is skipped while cash covers a contract; it must apply again
+    # once a fill leaves less than that, and again after a settlement pays out.
+    rows = [(0, 0.49, 0.50, 500, 500), (10 * S, 0.49, 0.50, 500, 500), (100 * S, 0.49, 0.50, 500, 500)]
+    c = core(rows, initial_capital=D("1.40"))
+    c.schedule_settlement(0, 50 * S, D(1))
+    c.execute(0, 0, YES, True, D(2), NAN, {})  # 2 × 0.50 + 0.04 → 0.36 left
+    assert c.cash == D("0.36")
+    c.execute(1, 1, YES, True, D(1), NAN, {})  # 0.50 + 0.02 > 0.36
+    assert c.skipped == {"capital": 1}
+    c.advance(50 * S)  # +2: 2.36
+    c.execute(1, 2, YES, True, D(10), NAN, {})
+    assert c.position(1).yes == D(4)  # 4 × 0.50 + 0.07 ≤ 2.36 < 5 × 0.50 + 0.09
+    assert c.cash == D("0.29")
+
+
+def test_signal_records_are_json_whatever_order_values_repeat_in() -> None:
+    reasons = [
+        {"move": -0.020000000000000018, "nan": NAN, "neg0": -0.0, "f32": np.float32(0.25), "flag": np.bool_(True)},
+        {"move": -0.020000000000000018, "nan": NAN, "neg0": -0.0, "n": np.int64(3), "d": D("0.5"), "s": "x"},
+    ]
+    for _ in range(2):  # the second pass reads remembered roundings
+        first, second = (signal_record(r) for r in reasons)
+        assert first == {"move": -0.02, "nan": None, "neg0": 0.0, "f32": 0.25, "flag": True}
+        assert second == {"move": -0.02, "nan": None, "neg0": 0.0, "n": 3, "d": "0.5", "s": "x"}
+        assert math.copysign(1, first["neg0"]) == 1  # no "-0.0" in the JSON
+        assert [type(v) for v in second.values()] == [float, type(None), float, int, str, str]
 
 
 def test_latency_fills_queued_intents_on_the_first_snapshot_due() -> None:

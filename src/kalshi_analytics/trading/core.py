@@ -69,22 +69,52 @@ def count_of(x: float) -> Decimal:
     return d
 
 
+_COMPLEMENTS: dict[Decimal, Decimal] = {}
+
+
+def complement(p: Decimal) -> Decimal:
+    """``1 − p``, remembered: a NO price seen as a YES price (or back). Hashing a new Decimal costs ~10 times a
+    dict lookup by one already hashed, and the books are keyed by these."""
+    c = _COMPLEMENTS.get(p)
+    if c is None:
+        if len(_COMPLEMENTS) >= _CACHE_MAX:
+            _COMPLEMENTS.clear()
+        c = _COMPLEMENTS[p] = _ONE - p
+    return c
+
+
+_FLOATS = (float, np.floating)  # tuples: a union (float | np.floating) would be built on every call
+_BOOLS = (bool, np.bool_)
+_INTS = (int, np.integer)
+_ROUNDED: dict[float, float] = {}  # signal values repeat (moves are whole ticks): round each once
+
+
+def signal_value(v: Any) -> Any:  # noqa: PLR0911 - one return per kind
+    """One reason value as JSON: a float rounded to :data:`SIGNAL_DIGITS` places (NaN → null), a Decimal as text."""
+    if type(v) is float or isinstance(v, _FLOATS):  # the common case first (np.float64 is a float)
+        f = float(v)
+        r = _ROUNDED.get(f)
+        if r is None:
+            if not math.isfinite(f):
+                return None
+            if len(_ROUNDED) >= _CACHE_MAX:
+                _ROUNDED.clear()
+            r = _ROUNDED[f] = round(f, SIGNAL_DIGITS) + 0.0  # + 0.0: no "-0.0"
+        return r
+    if type(v) is str:
+        return v
+    if isinstance(v, _BOOLS):
+        return bool(v)
+    if isinstance(v, _INTS):
+        return int(v)
+    if isinstance(v, Decimal):
+        return str(v)
+    return v
+
+
 def signal_record(reason: Mapping[str, Any]) -> dict[str, Any]:
     """A strategy's reason as JSON: floats rounded to :data:`SIGNAL_DIGITS` places (NaN → null), Decimals as text."""
-    out: dict[str, Any] = {}
-    for key, v in reason.items():
-        if isinstance(v, float | np.floating):  # the common case first (np.float64 is a float)
-            f = float(v)
-            out[key] = None if not math.isfinite(f) else round(f, SIGNAL_DIGITS) + 0.0  # + 0.0: no "-0.0"
-        elif isinstance(v, bool | np.bool_):
-            out[key] = bool(v)
-        elif isinstance(v, int | np.integer):
-            out[key] = int(v)
-        elif isinstance(v, Decimal):
-            out[key] = str(v)
-        else:
-            out[key] = v
-    return out
+    return {key: signal_value(v) for key, v in reason.items()}
 
 
 class LazySignal(Protocol):
@@ -144,6 +174,21 @@ class _Pending:
     signal: dict[str, Any] | LazySignal
 
 
+class _Book:
+    """Liquidity taken from one side of a market's book since its touch (in YES dollars) was last seen to move:
+    {YES price: contracts}; ``yes``/``no`` read it at an order's price for that contract. One per book, cleared
+    when the touch moves (it moves between most fills)."""
+
+    __slots__ = ("no", "taken", "touch", "yes")
+
+    def __init__(self, touch: Decimal) -> None:
+        self.touch = touch
+        self.taken: dict[Decimal, Decimal] = {}
+        taken = self.taken
+        self.yes: Callable[[Decimal], Decimal] = lambda p: taken.get(p, _ZERO)
+        self.no: Callable[[Decimal], Decimal] = lambda p: taken.get(complement(p), _ZERO)
+
+
 class TradingCore:
     """One account trading many markets; see the module docstring for the calling protocol."""
 
@@ -158,19 +203,23 @@ class TradingCore:
         self.skipped: dict[str, int] = {}
         self.settled: set[int] = set()
         self.latency_us = round(cfg.fill_model.latency_seconds * 1_000_000)
-        self._cash_f = float(cfg.initial_capital)  # a float mirror, to skip hopeless buys before any Decimal work
+        self._step = cfg.contract_step
         self._step_f = float(cfg.contract_step)
         self._max_position = cfg.max_position
+        self._model = cfg.fill_model
+        self._cash_f = math.inf  # a float mirror, to skip hopeless buys before any Decimal work (_sync_cash)
+        self._sync_cash()
         self._touch = quotes.touch
         self._due: list[tuple[int, int, Decimal]] = []  # heap of (when, k, YES payout)
         self._pending: dict[int, deque[_Pending]] = {}
-        # Liquidity taken per (market, book) since its touch last moved: (touch in YES dollars, {YES price: taken}).
+        # Liquidity taken per (market, book) since its touch last moved (:class:`_Book`).
         # Book 0 holds the YES asks (buy YES, sell NO), book 1 the YES bids (sell YES, buy NO).
-        self._taken: dict[tuple[int, int], tuple[Decimal, dict[Decimal, Decimal]]] = {}
+        self._taken: dict[tuple[int, int], _Book] = {}
         # Fees are a function of (series, price, count) and fills repeat those: remember them per series.
         series_ids: dict[SeriesFees, int] = {}
         self._series_of = [series_ids.setdefault(m.fees, len(series_ids)) for m in markets]
         self._fee_memo: dict[tuple[int, Decimal, Decimal], Decimal] = {}
+        self._steps: dict[Decimal, Decimal] = {}  # _whole_steps
 
     # ------------------------------------------------------------------------------------------------ state
     @property
@@ -204,7 +253,7 @@ class TradingCore:
             self.portfolio.settle(k, YES, yes_value, at)
             self.portfolio.settle(k, NO, _ONE - yes_value, at)
             self.settled.add(k)
-            self._cash_f = float(self.portfolio.cash)
+            self._sync_cash()
 
     def mark(self, k: int, side: int, price: Decimal, ts_us: int, source: str | None) -> None:
         """Value an open position of a market without a result (yet) at ``price``; it stays unrealised."""
@@ -245,7 +294,7 @@ class TradingCore:
                 queue.clear()
 
     # ------------------------------------------------------------------------------------------ execution
-    def execute(  # noqa: PLR0911, PLR0912, PLR0917 - the hot path: one flat function, positional for speed
+    def execute(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - the hot path: one flat function, positional for speed
         self,
         k: int,
         row: int,
@@ -267,23 +316,26 @@ class TradingCore:
                 return self.skip("position_limit")
         elif held <= 0:  # also after a settlement: nothing is held any more
             return self.skip("nothing_to_sell")
-        cfg = self.cfg
         px, shown = self._touch(row, side, buy)
         if not (px > 0 and px < 1):  # NaN (no quote) or an empty side
             return self.skip("no_quote")
         if buy and self._cash_f < px * self._step_f * 0.999:
             return self.skip("capital")
-        if not math.isnan(limit) and (px > limit if buy else px < limit):
+        no_limit = math.isnan(limit)
+        if not no_limit and (px > limit if buy else px < limit):
             return self.skip("limit_not_crossed")
-        step = cfg.contract_step
-        want = (min(size, cfg.max_position - held) if buy else min(size, held)).quantize(step, ROUND_DOWN)
+        step = self._step
+        # min() written out: the builtin costs several times a comparison of two Decimals.
+        cap = self._max_position - held if buy else held
+        want = self._whole_steps(size if size <= cap else cap)
         if want <= 0:
             return self.skip("position_limit" if buy else "nothing_to_sell")
         price = price_of(px)
-        taken = self._taken_at(k, side, buy, price)
-        lim = price_of(limit) if not math.isnan(limit) else None
+        state = self._book_state(k, side, buy, price)
+        taken = state.yes if side == YES else state.no
+        lim = None if no_limit else price_of(limit)
         touch = Level(price, None if math.isnan(shown) else count_of(shown))
-        model = cfg.fill_model
+        model = self._model
         fill = model.fill((touch,), want, buy=buy, limit=lim, step=step, taken=taken)
         if fill.contracts < want and model.walks_book:
             deeper = self.quotes.depth(k, row, side, buy)
@@ -292,39 +344,65 @@ class TradingCore:
                 fill = model.fill(levels, want, buy=buy, limit=lim, step=step, taken=taken)
         if not fill.parts:
             return self.skip("no_liquidity")
-        parts = self._afford(k, fill.parts) if buy else [(p, c, self._fee(k, p, c)) for p, c in fill.parts]
+        got = fill.parts
+        if len(got) == 1 and got[0][1] == want:  # usually: the whole order at the touch
+            got = ((got[0][0], want),)  # the same Decimal (value and step), and already hashed: see _whole_steps
+        if buy:
+            parts = self._afford(k, got)
+        else:
+            parts = []
+            for p, c in got:
+                parts.append((p, c, self._fee(k, p, c)))
         if not parts:
             return self.skip("capital")
-        ts_us = self.quotes.ts_us(row)
-        source = self.quotes.source(row)
-        record = signal.build() if not isinstance(signal, dict) else signal
-        book = self._taken[(k, 0 if (side == YES) == buy else 1)][1]
+        quotes = self.quotes
+        ts_us = quotes.ts_us(row)
+        source = quotes.source(row)
+        record = signal if isinstance(signal, dict) else signal.build()
+        book = state.taken
         for p, c, fee in parts:
             if buy:
                 pf.buy(k, side, p, c, fee, ts_us, source, record)
             else:
                 pf.sell(k, side, p, c, fee, ts_us, source, record)
-            yes_p = p if side == YES else _ONE - p
+            yes_p = p if side == YES else complement(p)
             book[yes_p] = book.get(yes_p, _ZERO) + c
         self.fills += len(parts)
         if fill.size_unknown:
             self.size_unknown_fills += len(parts)
-        if self.quotes.priced_by_trade(row):
+        if quotes.priced_by_trade(row):
             self.trade_priced_fills += len(parts)
-        self._cash_f = float(pf.cash)
+        self._sync_cash()
         return None
 
-    def _taken_at(self, k: int, side: int, buy: bool, touch: Decimal) -> Callable[[Decimal], Decimal]:
-        """How much of each level of the book this order takes was already taken (reset when the touch moved)."""
+    def _whole_steps(self, x: Decimal) -> Decimal:
+        """``x`` rounded down to the contract step, remembered: the same object for the same size each time (the
+        result's digits depend on the value alone), so the fee memo and the ledger hash it once."""
+        q = self._steps.get(x)
+        if q is None:
+            if len(self._steps) >= _CACHE_MAX:
+                self._steps.clear()
+            q = self._steps[x] = x.quantize(self._step, ROUND_DOWN)
+        return q
+
+    def _sync_cash(self) -> None:
+        """Refresh the float mirror of the cash. While the cash covers a contract step, no buy can fail the
+        mirror's check (a price is below $1), so the mirror need not be exact then: converting a Decimal to a
+        float costs more than comparing two Decimals."""
+        cash = self.portfolio.cash
+        self._cash_f = math.inf if cash >= self._step else float(cash)
+
+    def _book_state(self, k: int, side: int, buy: bool, touch: Decimal) -> _Book:
+        """The liquidity taken from the book this order takes (forgotten when its touch moved)."""
         book_key = (k, 0 if (side == YES) == buy else 1)
-        touch_yes = touch if side == YES else _ONE - touch
+        touch_yes = touch if side == YES else complement(touch)
         state = self._taken.get(book_key)
-        if state is None or state[0] != touch_yes:
-            state = self._taken[book_key] = (touch_yes, {})
-        taken = state[1]
-        if side == YES:
-            return lambda p: taken.get(p, _ZERO)
-        return lambda p: taken.get(_ONE - p, _ZERO)
+        if state is None:
+            state = self._taken[book_key] = _Book(touch_yes)
+        elif state.touch != touch_yes:
+            state.touch = touch_yes
+            state.taken.clear()
+        return state
 
     def _fee(self, k: int, price: Decimal, count: Decimal) -> Decimal:
         """The fee model's taker fee of one fill in market ``k``, remembered."""
@@ -344,9 +422,10 @@ class TradingCore:
         out: list[tuple[Decimal, Decimal, Decimal]] = []
         for p, c in parts:
             fee = self._fee(k, p, c)
-            if c * p + fee <= cash:
+            cost = c * p + fee
+            if cost <= cash:
                 out.append((p, c, fee))
-                cash -= c * p + fee
+                cash -= cost
                 continue
             lo, hi = 0, int(min(c, cash / p) / step)  # in steps; lo always affordable
             while lo < hi:

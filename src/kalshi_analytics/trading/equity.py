@@ -129,11 +129,15 @@ def _holdings(
     if not len(at):
         return value, exposure
     ev_idx, e_seg = _expand(opens, np.where(closed, close_at, next_group))
-    # Merge them by (segment, time), events first at equal times; a point's holding is its last event's.
-    seg = np.r_[e_seg, p_seg]
+    # Merge them by (segment, time), events first at equal times; a point's holding is its last event's. Sorted
+    # on one integer key — (segment, rank of the time among the points, kind) — several times faster than lexsort
+    # on the three: an event time that is no point shares the rank of the next point and sorts before it, and
+    # events of a segment keep their time order (a stable sort; they come in time order).
+    seg = np.r_[e_seg, p_seg].astype(np.int64)
     t = np.r_[ev_t[ev_idx], points[at]]
-    kind = np.r_[np.zeros(len(ev_idx), np.int8), np.ones(len(at), np.int8)]
-    order = np.lexsort((kind, t, seg))
+    kind = np.r_[np.zeros(len(ev_idx), np.int64), np.ones(len(at), np.int64)]
+    rank = np.searchsorted(points, t, side="left")
+    order = np.argsort((seg * (len(points) + 1) + rank) * 2 + kind, kind="stable")
     src = np.r_[ev_idx, np.full(len(at), -1)][order]
     last_event = np.maximum.accumulate(np.where(src >= 0, np.arange(len(src)), 0))
     is_point = kind[order] == 1

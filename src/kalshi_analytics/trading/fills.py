@@ -138,7 +138,7 @@ class DisplayedLiquidity:
             available = shown - taken(level.price)
             if available <= 0:
                 continue
-            take = min(remaining, available).quantize(step, ROUND_DOWN)
+            take = (remaining if remaining <= available else available).quantize(step, ROUND_DOWN)
             if take <= 0:
                 continue
             unknown |= level.size is None
