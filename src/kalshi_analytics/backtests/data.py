@@ -1,9 +1,9 @@
 """Loading snapshots for a backtest as columns, straight from PostgreSQL.
 
 One binary ``COPY (SELECT …) TO STDOUT`` whose every column is fixed-width and never NULL (prices cast to
-float8 with NaN for NULL, the ticker as ``hashtext(ticker)``, ``ts`` as sent: binary timestamptz is int8
-microseconds since 2000-01-01). Each row then has the same 124-byte layout, so the stream is decoded by
-``numpy.frombuffer`` with a structured big-endian dtype: no Python per row. Rows come ordered by
+float8 with NaN for NULL, the ticker as its 64-bit ``hashtextextended(ticker, 0)``, ``ts`` as sent: binary
+timestamptz is int8 microseconds since 2000-01-01). Each row then has the same 128-byte layout, so the stream is
+decoded by ``numpy.frombuffer`` with a structured big-endian dtype: no Python per row. Rows come ordered by
 (ticker, ts, source), so each market is one contiguous slice.
 
 Measured (bench/backtest_throughput.py): the server's NUMERIC → float8 casts dominate, not the transfer or the
@@ -220,7 +220,7 @@ def _ts_literal(t: datetime) -> str:
 def snapshot_copy_sql(start: datetime, end: datetime, tickers_param: int = 1) -> str:
     cols = ", ".join(f"COALESCE(({_SQL_EXPR[c]})::float8, 'NaN'::float8)" for c in _PRICE_COLS)
     return (
-        "SELECT hashtext(s.ticker), s.ts, "
+        "SELECT hashtextextended(s.ticker, 0), s.ts, "
         "(CASE s.source WHEN 'poll' THEN 0 WHEN 'websocket' THEN 1 ELSE 2 END)::int2, "
         f"{cols} FROM market_snapshots s WHERE s.ticker = ANY(${tickers_param}::text[]) "
         f"AND s.ts >= {_ts_literal(start)} AND s.ts < {_ts_literal(end)} ORDER BY s.ticker, s.ts, s.source"
@@ -228,14 +228,16 @@ def snapshot_copy_sql(start: datetime, end: datetime, tickers_param: int = 1) ->
 
 
 def row_dtype(id_type: str) -> np.dtype[Any]:
-    """The binary COPY record of :func:`snapshot_copy_sql` (``id_type`` ``>i4``) or :func:`month_copy_sql` (``>i8``)."""
+    """The binary COPY record of :func:`snapshot_copy_sql` and :func:`month_copy_sql` (``id_type`` ``>i8``)."""
     return np.dtype(
         [("nf", ">i2"), ("l0", ">i4"), ("h", id_type), ("l1", ">i4"), ("ts", ">i8"), ("l2", ">i4"), ("src", ">i2")]
         + [item for c in _PRICE_COLS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
     )
 
 
-_ROW = row_dtype(">i4")
+# 64 bits: among 32-bit hashes two of 100,000 tickers collide more often than not (birthday bound), and a
+# collision refuses the load; among 64-bit ones it is a ~1e-9 event.
+_ROW = row_dtype(">i8")
 
 
 class _Decoder:
@@ -329,7 +331,7 @@ async def _copy_range(engine: AsyncEngine, start: datetime, end: datetime, ticke
     return decoder
 
 
-_MONTH_ROW = row_dtype(">i8")
+_MONTH_ROW = _ROW  # the same record: one decoder for both
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 
 
@@ -392,7 +394,7 @@ async def load_dataset(
             ds.load_seconds = time.perf_counter() - t0
             return ds
         tickers = [m.ticker for m in markets]
-        hashes = await driver.fetch("SELECT t, hashtext(t) AS h FROM unnest($1::text[]) AS t", tickers)
+        hashes = await driver.fetch("SELECT t, hashtextextended(t, 0) AS h FROM unnest($1::text[]) AS t", tickers)
         await conn.rollback()
     parts = max(1, min(parallel, len(tickers)))
     bounds = [len(tickers) * i // parts for i in range(parts + 1)]
@@ -418,7 +420,7 @@ async def load_dataset(
     for a, b in zip(starts, ends, strict=True):
         ks = by_hash[int(h[a])]
         if len(ks) != 1:  # a hash collision between two selected tickers: refuse rather than mix them up
-            raise RuntimeError("hashtext collision between selected tickers; narrow the market filter")
+            raise RuntimeError("ticker hash collision between selected tickers; narrow the market filter")
         kept.append(markets[ks[0]])
         offsets.append(int(b))
     src = cols.pop("src")
