@@ -446,8 +446,10 @@ async def snapshot_page(
         session, ticker, start=start, end=end, limit=limit, after=after, max_spread=max_spread
     )
     if stored is not None:
-        chunked, last = stored
-        return chunked, _snapshot_cursor(last) if chunked.more and last is not None else None
+        key = stored.last
+        if not stored.more or key is None:
+            return stored, None
+        return stored, _snapshot_cursor((snapshot_chunks.from_micros(key[0]), key[1]))
     params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end, "limit": limit + 1}
     params["max_spread"] = max_spread
     if after is not None:
@@ -480,9 +482,9 @@ async def _stored_snapshot_page(
     limit: int,
     after: tuple[datetime, str] | None,
     max_spread: Decimal,
-) -> tuple[snapshot_chunks.ChunkPage, tuple[datetime, str] | None] | None:
-    """The page from stored chunks (and the rows after the stored hours rendered live), with its last row's key;
-    None when the chunks do not cover it or it is empty (an empty answer says where the data is)."""
+) -> snapshot_chunks.ChunkPage | None:
+    """The page from stored chunks (and the rows after the stored hours rendered live); None when the chunks do
+    not cover it or it is empty (an empty answer says where the data is)."""
     if after is not None and after[1] not in snapshot_chunks.SOURCES:
         return None  # a key no row has: compared as PostgreSQL's collation would, by the live query
     from_ts = start if after is None else max(start, after[0])
@@ -500,7 +502,6 @@ async def _stored_snapshot_page(
     )
     if page is None:
         return None
-    last = None if page.last is None else (snapshot_chunks.from_micros(page.last[0]), page.last[1])
     if page.live_from is not None:  # rows after the stored hours (the hour being written): rendered live
         room = limit - page.count
         live = await _json_page(
@@ -520,12 +521,11 @@ async def _stored_snapshot_page(
         pieces = list(page.pieces)
         if live.count:
             pieces.append({"deflate": None, "body": live.items[1:-1]})
+        last = page.last
         if live.last is not None and live.last["ts"] is not None:  # the page ends inside the live rows
-            last = (live.last["ts"], live.last["source"])
-        page = snapshot_chunks.ChunkPage(pieces, page.count + live.count, page.last, live.more, None)
-    if page.count == 0:
-        return None
-    return page, last
+            last = (snapshot_chunks.micros(live.last["ts"]), live.last["source"])
+        page = snapshot_chunks.ChunkPage(pieces, page.count + live.count, last, live.more, None)
+    return page if page.count else None
 
 
 # --------------------------------------------------------------------------------------------------- candles
