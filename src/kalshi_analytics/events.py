@@ -48,6 +48,10 @@ class EventKind(StrEnum):
     GAP_OPENED = "gap_opened"  # a feed_gaps row opened
     GAP_REPAIRED = "gap_repaired"  # a feed_gaps row closed: repaired, or given up with a reason
     BACKTEST_FINISHED = "backtest_finished"  # a backtest ended: done or failed
+    PAPER_FILL = "paper_fill"  # a paper session filled an order
+    PAPER_POSITION = "paper_position"  # a paper session's position in a market changed
+    PAPER_EQUITY = "paper_equity"  # a paper session's equity point
+    PAPER_SESSION = "paper_session"  # a paper session started, stopped, was reset, or something happened to it
 
 
 #: Kinds about one market: selected by the stream's ``tickers`` (a gap of a whole subscription has no ticker and

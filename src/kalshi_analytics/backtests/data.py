@@ -45,6 +45,16 @@ _SQL_EXPR = {
     "yes_ask_size": "s.yes_ask_size",
     "volume": "s.volume",
 }
+#: The snapshot columns a backtest reads, beside ``ts`` and ``source``, in its order.
+PRICE_COLUMNS: tuple[str, ...] = _PRICE_COLS
+
+
+def float_sql(column: str) -> str:
+    """The SQL of one of :data:`PRICE_COLUMNS` over ``market_snapshots s`` as the backtest loads it: float8, NaN
+    for NULL (the live runner reads its rows with the same expressions, so both see the same numbers)."""
+    return f"COALESCE(({_SQL_EXPR[column]})::float8, 'NaN'::float8)"
+
+
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00Z in Unix microseconds
 _PARSE_BYTES = 8 << 20

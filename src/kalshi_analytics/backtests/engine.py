@@ -21,7 +21,6 @@ quote (candle imports) are quoted at the trade for strategies and fills alike, w
 from __future__ import annotations
 
 import gc
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,14 +32,14 @@ import numpy as np
 
 from kalshi_analytics.backtests.causality import CausalCheck, CausalChecker
 from kalshi_analytics.backtests.data import SOURCES, Dataset, MarketInfo
+from kalshi_analytics.backtests.feed import EventFeed
 from kalshi_analytics.backtests.trade_quotes import BoolArray, quote_trades
-from kalshi_analytics.strategies.base import FIELDS, MarketView, OrderIntent, Position, Strategy, StrategyParams
+from kalshi_analytics.strategies.base import FIELDS, Strategy, StrategyParams
 from kalshi_analytics.trading.core import (
     CoreConfig,
     MarketSpec,
     TradingCore,
     price_of,
-    signal_record,
     signal_value,
 )
 from kalshi_analytics.trading.equity import EquityCurve, MarkTape, equity_curve, flat_curve
@@ -227,6 +226,7 @@ def simulate(
         fill_model=cfg.fill_model.describe(),
         fee_model=describe_fee_model(cfg.fee_model),
         settlement_time_assumed=[t for t in assumed if t in traded],
+        trades=pf.trades,
         snapshots=ds.rows,
         markets=len(ds.markets),
         path="vectorised" if vectorised else "per_event",
@@ -471,49 +471,17 @@ class _LazySignal:
 def _run_events(
     ds: Dataset, strategy: Strategy, params: StrategyParams, core: TradingCore, progress: Progress | None
 ) -> None:
-    """The plain-Python path: one ``on_event`` call per snapshot, with a view that ends at that snapshot."""
+    """The plain-Python path: one ``on_event`` call per snapshot, with a view that ends at that snapshot
+    (:class:`~.feed.EventFeed`, the live runner's code too)."""
     order = _time_order(ds)
-    market_of = _market_index(ds)
+    market_of = _market_index(ds).tolist()
     table = np.column_stack([ds.field(f) for f in FIELDS])
-    m = len(ds.markets)
-    buffers = [np.full((int(ds.offsets[k + 1] - ds.offsets[k]), len(FIELDS)), np.nan) for k in range(m)]
-    tickers = [mi.ticker for mi in ds.markets]
-    offsets = ds.offsets.tolist()
+    feed = EventFeed(strategy, params, core, [mi.ticker for mi in ds.markets], np.diff(ds.offsets).tolist())
     ts_l = ds.ts_us.tolist()
-    positions: list[Position] = [Position() for _ in range(m)]
-    on_event = strategy.on_event
-    latency = core.latency_us
+    step = feed.step
     total = len(order)
-    step = max(total // 200, 1)
-    due = core.next_settlement_us()
-    next_due = _NEVER if due is None else due
+    every = max(total // 200, 1)
     for n, g in enumerate(order.tolist()):
-        k = int(market_of[g])
-        t = ts_l[g]
-        if t >= next_due:
-            before = set(core.settled)
-            core.advance(t)
-            for s in core.settled - before:
-                positions[s] = core.position(s)
-            due = core.next_settlement_us()
-            next_due = _NEVER if due is None else due
-        if latency:
-            fills = core.fills
-            core.fill_due(k, g)
-            if core.fills != fills:
-                positions[k] = core.position(k)
-        j = g - offsets[k]
-        buf = buffers[k]
-        buf[j] = table[g]
-        intents: Sequence[OrderIntent] = on_event(MarketView(tickers[k], buf, j + 1), positions[k], params)
-        if intents:
-            for it in intents:
-                side = 1 if it.side == "yes" else 2
-                limit = float(it.limit) if it.limit is not None else math.nan
-                if latency:
-                    core.submit(k, t, side, it.action == "buy", it.size, limit, signal_record(it.reason))
-                else:
-                    core.execute(k, g, side, it.action == "buy", it.size, limit, signal_record(it.reason))
-            positions[k] = core.position(k)
-        if progress is not None and n % step == 0:
+        step(market_of[g], g, ts_l[g], table[g])
+        if progress is not None and n % every == 0:
             progress("events", n, total)

@@ -3,6 +3,15 @@
 from kalshi_analytics.models.backtests import BacktestExecution, BacktestResult
 from kalshi_analytics.models.base import Base
 from kalshi_analytics.models.markets import Event, Market, MarketCloseTime, Series
+from kalshi_analytics.models.paper import (
+    LiveRunnerHeartbeat,
+    LiveRunnerLease,
+    PaperEquity,
+    PaperFill,
+    PaperPosition,
+    PaperSession,
+    PaperSessionEvent,
+)
 from kalshi_analytics.models.recorder import FeedGap, RecorderHeartbeat, RecorderLease
 from kalshi_analytics.models.snapshots import (
     MarketCandle1m,
@@ -20,6 +29,8 @@ __all__ = [
     "Base",
     "Event",
     "FeedGap",
+    "LiveRunnerHeartbeat",
+    "LiveRunnerLease",
     "Market",
     "MarketCandle1m",
     "MarketCandleBlock",
@@ -27,6 +38,11 @@ __all__ = [
     "MarketSnapshot",
     "MarketSnapshotChunk",
     "OrderbookSnapshot",
+    "PaperEquity",
+    "PaperFill",
+    "PaperPosition",
+    "PaperSession",
+    "PaperSessionEvent",
     "RecorderHeartbeat",
     "RecorderLease",
     "Series",

@@ -94,10 +94,15 @@ class LeaderElection:
         info: Callable[[], Mapping[str, Any]] | None = None,
         metrics: RecorderMetrics | None = None,
         log_every_seconds: float = 30.0,
+        tables: lease.LeaseTables = lease.RECORDER,
+        name: str = "recorder",
     ) -> None:
         self._engine = engine
         self._dsn = libpq_url(engine.url)
         self.lock_key = lock_key
+        self.tables = tables
+        self.name = name  # in log events and messages: what this election is for
+        self._heartbeat_sql = text(tables.sql(str(UPSERT_HEARTBEAT_SQL)))
         self.instance_id = instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
@@ -151,7 +156,8 @@ class LeaderElection:
         if was_leader and conn is not None and not conn.is_closed() and epoch is not None:
             with suppress(Exception):  # the lease then simply runs out
                 await asyncio.wait_for(
-                    lease.release(conn, self.lock_key, holder=self.instance_id, epoch=epoch), self.check_timeout
+                    lease.release(conn, self.lock_key, holder=self.instance_id, epoch=epoch, tables=self.tables),
+                    self.check_timeout,
                 )
         await self._close_conn()
         if was_leader:
@@ -195,14 +201,14 @@ class LeaderElection:
                 self._become_leader()
                 return
             if not announced:
-                log.info("recorder_standby", instance_id=self.instance_id, lock_key=self.lock_key)
+                log.info(f"{self.name}_standby", instance_id=self.instance_id, lock_key=self.lock_key)
                 announced = True
             await asyncio.sleep(self.poll_interval)
 
     async def _try_acquire(self, conn: Any) -> bool:
         """One standby round: take the lock and a new epoch if the lease allows it, ending a holder whose lease
         ran out."""
-        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace, self.tables)
         if st is not None and st.holder != self.instance_id:
             # After a restart the holder may be reconnecting with what it held through the outage; with the lock
             # free and the lease fresh, its connection blipped a moment ago and it is re-taking the lease; with
@@ -211,7 +217,7 @@ class LeaderElection:
                 return False
             if st.lock_pid is not None:
                 log.warning(
-                    "recorder_lease_expired_taking_over",
+                    f"{self.name}_lease_expired_taking_over",
                     instance_id=self.instance_id,
                     holder=st.holder,
                     epoch=st.epoch,
@@ -235,15 +241,20 @@ class LeaderElection:
         assert self.backend_pid is not None
         try:
             self.epoch = await lease.take(
-                conn, self.lock_key, holder=self.instance_id, backend_pid=self.backend_pid, ttl=self.lease_seconds
+                conn,
+                self.lock_key,
+                holder=self.instance_id,
+                backend_pid=self.backend_pid,
+                ttl=self.lease_seconds,
+                tables=self.tables,
             )
         except BaseException:
             with suppress(Exception):
                 await conn.fetchval("SELECT pg_advisory_unlock($1)", self.lock_key)
             raise
-        deposed = await lease.mark_deposed(conn, self.instance_id)
+        deposed = await lease.mark_deposed(conn, self.instance_id, self.tables)
         if deposed:
-            log.info("recorder_marked_old_leaders_deposed", rows=deposed)
+            log.info(f"{self.name}_marked_old_leaders_deposed", rows=deposed)
         return True
 
     async def wait_lost(self) -> None:
@@ -289,7 +300,7 @@ class LeaderElection:
         epoch = self.epoch
         if not self.is_leader or epoch is None:
             raise LeadershipLost("not the leader")
-        if not await lease.holds(pg, self.lock_key, self.instance_id, epoch):
+        if not await lease.holds(pg, self.lock_key, self.instance_id, epoch, self.tables):
             self._lose(f"fence: the lease is no longer ours (epoch {epoch})")
             raise LeadershipLost("the recorder lease is held by another instance or epoch")
 
@@ -324,7 +335,9 @@ class LeaderElection:
         self.holding_since = None
         self._lost = asyncio.Event()
         self.metrics.leader.set(1)
-        log.info("recorder_became_leader", instance_id=self.instance_id, backend_pid=self.backend_pid, epoch=self.epoch)
+        log.info(
+            f"{self.name}_became_leader", instance_id=self.instance_id, backend_pid=self.backend_pid, epoch=self.epoch
+        )
         self._monitor = asyncio.create_task(self._monitor_loop(), name="recorder-leader-monitor")
         beat = asyncio.create_task(self._write_heartbeat())  # announce the new role now, not in 2 s
         self._background.add(beat)
@@ -336,7 +349,7 @@ class LeaderElection:
         self._leader_since = None
         self.holding_since = None
         self.metrics.leader.set(0)
-        log.warning("recorder_leadership_lost", instance_id=self.instance_id, reason=reason, epoch=self.epoch)
+        log.warning(f"{self.name}_leadership_lost", instance_id=self.instance_id, reason=reason, epoch=self.epoch)
         self._lost.set()
         for cb in list(self._on_lost):
             cb()
@@ -370,7 +383,7 @@ class LeaderElection:
         have a new one (deposed)."""
         self.holding_since = datetime.now(UTC)
         self.metrics.lease_outages.inc()
-        log.warning("recorder_leader_holding", instance_id=self.instance_id, epoch=self.epoch, error=repr(error))
+        log.warning(f"{self.name}_leader_holding", instance_id=self.instance_id, epoch=self.epoch, error=repr(error))
         await self._close_conn()
         while self.is_leader:
             try:
@@ -378,7 +391,7 @@ class LeaderElection:
                 if await asyncio.wait_for(self._retake(conn), self.check_timeout + 3.0):
                     down = (datetime.now(UTC) - (self.holding_since or datetime.now(UTC))).total_seconds()
                     self.holding_since = None
-                    log.info("recorder_leader_reconnected", epoch=self.epoch, held_seconds=round(down, 3))
+                    log.info(f"{self.name}_leader_reconnected", epoch=self.epoch, held_seconds=round(down, 3))
                     if self.on_reconnected is not None:
                         self.on_reconnected()
                     beat = asyncio.create_task(self._write_heartbeat())
@@ -388,7 +401,7 @@ class LeaderElection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._throttled("hold", "recorder_leader_still_holding", error=repr(exc))
+                self._throttled("hold", f"{self.name}_leader_still_holding", error=repr(exc))
                 await self._close_conn()
             if self.is_leader:
                 await asyncio.sleep(self.poll_interval)
@@ -398,11 +411,17 @@ class LeaderElection:
         if epoch is None or pid is None:
             raise ConnectionError("no lock connection")
         return await lease.renew(
-            conn, self.lock_key, holder=self.instance_id, epoch=epoch, backend_pid=pid, ttl=self.lease_seconds
+            conn,
+            self.lock_key,
+            holder=self.instance_id,
+            epoch=epoch,
+            backend_pid=pid,
+            ttl=self.lease_seconds,
+            tables=self.tables,
         )
 
     async def _retake(self, conn: Any) -> bool:
-        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace)
+        st = await lease.read_state(conn, self.lock_key, self.lease_seconds, self.takeover_grace, self.tables)
         if st is None or st.holder != self.instance_id or st.epoch != self.epoch:
             found = "none" if st is None else f"{st.holder} epoch {st.epoch}"
             self._lose(f"deposed while the database was away: the lease is now {found}")
@@ -444,13 +463,13 @@ class LeaderElection:
         }
         try:
             async with asyncio.timeout(self.check_timeout + self.connect_timeout), self._engine.begin() as conn:
-                await conn.execute(UPSERT_HEARTBEAT_SQL, params)
+                await conn.execute(self._heartbeat_sql, params)
             self.heartbeats_written += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database may be down; the next beat tries again
             self.metrics.heartbeat_failures.inc()
-            self._throttled("heartbeat", "recorder_heartbeat_failed", error=repr(exc))
+            self._throttled("heartbeat", f"{self.name}_heartbeat_failed", error=repr(exc))
 
     def _throttled(self, key: str, event: str, **kw: Any) -> None:
         now = time.monotonic()

@@ -9,13 +9,29 @@ waits for (or, after the holder's write sessions are ended, follows) those batch
 before a takeover or is refused after it, never in between. Renewals change no key, so they never wait for a
 batch.
 
-All functions take a raw asyncpg connection.
+All functions take a raw asyncpg connection, and the :class:`LeaseTables` of the component that leads (the recorder's
+by default; the live runner has its own, so that taking one lease never ends the other's writers).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class LeaseTables:
+    """Where one component's lease and heartbeats live (our own identifiers, never user text)."""
+
+    lease: str = "recorder_lease"
+    heartbeats: str = "recorder_heartbeats"
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("recorder_lease", self.lease).replace("recorder_heartbeats", self.heartbeats)
+
+
+RECORDER = LeaseTables()
+LIVE_RUNNER = LeaseTables("live_runner_lease", "live_runner_heartbeats")
 
 
 def lock_tag(key: int) -> tuple[int, int]:
@@ -56,9 +72,11 @@ FROM recorder_lease l WHERE l.lock_key = $1
 """.replace("{THIS_DATABASE}", THIS_DATABASE)
 
 
-async def read_state(conn: Any, key: int, ttl: float, grace: float) -> LeaseState | None:
+async def read_state(
+    conn: Any, key: int, ttl: float, grace: float, tables: LeaseTables = RECORDER
+) -> LeaseState | None:
     classid, objid = lock_tag(key)
-    row = await conn.fetchrow(_STATE_SQL, key, ttl, classid, objid, grace)
+    row = await conn.fetchrow(tables.sql(_STATE_SQL), key, ttl, classid, objid, grace)
     if row is None:
         return None
     return LeaseState(
@@ -84,23 +102,34 @@ WHERE locktype = 'relation' AND database = {THIS_DATABASE} AND relation = 'recor
 """.replace("{THIS_DATABASE}", THIS_DATABASE)
 
 
-async def take(conn: Any, key: int, *, holder: str, backend_pid: int, ttl: float, lock_timeout: float = 5.0) -> int:
+async def take(
+    conn: Any,
+    key: int,
+    *,
+    holder: str,
+    backend_pid: int,
+    ttl: float,
+    lock_timeout: float = 5.0,
+    tables: LeaseTables = RECORDER,
+) -> int:
     """Start a new epoch for ``holder`` (who holds the advisory lock) and return it.
 
     Batches of the previous holder that are still open (a frozen leader mid-transaction) hold the row ``FOR KEY
     SHARE``; their sessions are ended first, so the ``FOR UPDATE`` below does not wait on a process that may never
     run again.
     """
-    await conn.fetchval(_END_WRITERS_SQL)
+    await conn.fetchval(tables.sql(_END_WRITERS_SQL))
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
-        await conn.execute("SELECT 1 FROM recorder_lease WHERE lock_key = $1 FOR UPDATE", key)
+        await conn.execute(tables.sql("SELECT 1 FROM recorder_lease WHERE lock_key = $1 FOR UPDATE"), key)
         epoch: int = await conn.fetchval(
-            "INSERT INTO recorder_lease AS l (lock_key, epoch, holder, backend_pid, acquired_at, renewed_at, "
-            "lease_until) VALUES ($1, 1, $2, $3, now(), now(), now() + make_interval(secs => $4::float8)) "
-            "ON CONFLICT (lock_key) DO UPDATE SET epoch = l.epoch + 1, holder = EXCLUDED.holder, "
-            "backend_pid = EXCLUDED.backend_pid, acquired_at = now(), renewed_at = now(), "
-            "lease_until = EXCLUDED.lease_until RETURNING epoch",
+            tables.sql(
+                "INSERT INTO recorder_lease AS l (lock_key, epoch, holder, backend_pid, acquired_at, renewed_at, "
+                "lease_until) VALUES ($1, 1, $2, $3, now(), now(), now() + make_interval(secs => $4::float8)) "
+                "ON CONFLICT (lock_key) DO UPDATE SET epoch = l.epoch + 1, holder = EXCLUDED.holder, "
+                "backend_pid = EXCLUDED.backend_pid, acquired_at = now(), renewed_at = now(), "
+                "lease_until = EXCLUDED.lease_until RETURNING epoch"
+            ),
             key,
             holder,
             backend_pid,
@@ -109,11 +138,15 @@ async def take(conn: Any, key: int, *, holder: str, backend_pid: int, ttl: float
         return epoch
 
 
-async def renew(conn: Any, key: int, *, holder: str, epoch: int, backend_pid: int, ttl: float) -> bool:
+async def renew(
+    conn: Any, key: int, *, holder: str, epoch: int, backend_pid: int, ttl: float, tables: LeaseTables = RECORDER
+) -> bool:
     """Push the deadline out; False when the lease is no longer ours (deposed)."""
     renewed = await conn.fetchval(
-        "UPDATE recorder_lease SET renewed_at = now(), lease_until = now() + make_interval(secs => $5::float8), "
-        "backend_pid = $4 WHERE lock_key = $1 AND holder = $2 AND epoch = $3 RETURNING true",
+        tables.sql(
+            "UPDATE recorder_lease SET renewed_at = now(), lease_until = now() + make_interval(secs => $5::float8), "
+            "backend_pid = $4 WHERE lock_key = $1 AND holder = $2 AND epoch = $3 RETURNING true"
+        ),
         key,
         holder,
         epoch,
@@ -123,30 +156,35 @@ async def renew(conn: Any, key: int, *, holder: str, epoch: int, backend_pid: in
     return bool(renewed)
 
 
-async def release(conn: Any, key: int, *, holder: str, epoch: int) -> None:
+async def release(conn: Any, key: int, *, holder: str, epoch: int, tables: LeaseTables = RECORDER) -> None:
     """A leader stopping cleanly ends its lease now, so a standby need not wait out the grace."""
     await conn.execute(
-        "UPDATE recorder_lease SET lease_until = now() WHERE lock_key = $1 AND holder = $2 AND epoch = $3",
+        tables.sql("UPDATE recorder_lease SET lease_until = now() WHERE lock_key = $1 AND holder = $2 AND epoch = $3"),
         key,
         holder,
         epoch,
     )
 
 
-async def holds(conn: Any, key: int, holder: str, epoch: int) -> bool:
+async def holds(conn: Any, key: int, holder: str, epoch: int, tables: LeaseTables = RECORDER) -> bool:
     """The fence, run inside a batch's transaction: whether ``holder`` still leads under ``epoch``. The row lock
     it takes lasts until that transaction ends, so no takeover slips in between this check and the commit."""
     ok = await conn.fetchval(
-        "SELECT holder = $2 AND epoch = $3 FROM recorder_lease WHERE lock_key = $1 FOR KEY SHARE", key, holder, epoch
+        tables.sql("SELECT holder = $2 AND epoch = $3 FROM recorder_lease WHERE lock_key = $1 FOR KEY SHARE"),
+        key,
+        holder,
+        epoch,
     )
     return bool(ok)
 
 
-async def mark_deposed(conn: Any, holder: str) -> int:
+async def mark_deposed(conn: Any, holder: str, tables: LeaseTables = RECORDER) -> int:
     """The new leader's word on the heartbeats: any other row still claiming ``leader`` is not one any more."""
     status: str = await conn.execute(
-        "UPDATE recorder_heartbeats SET role = 'deposed', leader_since = NULL "
-        "WHERE role = 'leader' AND instance_id <> $1",
+        tables.sql(
+            "UPDATE recorder_heartbeats SET role = 'deposed', leader_since = NULL "
+            "WHERE role = 'leader' AND instance_id <> $1"
+        ),
         holder,
     )
     return int(status.rsplit(maxsplit=1)[-1])

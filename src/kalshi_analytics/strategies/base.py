@@ -105,14 +105,18 @@ class MarketView:
 
     ``len(view)`` is the number of snapshots seen so far, i.e. the current index + 1. The arrays are slices of
     buffers that the engine fills one snapshot at a time, so nothing later than the current snapshot exists.
+    ``stale`` is true while the live feed of this market has an open gap (paper trading): the data may be
+    missing something, and no order on it fills until the gap is repaired. A backtest's recorded history is
+    read as repaired, so it is never stale there.
     """
 
-    __slots__ = ("_buf", "_n", "ticker")
+    __slots__ = ("_buf", "_n", "stale", "ticker")
 
-    def __init__(self, ticker: str, buffer: FloatArray, n: int) -> None:
+    def __init__(self, ticker: str, buffer: FloatArray, n: int, *, stale: bool = False) -> None:
         self.ticker = ticker
         self._buf = buffer  # rows × FIELDS; rows ≥ n are not filled yet (NaN)
         self._n = n
+        self.stale = stale
 
     @property
     def close_time(self) -> float | None:

@@ -229,6 +229,12 @@ class TradingCore:
     def position(self, k: int) -> Position:
         return self.portfolio.position(k)
 
+    def restored(self, fills: int, skipped: Mapping[str, int]) -> None:
+        """After the portfolio was rebuilt from stored fills (a paper session resuming): its counters and cash."""
+        self.fills = fills
+        self.skipped = dict(skipped)
+        self._sync_cash()
+
     def skip(self, why: str, n: int = 1) -> None:
         skipped = self.skipped
         skipped[why] = skipped.get(why, 0) + n

@@ -6,7 +6,8 @@ pro rata to $0.0001, the remainder on the last piece); settlement closes what is
 values it at a price without closing it. Each closed (or marked) piece of a lot is one :class:`Execution`.
 
 Alongside, :attr:`Portfolio.events` logs every change of cash and holdings as floats — ``(ts_us, k, side,
-Δcontracts, Δcash)`` — for the vectorised equity kernel (:mod:`.equity`).
+Δcontracts, Δcash)`` — for the vectorised equity kernel (:mod:`.equity`), and :attr:`Portfolio.trades` every fill
+exactly (:data:`Trade`): what paper trading stores and what its divergence report compares with a backtest.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class Lot:
     signal: dict[str, Any]
 
 
+#: One fill: (market k, side, buy?, price, contracts, fee, ts_us, source, signal record, cash after it).
+Trade = tuple[int, int, bool, Decimal, Decimal, Decimal, int, str, Any, Decimal]
+
+
 class Portfolio:
     """Cash, lots and the ledger of one account."""
 
@@ -98,6 +103,7 @@ class Portfolio:
         self.fees = _ZERO
         self.executions: list[Execution] = []
         self.events: list[tuple[int, int, int, float, float]] = []
+        self.trades: list[Trade] = []
 
     @property
     def equity(self) -> Decimal:
@@ -133,6 +139,7 @@ class Portfolio:
         held[key] = held.get(key, _ZERO) + size
         self.cost[key] = self.cost.get(key, _ZERO) + amount
         self.events.append((ts_us, k, side, as_float(size), -float(paid)))
+        self.trades.append((k, side, True, price, size, fee, ts_us, source, signal, self.cash))
 
     def sell(  # noqa: PLR0917 - the hot path, positional
         self, k: int, side: int, price: Decimal, size: Decimal, fee: Decimal, ts_us: int, source: str, signal: Any
@@ -143,6 +150,7 @@ class Portfolio:
         self.fees += fee
         self.held[key] -= size
         self.events.append((ts_us, k, side, -as_float(size), float(amount - fee)))
+        self.trades.append((k, side, False, price, size, fee, ts_us, source, signal, self.cash))
         self._close(key, size, price, fee, ts_us, source, "signal", signal)
 
     def settle(self, k: int, side: int, payout: Decimal, ts_us: int) -> None:

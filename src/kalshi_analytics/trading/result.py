@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kalshi_analytics.trading.equity import EquityCurve, FloatArray
-from kalshi_analytics.trading.portfolio import Execution
+from kalshi_analytics.trading.portfolio import Execution, Trade
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TradingResult:
     fill_model: dict[str, Any] = field(default_factory=dict)
     fee_model: dict[str, Any] = field(default_factory=dict)
     settlement_time_assumed: list[str] = field(default_factory=list)  # settled at the close: no time recorded
+    trades: list[Trade] = field(default_factory=list)  # every fill, exactly (the portfolio's ledger)
 
     @property
     def equity_ts(self) -> FloatArray:
