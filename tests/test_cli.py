@@ -26,7 +26,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["db"], ["db", "upgrade"], ["db", "status"], ["up"], ["backtest", "run"], ["recorder"], ["simulate"]]
+    "args",
+    [
+        [],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "status"],
+        ["up"],
+        ["backtest", "run"],
+        ["recorder"],
+        ["simulate"],
+        ["live"],
+        ["live", "start"],
+        ["live", "status"],
+    ],
 )
 def test_help_is_useful_at_every_level(args: list[str]) -> None:
     result = run_cli(*args, "--help")
@@ -37,8 +50,12 @@ def test_help_is_useful_at_every_level(args: list[str]) -> None:
 
 
 def test_top_level_help_promises_only_what_exists_and_up_names_the_api() -> None:
-    assert "paper" not in run_cli("--help").stdout.lower()
+    top = run_cli("--help").stdout
+    assert "live" in top
+    assert "paper trading" in top.lower()
+    assert "dashboard" not in top.lower()
     assert "API" in run_cli("up", "--help").stdout
+    assert "live runner" in run_cli("up", "--help").stdout
 
 
 def test_version_prints_the_version() -> None:

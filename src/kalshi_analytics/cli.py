@@ -16,6 +16,7 @@ from kalshi_analytics.backtests.cli import backtest_app
 from kalshi_analytics.clihelp import error_line
 from kalshi_analytics.db.cli import db_app
 from kalshi_analytics.errors import AppError
+from kalshi_analytics.live.cli import live_app
 from kalshi_analytics.recorder import cli as recorder_cli
 from kalshi_analytics.simulator.cli import simulate
 from kalshi_analytics.stack import up
@@ -30,7 +31,8 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(backtest_app, name="backtest")
-app.command("up", short_help="Everything on one machine: database, simulator, recorder, API.")(up)
+app.add_typer(live_app, name="live")
+app.command("up", short_help="Everything on one machine: database, simulator, recorder, live runner, API.")(up)
 app.command("simulate", short_help="The built-in exchange (Kalshi's REST + WebSocket protocol).")(simulate)
 app.command("recorder", short_help="Record markets into PostgreSQL (leader-elected).")(recorder_cli.recorder)
 app.command("backfill", short_help="Fill history from the exchange's REST API.")(recorder_cli.backfill)

@@ -1,4 +1,5 @@
-"""``up``: everything for one person on one machine — database, simulator, recorder and API in one process.
+"""``up``: everything for one person on one machine — database, simulator, recorder, live runner and API in one
+process.
 
 The only module that knows every process; the features know nothing of it.
 """
@@ -49,6 +50,7 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
     """``up`` after the database: simulator (when KALSHI_ENV=sim), API and recorder until Ctrl-C or ``duration``."""
     from kalshi_analytics.api.app import serve_api
     from kalshi_analytics.api.root import public_urls
+    from kalshi_analytics.live.runner import LiveRunner
 
     if uses_simulator(s):
         ensure_port_free(s.sim_host, s.sim_port, "simulator", "SIM_PORT")
@@ -63,6 +65,9 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
         urls = public_urls(s.api_host, s.api_port)
         typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
         typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
+        runner = LiveRunner(engine)
+        live = asyncio.create_task(runner.run(stop), name="live-runner")
+        typer.echo("live:       paper-trading runner on  (kalshi-analytics live start --help)")
         try:
             await run_recorder(
                 s,
@@ -76,6 +81,11 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
                 stop=stop,
             )
         finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(live, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                live.cancel()
             api.cancel()
             try:
                 await api
@@ -97,7 +107,8 @@ def up(
         int | None, typer.Option("--metrics-port", help="Recorder metrics port (0 = any free port).")
     ] = 9464,
 ) -> None:
-    """Run everything on one machine: database (embedded unless DB_URL), simulator (KALSHI_ENV=sim), recorder, API."""
+    """Run everything on one machine: database (embedded unless DB_URL), simulator (KALSHI_ENV=sim), recorder, live
+    runner, API."""
     s = settings()
 
     async def go() -> None:

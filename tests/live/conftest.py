@@ -1,45 +1,15 @@
-"""Paper trading fixtures: a deterministic strategy that trades often, and a database of the test's own."""
+"""Paper trading fixtures: a database of the test's own; the test strategy (registered on import)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator, Sequence
-from decimal import Decimal
-from typing import ClassVar
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.db.engine import create_engine
-from kalshi_analytics.strategies.base import MarketView, OrderIntent, Position, Strategy, StrategyParams
-from kalshi_analytics.strategies.registry import register
 from tests.conftest import create_migrated_database, drop_database
-
-
-class EveryFewParams(StrategyParams):
-    every: int = 3
-    size: Decimal = Decimal(2)
-
-
-@register
-class EveryFew(Strategy):
-    """Buys YES on every ``every``-th snapshot of a market while flat, sells it all two snapshots later: trades
-    often, deterministically, on nothing but the view (so a backtest over the same rows makes the same calls)."""
-
-    name: ClassVar[str] = "test_every_few"
-    version: ClassVar[str] = "1"
-    Params = EveryFewParams
-
-    def on_event(self, view: MarketView, position: Position, params: EveryFewParams) -> Sequence[OrderIntent]:
-        n = len(view)
-        if position.yes > 0:
-            if n % params.every == 2 % params.every:
-                return [OrderIntent("yes", "sell", position.yes, reason={"n": n})]
-            return []
-        ask = view.last("yes_ask")
-        if n % params.every == 0 and math.isfinite(ask) and ask < 0.97:
-            return [OrderIntent("yes", "buy", params.size, reason={"n": n})]
-        return []
+from tests.live import strategies  # noqa: F401  (registers test_every_few)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics import events, notifications
@@ -118,6 +119,7 @@ class LiveRunner:
         self._last_log = time.monotonic()
         self._logged_applied = 0
         self._settled_before: dict[uuid.UUID, set[str]] = {}
+        self._listener: Any = None
         self.ready = asyncio.Event()  # set once leading with every running session loaded
 
     def info(self) -> Mapping[str, Any]:
@@ -130,45 +132,70 @@ class LiveRunner:
 
     # ----------------------------------------------------------------------------------------------- lifecycle
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Wait as standby, lead when the lease is ours, back to standby if it is lost; until ``stop`` is set."""
+        stop = stop if stop is not None else asyncio.Event()
         async with self.election:
-            while stop is None or not stop.is_set():
-                try:
-                    async with self.election.leadership():
-                        await self._lead(stop)
-                    return
-                except LeadershipLost as exc:
-                    log.warning("live_runner_leadership_lost", reason=str(exc))
-                    self.sessions.clear()
-                    self.ready.clear()
-
-    async def _lead(self, stop: asyncio.Event | None) -> None:
-        wake = asyncio.Event()
-        listener: Any = None
-        down_since: float | None = None
-        log.info("live_runner_leading", instance_id=self.election.instance_id)
-        while stop is None or not stop.is_set():
+            body = asyncio.create_task(self._serve(stop), name="live-runner")
+            waiter = asyncio.create_task(stop.wait())
             try:
-                if listener is None or listener.is_closed():
-                    listener = await asyncpg.connect(libpq_url(self.engine.url))
-                    await listener.add_listener(notifications.CHANNEL, lambda *_: wake.set())
+                await asyncio.wait({body, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not body.done():
+                    if self.election.is_leader:  # a leader ends its step and commit first
+                        await asyncio.wait({body}, timeout=10)
+                    body.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await body
+                else:
+                    body.result()
+            finally:
+                waiter.cancel()
+                body.cancel()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with self.election.leadership():
+                    await self._lead(stop)
+                return
+            except LeadershipLost as exc:
+                log.warning("live_runner_leadership_lost", reason=str(exc))
+                self.sessions.clear()
+                self.ready.clear()
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        log.info("live_runner_leading", instance_id=self.election.instance_id)
+        try:
+            await self._loop(stop, wake)
+        finally:
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    await self._listener.close()
+                self._listener = None
+
+    async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        down_since: float | None = None
+        while not stop.is_set():
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    self._listener = await asyncpg.connect(libpq_url(self.engine.url))
+                    await self._listener.add_listener(notifications.CHANNEL, lambda *_: wake.set())
                 await self.step()
                 if down_since is not None:
                     log.info("live_runner_database_back", after_seconds=round(time.monotonic() - down_since, 1))
                     down_since = None
                 self.ready.set()
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, DBAPIError, TimeoutError) as exc:
                 if down_since is None:  # one line per outage; what is not committed waits in memory
                     down_since = time.monotonic()
                     log.warning("live_runner_database_unavailable", error=repr(exc))
-                listener = None
+                self._listener = None
                 await asyncio.sleep(1.0)
                 continue
             self._log_progress()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.idle_wait)
             wake.clear()
-        if listener is not None:
-            await listener.close()
 
     def _log_progress(self) -> None:
         now = time.monotonic()

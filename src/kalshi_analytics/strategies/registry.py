@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Any, TypeVar
 
 from kalshi_analytics.errors import InvalidInputError
@@ -62,5 +64,24 @@ def list_strategies() -> list[dict[str, Any]]:
     ]
 
 
+#: Modules of the user's own strategies, imported (and so registered) with the built-ins: comma-separated
+#: importable names in this environment variable — so the API, workers and the live runner all know them.
+MODULES_VARIABLE = "STRATEGY_MODULES"
+_loaded: set[str] = set()
+
+
+class StrategyModuleError(InvalidInputError):
+    """A module named in ``STRATEGY_MODULES`` cannot be imported."""
+
+
 def _load_builtins() -> None:
     from kalshi_analytics.strategies import builtin  # noqa: F401  (registers on import)
+
+    for name in (n.strip() for n in os.environ.get(MODULES_VARIABLE, "").split(",")):
+        if not name or name in _loaded:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # one line for the user: which module, why
+            raise StrategyModuleError(f"{MODULES_VARIABLE}: cannot import {name!r}: {exc}") from None
+        _loaded.add(name)
