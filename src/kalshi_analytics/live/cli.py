@@ -151,7 +151,7 @@ def _body(  # noqa: PLR0917 - the options of `live start`
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise InvalidInputError(str(err['msg']), field=field) from None
+        raise InvalidInputError(str(err["msg"]), field=field) from None
 
 
 @live_app.command("start")
