@@ -106,6 +106,7 @@ async def test_no_fill_on_a_market_while_its_feed_gap_is_open(runner: tuple[Asyn
     assert {f.ticker for f in during} == {b}
     view = await service.get_session(engine, sid)
     assert view.skipped.get("stale") == 4  # one intent per snapshot of a
+    assert live.metrics.value("kalshi_live_stale_markets") == 1  # what an operator sees meanwhile
 
     # Repaired: a trades again.
     await write(engine, GapRepaired("gap-a", at(9), at(9), "get_snapshot"))
@@ -121,6 +122,9 @@ async def test_no_fill_on_a_market_while_its_feed_gap_is_open(runner: tuple[Asyn
     assert stale.at == at(4)
     assert "no order fills" in stale.details["note"]
     assert live.sessions  # still running it
+    assert live.metrics.value("kalshi_live_stale_markets") == 0
+    assert live.metrics.value("kalshi_live_fills_total") == len(await fills(engine, sid))
+    assert live.metrics.value("kalshi_live_leader") == 1
 
 
 async def test_a_market_settling_pays_its_position_at_its_settlement_time(

@@ -85,8 +85,12 @@ def runner_cmd(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any).")
+    ] = 9465,
 ) -> None:
     """Run the live runner (leader-elected: a second one waits as hot standby) until Ctrl-C."""
+    from kalshi_analytics.live.metrics import serve_metrics
     from kalshi_analytics.live.runner import LiveRunner
     from kalshi_analytics.recorder.cli import install_stop
 
@@ -96,6 +100,13 @@ def runner_cmd(
         install_stop(stop)
         runner = LiveRunner(engine)
         typer.echo(f"live runner: instance {runner.election.instance_id} (standby until it holds the lease)")
+        server = None
+        if metrics_port is not None:
+            try:
+                server = serve_metrics(runner.metrics, metrics_port)
+            except OSError:  # taken (a second runner on this machine): any free port
+                server = serve_metrics(runner.metrics, 0)
+            typer.echo(f"metrics:     http://127.0.0.1:{server.server_port}/metrics")
         task = asyncio.create_task(runner.run(stop))
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -104,6 +115,8 @@ def runner_cmd(
             await asyncio.wait_for(task, 30)
         finally:
             stopper.cancel()
+            if server is not None:
+                server.shutdown()
             await engine.dispose()
         typer.echo("live runner stopped")
 

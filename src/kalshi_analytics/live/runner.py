@@ -33,6 +33,7 @@ from kalshi_analytics.backtests.data import PRICE_COLUMNS, MarketFilter, float_s
 from kalshi_analytics.backtests.service import resolve
 from kalshi_analytics.db.engine import driver_in_transaction, libpq_url
 from kalshi_analytics.live import service
+from kalshi_analytics.live.metrics import LiveMetrics
 from kalshi_analytics.live.schemas import PaperSessionCreate
 from kalshi_analytics.live.session import SessionRun, from_us, quoted, to_us
 from kalshi_analytics.logs import get_logger
@@ -95,8 +96,10 @@ class LiveRunner:
         lease_seconds: float = 10.0,
         takeover_grace_seconds: float = 3.0,
         log_every_seconds: float = 10.0,
+        metrics: LiveMetrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics if metrics is not None else LiveMetrics()
         self.chunk = chunk
         self.idle_wait = idle_wait
         self.refresh_seconds = refresh_seconds
@@ -165,9 +168,11 @@ class LiveRunner:
     async def _lead(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()
         log.info("live_runner_leading", instance_id=self.election.instance_id)
+        self.metrics.leader.set(1)
         try:
             await self._loop(stop, wake)
         finally:
+            self.metrics.leader.set(0)
             if self._listener is not None:
                 with contextlib.suppress(Exception):
                     await self._listener.close()
@@ -188,6 +193,7 @@ class LiveRunner:
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, DBAPIError, TimeoutError) as exc:
                 if down_since is None:  # one line per outage; what is not committed waits in memory
                     down_since = time.monotonic()
+                    self.metrics.outages.inc()
                     log.warning("live_runner_database_unavailable", error=repr(exc))
                 self._listener = None
                 await asyncio.sleep(1.0)
@@ -394,6 +400,7 @@ class LiveRunner:
                     values[_CLOSE] = s.close_at(k, values[0])
                     s.apply(r["id"], k, g, ts_us, r["source"], values)
                     self.applied += 1
+                    self.metrics.events.inc()
             i = j
 
     async def _facts(self, pg: Any, rows: Sequence[Any], holders: Mapping[str, list[SessionRun]]) -> None:
@@ -432,11 +439,21 @@ class LiveRunner:
             last = await events.append(pg, journal)
             if last is not None:
                 await events.notify(pg, last)
+        newest: int | None = None
         for s in changed:
             if s.id in still:
-                self.fills += len(s.new_trades())
+                n = len(s.new_trades())
+                self.fills += n
+                self.metrics.fills.inc(n)
+                if s.pending.processed_us is not None:
+                    newest = s.pending.processed_us if newest is None else max(newest, s.pending.processed_us)
                 s.committed(s.pending.cursor if s.pending.cursor is not None else s.cursor)
         self.commits += 1
+        self.metrics.commits.inc()
+        if newest is not None:
+            self.metrics.lag.observe(max(0.0, time.time() - newest / 1e6))
+        self.metrics.sessions.set(len(self.sessions))
+        self.metrics.stale_markets.set(sum(len(s.feed.stale) for s in self.sessions.values()))
 
     async def _store(self, pg: Any, s: SessionRun) -> list[events.NewEvent]:
         sid = s.id

@@ -114,7 +114,7 @@ class Pending:
     equity: list[tuple[datetime, Decimal, Decimal]] = field(default_factory=list)
     events: list[tuple[datetime, str, str | None, datetime | None, dict[str, Any]]] = field(default_factory=list)
     cursor: int | None = None
-    processed_until: datetime | None = None
+    processed_us: int | None = None  # exchange time of the newest snapshot applied since the last commit
 
     def event(
         self,
@@ -286,6 +286,9 @@ class SessionRun:
         for seq, t in enumerate(trades[before:]):
             self.pending.causes.append((event_id, seq, t[0]))
         self.processed_us = ts_us if self.processed_us is None else max(self.processed_us, ts_us)
+        self.pending.processed_us = (
+            ts_us if self.pending.processed_us is None else max(self.pending.processed_us, ts_us)
+        )
 
     def settle_due(self, now_us: int) -> None:
         """Settle results whose time has passed by the wall clock (a settled market sends no more snapshots)."""
