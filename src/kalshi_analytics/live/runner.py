@@ -214,7 +214,7 @@ class LiveRunner:
             sessions=len(self.sessions),
             events_per_second=round(rate, 1),
             fills=self.fills,
-            behind=sum(1 for s in self.sessions.values() if s.stale_since),
+            stale_sessions=sum(1 for s in self.sessions.values() if s.stale_since),
         )
 
     # -------------------------------------------------------------------------------------------- sessions
@@ -223,7 +223,8 @@ class LiveRunner:
         async with self.engine.connect() as conn:
             pg = await driver_in_transaction(conn)
             rows = await pg.fetch("SELECT * FROM paper_sessions WHERE status = 'running' ORDER BY created_at")
-            oldest = await pg.fetchval("SELECT min(first_id) FROM stream_batches")
+            # The oldest event still journaled (by the primary key: batches are pruned oldest first).
+            oldest = await pg.fetchval("SELECT first_id FROM stream_batches ORDER BY last_id LIMIT 1")
             await conn.rollback()
         running = {r["id"] for r in rows}
         for sid in [s for s in self.sessions if s not in running]:
