@@ -182,6 +182,19 @@ async def fresh_database_url(server_url: str) -> AsyncIterator[str]:
     await drop_database(server_url, url)
 
 
+@pytest.fixture
+async def own_db(server_url: str) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A migrated database of the test's own, with an engine (for tests where processes commit into it, or that
+    refuse connections to it)."""
+    url = await create_migrated_database(server_url)
+    eng = create_engine(url)
+    try:
+        yield url, eng
+    finally:
+        await eng.dispose()
+        await drop_database(server_url, url)
+
+
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """This session's database, migrated to head once with the real migrations."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.rows import MarketRow, SnapshotRow
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
-from tests.conftest import create_migrated_database, drop_database, wait_until
+from tests.conftest import wait_until
 from tests.fixtures.app import make_settings, market, ticker, write
 from tests.markets.conftest import Sse, SseReader, running_api, sse
 from tests.recorder.conftest import fast_config, sim_settings
@@ -32,18 +31,6 @@ from tests.recorder.conftest import fast_config, sim_settings
 pytestmark = pytest.mark.timeout(120)
 
 LISTEN_APP = "kalshi-analytics-api-listen"
-
-
-@pytest.fixture
-async def own_db(server_url: str) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    """A migrated database of this test's own (the recorder commits; a test may refuse connections to it)."""
-    url = await create_migrated_database(server_url)
-    engine = create_engine(url)
-    try:
-        yield url, engine
-    finally:
-        await engine.dispose()
-        await drop_database(server_url, url)
 
 
 def _dec(v: Any) -> str | None:
