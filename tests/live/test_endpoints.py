@@ -173,7 +173,16 @@ async def test_bad_creates_are_422_naming_the_field_and_store_nothing(
 
 
 async def test_category_word_and_unknown_ids(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
-    # The seed's form: one category word, any case; a word no market carries is a 422.
+    # The seed's form (README's example): one category word, any case; a word no market carries is a 422.
+    word = f"PaperApi{uuid.uuid4().hex[:8]}"
+    t1, t2 = ticker("KXPAPICAT"), ticker("KXPAPICAT")
+    await write(engine, market(t1, category=word), market(t2, category=word))
+    readme = {"strategy": "momentum", "params": {"threshold": 0.03}, "market_filter": word.lower()}
+    r = await client.post(BASE, json=readme | {"initial_capital": "1000", "name": "crypto momentum"})
+    assert r.status_code == 201, r.text
+    assert sorted(r.json()["tickers"]) == sorted([t1, t2])
+    assert r.json()["market_filter"]["categories"] == [word.lower()]
+    assert (await client.post(f"{BASE}/{r.json()['id']}/stop")).status_code == 200
     p = assert_problem(await client.post(BASE, json=body("X", market_filter="no-such-category-word")), 422)
     assert p["errors"][0]["field"] == "body.market_filter"
 
