@@ -9,6 +9,7 @@ simulator's markets, recorded by default, live in their own database.
     snaps = research.load_snapshots("2025-12-01", "2026-01-01", series=["KXNBAGAME"])
     result = research.run_backtest("fade_overreaction", {"threshold": 0.08}, "2025-01-01", "2026-01-01")
     research.plot_equity(result); research.plot_calibration(result)
+    paper = research.load_paper_session("0b6f…")  # .fills, .positions, .equity, .events, .session
 
 The functions work inside Jupyter's running event loop: each call runs its coroutine on a private thread.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -295,6 +297,87 @@ def load_result(result_id: Any, *, url: str | None = None) -> dict[str, Any]:
         return {"result": res.model_dump(), "executions": await get_executions(engine, result_id)}
 
     return _with_engine(url, go)
+
+
+@dataclass
+class PaperSessionData:
+    """A paper session from a notebook: its summary and what it did, as pandas DataFrames.
+
+    ``session`` and ``performance`` are the API's answers (``getPaperSession``; the performance of
+    ``getStrategyPerformance``'s ``sessions``) with exact decimals; in the frames money, prices and counts are
+    floats, times UTC."""
+
+    id: uuid.UUID
+    session: dict[str, Any]
+    performance: dict[str, Any]
+    fills: pd.DataFrame
+    positions: pd.DataFrame
+    equity: pd.DataFrame
+    events: pd.DataFrame
+
+
+_FILL_COLUMNS = [
+    *("id", "ticker", "side", "action", "price", "count", "fee", "cash_after", "ts", "source", "signal"),
+    "committed_at",
+]
+_POSITION_COLUMNS = ["ticker", "side", "contracts", "avg_price", "mark", "unrealized_pnl", "updated_at"]
+_EVENT_COLUMNS = ["id", "at", "kind", "ticker", "until", "details", "recorded_at"]
+_MONEY = {"price", "count", "fee", "cash_after", "contracts", "avg_price", "mark", "unrealized_pnl", "equity", "cash"}
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """Pydantic rows as a DataFrame of ``columns``, decimals as floats (None as NaN)."""
+    import pandas as pd
+
+    records = [r.model_dump() for r in rows]
+    df = pd.DataFrame(records, columns=columns)
+    for c in columns:
+        if c in _MONEY:
+            df[c] = pd.to_numeric(df[c].map(lambda v: None if v is None else float(v)), errors="coerce")
+    return df
+
+
+def load_paper_session(session_id: uuid.UUID | str, *, url: str | None = None) -> PaperSessionData:
+    """A paper session (as ``kalshi-analytics live start`` or ``POST /api/v1/paper-sessions`` made it): every
+    fill in commit order, every position (closed ones with 0 contracts), its equity points and its events.
+    An unknown id raises :class:`~kalshi_analytics.errors.NotFoundError`, a malformed one
+    :class:`~kalshi_analytics.errors.InvalidInputError`."""
+    from kalshi_analytics.errors import InvalidInputError
+    from kalshi_analytics.live import service as live
+
+    try:
+        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+    except ValueError:
+        raise InvalidInputError(f"not a session id: {session_id!r}", field="session_id") from None
+    page = 1000
+
+    async def go(engine: AsyncEngine) -> tuple[Any, ...]:
+        view = await live.get_session(engine, sid)
+        fills: list[Any] = []
+        while True:
+            more = await live.get_fills(engine, sid, after=fills[-1].id if fills else 0, limit=page)
+            fills += more
+            if len(more) < page:
+                break
+        return (
+            view,
+            await live.session_performance(engine, view),
+            fills,
+            await live.get_positions(engine, sid, open_only=False),
+            await live.get_equity(engine, sid),
+            await live.get_events(engine, sid),
+        )
+
+    view, perf, fills, positions, equity, events = _with_engine(url, go)
+    return PaperSessionData(
+        id=sid,
+        session=view.model_dump(),
+        performance=perf.model_dump(),
+        fills=_frame(fills, _FILL_COLUMNS),
+        positions=_frame(positions, _POSITION_COLUMNS),
+        equity=_frame(equity, ["ts", "equity", "cash"]),
+        events=_frame(events, _EVENT_COLUMNS),
+    )
 
 
 def import_candles(paths: Sequence[str | Path], *, url: str | None = None) -> pd.DataFrame:

@@ -239,5 +239,10 @@ async def test_openapi_has_stable_operation_ids_and_summaries(client: httpx.Asyn
         "streamMarketUpdates",
         "getRecorderStatus",
         "getMetrics",
+        "createPaperSession",
+        "listPaperSessions",
+        "getPaperSession",
+        "stopPaperSession",
+        "getStrategyPerformance",
     } <= ops.keys()
     assert all(op.get("summary") for op in ops.values())

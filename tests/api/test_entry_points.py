@@ -66,7 +66,7 @@ async def test_head_answers_every_get_route_like_get_without_a_body(
     t = ticker()
     await write(engine, market(t))
     app = app_factory(api_backtest_worker=False)
-    fill = {"ticker": t, "backtest_id": str(uuid.uuid4()), "name": "buy_and_hold"}
+    fill = {"ticker": t, "backtest_id": str(uuid.uuid4()), "session_id": str(uuid.uuid4()), "name": "buy_and_hold"}
     paths = sorted(
         r.path
         for r in app.routes

@@ -27,6 +27,7 @@ from kalshi_analytics.db import migrations
 from kalshi_analytics.db.engine import create_engine, libpq_url, session_factory
 from kalshi_analytics.db.outage import DatabaseGate
 from kalshi_analytics.db.reads import create_read_pool
+from kalshi_analytics.live import endpoints as live
 from kalshi_analytics.logs import configure_logging, get_logger
 from kalshi_analytics.markets import endpoints as markets
 from kalshi_analytics.markets import stream
@@ -104,7 +105,8 @@ def create_app(
     app = FastAPIOffline(
         title="Kalshi Analytics API",
         version=__version__,
-        summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream, backtests.",
+        summary="Recorded Kalshi markets: catalogue, prices, history, order books, trades, live stream, backtests, "
+        "paper trading.",
         lifespan=lifespan,
         openapi_url=root.OPENAPI,
         docs_url=root.DOCS,
@@ -130,6 +132,8 @@ def create_app(
         markets.router,
         backtests.router,
         backtests.strategies_router,
+        live.router,
+        live.performance_router,
         stream.router,
         health.metrics_router,
     ):

@@ -113,6 +113,12 @@ class FillView(BaseModel):
     committed_at: datetime
 
 
+class FillPage(BaseModel):
+    session_id: uuid.UUID
+    items: list[FillView]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
 class PositionView(BaseModel):
     ticker: str
     side: Literal["yes", "no"]

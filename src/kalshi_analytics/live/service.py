@@ -94,6 +94,11 @@ def backtest_request(row: Any, start: datetime, end: datetime) -> BacktestReques
 
 def validate_create(body: PaperSessionCreate) -> tuple[str, dict[str, Any]]:
     """The strategy's version and validated parameters; :class:`InvalidInputError` naming the field at fault."""
+    if body.name is not None and "\x00" in body.name:  # PostgreSQL text cannot hold it
+        raise InvalidInputError("text must not contain NUL characters", field="name")
+    # Stored in a NUMERIC(18, 4) column: a smaller unit would be rounded away (to a capital of 0, say).
+    if body.initial_capital.quantize(_Q4) != body.initial_capital:
+        raise InvalidInputError("the capital is in dollars with at most 4 decimal places", field="initial_capital")
     selection = body.selection()
     if selection.is_empty():
         raise InvalidInputError(
@@ -114,9 +119,11 @@ def validate_create(body: PaperSessionCreate) -> tuple[str, dict[str, Any]]:
     strategy, params = resolve(req)
     dumped = params.model_dump(mode="json")
     try:
-        json.dumps(dumped, allow_nan=False)
+        text = json.dumps(dumped, allow_nan=False)
     except ValueError:
         raise InvalidInputError("NaN and Infinity are not allowed", field="params") from None
+    if "\\u0000" in text:  # stored as jsonb, which cannot hold it
+        raise InvalidInputError("text must not contain NUL characters", field="params")
     return strategy.version, dumped
 
 

@@ -459,6 +459,27 @@ EVENT_TABLE = (
         "`{id, status, strategy, strategy_version, finished_at, total_pnl, num_trades, error}`",
         "a backtest ended, done or failed (only with `kinds=backtest_finished`, which needs no tickers)",
     ),
+    (
+        "paper_fill",
+        "`{session_id, ticker, side, action, price, count, fee, cash_after, ts}`",
+        "a paper session filled an order (`ts`: the snapshot it filled on); as `listPaperSessionFills`",
+    ),
+    (
+        "paper_position",
+        "`{session_id, ticker, side, contracts, avg_price, mark}`",
+        "a paper session's position in a market changed (a fill or a settlement)",
+    ),
+    (
+        "paper_equity",
+        "`{session_id, ts, equity, cash}`",
+        "a paper session's latest equity point (one per runner commit that sampled any)",
+    ),
+    (
+        "paper_session",
+        "`{session_id, kind, at, ticker, …details}`",
+        "something happened to a paper session: `kind` is `started`, `stopped`, `downtime`, `stale`, `repaired` "
+        "or `settled`, as `listPaperSessionEvents`",
+    ),
     ("ready", "`{last_event_id, resumed, tickers, kinds}`", "live from `last_event_id` (also its `id:`)"),
     (
         "reset",
@@ -478,7 +499,9 @@ the latest snapshot of each ticker comes first (as `snapshot` events **without**
 `ready`. Reconnect with `Last-Event-ID` (browsers do it by themselves; or `?last_event_id=`) to get everything
 committed since that id, without the state: possible for `STREAM_RESUME_SECONDS` (300 s by default); older, a
 `reset` event and a fresh start follow. A `: keep-alive` comment comes every `API_STREAM_HEARTBEAT_SECONDS`.
-Default `kinds`: """
+`backtest_finished` and the `paper_*` events are about no market: they come only when named in `kinds`
+(`?kinds=paper_fill,paper_position,paper_equity,paper_session` needs no tickers), for every session; filter on
+`session_id`. Default `kinds`: """
     + ", ".join(DEFAULT_KINDS)
     + "."
 )
