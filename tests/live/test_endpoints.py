@@ -23,7 +23,7 @@ from kalshi_analytics.api.app import create_app
 from kalshi_analytics.live.runner import LiveRunner
 from kalshi_analytics.recorder.rows import SnapshotRow
 from tests.conftest import wait_until
-from tests.fixtures.app import assert_problem, make_settings, market, ticker, write
+from tests.fixtures.app import assert_problem, make_settings, market, serve, ticker, write
 from tests.markets.conftest import running_api, sse
 
 BASE = "/api/v1/paper-sessions"
@@ -359,3 +359,45 @@ async def test_a_traded_session_read_back_over_the_api(
         stopped = await reader.until("paper_session")
         assert (stopped.json()["session_id"], stopped.json()["kind"]) == (sid, "stopped")
         assert (await client.get("/api/v1/strategies/buy_and_hold/performance")).json()["sessions"] == []
+
+
+async def test_the_gate_reads_the_latest_backtest_of_the_chosen_window(own_db: tuple[str, AsyncEngine]) -> None:
+    url, engine = own_db
+    app = create_app(make_settings(url), engine=engine)
+
+    async def finished(start: str, end: str, sharpe: float, age_minutes: int) -> None:
+        async with engine.begin() as c:
+            await c.execute(
+                text(
+                    "INSERT INTO backtest_results (strategy_name, strategy_version, params, window_start, window_end, "
+                    "status, finished_at, metrics) VALUES ('momentum', '1', '{}', :s, :e, 'done', "
+                    "now() - make_interval(mins => :age), CAST(:m AS jsonb))"
+                ),
+                {
+                    "s": datetime.fromisoformat(start),
+                    "e": datetime.fromisoformat(end),
+                    "age": age_minutes,
+                    "m": f'{{"sharpe": {sharpe}}}',
+                },
+            )
+
+    await finished("2026-09-01T00:00:00+00:00", "2026-10-01T00:00:00+00:00", 0.9, 30)  # older, September
+    await finished("2026-10-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00", 0.2, 10)  # newest, October
+    async with serve(app) as client:
+        latest = (await client.get("/api/v1/strategies/momentum/performance")).json()["backtest_gate"]
+        assert (latest["sharpe_ratio"], latest["passed"]) == (0.2, False)
+        assert "not met" in latest["note"]
+        september = (
+            await client.get(
+                "/api/v1/strategies/momentum/performance",
+                params={"gate_start": "2026-09-01", "gate_end": "2026-10-01"},
+            )
+        ).json()["backtest_gate"]
+        assert (september["sharpe_ratio"], september["passed"]) == (0.9, True)
+        assert september["window_start"].startswith("2026-09-01")
+        none = (
+            await client.get("/api/v1/strategies/momentum/performance", params={"gate_start": "2027-01-01"})
+        ).json()["backtest_gate"]
+        assert (none["backtest_id"], none["passed"]) == (None, False)
+        bad = await client.get("/api/v1/strategies/momentum/performance", params={"gate_end": "someday"})
+        assert_problem(bad, 422)

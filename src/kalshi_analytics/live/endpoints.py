@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import URL
 
 from kalshi_analytics.db.engine import create_engine
@@ -31,7 +31,7 @@ from kalshi_analytics.live.schemas import (
 )
 from kalshi_analytics.strategies import registry
 from kalshi_analytics.web.deps import API_PREFIX, EngineDep
-from kalshi_analytics.web.params import NO_NUL
+from kalshi_analytics.web.params import NO_NUL, query_time, time_query
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import ChargedBeforeBody, rate_limit
 from kalshi_analytics.web.responses import model_response
@@ -215,10 +215,17 @@ async def compare_paper_session(session_id: SessionId, engine: EngineDep) -> Res
     dependencies=read_limited,
 )
 async def get_strategy_performance(
-    name: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)], engine: EngineDep
+    request: Request,
+    name: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
+    engine: EngineDep,
+    gate_start: Annotated[
+        str | None, time_query("the gate's backtest: the latest whose window starts at or after this")
+    ] = None,
+    gate_end: Annotated[str | None, time_query("the gate's backtest: the latest whose window ends by this")] = None,
 ) -> Response:
     try:
         registry.get_strategy(name)
     except registry.UnknownStrategyError as exc:  # a path that names nothing: 404, as `getStrategy` answers
         raise NotFoundError(str(exc)) from None
-    return model_response(await service.strategy_performance(engine, name))
+    window = query_time(request, "gate_start", gate_start), query_time(request, "gate_end", gate_end)
+    return model_response(await service.strategy_performance(engine, name, gate_window=window))

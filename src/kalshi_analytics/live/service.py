@@ -416,13 +416,19 @@ async def session_performance(engine: AsyncEngine, view: PaperSessionView) -> Se
     )
 
 
-async def backtest_gate(engine: AsyncEngine, strategy: str) -> BacktestGate:
-    """The strategy's latest finished backtest Sharpe ratio against :data:`SHARPE_GATE`."""
+async def backtest_gate(
+    engine: AsyncEngine, strategy: str, window: tuple[datetime | None, datetime | None] = (None, None)
+) -> BacktestGate:
+    """The strategy's latest finished backtest Sharpe ratio against :data:`SHARPE_GATE`; with ``window``, the latest
+    whose data window lies within it (either side open)."""
     rows = await _fetch(
         engine,
         "SELECT id, window_start, window_end, (metrics->>'sharpe')::float8 AS sharpe FROM backtest_results "
-        "WHERE strategy_name = $1 AND status = 'done' ORDER BY finished_at DESC NULLS LAST LIMIT 1",
+        "WHERE strategy_name = $1 AND status = 'done' AND ($2::timestamptz IS NULL OR window_start >= $2) "
+        "AND ($3::timestamptz IS NULL OR window_end <= $3) ORDER BY finished_at DESC NULLS LAST LIMIT 1",
         strategy,
+        window[0],
+        window[1],
     )
     if not rows:
         return BacktestGate(
@@ -449,7 +455,9 @@ async def backtest_gate(engine: AsyncEngine, strategy: str) -> BacktestGate:
     )
 
 
-async def strategy_performance(engine: AsyncEngine, strategy: str) -> StrategyPerformance:
+async def strategy_performance(
+    engine: AsyncEngine, strategy: str, *, gate_window: tuple[datetime | None, datetime | None] = (None, None)
+) -> StrategyPerformance:
     """The seed's ``GET /api/v1/strategies/{name}/performance`` over the strategy's running sessions."""
     resolve(
         BacktestRequest(
@@ -473,5 +481,5 @@ async def strategy_performance(engine: AsyncEngine, strategy: str) -> StrategyPe
         exposure=sum((p.exposure for p in per), _ZERO),
         positions=[pos for p in per for pos in p.positions],
         sessions=per,
-        backtest_gate=await backtest_gate(engine, strategy),
+        backtest_gate=await backtest_gate(engine, strategy, gate_window),
     )
