@@ -58,7 +58,11 @@ _NAMES = ("ts", *PRICE_COLUMNS)
 
 def read_sql() -> str:
     """Journal events ``$1 < id <= $2`` of kinds ``$3`` about tickers ``$4`` (or no market), first ``$5`` in id
-    order; snapshots carry their stored row's fields as the backtest loads them."""
+    order; snapshots carry their stored row's fields as the backtest loads them.
+
+    The events are chosen (and limited) before their rows are joined, and only the batches that overlap the ids
+    asked for are unnested: a read costs what it returns, not the journal after ``$1`` (joining first made a
+    catch-up of N events cost O(N²/chunk))."""
     cols = ", ".join(f"{float_sql(c)} AS {c}" for c in PRICE_COLUMNS)
     return f"""
 SELECT e.id, e.kind, e.ticker, e.ts, e.source, {cols}
@@ -66,11 +70,15 @@ FROM (
     SELECT b.first_id + u.ord - 1 AS id, u.kind, u.ticker, u.ts, u.source
     FROM stream_batches b
     CROSS JOIN LATERAL unnest(b.kinds, b.tickers, b.ts, b.sources) WITH ORDINALITY AS u(kind, ticker, ts, source, ord)
-    WHERE b.last_id > $1 AND b.first_id <= $2
+    WHERE b.last_id > $1
+      AND b.last_id <= coalesce((SELECT min(h.last_id) FROM stream_batches h WHERE h.last_id >= $2), $2)
+      AND b.first_id <= $2
+      AND b.first_id + u.ord - 1 > $1 AND b.first_id + u.ord - 1 <= $2
+      AND u.kind = ANY($3::text[]) AND (u.ticker IS NULL OR u.ticker = ANY($4::text[]))
+    ORDER BY 1 LIMIT $5
 ) e
 LEFT JOIN market_snapshots s ON e.kind = 'snapshot' AND s.ticker = e.ticker AND s.ts = e.ts AND s.source = e.source
-WHERE e.id > $1 AND e.id <= $2 AND e.kind = ANY($3::text[]) AND (e.ticker IS NULL OR e.ticker = ANY($4::text[]))
-ORDER BY e.id LIMIT $5
+ORDER BY e.id
 """
 
 
@@ -337,7 +345,7 @@ class LiveRunner:
             head = await events.head(pg)
             cursor = min(s.cursor for s in self.sessions.values())
             while cursor < head:
-                rows = await pg.fetch(_READ, cursor, head, KINDS, tickers, self.chunk)
+                rows = await self._read(pg, cursor, head, tickers)
                 read += len(rows)
                 await self._apply(pg, rows)
                 cursor = rows[-1]["id"] if len(rows) == self.chunk else head
@@ -351,6 +359,17 @@ class LiveRunner:
                 await self._commit(pg)
         return read
 
+    async def _read(self, pg: Any, cursor: int, head: int, tickers: list[str]) -> list[Any]:
+        """The first ``chunk`` events of :data:`KINDS` about ``tickers`` after ``cursor`` (up to ``head``), read a
+        window of at most ``chunk`` journal ids at a time (each read then costs at most a chunk)."""
+        rows: list[Any] = []
+        lo = cursor
+        while lo < head and len(rows) < self.chunk:
+            hi = min(head, lo + self.chunk)
+            rows += await pg.fetch(_READ, lo, hi, KINDS, tickers, self.chunk - len(rows))
+            lo = hi
+        return rows
+
     async def _apply(self, pg: Any, rows: Sequence[Any]) -> None:
         n = len(rows)
         if not n:
@@ -360,6 +379,7 @@ class LiveRunner:
             "source": np.array([r["source"] or "" for r in rows], object),
         }
         columns["ts"] = columns["ts_us"] / 1e6
+        ts_list: list[int] = columns["ts_us"].tolist()
         for c in PRICE_COLUMNS:
             columns[c] = np.array([r[c] for r in rows], np.float64)
         columns["close_time"] = np.full(n, np.nan)
@@ -389,19 +409,23 @@ class LiveRunner:
             while j < n and rows[j]["kind"] == events.EventKind.SNAPSHOT:
                 j += 1
             # A run of snapshots in the backtest's order: time, then market (ticker), then source.
-            run = sorted(range(i, j), key=lambda g: (columns["ts_us"][g], rows[g]["ticker"], rows[g]["source"]))
-            for g in run:
-                r = rows[g]
-                ts_us = int(columns["ts_us"][g])
-                for s in holders.get(r["ticker"], ()):
-                    if r["id"] <= s.cursor:
+            ids = [r["id"] for r in rows[i:j]]
+            tickers = [r["ticker"] for r in rows[i:j]]
+            sources = [r["source"] for r in rows[i:j]]
+            times = ts_list[i:j]
+            applied = 0
+            for o in sorted(range(j - i), key=lambda o: (times[o], tickers[o], sources[o])):
+                g, event_id, ticker, ts_us = i + o, ids[o], tickers[o], times[o]
+                for s in holders.get(ticker, ()):
+                    if event_id <= s.cursor:
                         continue
-                    k = s.index[r["ticker"]]
+                    k = s.index[ticker]
                     values = tables[s.trade_quotes][2][g].copy()
                     values[_CLOSE] = s.close_at(k, values[0])
-                    s.apply(r["id"], k, g, ts_us, r["source"], values)
-                    self.applied += 1
-                    self.metrics.events.inc()
+                    s.apply(event_id, k, g, ts_us, sources[o], values)
+                    applied += 1
+            self.applied += applied
+            self.metrics.events.inc(applied)
             i = j
 
     async def _facts(self, pg: Any, rows: Sequence[Any], holders: Mapping[str, list[SessionRun]]) -> None:

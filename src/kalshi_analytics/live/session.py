@@ -144,6 +144,7 @@ class SessionRun:
         self.tickers: list[str] = list(row["tickers"])
         self.index = {t: k for k, t in enumerate(self.tickers)}
         self.infos: list[MarketInfo | None] = [None] * len(self.tickers)
+        self._close_keys: dict[int, tuple[Any, list[float]]] = {}  # k → (its close_times, their known-at times)
         for info in markets:
             if info.ticker in self.index:
                 self.infos[self.index[info.ticker]] = info
@@ -200,7 +201,10 @@ class SessionRun:
             return math.nan if info.close_time is None else info.close_time.timestamp()
         if not info.close_times:
             return math.nan
-        i = bisect.bisect_right([kn for kn, _ in info.close_times], ts_s) - 1
+        cached = self._close_keys.get(k)
+        if cached is None or cached[0] is not info.close_times:  # the times it was known at, once per list
+            cached = self._close_keys[k] = (info.close_times, [kn for kn, _ in info.close_times])
+        i = bisect.bisect_right(cached[1], ts_s) - 1
         return info.close_times[i][1] if i >= 0 else math.nan
 
     # -------------------------------------------------------------------------------------------- restoring
