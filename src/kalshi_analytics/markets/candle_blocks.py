@@ -239,26 +239,43 @@ def _columns(keys: Sequence[Key]) -> tuple[list[str], list[datetime]]:
 
 
 # ------------------------------------------------------------------------------------------- the route's side
-def read_sql(candle_object: str) -> str:
+def read_sql(candle_object: str, *, head: bool = True, tail: bool = True) -> str:
     """A window ``[$2, $3)`` of market ``$1`` in pieces: the stored blocks of the hours it touches (from ``$6``,
     the hour holding ``$2``), and the partial hours at its edges rendered live, per hour, when they have no
     block (``[$4, $5)`` are its whole hours). Rows: start, candles, and either (length, crc, digest, deflate) or
     body; in no particular order. A block only partly inside the window is cut with :func:`cut`; whole hours
     without a block are left to :func:`hours_sql` (a closed hour waiting for its block, the hour being written,
-    an hour without data)."""
+    an hour without data).
+
+    ``head`` / ``tail``: whether the window has a partial hour at its start / end (:func:`edges`); the statement
+    without them reads the blocks alone (most of PostgreSQL's work for a window of whole hours was planning and
+    running the two empty edge queries)."""
     live = (
         f"SELECT {block_sql('c.start')}, count(*)::int, NULL, NULL, NULL, NULL, "
         f"string_agg(({candle_object})::text, ', ' ORDER BY c.start) "
         "FROM (SELECT minute AS start, * FROM market_candles_1m WHERE ticker = $1 AND minute >= LO "
         "AND minute < HI) c WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.start = EDGE) GROUP BY 1"
     )
-    return (
-        "WITH b AS (SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
-        "WHERE ticker = $1 AND start >= $6 AND start < $3) "
-        "SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b "
-        f"UNION ALL {live.replace('LO', '$2').replace('HI', 'least($4, $3)').replace('EDGE', '$6')} "
-        f"UNION ALL {live.replace('LO', 'greatest($5, $4)').replace('HI', '$3').replace('EDGE', '$5')}"
+    blocks = (
+        "SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
+        "WHERE ticker = $1 AND start >= $6 AND start < $3"
     )
+    if not (head or tail):
+        return blocks.replace(" FROM", ", NULL AS body FROM", 1)
+    parts = [f"WITH b AS ({blocks}) SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b"]
+    if head:
+        parts.append(live.replace("LO", "$2").replace("HI", "least(CAST($4 AS timestamptz), $3)").replace("EDGE", "$6"))
+    if tail:
+        lo = "greatest(CAST($5 AS timestamptz), CAST($4 AS timestamptz))"
+        parts.append(live.replace("LO", lo).replace("HI", "$3").replace("EDGE", "$5"))
+    return " UNION ALL ".join(parts)
+
+
+def edges(start: datetime, end: datetime) -> tuple[bool, bool]:
+    """Whether ``[start, end)`` has a partial hour at its start and at its end (what :func:`read_sql`'s edge
+    queries read: ``[start, min(first, end))`` and ``[max(last, first), end)`` with :func:`whole_hours`)."""
+    first, last = whole_hours(start, end)
+    return start < first, max(last, first) < end
 
 
 _OBJECT = b'{"start" : "'

@@ -582,7 +582,13 @@ CANDLE_OBJECT = _json_object(CANDLE_FIELDS)
 _CANDLE_JSON = "SELECT {array}, count(*) FROM ({inner}) c"
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(array=_json_array(CANDLE_OBJECT, "start"), inner=_CANDLE_ROLLUP)
 # 1-minute candles: the closed hours' stored blocks, the rest rendered live per hour.
-_CANDLE_1M_SQL = _named(candle_blocks.read_sql(CANDLE_OBJECT), "ticker", "start", "end", "first", "last", "edge")
+_CANDLE_1M_SQL = {
+    (head, tail): _named(
+        candle_blocks.read_sql(CANDLE_OBJECT, head=head, tail=tail), "ticker", "start", "end", "first", "last", "edge"
+    )
+    for head in (False, True)
+    for tail in (False, True)
+}
 _CANDLE_HOURS_SQL = _named(candle_blocks.hours_sql(CANDLE_OBJECT), "ticker", "hours", "from", "to")
 
 
@@ -611,7 +617,7 @@ async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetim
     params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
     params["edge"] = candle_blocks.block_of(start)
     rows: list[Mapping[str, Any]] = []
-    for r in await session.all(_CANDLE_1M_SQL, params):
+    for r in await session.all(_CANDLE_1M_SQL[candle_blocks.edges(start, end)], params):
         if r["deflate"] is not None and (r["start"] < start or r["start"] + candle_blocks.BLOCK > end):
             part = candle_blocks.cut(r, start, end)  # an edge hour with a block: cut, not rendered again
             if part is not None:
