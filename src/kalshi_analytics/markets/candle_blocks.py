@@ -247,7 +247,8 @@ def read_sql(candle_object: str, *, head: bool = True, tail: bool = True) -> str
     without a block are left to :func:`hours_sql` (a closed hour waiting for its block, the hour being written,
     an hour without data).
 
-    ``head`` / ``tail``: whether the window has a partial hour at its start / end (:func:`edges`); the statement
+    ``head`` / ``tail``: whether the window has a partial hour at its start / end (``$2 < $4``,
+    ``max($5, $4) < $3``: the edge queries' ranges are not empty); the statement
     without them reads the blocks alone (most of PostgreSQL's work for a window of whole hours was planning and
     running the two empty edge queries)."""
     live = (
@@ -269,13 +270,6 @@ def read_sql(candle_object: str, *, head: bool = True, tail: bool = True) -> str
         lo = "greatest(CAST($5 AS timestamptz), CAST($4 AS timestamptz))"
         parts.append(live.replace("LO", lo).replace("HI", "$3").replace("EDGE", "$5"))
     return " UNION ALL ".join(parts)
-
-
-def edges(start: datetime, end: datetime) -> tuple[bool, bool]:
-    """Whether ``[start, end)`` has a partial hour at its start and at its end (what :func:`read_sql`'s edge
-    queries read: ``[start, min(first, end))`` and ``[max(last, first), end)`` with :func:`whole_hours`)."""
-    first, last = whole_hours(start, end)
-    return start < first, max(last, first) < end
 
 
 _OBJECT = b'{"start" : "'

@@ -616,22 +616,28 @@ async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetim
     first, last = candle_blocks.whole_hours(start, end)
     params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
     params["edge"] = candle_blocks.block_of(start)
+    sql = _CANDLE_1M_SQL[start < first, max(last, first) < end]  # partial hours at its edges?
     rows: list[Mapping[str, Any]] = []
-    for r in await session.all(_CANDLE_1M_SQL[candle_blocks.edges(start, end)], params):
-        if r["deflate"] is not None and (r["start"] < start or r["start"] + candle_blocks.BLOCK > end):
-            part = candle_blocks.cut(r, start, end)  # an edge hour with a block: cut, not rendered again
+    whole = 0  # rows of whole hours: their stored blocks
+    for r in await session.all(sql, params):
+        at = r["start"]
+        if first <= at < last:
+            whole += 1
+            rows.append(r)
+        elif r["deflate"] is not None:  # an edge hour with a block: cut, not rendered again
+            part = candle_blocks.cut(r, start, end)
             if part is not None:
                 rows.append(part)
         else:
             rows.append(r)
-    have = {r["start"] for r in rows}
-    hours = []
-    h = first
-    while h < last:
-        if h not in have:
-            hours.append(h)
-        h += candle_blocks.BLOCK
-    if hours:  # whole hours without a block (yet): rendered live
+    if whole < (last - first) // candle_blocks.BLOCK:  # whole hours without a block (yet): rendered live
+        have = {r["start"] for r in rows}
+        hours = []
+        h = first
+        while h < last:
+            if h not in have:
+                hours.append(h)
+            h += candle_blocks.BLOCK
         more = {"ticker": ticker, "hours": hours, "from": hours[0], "to": hours[-1] + candle_blocks.BLOCK}
         rows += await session.all(_CANDLE_HOURS_SQL, more)
     rows.sort(key=lambda r: r["start"])
