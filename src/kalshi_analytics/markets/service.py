@@ -616,10 +616,10 @@ async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetim
     first, last = candle_blocks.whole_hours(start, end)
     params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
     params["edge"] = candle_blocks.block_of(start)
-    sql = _CANDLE_1M_SQL[start < first, max(last, first) < end]  # partial hours at its edges?
+    edges = start < first, max(last, first) < end  # partial hours at its start and end?
     rows: list[Mapping[str, Any]] = []
     whole = 0  # rows of whole hours: their stored blocks
-    for r in await session.all(sql, params):
+    for r in await session.all(_CANDLE_1M_SQL[edges], params):
         at = r["start"]
         if first <= at < last:
             whole += 1
@@ -640,6 +640,8 @@ async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetim
             h += candle_blocks.BLOCK
         more = {"ticker": ticker, "hours": hours, "from": hours[0], "to": hours[-1] + candle_blocks.BLOCK}
         rows += await session.all(_CANDLE_HOURS_SQL, more)
+    elif not any(edges):
+        return rows  # blocks alone, read in time order
     rows.sort(key=lambda r: r["start"])
     return rows
 
