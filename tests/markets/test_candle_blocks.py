@@ -193,3 +193,26 @@ async def test_an_answer_without_stored_blocks_is_rendered_as_before(
     await write(engine, market(t), *snaps(t, T0, minutes))
     r = await history(client, t, T0, T0 + timedelta(hours=1))
     assert r.content == expected(t, T0, T0 + timedelta(hours=1), await live(engine, t, T0, T0 + timedelta(hours=1)))
+
+
+async def test_a_window_of_whole_hours_reads_its_blocks_alone_in_time_order(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    # Such a window (the dashboard's day, the bench's) is read by a statement without the live edge queries.
+    sql = candle_blocks.read_sql("x")
+    bare = candle_blocks.read_sql("x", head=False, tail=False)
+    assert "market_candles_1m" in sql
+    assert "market_candles_1m" not in bare
+    assert "ORDER BY start" in bare
+    t = ticker()
+    await write(engine, market(t), *snaps(t, T0, 4 * 60 + 5))  # 07:00 → 11:05: four closed hours
+    # A repair in 07:00 and 09:00 stores their blocks again, after the others (the heap is no longer in time order).
+    for at in (T0 + timedelta(minutes=7, seconds=3), T0 + timedelta(hours=2, minutes=31, seconds=3)):
+        await write(engine, SnapshotRow(t, at, "backfill", at, yes_bid=D("0.90"), yes_ask=D("0.91")))
+    await write(engine, *snaps(t, T0 + timedelta(hours=4, minutes=5), 1))
+    assert await blocks(engine, t) == {T0 + timedelta(hours=h): 60 for h in range(4)}
+    for start, end in [(T0, T0 + timedelta(hours=4)), (T0 + timedelta(hours=1), T0 + timedelta(hours=3))]:
+        r = await history(client, t, start, end)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.content == expected(t, start, end, await live(engine, t, start, end))

@@ -239,26 +239,36 @@ def _columns(keys: Sequence[Key]) -> tuple[list[str], list[datetime]]:
 
 
 # ------------------------------------------------------------------------------------------- the route's side
-def read_sql(candle_object: str) -> str:
+def read_sql(candle_object: str, *, head: bool = True, tail: bool = True) -> str:
     """A window ``[$2, $3)`` of market ``$1`` in pieces: the stored blocks of the hours it touches (from ``$6``,
     the hour holding ``$2``), and the partial hours at its edges rendered live, per hour, when they have no
     block (``[$4, $5)`` are its whole hours). Rows: start, candles, and either (length, crc, digest, deflate) or
-    body; in no particular order. A block only partly inside the window is cut with :func:`cut`; whole hours
-    without a block are left to :func:`hours_sql` (a closed hour waiting for its block, the hour being written,
-    an hour without data)."""
+    body; in no particular order (in time order from the statement without edges). A block only partly inside
+    the window is cut with :func:`cut`; whole hours without a block are left to :func:`hours_sql` (a closed hour
+    waiting for its block, the hour being written, an hour without data).
+
+    ``head`` / ``tail``: whether the window has a partial hour at its start / end (``$2 < $4``, and
+    ``max($5, $4) < $3``: the edge queries' ranges are not empty). Without either, the statement reads the blocks
+    alone: for a day of whole hours the two empty edge queries were ~50 of PostgreSQL's ~165 µs (measured)."""
     live = (
         f"SELECT {block_sql('c.start')}, count(*)::int, NULL, NULL, NULL, NULL, "
         f"string_agg(({candle_object})::text, ', ' ORDER BY c.start) "
         "FROM (SELECT minute AS start, * FROM market_candles_1m WHERE ticker = $1 AND minute >= LO "
         "AND minute < HI) c WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.start = EDGE) GROUP BY 1"
     )
-    return (
-        "WITH b AS (SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
-        "WHERE ticker = $1 AND start >= $6 AND start < $3) "
-        "SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b "
-        f"UNION ALL {live.replace('LO', '$2').replace('HI', 'least($4, $3)').replace('EDGE', '$6')} "
-        f"UNION ALL {live.replace('LO', 'greatest($5, $4)').replace('HI', '$3').replace('EDGE', '$5')}"
+    blocks = (
+        "SELECT start, candles, length, crc, digest, deflate FROM market_candle_blocks "
+        "WHERE ticker = $1 AND start >= $6 AND start < $3"
     )
+    if not (head or tail):  # in time order (what the index gives for free)
+        return blocks.replace(" FROM", ", NULL AS body FROM", 1) + " ORDER BY start"
+    parts = [f"WITH b AS ({blocks}) SELECT start, candles, length, crc, digest, deflate, NULL AS body FROM b"]
+    if head:
+        parts.append(live.replace("LO", "$2").replace("HI", "least(CAST($4 AS timestamptz), $3)").replace("EDGE", "$6"))
+    if tail:
+        lo = "greatest(CAST($5 AS timestamptz), CAST($4 AS timestamptz))"
+        parts.append(live.replace("LO", lo).replace("HI", "$3").replace("EDGE", "$5"))
+    return " UNION ALL ".join(parts)
 
 
 _OBJECT = b'{"start" : "'
@@ -352,8 +362,9 @@ def assemble(head: bytes, rows: Sequence[Any], tail: bytes) -> tuple[bytes, str]
     blocks' CRCs are combined."""
     out = [_GZIP_HEADER]
     crc = length = 0
-    tags = hashlib.blake2b(digest(head), digest_size=DIGEST_BYTES)
+    tags = [digest(head)]  # hashed at the end in one piece: the same as hashing them one after the other
     live = [head]
+    combine = isal_zlib.crc32_combine
     for i, r in enumerate(rows):
         deflate = r["deflate"]
         if deflate is None:
@@ -363,7 +374,7 @@ def assemble(head: bytes, rows: Sequence[Any], tail: bytes) -> tuple[bytes, str]
             if i:
                 live.append(SEPARATOR)
             live.append(body)
-            tags.update(digest(body))
+            tags.append(digest(body))
             continue
         if live:
             if i:
@@ -376,12 +387,12 @@ def assemble(head: bytes, rows: Sequence[Any], tail: bytes) -> tuple[bytes, str]
             out.append(_SEPARATOR_STORED)
             crc, length = zlib.crc32(SEPARATOR, crc), length + len(SEPARATOR)
         out.append(deflate)
-        crc = isal_zlib.crc32_combine(crc, r["crc"], r["length"])
-        length += r["length"]
-        tags.update(r["digest"])
+        n = r["length"]
+        crc, length = combine(crc, r["crc"], n), length + n
+        tags.append(r["digest"])
     live.append(tail)
-    tags.update(digest(tail))
+    tags.append(digest(tail))
     data = b"".join(live)
     crc, length = zlib.crc32(data, crc), length + len(data)
     out += [_deflate(data), _FINAL_BLOCK, struct.pack("<II", crc, length & 0xFFFFFFFF)]
-    return b"".join(out), '"' + tags.hexdigest() + '"'
+    return b"".join(out), '"' + hashlib.blake2b(b"".join(tags), digest_size=DIGEST_BYTES).hexdigest() + '"'

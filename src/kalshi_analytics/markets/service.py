@@ -582,7 +582,13 @@ CANDLE_OBJECT = _json_object(CANDLE_FIELDS)
 _CANDLE_JSON = "SELECT {array}, count(*) FROM ({inner}) c"
 _CANDLE_ROLLUP_SQL = _CANDLE_JSON.format(array=_json_array(CANDLE_OBJECT, "start"), inner=_CANDLE_ROLLUP)
 # 1-minute candles: the closed hours' stored blocks, the rest rendered live per hour.
-_CANDLE_1M_SQL = _named(candle_blocks.read_sql(CANDLE_OBJECT), "ticker", "start", "end", "first", "last", "edge")
+_CANDLE_1M_SQL = {
+    (head, tail): _named(
+        candle_blocks.read_sql(CANDLE_OBJECT, head=head, tail=tail), "ticker", "start", "end", "first", "last", "edge"
+    )
+    for head in (False, True)
+    for tail in (False, True)
+}
 _CANDLE_HOURS_SQL = _named(candle_blocks.hours_sql(CANDLE_OBJECT), "ticker", "hours", "from", "to")
 
 
@@ -610,24 +616,32 @@ async def _candle_pieces(session: Db, ticker: str, start: datetime, end: datetim
     first, last = candle_blocks.whole_hours(start, end)
     params = {"ticker": ticker, "start": start, "end": end, "first": first, "last": last}
     params["edge"] = candle_blocks.block_of(start)
+    edges = start < first, max(last, first) < end  # partial hours at its start and end?
     rows: list[Mapping[str, Any]] = []
-    for r in await session.all(_CANDLE_1M_SQL, params):
-        if r["deflate"] is not None and (r["start"] < start or r["start"] + candle_blocks.BLOCK > end):
-            part = candle_blocks.cut(r, start, end)  # an edge hour with a block: cut, not rendered again
+    whole = 0  # rows of whole hours: their stored blocks
+    for r in await session.all(_CANDLE_1M_SQL[edges], params):
+        at = r["start"]
+        if first <= at < last:
+            whole += 1
+            rows.append(r)
+        elif r["deflate"] is not None:  # an edge hour with a block: cut, not rendered again
+            part = candle_blocks.cut(r, start, end)
             if part is not None:
                 rows.append(part)
         else:
             rows.append(r)
-    have = {r["start"] for r in rows}
-    hours = []
-    h = first
-    while h < last:
-        if h not in have:
-            hours.append(h)
-        h += candle_blocks.BLOCK
-    if hours:  # whole hours without a block (yet): rendered live
+    if whole < (last - first) // candle_blocks.BLOCK:  # whole hours without a block (yet): rendered live
+        have = {r["start"] for r in rows}
+        hours = []
+        h = first
+        while h < last:
+            if h not in have:
+                hours.append(h)
+            h += candle_blocks.BLOCK
         more = {"ticker": ticker, "hours": hours, "from": hours[0], "to": hours[-1] + candle_blocks.BLOCK}
         rows += await session.all(_CANDLE_HOURS_SQL, more)
+    elif not any(edges):
+        return rows  # blocks alone, read in time order
     rows.sort(key=lambda r: r["start"])
     return rows
 
