@@ -140,6 +140,14 @@ async def load(url: str, markets: int, start: datetime, end: datetime) -> int:
                         f"  {poll:%Y-%m-%d %H:%M} {written:,} snapshots put, {rate:,.0f} rows/s committed", flush=True
                     )
             await sink.flush()
+            # Hours found to close in the last batches are rendered by the next ones: give the sink batches (a
+            # market row again, changing nothing) until its keeper has none left, so a short top-up leaves every
+            # closed hour with its blocks and chunks, as a running recorder would.
+            for _ in range(20):
+                if not sink.blocks.queued:
+                    break
+                await sink.put(market_rows(1, start)[0])
+                await sink.flush()
             stats = sink.stats
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
