@@ -9,8 +9,12 @@ from typing import Annotated
 import typer
 
 from kalshi_analytics.config import SettingsError, load_settings
+from kalshi_analytics.errors import ConflictError
 from kalshi_analytics.logs import configure_logging
-from kalshi_analytics.web.server import proxy_options
+from kalshi_analytics.web.server import ensure_port_free, proxy_options
+from kalshi_analytics.web.workers import reuse_port_supported, serve_workers
+
+APP_FACTORY = "kalshi_analytics.api.app:app_from_env"
 
 
 def api(
@@ -34,15 +38,31 @@ def api(
         os.environ["DB_URL"] = asyncio.run(choose_database(settings)).url
     from kalshi_analytics.api.root import public_urls
 
-    urls = public_urls(host or settings.api_host, port or settings.api_port)
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    count = workers or settings.api_workers
+    if count > 1 and bind_port != 0 and reuse_port_supported():
+        # A listening socket per worker: the kernel spreads connections evenly (web/workers.py says why).
+        try:
+            ensure_port_free(bind_host, bind_port, "API", "API_PORT")  # never share the port with a stranger
+        except ConflictError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        urls = public_urls(bind_host, bind_port)
+        typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']}; {count} workers)")
+        typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
+        code = serve_workers(
+            APP_FACTORY, bind_host, bind_port, count, access_log=False, log_config=None, **proxy_options(settings)
+        )
+        raise typer.Exit(code)
+    urls = public_urls(bind_host, bind_port)
     typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
     typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
     uvicorn.run(
-        "kalshi_analytics.api.app:app_from_env",
+        APP_FACTORY,
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        workers=workers or settings.api_workers,
+        host=bind_host,
+        port=bind_port,
+        workers=count,
         access_log=False,
         log_config=None,
         **proxy_options(settings),
