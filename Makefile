@@ -4,7 +4,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean dashboard frontend-test openapi
+
+# The dashboard (frontend/): built by `make run` when its build is missing or older than its sources and Node.js
+# is here; without Node.js the product runs without it (the API's `/` then leads to the docs).
+NPM          := $(shell command -v npm 2>/dev/null)
+FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig.json \
+                  frontend/package.json -type f 2>/dev/null)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +18,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) dashboard
 	$(BIN)/kalshi-analytics up
+
+dashboard:
+ifeq ($(NPM),)
+	@if [ -f frontend/dist/index.html ]; then \
+	    echo "dashboard: Node.js not found, serving the existing build as it is (install Node.js 20+ to rebuild it)"; \
+	else \
+	    echo "dashboard: not built: install Node.js 20+ (Debian: apt-get install nodejs npm) and run 'make run' again; everything else runs without it"; \
+	fi
+else
+	@$(MAKE) --no-print-directory frontend/dist/index.html
+endif
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci
+	touch $@
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+# The dashboard's type check (tsc, strict) and component tests (Vitest).
+frontend-test: frontend/node_modules/.package-lock.json
+	cd frontend && npm run typecheck
+	cd frontend && npm test
+
+# After an API change: the OpenAPI document the dashboard's client is generated from, and the client.
+openapi: $(STAMP) frontend/node_modules/.package-lock.json
+	$(BIN)/python -m kalshi_analytics.api.openapi frontend/openapi.json
+	cd frontend && npm run generate
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -26,7 +60,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# pytest includes the browser test of the dashboard (tests/e2e), so the build comes first.
+test: lint typecheck frontend-test dashboard pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     api_backtest_queue_max: int = Field(
         100, ge=1, description="queued backtests (all replicas); a create beyond is refused (503) until some run"
     )
+    api_dashboard: bool = Field(True, description="serve the dashboard's build at / when there is one")
+    api_dashboard_dir: Path | None = Field(
+        None,
+        description="the dashboard's build (a folder with index.html); unset: the package's dashboard/, else the "
+        "repository's frontend/dist",
+    )
     backtest_sweep_max_runs: int = Field(1000, ge=1, description="largest parameter grid `backtest sweep` runs")
 
     sim_host: str = "127.0.0.1"

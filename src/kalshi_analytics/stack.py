@@ -46,6 +46,17 @@ async def simulator_for(s: Settings) -> AsyncIterator[Any]:
         yield sim
 
 
+def dashboard_line(s: Settings, url: str) -> str:
+    """Where the dashboard is, or how to get it (`make run` builds it when Node.js is installed)."""
+    from kalshi_analytics.api.dashboard import dashboard_dir
+
+    if dashboard_dir(s) is not None:
+        return f"dashboard:  {url}"
+    if not s.api_dashboard:
+        return "dashboard:  off (API_DASHBOARD=false)"
+    return "dashboard:  not built: `make run` builds it when Node.js 20+ is installed (see README, Dashboard)"
+
+
 async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_port: int | None) -> None:
     """``up`` after the database: simulator (when KALSHI_ENV=sim), API and recorder until Ctrl-C or ``duration``."""
     from kalshi_analytics.api.app import serve_api
@@ -65,6 +76,7 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
         urls = public_urls(s.api_host, s.api_port)
         typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
         typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
+        typer.echo(dashboard_line(s, urls["api"].removesuffix("/api/v1") + "/"))
         runner = LiveRunner(engine)
         live = asyncio.create_task(runner.run(stop), name="live-runner")
         typer.echo("live:       paper-trading runner on  (kalshi-analytics live start --help)")

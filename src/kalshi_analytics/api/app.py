@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
 from kalshi_analytics import __version__
-from kalshi_analytics.api import health, root
+from kalshi_analytics.api import dashboard, health, root
 from kalshi_analytics.backtests import endpoints as backtests
 from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
@@ -138,6 +138,9 @@ def create_app(
         health.metrics_router,
     ):
         app.include_router(router)
+    app.state.dashboard_dir = folder = dashboard.dashboard_dir(settings)
+    if folder is not None:  # last: its catch-all takes only what no route above answers
+        app.include_router(dashboard.router_for(folder))
 
     _install_middleware(app, settings)
     return app

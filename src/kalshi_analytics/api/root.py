@@ -1,4 +1,4 @@
-"""Where a browser lands: ``/`` (the dashboard once it is built, else the API docs) and ``/api/v1`` (an index).
+"""Where a browser lands: ``/`` (the dashboard when it is built, else the API docs) and ``/api/v1`` (an index).
 
 The docs pages load Swagger UI and ReDoc from this package (``fastapi-offline`` ships their files), so they work
 with no network; their assets are served under :data:`DOCS_ASSETS`.
@@ -6,23 +6,19 @@ with no network; their assets are served under :data:`DOCS_ASSETS`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from kalshi_analytics import __version__
+from kalshi_analytics.api.dashboard import index_response
 from kalshi_analytics.web.deps import API_PREFIX
 
 DOCS = f"{API_PREFIX}/docs"
 REDOC = f"{API_PREFIX}/redoc"
 OPENAPI = f"{API_PREFIX}/openapi.json"
 DOCS_ASSETS = f"{API_PREFIX}/docs/assets"
-
-#: The hook for the dashboard (issue 15): its build, copied into the package here, is what ``/`` serves when its
-#: ``index.html`` exists (its own assets then need serving too, e.g. with FastAPI's ``app.frontend``).
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,16 +30,12 @@ def public_urls(host: str, port: int) -> dict[str, str]:
     return {"api": base + API_PREFIX, "docs": base + DOCS, "redoc": base + REDOC, "metrics": f"{base}/metrics"}
 
 
-def dashboard_index() -> Path | None:
-    index = DASHBOARD_DIR / "index.html"
-    return index if index.is_file() else None
-
-
 @router.get("/")
-async def root() -> Response:
-    index = dashboard_index()
-    if index is not None:
-        return FileResponse(index)
+async def root(request: Request) -> Response:
+    """The dashboard when its build was there as the app was made (:mod:`.dashboard`), else the API docs."""
+    folder = request.app.state.dashboard_dir
+    if folder is not None:
+        return index_response(folder)
     return RedirectResponse(DOCS)
 
 

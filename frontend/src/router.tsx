@@ -1,0 +1,37 @@
+import { createRootRoute, createRoute, createRouter, lazyRouteComponent } from "@tanstack/react-router";
+import { Layout } from "./components/Layout";
+import { MarketsPage } from "./pages/MarketsPage";
+import { NotFound } from "./pages/NotFound";
+
+const rootRoute = createRootRoute({ component: Layout, notFoundComponent: () => <NotFound /> });
+
+const marketsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: MarketsPage });
+
+// The market page carries the chart library: its own chunk, loaded when a market is opened.
+const marketRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/markets/$ticker",
+  component: lazyRouteComponent(() => import("./pages/MarketPage"), "MarketPage"),
+});
+
+const sessionsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/paper",
+  component: lazyRouteComponent(() => import("./pages/SessionsPage"), "SessionsPage"),
+});
+
+const sessionRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/paper/$sessionId",
+  component: lazyRouteComponent(() => import("./pages/SessionPage"), "SessionPage"),
+});
+
+const routeTree = rootRoute.addChildren([marketsRoute, marketRoute, sessionsRoute, sessionRoute]);
+
+export const router = createRouter({ routeTree, defaultPreload: "intent" });
+
+declare module "@tanstack/react-router" {
+  interface Register {
+    router: typeof router;
+  }
+}

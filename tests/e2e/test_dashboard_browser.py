@@ -1,0 +1,169 @@
+"""The dashboard in a real browser against the real stack: the simulator, the recorder writing into a database of
+the test's own, and the API serving the built dashboard on a loopback port. Debian's Chromium (``/usr/bin/chromium``,
+installed by ``.ci/run``) is driven by Playwright; no browser is ever downloaded.
+
+Browse the markets, open one, see its candles drawn and a live tick arrive over the stream, the order book as
+ladders, an unknown market's not-found page — with no console error and no failed request. Screenshots of each
+page go to ``tests/artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kalshi_analytics.api.app import create_app
+from kalshi_analytics.recorder.service import RecorderService
+from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
+from tests.conftest import REPO_ROOT, wait_until
+from tests.fixtures.app import make_settings
+from tests.markets.conftest import running_api
+from tests.recorder.conftest import fast_config, sim_settings
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("KA_CHROMIUM", "/usr/bin/chromium"))
+DIST = REPO_ROOT / "frontend" / "dist"
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+
+
+def _preconditions() -> None:
+    """Skip (a developer's machine) or fail (CI, where .ci/run installs both) without a browser or a build."""
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    if not (DIST / "index.html").is_file():
+        missing.append("the dashboard is not built (cd frontend && npm ci && npm run build)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail("; ".join(missing) + " — .ci/run provides both", pytrace=False)
+        pytest.skip("; ".join(missing))
+
+
+@asynccontextmanager
+async def stack(url: str, engine: AsyncEngine, tmp: Path) -> AsyncIterator[str]:
+    """Simulator + recorder + API serving the build; yields the API's base URL once some market has a price
+    and an order book recorded."""
+    sim_cfg = SimulatorConfig(seed=7, markets=8, speed=5, port=0, rate_limit=None, activity=3.0)
+    async with run_simulator(sim_cfg) as sim:
+        service = RecorderService(engine, sim_settings(sim), fast_config(tmp))
+        stop = asyncio.Event()
+        recorder = asyncio.create_task(service.run(stop))
+        try:
+            await asyncio.wait_for(service.ready.wait(), 30)
+            settings = make_settings(url, api_dashboard=True, api_dashboard_dir=DIST, api_stream_heartbeat_seconds=1)
+            app = create_app(settings, engine=engine)
+            async with running_api(app) as base:
+                yield base
+        finally:
+            stop.set()
+            await asyncio.wait_for(recorder, 30)
+
+
+async def _a_traded_market(base: str) -> str:
+    """An open market with a probability and an order book recorded (so its page has everything to show)."""
+    chosen: list[str] = []
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+
+        async def found() -> bool:
+            r = await client.get("/api/v1/markets", params={"status": "open", "sort": "volume", "order": "desc"})
+            for m in r.json()["items"]:
+                if m["implied_probability"] is None:
+                    continue
+                book = await client.get(f"/api/v1/markets/{m['ticker']}/orderbook")
+                if book.status_code == 200 and book.json()["yes"] and book.json()["no"]:
+                    chosen.append(m["ticker"])
+                    return True
+            return False
+
+        await wait_until(found, "a market with a price and a two-sided book", seconds=45, interval=0.5)
+    return chosen[0]
+
+
+async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncEngine], tmp_path: Path) -> None:
+    _preconditions()
+    from playwright.async_api import ConsoleMessage, Request, async_playwright
+
+    url, engine = own_db
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    async with stack(url, engine, tmp_path) as base:
+        ticker = await _a_traded_market(base)
+        console_errors: list[str] = []
+        failed: list[str] = []
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 860}, timezone_id="America/New_York")
+
+                def on_console(msg: ConsoleMessage) -> None:
+                    if msg.type == "error":
+                        console_errors.append(msg.text)
+
+                def on_failed(req: Request) -> None:
+                    # A stream closed by leaving its page is the browser's doing, not a failure.
+                    if "/api/v1/stream" not in req.url:
+                        failed.append(f"{req.method} {req.url}: {req.failure}")
+
+                page.on("console", on_console)
+                page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
+                page.on("requestfailed", on_failed)
+
+                # 1. Markets: a table of what the recorder has seen, filtered by the search box.
+                await page.goto(base + "/")
+                await page.get_by_role("heading", name="Markets").wait_for()
+                link = page.locator(f'a[href="/markets/{ticker}"]')
+                await link.wait_for()
+                rows = await page.locator("table.markets tbody tr").count()
+                assert rows >= 2, "the markets table shows the recorded markets"
+                await page.screenshot(path=str(ARTIFACTS / "markets.png"), full_page=True)
+                await page.get_by_label("Search markets").fill(ticker)
+                await page.wait_for_function("document.querySelectorAll('table.markets tbody tr').length === 1")
+                await page.get_by_label("Search markets").fill("")
+
+                # 2. A market: its candles drawn, then moved by live snapshots from the stream.
+                await link.click()
+                await page.wait_for_url(f"**/markets/{ticker}")
+                chart = page.get_by_test_id("candle-chart")
+                await chart.locator("canvas").first.wait_for()
+                await page.get_by_test_id("stream-state").filter(has_text="live").wait_for(timeout=15_000)
+                before = int(await chart.get_attribute("data-live-updates") or "0")
+                await page.wait_for_function(
+                    "n => Number(document.querySelector('[data-testid=candle-chart]').dataset.liveUpdates) > n",
+                    arg=before,
+                    timeout=30_000,
+                )
+                bars = int(await chart.get_attribute("data-bars") or "0")
+                live = int(await chart.get_attribute("data-live-updates") or "0")
+                assert bars + live > 0, "the chart has candles to show"
+                await page.get_by_role("region", name="YES ladder").locator("tr").first.wait_for()
+                assert await page.get_by_role("region", name="NO ladder").locator("tr").count() > 0
+                await page.wait_for_timeout(500)  # the chart paints on the next frame
+                await page.screenshot(path=str(ARTIFACTS / "market.png"), full_page=True)
+
+                # 3. Paper trading: the list (empty: no session runs in this stack) in its designed state.
+                await page.get_by_role("link", name="Paper trading").click()
+                await page.get_by_text("No paper session yet").wait_for()
+                await page.screenshot(path=str(ARTIFACTS / "paper.png"), full_page=True)
+
+                assert console_errors == [], console_errors
+                assert failed == [], failed
+
+                # 4. An unknown market: the not-found page (its one 404 is the answer that says so).
+                await page.goto(base + "/markets/NO-SUCH-MARKET")
+                await page.get_by_test_id("not-found").wait_for()
+                await page.screenshot(path=str(ARTIFACTS / "not-found.png"), full_page=True)
+                unexpected = [e for e in console_errors if "404" not in e]
+                assert unexpected == [], unexpected
+                assert failed == [], failed
+            finally:
+                await browser.close()
