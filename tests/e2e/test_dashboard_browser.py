@@ -90,7 +90,7 @@ async def _a_traded_market(base: str) -> str:
 
 async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncEngine], tmp_path: Path) -> None:
     _preconditions()
-    from playwright.async_api import ConsoleMessage, Request, async_playwright
+    from playwright.async_api import ConsoleMessage, Request, Route, async_playwright
 
     url, engine = own_db
     if ARTIFACTS.exists():
@@ -158,7 +158,23 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                 assert console_errors == [], console_errors
                 assert failed == [], failed
 
-                # 4. An unknown market: the not-found page (its one 404 is the answer that says so).
+                # 4. The API goes away (every request to it fails): a banner says so, and goes by itself when the
+                # API is back. (After the checks above: the refused requests are this step's doing.)
+                async def refuse(route: Route) -> None:
+                    await route.abort("connectionrefused")
+
+                await page.goto(base + f"/markets/{ticker}")
+                await chart.locator("canvas").first.wait_for()
+                await page.route("**/api/v1/**", refuse)
+                banner = page.get_by_role("alert").filter(has_text="The API is unreachable")
+                await banner.wait_for(timeout=15_000)
+                await page.screenshot(path=str(ARTIFACTS / "api-unreachable.png"))
+                await page.unroute("**/api/v1/**", refuse)
+                await banner.wait_for(state="detached", timeout=10_000)
+                console_errors.clear()
+                failed.clear()
+
+                # 5. An unknown market: the not-found page (its one 404 is the answer that says so).
                 await page.goto(base + "/markets/NO-SUCH-MARKET")
                 await page.get_by_test_id("not-found").wait_for()
                 await page.screenshot(path=str(ARTIFACTS / "not-found.png"), full_page=True)

@@ -10,7 +10,7 @@ export function ApiBanner() {
     queryKey: ["health"],
     queryFn: () => unwrap(getHealth()),
     retry: false,
-    refetchInterval: (q) => (q.state.status === "error" ? 2000 : 10000),
+    refetchInterval: (q) => (q.state.status === "error" ? 2000 : 5000),
     refetchIntervalInBackground: false,
   });
   const wasDown = useRef(false);

@@ -24,7 +24,8 @@ function Card({ label, value, tone, hint }: { label: string; value: string; tone
   );
 }
 
-const tone = (v: string | null | undefined) => (v === null || v === undefined ? undefined : Number(v) < 0 ? "neg" : "pos");
+const tone = (v: string | null | undefined) =>
+  v === null || v === undefined || Number(v) === 0 ? undefined : Number(v) < 0 ? "neg" : "pos";
 
 export function SessionPage() {
   const { sessionId } = useParams({ from: "/paper/$sessionId" });

@@ -60,7 +60,7 @@ export function SessionsPage() {
                   <td className="num">{s.tickers.length}</td>
                   <td className="num">{s.num_fills}</td>
                   <td className="num">{usd(s.equity)}</td>
-                  <td className={`num ${Number(s.total_pnl) < 0 ? "neg" : "pos"}`}>{usd(s.total_pnl)}</td>
+                  <td className={`num ${Number(s.total_pnl) < 0 ? "neg" : Number(s.total_pnl) > 0 ? "pos" : ""}`}>{usd(s.total_pnl)}</td>
                 </tr>
               ))}
             </tbody>
