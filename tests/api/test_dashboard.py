@@ -47,6 +47,10 @@ async def test_the_build_is_served_with_client_routes_and_cacheable_assets(datab
         assert asset.text == "console.log('dashboard')"
         assert "javascript" in asset.headers["content-type"]
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert asset.headers["content-encoding"] == "gzip"  # httpx asked for it (and decoded it above)
+        plain = await client.get("/" + ASSET, headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        assert plain.content == b"console.log('dashboard')"
         robots = await client.get("/robots.txt")
         assert (robots.status_code, robots.headers["cache-control"]) == (200, "no-cache")
 
