@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = process.env.OPENAPI_TS_OUTPUT ?? "./src/client";
-const link = /\{@link https?:\/\/[^\s}]*npmjs[^\s}]*\s+(`[^`]+`)\}/g;
+const link = /\{@link https?:\/\/[^\s}]*\/package\/[^\s}]*\s+(`[^`]+`)\}/g;
 
 function walk(dir) {
   for (const name of readdirSync(dir)) {
@@ -14,7 +14,7 @@ function walk(dir) {
       const text = readFileSync(path, "utf8");
       const scrubbed = text.replace(link, "$1");
       if (scrubbed !== text) writeFileSync(path, scrubbed);
-      if (/npmjs/i.test(scrubbed)) throw new Error(`${path} still names a registry host`);
+      if (/https?:\/\/[^\s}]*\/package\//.test(scrubbed)) throw new Error(`${path} still links a package page`);
     }
   }
 }
