@@ -142,6 +142,7 @@ def test_up_creates_then_reuses_the_embedded_database(pg_dir: Path) -> None:
         assert "metrics:    http://127.0.0.1:" in first.stdout
         assert f"api:        {api}" in first.stdout
         assert f"docs:       {api}/docs  (ReDoc {api}/redoc)" in first.stdout
+        assert "dashboard:  " in first.stdout  # its URL when built, else how to get it
         assert "kalshi-analytics gaps" in first.stdout
         assert "recorder_recording" in first.stderr
         assert "recorder_stopping" in first.stderr, "Ctrl-C is a clean stop, not a cancellation"
