@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.backtests.data import MarketFilter
 from kalshi_analytics.live import service
-from kalshi_analytics.live.runner import LiveRunner
+from kalshi_analytics.live.runner import LiveRunner, missed_journal
 from kalshi_analytics.live.schemas import PaperSessionCreate
 from kalshi_analytics.recorder.rows import GapOpened, GapRepaired, SnapshotRow
 from tests.fixtures.app import market, ticker, write
@@ -182,3 +182,45 @@ async def test_a_market_settling_pays_its_position_at_its_settlement_time(
     # Unrealised on b: marked at its bid (0.40) against what it cost.
     assert perf.unrealized_pnl == D(10) * D("0.40") - b_cost
     assert perf.total_pnl == perf.realized_pnl + perf.unrealized_pnl
+
+
+def test_missed_journal() -> None:
+    assert not missed_journal(10, 10, None)  # nothing handed out after the cursor
+    assert not missed_journal(10, 15, 11)  # the next event is still kept
+    assert not missed_journal(10, 15, 5)
+    assert missed_journal(10, 15, 12)  # event 11 was pruned
+    assert missed_journal(10, 15, None)  # everything was pruned
+
+
+async def test_events_pruned_before_the_runner_read_them_are_a_downtime_not_a_silent_skip(
+    own_db: tuple[str, AsyncEngine],
+) -> None:
+    _url, engine = own_db
+    a = ticker("KXPRUNE")
+    await write(engine, market(a))
+    sid = await service.create_session(
+        engine,
+        PaperSessionCreate(strategy="test_every_few", params={"every": 1}, market_filter=MarketFilter(tickers=[a])),
+    )
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
+    await write(engine, *(snap(a, t0 + timedelta(seconds=i)) for i in range(5)))
+    async with engine.begin() as c:  # the journal kept minutes, and no runner ran meanwhile: all pruned
+        await c.execute(text("DELETE FROM stream_batches"))
+    live = LiveRunner(engine, lock_key=random.randrange(1, 2**62), idle_wait=0.05, refresh_seconds=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(live.run(stop))
+    try:
+        deadline = time.monotonic() + 20
+        while not [e for e in await events(engine, sid) if e.kind == "downtime"]:
+            assert time.monotonic() < deadline, "no downtime recorded"
+            await asyncio.sleep(0.05)
+        assert await fills(engine, sid) == []  # nothing traded on what it never saw live
+        # The views were rebuilt from the tables: the strategy goes on from the sixth snapshot (a buy: flat).
+        await write(engine, snap(a, t0 + timedelta(seconds=6)))
+        await applied(engine, sid, t0 + timedelta(seconds=6))
+        assert [(f.action, f.snapshot_ts) for f in await fills(engine, sid)] == [("buy", t0 + timedelta(seconds=6))]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    (down,) = [e for e in await events(engine, sid) if e.kind == "downtime"]
+    assert down.details["snapshots_rebuilt"] == 5

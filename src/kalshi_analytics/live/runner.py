@@ -89,6 +89,16 @@ WHERE repaired_at IS NULL AND unrepairable_reason IS NULL GROUP BY 1
 """
 
 
+# The oldest event still journaled (by the primary key: batches are pruned oldest first); None when none is.
+_OLDEST = "SELECT first_id FROM stream_batches ORDER BY last_id LIMIT 1"
+
+
+def missed_journal(cursor: int, head: int, oldest: int | None) -> bool:
+    """Whether events after ``cursor`` (up to ``head``) are gone from the journal: some were handed out, and the
+    oldest still kept comes after the next one (or none is kept)."""
+    return head > cursor and (oldest is None or oldest > cursor + 1)
+
+
 class LiveRunner:
     """Run with :meth:`run` (standby until it leads, then leads until cancelled)."""
 
@@ -231,8 +241,7 @@ class LiveRunner:
         async with self.engine.connect() as conn:
             pg = await driver_in_transaction(conn)
             rows = await pg.fetch("SELECT * FROM paper_sessions WHERE status = 'running' ORDER BY created_at")
-            # The oldest event still journaled (by the primary key: batches are pruned oldest first).
-            oldest = await pg.fetchval("SELECT first_id FROM stream_batches ORDER BY last_id LIMIT 1")
+            oldest = await pg.fetchval(_OLDEST)
             await conn.rollback()
         running = {r["id"] for r in rows}
         for sid in [s for s in self.sessions if s not in running]:
@@ -265,9 +274,7 @@ class LiveRunner:
         run = SessionRun(row, strategy, params, cfg, markets)
         # Missed: the runner ran it before (its views are gone with that process), or the journal no longer
         # holds what it has not applied yet.
-        missed = row["last_active_at"] is not None or (
-            oldest_journaled is not None and oldest_journaled > row["last_event_id"] + 1 and head > row["last_event_id"]
-        )
+        missed = row["last_active_at"] is not None or missed_journal(row["last_event_id"], head, oldest_journaled)
         if missed and row["restart_policy"] == "reset":
             await self._reset(row, now)
             return
@@ -343,6 +350,9 @@ class LiveRunner:
             pg = await driver_in_transaction(conn)
             await conn.commit()
             head = await events.head(pg)
+            await self._release_behind(pg, head)
+            if not self.sessions:
+                return 0
             cursor = min(s.cursor for s in self.sessions.values())
             while cursor < head:
                 rows = await self._read(pg, cursor, head, tickers)
@@ -358,6 +368,20 @@ class LiveRunner:
             if any(s.pending.events or s.pending.touched for s in self.sessions.values()):
                 await self._commit(pg)
         return read
+
+    async def _release_behind(self, pg: Any, head: int) -> None:
+        """Sessions whose next events are no longer journaled (the journal keeps minutes, and the runner fell
+        that far behind) cannot follow it: let go of them, so that the next refresh takes them again as after a
+        restart — rebuilt from the tables without trading through what was missed, the gap a downtime event."""
+        oldest = await pg.fetchval(_OLDEST)
+        behind = [s for s in self.sessions.values() if missed_journal(s.cursor, head, oldest)]
+        if not behind:
+            return
+        await self._commit(pg)  # what they did up to the gap is theirs
+        for s in behind:
+            self.sessions.pop(s.id, None)
+            log.warning("live_session_fell_behind_the_journal", session_id=str(s.id), cursor=s.cursor, oldest=oldest)
+        self._last_refresh = 0.0  # take them again at once
 
     async def _read(self, pg: Any, cursor: int, head: int, tickers: list[str]) -> list[Any]:
         """The first ``chunk`` events of :data:`KINDS` about ``tickers`` after ``cursor`` (up to ``head``), read a
