@@ -36,3 +36,21 @@ class EveryFew(Strategy):
         if n % params.every == 0 and math.isfinite(ask) and ask < 0.97:
             return [OrderIntent("yes", "buy", params.size, reason={"n": n})]
         return []
+
+
+class ExplodesParams(StrategyParams):
+    at: int = 3
+
+
+@register
+class Explodes(Strategy):
+    """Buys on the first snapshot of a market, then raises on the ``at``-th: a user's strategy with a bug."""
+
+    name: ClassVar[str] = "test_explodes"
+    version: ClassVar[str] = "1"
+    Params = ExplodesParams
+
+    def on_event(self, view: MarketView, position: Position, params: ExplodesParams) -> Sequence[OrderIntent]:
+        if len(view) >= params.at:
+            raise ZeroDivisionError("the strategy divided by zero")
+        return [OrderIntent("yes", "buy", Decimal(1))] if position.flat else []

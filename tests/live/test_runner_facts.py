@@ -224,3 +224,32 @@ async def test_events_pruned_before_the_runner_read_them_are_a_downtime_not_a_si
         await asyncio.wait_for(task, 30)
     (down,) = [e for e in await events(engine, sid) if e.kind == "downtime"]
     assert down.details["snapshots_rebuilt"] == 5
+
+
+async def test_a_strategy_that_raises_fails_its_session_and_nothing_else(
+    runner: tuple[AsyncEngine, LiveRunner],
+) -> None:
+    engine, live = runner
+    a = ticker("KXBOOM")
+    await write(engine, market(a))
+    bad = await service.create_session(
+        engine, PaperSessionCreate(strategy="test_explodes", market_filter=MarketFilter(tickers=[a]))
+    )
+    good = await service.create_session(
+        engine,
+        PaperSessionCreate(strategy="test_every_few", params={"every": 1}, market_filter=MarketFilter(tickers=[a])),
+    )
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
+    await write(engine, *(snap(a, t0 + timedelta(seconds=i)) for i in range(5)))
+    await applied(engine, good, t0 + timedelta(seconds=4))
+    deadline = time.monotonic() + 20
+    while (view := await service.get_session(engine, bad)).status != "failed":
+        assert time.monotonic() < deadline, "the session did not fail"
+        await asyncio.sleep(0.05)
+    assert view.stop_reason == "ZeroDivisionError: the strategy divided by zero"
+    assert [f.action for f in await fills(engine, bad)] == ["buy"]  # what it did before the error stays
+    failed = [e for e in await events(engine, bad) if e.kind == "failed"]
+    assert failed[0].details["error"] == view.stop_reason
+    assert len(await fills(engine, good)) == 5  # the other session, on the same market, traded every snapshot
+    assert live.metrics.value("kalshi_live_step_failures_total") == 0  # handled per session, not as a failed step
+    assert bad not in live.sessions

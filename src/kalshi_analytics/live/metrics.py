@@ -20,6 +20,7 @@ class LiveMetrics:
         self.events = Counter(f"{p}_events_applied", "Snapshots applied to a session (one per session)", registry=r)
         self.fills = Counter(f"{p}_fills", "Paper fills committed", registry=r)
         self.commits = Counter(f"{p}_commits", "Runner transactions committed", registry=r)
+        self.step_failures = Counter(f"{p}_step_failures", "Runner steps that failed on an error (retried)", registry=r)
         self.outages = Counter(f"{p}_database_outages", "Times the database went away under the runner", registry=r)
         self.lag = Histogram(
             f"{p}_lag_seconds",

@@ -141,6 +141,7 @@ class LiveRunner:
         self._logged_applied = 0
         self._settled_before: dict[uuid.UUID, set[str]] = {}
         self._listener: Any = None
+        self._last_failure_log = -1e9
         self.ready = asyncio.Event()  # set once leading with every running session loaded
 
     def info(self) -> Mapping[str, Any]:
@@ -214,6 +215,14 @@ class LiveRunner:
                     self.metrics.outages.inc()
                     log.warning("live_runner_database_unavailable", error=repr(exc))
                 self._listener = None
+                await asyncio.sleep(1.0)
+                continue
+            except Exception:  # a defect, not an outage: said (once a minute at most), retried, never a dead runner
+                self.metrics.step_failures.inc()
+                now = time.monotonic()
+                if now - self._last_failure_log >= 60:
+                    self._last_failure_log = now
+                    log.exception("live_runner_step_failed")
                 await asyncio.sleep(1.0)
                 continue
             self._log_progress()
@@ -432,25 +441,43 @@ class LiveRunner:
             j = i
             while j < n and rows[j]["kind"] == events.EventKind.SNAPSHOT:
                 j += 1
-            # A run of snapshots in the backtest's order: time, then market (ticker), then source.
-            ids = [r["id"] for r in rows[i:j]]
-            tickers = [r["ticker"] for r in rows[i:j]]
-            sources = [r["source"] for r in rows[i:j]]
-            times = ts_list[i:j]
-            applied = 0
-            for o in sorted(range(j - i), key=lambda o: (times[o], tickers[o], sources[o])):
-                g, event_id, ticker, ts_us = i + o, ids[o], tickers[o], times[o]
-                for s in holders.get(ticker, ()):
-                    if event_id <= s.cursor:
-                        continue
-                    k = s.index[ticker]
-                    values = tables[s.trade_quotes][2][g].copy()
-                    values[_CLOSE] = s.close_at(k, values[0])
-                    s.apply(event_id, k, g, ts_us, sources[o], values)
-                    applied += 1
+            applied = self._apply_snapshots(rows, i, j, ts_list, tables, holders)
             self.applied += applied
             self.metrics.events.inc(applied)
             i = j
+
+    @staticmethod
+    def _apply_snapshots(  # noqa: PLR0917 - one run of a chunk and what _apply prepared for it
+        rows: Sequence[Any],
+        i: int,
+        j: int,
+        ts_list: list[int],
+        tables: Mapping[bool, tuple[Any, Any, np.ndarray]],
+        holders: Mapping[str, list[SessionRun]],
+    ) -> int:
+        """Rows ``i:j`` (snapshots) to every session holding their market, in the backtest's order: time, then
+        market (ticker), then source. Returns the applications."""
+        ids = [r["id"] for r in rows[i:j]]
+        tickers = [r["ticker"] for r in rows[i:j]]
+        sources = [r["source"] for r in rows[i:j]]
+        times = ts_list[i:j]
+        applied = 0
+        for o in sorted(range(j - i), key=lambda o: (times[o], tickers[o], sources[o])):
+            g, event_id, ticker, ts_us = i + o, ids[o], tickers[o], times[o]
+            for s in holders.get(ticker, ()):
+                if event_id <= s.cursor or s.failure is not None:
+                    continue
+                k = s.index[ticker]
+                values = tables[s.trade_quotes][2][g].copy()
+                values[_CLOSE] = s.close_at(k, values[0])
+                try:
+                    s.apply(event_id, k, g, ts_us, sources[o], values)
+                except Exception as exc:  # the strategy's own error (or ours): this session fails, not the runner
+                    s.failure = f"{type(exc).__name__}: {exc}"[:2000]
+                    log.exception("live_session_failed", session_id=str(s.id))
+                    continue
+                applied += 1
+        return applied
 
     async def _facts(self, pg: Any, rows: Sequence[Any], holders: Mapping[str, list[SessionRun]]) -> None:
         """Market status changes (results, close times) and feed gaps, as they were committed."""
@@ -490,6 +517,8 @@ class LiveRunner:
                 await events.notify(pg, last)
         newest: int | None = None
         for s in changed:
+            if s.failure is not None:
+                self.sessions.pop(s.id, None)
             if s.id in still:
                 n = len(s.new_trades())
                 self.fills += n
@@ -614,6 +643,22 @@ class LiveRunner:
                     ),
                 )
             )
+        if s.failure is not None:
+            at = await pg.fetchval(
+                "UPDATE paper_sessions SET status = 'failed', stopped_at = clock_timestamp(), stop_reason = $2 "
+                "WHERE id = $1 RETURNING stopped_at",
+                sid,
+                s.failure,
+            )
+            details = {"error": s.failure, "note": "the session stopped: nothing trades after this error"}
+            await service.add_event(pg, sid, at, "failed", details=details, publish=False)
+            out.append(
+                events.NewEvent(
+                    events.EventKind.PAPER_SESSION,
+                    None,
+                    json.dumps({"session_id": str(sid), "kind": "failed", "at": at.isoformat(), **details}),
+                )
+            )
         pf = s.core.portfolio
         await pg.execute(
             "UPDATE paper_sessions SET cash = $2, realised_pnl = $3, fees_paid = $4, num_fills = $5, "
@@ -634,7 +679,8 @@ class LiveRunner:
 
 def _dirty(s: SessionRun) -> bool:
     p = s.pending
-    return bool(p.touched or p.events or p.equity or s.new_trades() or (p.cursor is not None and p.cursor != s.cursor))
+    moved = p.cursor is not None and p.cursor != s.cursor
+    return bool(p.touched or p.events or p.equity or s.new_trades() or moved or s.failure is not None)
 
 
 async def run_runner(engine: AsyncEngine, stop: asyncio.Event | None = None, **kw: Any) -> None:

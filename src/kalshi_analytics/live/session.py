@@ -169,6 +169,7 @@ class SessionRun:
         self.pending = Pending()
         self.late = 0
         self.fills_total = int(row["num_fills"])
+        self.failure: str | None = None  # why it stopped: an error while applying a snapshot
 
     def schedule_known(self) -> list[int]:
         """Schedule the settlement of every market whose result is known (after :meth:`rebuild`, which tells
