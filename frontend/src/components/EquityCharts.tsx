@@ -1,7 +1,8 @@
 import {
-  AreaSeries,
+  BaselineSeries,
   createChart,
   LineSeries,
+  LineType,
   TickMarkType,
   type IChartApi,
   type Time,
@@ -71,14 +72,14 @@ function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => 
 
 const priceFormat = { type: "custom" as const, minMove: 0.01, formatter: (p: number) => dollars.format(p) };
 
-/** The account's equity over the run, in dollars. */
+/** The account's equity over the run, in dollars: a step line (each sample holds until the next). */
 export function EquityChart({ ts, equity }: { ts: string[]; equity: number[] }) {
   const box = useRef<HTMLDivElement>(null);
   const points = useMemo(() => pointsOf(ts, equity), [ts, equity]);
   useChart(
     box,
     (c) => {
-      const s = c.addSeries(LineSeries, { color: "#2f6fde", lineWidth: 2, priceFormat });
+      const s = c.addSeries(LineSeries, { color: "#2f6fde", lineWidth: 2, lineType: LineType.WithSteps, priceFormat });
       return (p) => s.setData(p);
     },
     points,
@@ -102,12 +103,17 @@ export function DrawdownChart({ ts, equity }: { ts: string[]; equity: number[] }
   useChart(
     box,
     (c) => {
-      const s = c.addSeries(AreaSeries, {
-        lineColor: "#d64545",
-        topColor: "rgba(214, 69, 69, 0.05)",
-        bottomColor: "rgba(214, 69, 69, 0.35)",
-        invertFilledArea: true,
+      // Filled between zero (the previous peak) and the curve: the depth under water.
+      const s = c.addSeries(BaselineSeries, {
+        baseValue: { type: "price", price: 0 },
+        topLineColor: "#d64545",
+        topFillColor1: "rgba(214, 69, 69, 0)",
+        topFillColor2: "rgba(214, 69, 69, 0)",
+        bottomLineColor: "#d64545",
+        bottomFillColor1: "rgba(214, 69, 69, 0.15)",
+        bottomFillColor2: "rgba(214, 69, 69, 0.4)",
         lineWidth: 1,
+        lineType: LineType.WithSteps,
         priceFormat,
       });
       return (p) => s.setData(p);

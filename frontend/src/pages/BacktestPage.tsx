@@ -34,6 +34,13 @@ function Card({ label, value, tone, hint }: { label: string; value: string; tone
 
 const fixed = (v: number | null, digits = 2, suffix = "") => (v === null ? "—" : `${v.toFixed(digits)}${suffix}`);
 
+/** A percentage to two decimals, or to two significant digits when smaller than that shows ("-0.0031%"). */
+const percent = (v: number | null): string => {
+  if (v === null) return "—";
+  if (v !== 0 && Math.abs(v) < 0.005) return `${v.toPrecision(2)}%`;
+  return `${v.toFixed(2)}%`;
+};
+
 function MetricCards({ b }: { b: BacktestDetail }) {
   const m = b.metrics;
   const dd = numberOf(m, "max_drawdown");
@@ -42,12 +49,12 @@ function MetricCards({ b }: { b: BacktestDetail }) {
   return (
     <div className="cards" data-testid="metric-cards">
       <Card label="Total P&L" value={usd(b.total_pnl)} tone={tone(b.total_pnl)} hint="realised + unrealised at the end" />
-      <Card label="Return" value={fixed(numberOf(m, "return_pct"), 2, "%")} tone={tone(numberOf(m, "return_pct"))} hint="of the initial capital" />
+      <Card label="Return" value={percent(numberOf(m, "return_pct"))} tone={tone(numberOf(m, "return_pct"))} hint="of the initial capital" />
       <Card label="Sharpe" value={fixed(numberOf(m, "sharpe"))} hint="annualised, from the equity samples (risk-free 0)" />
       <Card label="Sortino" value={fixed(numberOf(m, "sortino"))} />
       <Card
         label="Max drawdown"
-        value={dd === null ? "—" : `${usd(String(dd))}${ddPct ? ` (${ddPct.toFixed(2)}%)` : ""}`}
+        value={dd === null ? "—" : `${usd(String(dd))}${ddPct ? ` (${percent(ddPct)})` : ""}`}
         tone={dd ? "neg" : undefined}
         hint="largest fall of equity from a previous peak"
       />

@@ -1,4 +1,4 @@
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { useState } from "react";
 import { createBacktest, listBacktests, listStrategies, type BacktestSummary } from "../client";
@@ -14,6 +14,7 @@ const tone = (v: string | number | null | undefined) =>
 
 function NewBacktest({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
+  const queryClient = useQueryClient();
   const strategies = useQuery({ queryKey: ["strategies"], queryFn: () => unwrap(listStrategies()), staleTime: 60_000 });
   return (
     <div className="panel" data-testid="new-backtest">
@@ -28,7 +29,10 @@ function NewBacktest({ onClose }: { onClose: () => void }) {
         <BacktestForm
           strategies={strategies.data}
           submit={(body) => unwrap(createBacktest({ body }))}
-          onCreated={(id) => void navigate({ to: "/backtests/$backtestId", params: { backtestId: id } })}
+          onCreated={(id) => {
+            void queryClient.invalidateQueries({ queryKey: ["backtests"] });
+            void navigate({ to: "/backtests/$backtestId", params: { backtestId: id } });
+          }}
           onCancel={onClose}
         />
       )}
