@@ -26,7 +26,27 @@ const sessionRoute = createRoute({
   component: lazyRouteComponent(() => import("./pages/SessionPage"), "SessionPage"),
 });
 
-const routeTree = rootRoute.addChildren([marketsRoute, marketRoute, sessionsRoute, sessionRoute]);
+// Backtests: the list with the run form, and one run (its charts carry the chart library).
+const backtestsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/backtests",
+  component: lazyRouteComponent(() => import("./pages/BacktestsPage"), "BacktestsPage"),
+});
+
+const backtestRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/backtests/$backtestId",
+  component: lazyRouteComponent(() => import("./pages/BacktestPage"), "BacktestPage"),
+});
+
+const routeTree = rootRoute.addChildren([
+  marketsRoute,
+  marketRoute,
+  backtestsRoute,
+  backtestRoute,
+  sessionsRoute,
+  sessionRoute,
+]);
 
 export const router = createRouter({ routeTree, defaultPreload: "intent" });
 

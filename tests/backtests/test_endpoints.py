@@ -104,6 +104,13 @@ async def test_create_runs_in_the_background_and_pays_to_the_cent(
     assert (eq["ts"][0], eq["equity"][0]) == (res["window"]["start"], 10_000.0)  # from the window's start
     assert eq["equity"][-1] == 10_005.62
 
+    # The list carries the key metrics of a finished run (from its metrics), as the dashboard's table shows them.
+    page = (await client.get("/api/v1/backtests", params={"strategy": "buy_and_hold", "limit": 1000})).json()
+    (row,) = [i for i in page["items"] if i["id"] == bid]
+    assert (D(row["total_pnl"]), row["num_trades"]) == (D("5.62"), 1)
+    assert (row["sharpe"], row["max_drawdown"]) == (res["metrics"]["sharpe"], res["metrics"]["max_drawdown"])
+    assert row["max_drawdown"] is not None
+
 
 async def test_invalid_requests_are_422_naming_the_field(client: httpx.AsyncClient) -> None:
     t = "KXBTAPI-NONE"

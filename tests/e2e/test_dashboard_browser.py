@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -93,9 +92,7 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
     from playwright.async_api import ConsoleMessage, Request, Route, async_playwright
 
     url, engine = own_db
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # shared with the other browser tests: each overwrites its own
     async with stack(url, engine, tmp_path) as base:
         ticker = await _a_traded_market(base)
         console_errors: list[str] = []

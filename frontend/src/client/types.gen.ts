@@ -384,9 +384,21 @@ export type BacktestSummary = {
     id: string;
     links: BacktestLinks;
     /**
+     * Max Drawdown
+     *
+     * largest fall of equity from a previous peak, in dollars (`metrics.max_drawdown`)
+     */
+    max_drawdown?: number | null;
+    /**
      * Num Trades
      */
     num_trades: number | null;
+    /**
+     * Sharpe
+     *
+     * annualised Sharpe ratio of the equity curve (`metrics.sharpe`)
+     */
+    sharpe?: number | null;
     /**
      * Status
      */

@@ -14,6 +14,9 @@ export function Layout() {
           <Link to="/" activeOptions={{ exact: true }} activeProps={{ className: "active" }}>
             Markets
           </Link>
+          <Link to="/backtests" activeProps={{ className: "active" }}>
+            Backtests
+          </Link>
           <Link to="/paper" activeProps={{ className: "active" }}>
             Paper trading
           </Link>

@@ -8,13 +8,18 @@ export const API_BASE: string =
 
 client.setConfig({ baseUrl: API_BASE });
 
+/** One input the API found at fault (problem+json ``errors``): ``field`` as ``body.params.size``. */
+export type FieldError = { field: string; message: string };
+
 /** An answer of the API that is not a success: its problem+json body when it sent one. */
 export class ApiError extends Error {
   readonly status: number | null;
-  constructor(status: number | null, message: string) {
+  readonly errors: FieldError[];
+  constructor(status: number | null, message: string, errors: FieldError[] = []) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.errors = errors;
   }
 }
 
@@ -32,12 +37,19 @@ export async function unwrap<T>(call: Promise<Result<T>>): Promise<T> {
   if (error !== undefined || !response || !response.ok) {
     const status = response?.status ?? null;
     let message = `HTTP ${status ?? "error"}`;
+    let errors: FieldError[] = [];
     if (error && typeof error === "object") {
-      const body = error as { detail?: unknown; title?: unknown };
+      const body = error as { detail?: unknown; title?: unknown; errors?: unknown };
       if (typeof body.detail === "string") message = body.detail;
       else if (typeof body.title === "string") message = body.title;
+      if (Array.isArray(body.errors)) {
+        errors = body.errors.filter(
+          (e): e is FieldError =>
+            !!e && typeof e === "object" && typeof (e as FieldError).field === "string" && typeof (e as FieldError).message === "string",
+        );
+      }
     }
-    throw new ApiError(status, message);
+    throw new ApiError(status, message, errors);
   }
   return data as T;
 }

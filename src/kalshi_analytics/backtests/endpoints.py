@@ -110,6 +110,8 @@ async def list_backtests(
             finished_at=r["finished_at"],
             num_trades=r["num_trades"],
             total_pnl=r["total_pnl"],
+            sharpe=r["sharpe"],
+            max_drawdown=r["max_drawdown"],
             links=links(r["id"]),
         )
         for r in rows

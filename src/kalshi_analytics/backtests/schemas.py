@@ -160,6 +160,10 @@ class BacktestSummary(BaseModel):
     finished_at: datetime | None
     num_trades: int | None
     total_pnl: Decimal | None
+    sharpe: float | None = Field(None, description="annualised Sharpe ratio of the equity curve (`metrics.sharpe`)")
+    max_drawdown: float | None = Field(
+        None, description="largest fall of equity from a previous peak, in dollars (`metrics.max_drawdown`)"
+    )
     links: BacktestLinks
 
 

@@ -795,7 +795,8 @@ async def list_results(
         where.append("(created_at, id) < (:c_created, :c_id)")
     sql = (
         "SELECT id, status, strategy_name, strategy_version, window_start, window_end, created_at, finished_at, "
-        "num_trades, total_pnl FROM backtest_results"
+        "num_trades, total_pnl, (metrics ->> 'sharpe')::float8 AS sharpe, "
+        "(metrics ->> 'max_drawdown')::float8 AS max_drawdown FROM backtest_results"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY created_at DESC, id DESC LIMIT :limit"
     )

@@ -1,0 +1,134 @@
+import {
+  BaselineSeries,
+  createChart,
+  LineSeries,
+  LineType,
+  TickMarkType,
+  type IChartApi,
+  type Time,
+  type UTCTimestamp,
+} from "lightweight-charts";
+import { useEffect, useMemo, useRef } from "react";
+import { drawdown } from "../lib/equity";
+
+const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
+const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2 });
+
+type Point = { time: UTCTimestamp; value: number };
+
+/** Equity samples as chart points: whole seconds, strictly increasing (a repeated second keeps its last value). */
+export function pointsOf(ts: string[], values: number[]): Point[] {
+  const out: Point[] = [];
+  for (let i = 0; i < ts.length && i < values.length; i++) {
+    const t = Math.floor(new Date(ts[i]!).getTime() / 1000);
+    const v = values[i]!;
+    if (!Number.isFinite(t) || !Number.isFinite(v)) continue;
+    const last = out[out.length - 1];
+    if (last && t <= last.time) {
+      if (t === last.time) last.value = v;
+      continue;
+    }
+    out.push({ time: t as UTCTimestamp, value: v });
+  }
+  return out;
+}
+
+function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => (points: Point[]) => void, points: Point[]) {
+  const apply = useRef<((p: Point[]) => void) | null>(null);
+  const chart = useRef<IChartApi | null>(null);
+  useEffect(() => {
+    if (!box.current) return;
+    const dark = window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
+    const c = createChart(box.current, {
+      autoSize: true,
+      layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#30343a", attributionLogo: false },
+      grid: { vertLines: { color: dark ? "#2a2e35" : "#eef0f3" }, horzLines: { color: dark ? "#2a2e35" : "#eef0f3" } },
+      localization: { timeFormatter: (t: Time) => full.format(timeOf(t)) },
+      timeScale: {
+        timeVisible: true,
+        secondsVisible: false,
+        tickMarkFormatter: (t: Time, type: TickMarkType) =>
+          type === TickMarkType.Time || type === TickMarkType.TimeWithSeconds ? hm.format(timeOf(t)) : day.format(timeOf(t)),
+      },
+      rightPriceScale: { scaleMargins: { top: 0.1, bottom: 0.1 } },
+    });
+    chart.current = c;
+    apply.current = make(c);
+    return () => {
+      c.remove();
+      chart.current = null;
+      apply.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  useEffect(() => {
+    apply.current?.(points);
+    chart.current?.timeScale().fitContent();
+  }, [points]);
+}
+
+const priceFormat = { type: "custom" as const, minMove: 0.01, formatter: (p: number) => dollars.format(p) };
+
+/** The account's equity over the run, in dollars: a step line (each sample holds until the next). */
+export function EquityChart({ ts, equity }: { ts: string[]; equity: number[] }) {
+  const box = useRef<HTMLDivElement>(null);
+  const points = useMemo(() => pointsOf(ts, equity), [ts, equity]);
+  useChart(
+    box,
+    (c) => {
+      const s = c.addSeries(LineSeries, { color: "#2f6fde", lineWidth: 2, lineType: LineType.WithSteps, priceFormat });
+      return (p) => s.setData(p);
+    },
+    points,
+  );
+  return (
+    <div
+      className="chart chart-equity"
+      ref={box}
+      data-testid="equity-chart"
+      data-points={points.length}
+      role="img"
+      aria-label="Equity curve in dollars"
+    />
+  );
+}
+
+/** The underwater curve: how far equity stands below its previous peak, in dollars (0 at a new high). */
+export function DrawdownChart({ ts, equity }: { ts: string[]; equity: number[] }) {
+  const box = useRef<HTMLDivElement>(null);
+  const points = useMemo(() => pointsOf(ts, drawdown(equity).dollars), [ts, equity]);
+  useChart(
+    box,
+    (c) => {
+      // Filled between zero (the previous peak) and the curve: the depth under water.
+      const s = c.addSeries(BaselineSeries, {
+        baseValue: { type: "price", price: 0 },
+        topLineColor: "#d64545",
+        topFillColor1: "rgba(214, 69, 69, 0)",
+        topFillColor2: "rgba(214, 69, 69, 0)",
+        bottomLineColor: "#d64545",
+        bottomFillColor1: "rgba(214, 69, 69, 0.15)",
+        bottomFillColor2: "rgba(214, 69, 69, 0.4)",
+        lineWidth: 1,
+        lineType: LineType.WithSteps,
+        priceFormat,
+      });
+      return (p) => s.setData(p);
+    },
+    points,
+  );
+  return (
+    <div
+      className="chart chart-drawdown"
+      ref={box}
+      data-testid="drawdown-chart"
+      data-points={points.length}
+      data-min={points.reduce((m, p) => Math.min(m, p.value), 0)}
+      role="img"
+      aria-label="Drawdown (underwater) curve in dollars"
+    />
+  );
+}

@@ -1,0 +1,124 @@
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { Link, useNavigate } from "@tanstack/react-router";
+import { useState } from "react";
+import { createBacktest, listBacktests, listStrategies, type BacktestSummary } from "../client";
+import { BacktestForm } from "../components/BacktestForm";
+import { Empty, ErrorState, Loading, Time } from "../components/States";
+import { unwrap } from "../lib/api";
+import { count, usd } from "../lib/format";
+
+const ACTIVE = new Set(["queued", "running"]);
+
+const tone = (v: string | number | null | undefined) =>
+  v === null || v === undefined || Number(v) === 0 ? "" : Number(v) < 0 ? "neg" : "pos";
+
+function NewBacktest({ onClose }: { onClose: () => void }) {
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const strategies = useQuery({ queryKey: ["strategies"], queryFn: () => unwrap(listStrategies()), staleTime: 60_000 });
+  return (
+    <div className="panel" data-testid="new-backtest">
+      <h2>New backtest</h2>
+      {strategies.isPending ? (
+        <Loading what="strategies" />
+      ) : strategies.isError ? (
+        <ErrorState error={strategies.error} what="strategies" retry={() => void strategies.refetch()} />
+      ) : strategies.data.length === 0 ? (
+        <Empty>No strategy is registered.</Empty>
+      ) : (
+        <BacktestForm
+          strategies={strategies.data}
+          submit={(body) => unwrap(createBacktest({ body }))}
+          onCreated={(id) => {
+            void queryClient.invalidateQueries({ queryKey: ["backtests"] });
+            void navigate({ to: "/backtests/$backtestId", params: { backtestId: id } });
+          }}
+          onCancel={onClose}
+        />
+      )}
+    </div>
+  );
+}
+
+function Row({ b }: { b: BacktestSummary }) {
+  return (
+    <tr>
+      <td>
+        <Link to="/backtests/$backtestId" params={{ backtestId: b.id }} className="mono">
+          {b.id.slice(0, 8)}
+        </Link>
+      </td>
+      <td>
+        <span className={`status status-${b.status}`}>{b.status}</span>
+      </td>
+      <td>
+        {b.strategy.name} <span className="muted">v{b.strategy.version}</span>
+      </td>
+      <td>
+        <Time iso={b.window.start} short /> → <Time iso={b.window.end} short />
+      </td>
+      <td>
+        <Time iso={b.created_at} short />
+      </td>
+      <td className={`num ${tone(b.total_pnl)}`}>{usd(b.total_pnl)}</td>
+      <td className="num">{b.sharpe === null || b.sharpe === undefined ? "—" : b.sharpe.toFixed(2)}</td>
+      <td className="num">{b.max_drawdown === null || b.max_drawdown === undefined ? "—" : usd(String(b.max_drawdown))}</td>
+      <td className="num">{count(b.num_trades)}</td>
+    </tr>
+  );
+}
+
+export function BacktestsPage() {
+  const [formOpen, setFormOpen] = useState(false);
+  const backtests = useQuery({
+    queryKey: ["backtests"],
+    queryFn: () => unwrap(listBacktests({ query: { limit: 200 } })),
+    // Poll while any run is queued or running; otherwise the list only changes when someone starts one.
+    refetchInterval: (q) => (q.state.data?.items.some((b) => ACTIVE.has(b.status)) ? 1500 : 15_000),
+  });
+  return (
+    <section>
+      <div className="page-head">
+        <h1>Backtests</h1>
+        {!formOpen && (
+          <button type="button" className="primary" onClick={() => setFormOpen(true)}>
+            New backtest
+          </button>
+        )}
+      </div>
+      {formOpen && <NewBacktest onClose={() => setFormOpen(false)} />}
+      {backtests.isPending ? (
+        <Loading what="backtests" />
+      ) : backtests.isError ? (
+        <ErrorState error={backtests.error} what="backtests" retry={() => void backtests.refetch()} />
+      ) : backtests.data.items.length === 0 ? (
+        <Empty>
+          No backtest yet. Start one with <strong>New backtest</strong> above, or <code>kalshi-analytics backtest run</code>.
+        </Empty>
+      ) : (
+        <div className="table-wrap">
+          <table className="data backtests">
+            <thead>
+              <tr>
+                <th>Run</th>
+                <th>Status</th>
+                <th>Strategy</th>
+                <th>Window</th>
+                <th>Created</th>
+                <th className="num">Total P&amp;L</th>
+                <th className="num">Sharpe</th>
+                <th className="num">Max drawdown</th>
+                <th className="num">Trades</th>
+              </tr>
+            </thead>
+            <tbody>
+              {backtests.data.items.map((b) => (
+                <Row key={b.id} b={b} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
