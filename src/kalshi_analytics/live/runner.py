@@ -633,15 +633,8 @@ class LiveRunner:
                 if about in seen:
                     continue
                 seen.add(about or "")
-            await service.add_event(pg, sid, at_ev, kind, ticker=about, until=until, details=details, publish=False)
             out.append(
-                events.NewEvent(
-                    events.EventKind.PAPER_SESSION,
-                    None,
-                    json.dumps(
-                        {"session_id": str(sid), "kind": kind, "at": at_ev.isoformat(), "ticker": about, **details}
-                    ),
-                )
+                await service.add_event(pg, sid, at_ev, kind, ticker=about, until=until, details=details, publish=False)
             )
         if s.failure is not None:
             at = await pg.fetchval(
@@ -651,14 +644,7 @@ class LiveRunner:
                 s.failure,
             )
             details = {"error": s.failure, "note": "the session stopped: nothing trades after this error"}
-            await service.add_event(pg, sid, at, "failed", details=details, publish=False)
-            out.append(
-                events.NewEvent(
-                    events.EventKind.PAPER_SESSION,
-                    None,
-                    json.dumps({"session_id": str(sid), "kind": "failed", "at": at.isoformat(), **details}),
-                )
-            )
+            out.append(await service.add_event(pg, sid, at, "failed", details=details, publish=False))
         pf = s.core.portfolio
         await pg.execute(
             "UPDATE paper_sessions SET cash = $2, realised_pnl = $3, fees_paid = $4, num_fills = $5, "

@@ -184,9 +184,9 @@ async def add_event(
     until: datetime | None = None,
     details: dict[str, Any] | None = None,
     publish: bool = True,
-) -> None:
-    """A session event, stored and (with ``publish``) journaled for the live stream, inside the caller's
-    transaction."""
+) -> events.NewEvent:
+    """Store a session event inside the caller's transaction; returns its ``paper_session`` journal event, which
+    ``publish`` appends and announces at once (else the caller journals it with the rest of its transaction's)."""
     await pg.execute(
         "INSERT INTO paper_session_events (session_id, at, kind, ticker, until, details) "
         "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
@@ -197,12 +197,13 @@ async def add_event(
         until,
         json.dumps(details or {}),
     )
+    payload = json.dumps(
+        {"session_id": str(session_id), "kind": kind, "at": at.isoformat(), "ticker": ticker, **(details or {})}
+    )
+    event = events.NewEvent(events.EventKind.PAPER_SESSION, None, payload)
     if publish:
-        payload = json.dumps(
-            {"session_id": str(session_id), "kind": kind, "at": at.isoformat(), "ticker": ticker, **(details or {})}
-        )
-        last = await events.append(pg, [events.NewEvent(events.EventKind.PAPER_SESSION, None, payload)])
-        await events.notify(pg, last)
+        await events.notify(pg, await events.append(pg, [event]))
+    return event
 
 
 async def stop_session(engine: AsyncEngine, session_id: uuid.UUID, reason: str = "stopped by request") -> None:
