@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -204,3 +206,72 @@ async def test_serve_api_runs_in_this_loop_and_stops_on_cancel(database_url: str
     # The engine belongs to the caller: still usable.
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+
+
+def _open_stream(base: str) -> tuple[httpx.Client, Iterator[str]]:
+    """An SSE client following every paper event (no tickers needed), its response open past ``ready``; returns
+    the client and the rest of its lines."""
+    client = httpx.Client(base_url=base, timeout=httpx.Timeout(5, read=30))
+    response = client.send(
+        client.build_request("GET", "/api/v1/stream", params={"kinds": "paper_session"}), stream=True
+    )
+    assert response.status_code == 200
+    lines = response.iter_lines()
+    for line in lines:
+        if line == "event: ready":
+            break
+    return client, lines
+
+
+def _read_to_end(lines: Iterator[str]) -> str:
+    try:
+        return "\n".join(lines)
+    except httpx.HTTPError as exc:
+        return f"<{type(exc).__name__}>"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_open_streams_do_not_hold_up_a_stop(database_url: str, workers: int) -> None:
+    """SIGTERM with a browser's live stream open: the stream is ended (the browser reconnects with Last-Event-ID
+    to whichever server answers next) and the process stops within seconds, not when the client leaves."""
+    port = free_port()
+    env = {**os.environ, "DB_URL": database_url, "LOG_LEVEL": "WARNING", "API_BACKTEST_WORKER": "false"}
+    argv = [sys.executable, "-m", "kalshi_analytics", "api", "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(base, proc)
+        streams = [_open_stream(base) for _ in range(3)]
+        proc.terminate()
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - started
+        for client, response in streams:
+            _read_to_end(response)  # ends: the server closed it
+            client.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # One worker is uvicorn's own server, which re-raises the signal it stopped on once it has shut down cleanly.
+    assert proc.returncode in (0, -signal.SIGTERM), err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    assert stopped_in < 5, f"stopped {stopped_in:.1f} s after SIGTERM"
+
+
+async def test_up_stops_with_a_stream_open(database_url: str, engine: AsyncEngine) -> None:
+    port = free_port()
+    task = asyncio.create_task(serve_api(make_settings(database_url), engine, "127.0.0.1", port))
+    base = f"http://127.0.0.1:{port}"
+    await asyncio.to_thread(_wait_for_health, base)
+    client, response = await asyncio.to_thread(_open_stream, base)
+    try:
+        reading = asyncio.create_task(asyncio.to_thread(_read_to_end, response))
+        task.cancel()
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+        assert time.monotonic() - started < 5
+        await asyncio.wait_for(reading, 10)
+    finally:
+        client.close()

@@ -197,7 +197,8 @@ async def serve_api(
     """
     import uvicorn
 
-    from kalshi_analytics.web.server import EmbeddedServer, proxy_options
+    from kalshi_analytics.api.server import GRACE_SECONDS, EmbeddedApiServer
+    from kalshi_analytics.web.server import proxy_options
 
     if isinstance(database, AsyncEngine):
         app = create_app(settings, engine=database)
@@ -210,9 +211,10 @@ async def serve_api(
         access_log=False,
         log_config=None,
         lifespan="on",
+        timeout_graceful_shutdown=GRACE_SECONDS,
         **proxy_options(settings),
     )
-    server = EmbeddedServer(config)
+    server = EmbeddedApiServer(config)
     task = asyncio.create_task(server.serve(), name="api-server")
     try:
         await asyncio.shield(task)

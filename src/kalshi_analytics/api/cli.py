@@ -37,6 +37,7 @@ def api(
 
         os.environ["DB_URL"] = asyncio.run(choose_database(settings)).url
     from kalshi_analytics.api.root import public_urls
+    from kalshi_analytics.api.server import GRACE_SECONDS, ApiServer
 
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     count = workers or settings.api_workers
@@ -51,19 +52,33 @@ def api(
         typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']}; {count} workers)")
         typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
         code = serve_workers(
-            APP_FACTORY, bind_host, bind_port, count, access_log=False, log_config=None, **proxy_options(settings)
+            APP_FACTORY,
+            bind_host,
+            bind_port,
+            count,
+            server_class=ApiServer,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=GRACE_SECONDS,
+            **proxy_options(settings),
         )
         raise typer.Exit(code)
     urls = public_urls(bind_host, bind_port)
     typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
     typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=count,
-        access_log=False,
-        log_config=None,
-        **proxy_options(settings),
+    options = {"access_log": False, "log_config": None, "timeout_graceful_shutdown": GRACE_SECONDS}
+    if count > 1:  # port 0 or no SO_REUSEPORT: uvicorn's own supervisor, one shared socket
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=count,
+            **options,
+            **proxy_options(settings),
+        )
+        return
+    config = uvicorn.Config(
+        APP_FACTORY, factory=True, host=bind_host, port=bind_port, **options, **proxy_options(settings)
     )
+    ApiServer(config).run()

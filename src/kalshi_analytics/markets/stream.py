@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from fastapi.responses import StreamingResponse
 
 from kalshi_analytics import events
 from kalshi_analytics.db.reads import Reads
-from kalshi_analytics.errors import InvalidInputError, NotFoundError
+from kalshi_analytics.errors import InvalidInputError, NotFoundError, UnavailableError
 from kalshi_analytics.events import ALL_KINDS, MARKET_KINDS, EventKind, StoredEvent
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.markets import service
@@ -122,6 +123,17 @@ class Subscriber:
             self.queue.get_nowait()
 
 
+#: The hubs started in this process, for :func:`end_streams` (the server's shutdown knows no app).
+_STARTED: weakref.WeakSet[StreamHub] = weakref.WeakSet()
+
+
+def end_streams() -> int:
+    """End every client stream of this process (their generators return; hubs keep running): called when the
+    server begins to stop, which otherwise waits for responses to finish — and a stream never does. Clients
+    reconnect with ``Last-Event-ID`` to whichever server answers next. Returns the streams ended."""
+    return sum(hub.end_streams() for hub in list(_STARTED))
+
+
 class StreamHub:
     """One LISTEN connection per process: reads the journal when woken and fans events out to subscribers, and
     tells the response cache which tickers changed (and when it cannot know)."""
@@ -155,6 +167,7 @@ class StreamHub:
         self._last_error_log = 0.0
         self.listening = asyncio.Event()
         self.notifications = 0
+        self.ending = False  # the server is stopping: streams end, new ones are refused
 
     # ---------------------------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -162,8 +175,16 @@ class StreamHub:
             asyncio.create_task(self._listen_loop(), name="api-stream-listen"),
             asyncio.create_task(self._dispatch_loop(), name="api-stream-dispatch"),
         ]
+        _STARTED.add(self)
+
+    def end_streams(self) -> int:
+        self.ending = True
+        for sub in self._subs:
+            sub.fall_behind()  # wakes it; its generator sees ``ending`` and returns
+        return len(self._subs)
 
     async def stop(self) -> None:
+        _STARTED.discard(self)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -387,7 +408,7 @@ async def _frames(
     try:
         yield f"retry: {RETRY_MS}\n" + "".join(opening)
         verified = True  # the position was just read or checked
-        while True:
+        while not hub.ending:
             if sub.behind:
                 sub.catching_up()
                 try:
@@ -553,6 +574,8 @@ async def stream(
         raise InvalidInputError(f"at most {MAX_STREAM_TICKERS} tickers per stream", field="query.tickers")
     hub: StreamHub = request.app.state.stream_hub
     heartbeat: float = request.app.state.settings.api_stream_heartbeat_seconds
+    if hub.ending:
+        raise UnavailableError("this API server is stopping; reconnect", retry_after=1)
     if wanted and (missing := await hub.unknown_tickers(wanted)):
         raise NotFoundError(f"unknown market(s): {', '.join(missing[:20])}", field="query.tickers")
 

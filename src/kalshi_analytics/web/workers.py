@@ -17,6 +17,8 @@ import socket
 import time
 from typing import Any
 
+import uvicorn
+
 from kalshi_analytics.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,17 +43,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
-    import uvicorn
-
+def _worker(app: str, host: str, port: int, server_class: type[uvicorn.Server], options: dict[str, Any]) -> None:
     sock = listening_socket(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, factory=True, host=host, port=port, **options))
+    server = server_class(uvicorn.Config(app, factory=True, host=host, port=port, **options))
     server.run(sockets=[sock])
 
 
-def serve_workers(app: str, host: str, port: int, workers: int, **options: Any) -> int:
-    """Run ``workers`` processes serving the uvicorn factory ``app`` on ``host:port`` until SIGINT/SIGTERM;
-    returns the exit code (0 after a requested stop)."""
+def serve_workers(
+    app: str, host: str, port: int, workers: int, server_class: type[uvicorn.Server] = uvicorn.Server, **options: Any
+) -> int:
+    """Run ``workers`` processes serving the uvicorn factory ``app`` on ``host:port`` with ``server_class`` until
+    SIGINT/SIGTERM; returns the exit code (0 after a requested stop)."""
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter each: no state of this process shared
     stopping = False
 
@@ -62,7 +64,9 @@ def serve_workers(app: str, host: str, port: int, workers: int, **options: Any) 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def start() -> Any:
-        p = ctx.Process(target=_worker, args=(app, host, port, options), name="kalshi-analytics-api", daemon=False)
+        p = ctx.Process(
+            target=_worker, args=(app, host, port, server_class, options), name="kalshi-analytics-api", daemon=False
+        )
         p.start()
         return p
 
