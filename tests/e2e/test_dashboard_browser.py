@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,10 +22,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.api.app import create_app
+from kalshi_analytics.recorder.rows import GapOpened, GapRepaired
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
 from tests.conftest import REPO_ROOT, wait_until
-from tests.fixtures.app import make_settings
+from tests.fixtures.app import make_settings, write
 from tests.markets.conftest import running_api
 from tests.recorder.conftest import fast_config, sim_settings
 
@@ -144,8 +147,59 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                 assert bars + live > 0, "the chart has candles to show"
                 await page.get_by_role("region", name="YES ladder").locator("tr").first.wait_for()
                 assert await page.get_by_role("region", name="NO ladder").locator("tr").count() > 0
+
+                # The YES depth chart of the same book, and the trades tape (REST page, then live trades).
+                depth = page.get_by_test_id("depth-chart")
+                await depth.wait_for()
+                assert int(await depth.get_attribute("data-bids") or "0") > 0
+                assert int(await depth.get_attribute("data-asks") or "0") > 0
+                await page.get_by_test_id("trades-tape").locator("tbody tr").first.wait_for(timeout=30_000)
+                facts = page.get_by_test_id("market-facts")
+                await facts.get_by_text("Recorded from").wait_for()
+                assert await facts.locator("time").count() >= 3, "open/close, recorded from/to, last update"
+
+                # A feed gap opened on this market reaches the page over the stream and is shaded; its repair too.
+                gap = GapOpened(
+                    key=uuid.uuid4().hex,
+                    detected_at=datetime.now(UTC),
+                    channel="ticker",
+                    sid=None,
+                    market_ticker=ticker,
+                    cause="seq_jump",
+                    seq_expected=None,
+                    seq_received=None,
+                    gap_start=datetime.now(UTC) - timedelta(minutes=3),
+                )
+                await write(engine, gap)
+                await page.wait_for_function(
+                    "() => Number(document.querySelector('[data-testid=candle-chart]').dataset.gapBuckets) >= 3",
+                    timeout=15_000,
+                )
+                legend = page.get_by_test_id("gap-legend")
+                await legend.filter(has_text="1 open").wait_for()
+                await write(engine, GapRepaired(gap.key, datetime.now(UTC), datetime.now(UTC), "get_snapshot"))
+                await legend.filter(has_text="1 in this window").filter(has_not_text="open").wait_for(timeout=15_000)
+                assert int(await chart.get_attribute("data-gap-buckets") or "0") >= 3
+
                 await page.wait_for_timeout(500)  # the chart paints on the next frame
                 await page.screenshot(path=str(ARTIFACTS / "market.png"), full_page=True)
+
+                # Another interval: the history of 5-minute candles replaces the 1-minute one, and live ticks go on.
+                await page.get_by_role("group", name="Candle interval").get_by_role("button", name="5m").click()
+                await page.get_by_role("heading", name="Price · 5m candles").wait_for()
+                await chart.wait_for()
+                await page.wait_for_function(
+                    "() => { const c = document.querySelector('[data-testid=candle-chart]');"
+                    " return c && Number(c.dataset.bars) + Number(c.dataset.liveUpdates) > 0; }",
+                    timeout=15_000,
+                )
+                assert await page.get_by_role("button", name="5m").get_attribute("aria-pressed") == "true"
+                bars_5m = int(await chart.get_attribute("data-bars") or "0")
+                assert bars_5m <= max(bars, 1), "5-minute buckets are no more than 1-minute ones"
+                await page.get_by_role("group", name="Candle interval").get_by_role("button", name="1h").click()
+                await page.get_by_role("heading", name="Price · 1h candles").wait_for()
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(ARTIFACTS / "market-1h.png"), full_page=True)
 
                 # 3. Paper trading: the list (empty: no session runs in this stack) in its designed state.
                 await page.get_by_role("link", name="Paper trading").click()
