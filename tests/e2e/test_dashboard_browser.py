@@ -201,6 +201,14 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                 await page.wait_for_timeout(500)
                 await page.screenshot(path=str(ARTIFACTS / "market-1h.png"), full_page=True)
 
+                # On a narrow window the market page stacks: chart, book, depth, tape and facts take the width.
+                await page.set_viewport_size({"width": 420, "height": 900})
+                await page.wait_for_timeout(500)
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 420, f"the market page scrolls sideways at 420 px ({width} px wide)"
+                await page.screenshot(path=str(ARTIFACTS / "market-narrow.png"), full_page=True)
+                await page.set_viewport_size({"width": 1280, "height": 860})
+
                 # 3. Paper trading: the list (empty: no session runs in this stack) in its designed state.
                 await page.get_by_role("link", name="Paper trading").click()
                 await page.get_by_text("No paper session yet").wait_for()
