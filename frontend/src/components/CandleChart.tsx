@@ -12,6 +12,8 @@ import {
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
 import type { Bar, VolumeBar } from "../lib/candles";
+import { runsOf } from "../lib/gaps";
+import { GapShading } from "./gapShading";
 import type { TradeMark } from "../lib/markers";
 
 const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
@@ -58,6 +60,7 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
   const volume = useRef<ISeriesApi<"Histogram"> | null>(null);
   const gaps = useRef<ISeriesApi<"Histogram"> | null>(null);
   const markers = useRef<ISeriesMarkersPluginApi<Time> | null>(null);
+  const bands = useRef<GapShading | null>(null);
   const lastTime = useRef<number>(-Infinity);
   const lastVolumeTime = useRef<number>(-Infinity);
   const daily = useRef(seconds >= 86400);
@@ -85,10 +88,11 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
       },
       rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.28 } },
     });
-    // Gaps first, so they paint behind: full-height columns on a scale of their own.
+    // Gaps: invisible points on a scale of their own put each gap bucket on the time scale; the primitive
+    // paints the bands behind everything.
     const g = c.addSeries(HistogramSeries, {
       priceScaleId: "gaps",
-      color: GAP,
+      color: "rgba(0, 0, 0, 0)",
       priceLineVisible: false,
       lastValueVisible: false,
       base: 0,
@@ -109,8 +113,11 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
       borderVisible: false,
       priceFormat: { type: "custom", minMove: 0.0005, formatter: (p: number) => `${(p * 100).toFixed(2)}%` },
     });
+    const shading = new GapShading(GAP);
+    g.attachPrimitive(shading);
     chart.current = c;
     series.current = s;
+    bands.current = shading;
     volume.current = v;
     gaps.current = g;
     markers.current = createSeriesMarkers(s, []);
@@ -121,6 +128,7 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
       volume.current = null;
       gaps.current = null;
       markers.current = null;
+      bands.current = null;
     };
   }, []);
 
@@ -135,7 +143,8 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
 
   useEffect(() => {
     gaps.current?.setData(gapTimes.map((t) => ({ time: t as UTCTimestamp, value: 1 })));
-  }, [gapTimes]);
+    bands.current?.setBands(runsOf(gapTimes, seconds));
+  }, [gapTimes, seconds]);
 
   useEffect(() => {
     markers.current?.setMarkers(

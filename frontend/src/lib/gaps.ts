@@ -62,3 +62,14 @@ export function applyGapEvent(
       : x,
   );
 }
+
+/** Bucket times (ascending) back into runs of consecutive buckets, one shaded band each. */
+export function runsOf(times: number[], seconds: number): Shade[] {
+  const out: Shade[] = [];
+  for (const t of times) {
+    const prev = out[out.length - 1];
+    if (prev && t - prev.to <= seconds) prev.to = Math.max(prev.to, t);
+    else out.push({ from: t, to: t });
+  }
+  return out;
+}

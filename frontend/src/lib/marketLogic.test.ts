@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { BacktestExecution, BookLevel, Candle, Trade } from "../client";
 import { applySnapshot, applyVolume, bucketStart, intervalSeconds, seedVolume, toBars, toVolumes } from "./candles";
 import { depthCurve, depthRange } from "./depth";
-import { applyGapEvent, shadedBuckets, shadedRanges, type Gap } from "./gaps";
+import { applyGapEvent, runsOf, shadedBuckets, shadedRanges, type Gap } from "./gaps";
 import { barAt, executionMarks, executionWindow } from "./markers";
 import { mergeTrades } from "./tape";
 
@@ -106,6 +106,15 @@ describe("feed gaps as shaded buckets", () => {
       T("2026-11-21T15:00:00Z"),
     ]);
     expect(shadedBuckets(ranges, 3600, -Infinity, Infinity, 2)).toEqual([T("2026-11-21T14:00:00Z"), T("2026-11-21T15:00:00Z")]);
+  });
+
+  it("turns shaded buckets back into one band per run of consecutive buckets", () => {
+    expect(runsOf([0, 60, 120, 300, 360, 600], 60)).toEqual([
+      { from: 0, to: 120 },
+      { from: 300, to: 360 },
+      { from: 600, to: 600 },
+    ]);
+    expect(runsOf([], 60)).toEqual([]);
   });
 
   it("opens a gap from the stream and closes it when repaired; an unknown repair changes nothing", () => {

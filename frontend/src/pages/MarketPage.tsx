@@ -141,7 +141,13 @@ export function MarketPage() {
     () => (executions.data ? executionWindow(executions.data, ticker) : null),
     [executions.data, ticker],
   );
-  const win: Window = execWindow ?? { start: spec.window };
+  // The executions' window, widened to at least the interval's usual span (ending where they end).
+  const win: Window = useMemo(() => {
+    if (!execWindow) return { start: spec.window };
+    const end = Date.parse(execWindow.end);
+    const start = Math.min(Date.parse(execWindow.start), end - spec.span * 1000);
+    return { start: new Date(start).toISOString(), end: execWindow.end };
+  }, [execWindow, spec]);
   const waitingForExecutions = !!backtest && executions.isPending;
 
   const history = useQuery({
@@ -237,8 +243,8 @@ export function MarketPage() {
     const id = window.setInterval(() => setNow(Date.now() / 1000), 30_000);
     return () => window.clearInterval(id);
   }, []);
-  const windowStart = execWindow ? Date.parse(execWindow.start) / 1000 : now - spec.span;
-  const windowEnd = execWindow ? Date.parse(execWindow.end) / 1000 : now;
+  const windowStart = win.end ? Date.parse(win.start) / 1000 : now - spec.span;
+  const windowEnd = win.end ? Date.parse(win.end) / 1000 : now;
   const gapTimes = useMemo(
     () => shadedBuckets(shadedRanges(gaps.data ?? [], seconds, now), seconds, windowStart, Math.min(windowEnd, now)),
     [gaps.data, seconds, now, windowStart, windowEnd],
