@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,11 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.api.app import create_app
 from kalshi_analytics.recorder.rows import GapOpened, GapRepaired
 from kalshi_analytics.recorder.service import RecorderService
-from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
+from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
 from tests.conftest import REPO_ROOT, wait_until
 from tests.fixtures.app import make_settings, write
 from tests.markets.conftest import running_api
 from tests.recorder.conftest import fast_config, sim_settings
+
+if TYPE_CHECKING:
+    from playwright.async_api import Locator
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
@@ -54,6 +59,13 @@ def _preconditions() -> None:
 async def stack(url: str, engine: AsyncEngine, tmp: Path) -> AsyncIterator[str]:
     """Simulator + recorder + API serving the build; yields the API's base URL once some market has a price
     and an order book recorded."""
+    async with stack_and_simulator(url, engine, tmp) as (base, _sim):
+        yield base
+
+
+@asynccontextmanager
+async def stack_and_simulator(url: str, engine: AsyncEngine, tmp: Path) -> AsyncIterator[tuple[str, Simulator]]:
+    """:func:`stack`, with the simulator (to inject faults)."""
     sim_cfg = SimulatorConfig(seed=7, markets=8, speed=5, port=0, rate_limit=None, activity=3.0)
     async with run_simulator(sim_cfg) as sim:
         service = RecorderService(engine, sim_settings(sim), fast_config(tmp))
@@ -64,7 +76,7 @@ async def stack(url: str, engine: AsyncEngine, tmp: Path) -> AsyncIterator[str]:
             settings = make_settings(url, api_dashboard=True, api_dashboard_dir=DIST, api_stream_heartbeat_seconds=1)
             app = create_app(settings, engine=engine)
             async with running_api(app) as base:
-                yield base
+                yield base, sim
         finally:
             stop.set()
             await asyncio.wait_for(recorder, 30)
@@ -90,13 +102,19 @@ async def _a_traded_market(base: str) -> str:
     return chosen[0]
 
 
+async def _open_gaps(legend: Locator) -> int:
+    """The legend's count of open gaps ("…, 2 open"), 0 when it names none."""
+    found = re.search(r"(\d+) open", await legend.inner_text())
+    return int(found.group(1)) if found else 0
+
+
 async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncEngine], tmp_path: Path) -> None:
     _preconditions()
     from playwright.async_api import ConsoleMessage, Request, Route, async_playwright
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # shared with the other browser tests: each overwrites its own
-    async with stack(url, engine, tmp_path) as base:
+    async with stack_and_simulator(url, engine, tmp_path) as (base, sim):
         ticker = await _a_traded_market(base)
         console_errors: list[str] = []
         failed: list[str] = []
@@ -158,6 +176,20 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                 await facts.get_by_text("Recorded from").wait_for()
                 assert await facts.locator("time").count() >= 3, "open/close, recorded from/to, last update"
 
+                # The simulator drops WebSocket frames: the recorder sees the sequence jump, records a feed gap
+                # (of a whole subscription: every market's), and the page shades it as the stream tells it.
+                assert await chart.get_attribute("data-gap-buckets") == "0"
+                sim.set_faults(ws_drop_fraction=0.5)
+                try:
+                    await page.wait_for_function(
+                        "() => Number(document.querySelector('[data-testid=candle-chart]').dataset.gapBuckets) >= 1",
+                        timeout=20_000,
+                    )
+                finally:
+                    sim.reset_faults()
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(ARTIFACTS / "market-gap.png"), full_page=True)
+
                 # A feed gap opened on this market reaches the page over the stream and is shaded; its repair too.
                 gap = GapOpened(
                     key=uuid.uuid4().hex,
@@ -176,9 +208,15 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                     timeout=15_000,
                 )
                 legend = page.get_by_test_id("gap-legend")
-                await legend.filter(has_text="1 open").wait_for()
+                await legend.filter(has_text=re.compile(r", [1-9]\d* open")).wait_for()
+                open_before = await _open_gaps(legend)
                 await write(engine, GapRepaired(gap.key, datetime.now(UTC), datetime.now(UTC), "get_snapshot"))
-                await legend.filter(has_text="1 in this window").filter(has_not_text="open").wait_for(timeout=15_000)
+                await page.wait_for_function(
+                    "n => { const legend = document.querySelector('[data-testid=gap-legend]');"
+                    " const m = legend.textContent.match(/(\\d+) open/); return (m ? Number(m[1]) : 0) < n; }",
+                    arg=open_before,
+                    timeout=15_000,
+                )
                 assert int(await chart.get_attribute("data-gap-buckets") or "0") >= 3
 
                 await page.wait_for_timeout(500)  # the chart paints on the next frame
