@@ -11,6 +11,9 @@ const marketsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", c
 const marketRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: "/markets/$ticker",
+  // ?backtest=<id>: that run's entries and exits marked on the chart.
+  validateSearch: (s: Record<string, unknown>): { backtest?: string } =>
+    typeof s.backtest === "string" && s.backtest ? { backtest: s.backtest } : {},
   component: lazyRouteComponent(() => import("./pages/MarketPage"), "MarketPage"),
 });
 

@@ -236,6 +236,7 @@ async def test_openapi_has_stable_operation_ids_and_summaries(client: httpx.Asyn
         "getMarketHistory",
         "getOrderBook",
         "listTrades",
+        "listMarketGaps",
         "streamMarketUpdates",
         "getRecorderStatus",
         "getMetrics",

@@ -115,15 +115,26 @@ async def test_start_a_backtest_from_the_form_and_see_its_equity(
                 cards = page.get_by_test_id("metric-cards")
                 await expect(cards.locator(".card").filter(has_text="Total P&L")).to_be_visible()
                 await expect(cards.locator(".card").filter(has_text="Max drawdown")).to_be_visible()
-                # buy_and_hold enters at the first ask: one execution, linked to its market's page.
-                await expect(page.locator(f'table.executions a[href="/markets/{ticker}"]').first).to_be_visible()
+                # buy_and_hold enters at the first ask: one execution, linked to its market's page (marked there).
                 run_id = page.url.rsplit("/", 1)[1]
+                execution_link = page.locator(f'table.executions a[href="/markets/{ticker}?backtest={run_id}"]').first
+                await expect(execution_link).to_be_visible()
                 async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                     detail = (await client.get(f"/api/v1/backtests/{run_id}")).json()
                 assert detail["params"] == {"side": "yes", "size": 5.0}
                 assert detail["market_filter"]["tickers"] == [ticker]
                 await page.wait_for_timeout(500)  # the charts paint on the next frame
                 await page.screenshot(path=str(ARTIFACTS / "backtest.png"), full_page=True)
+
+                # The execution's link: the market's chart over the run's window, its entry marked on a candle.
+                await execution_link.click()
+                await page.wait_for_url(f"**/markets/{ticker}?backtest={run_id}")
+                candles = page.get_by_test_id("candle-chart")
+                await candles.locator("canvas").first.wait_for()
+                await expect(candles).not_to_have_attribute("data-marks", "0", timeout=15_000)
+                await expect(page.get_by_test_id("gap-legend")).to_contain_text("backtest marks")
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(ARTIFACTS / "market-backtest.png"), full_page=True)
 
                 # 5. The list: the run, done, with its key metrics; its id leads back to it.
                 await page.get_by_role("link", name="Backtests").first.click()

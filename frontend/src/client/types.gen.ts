@@ -919,6 +919,91 @@ export type MarketFilter = {
 };
 
 /**
+ * MarketGap
+ *
+ * A recorder feed gap (``feed_gaps``) that touches a market: about its ticker, or (``ticker`` null) about a
+ * whole subscription or connection, which every market shares.
+ */
+export type MarketGap = {
+    /**
+     * Cause
+     */
+    cause: string;
+    /**
+     * Channel
+     */
+    channel: string;
+    /**
+     * Detected At
+     */
+    detected_at: string;
+    /**
+     * Gap End
+     *
+     * null while the gap is still open
+     */
+    gap_end: string | null;
+    /**
+     * Gap Start
+     */
+    gap_start: string;
+    /**
+     * Key
+     *
+     * the gap's identity, as in the stream's `gap_opened` / `gap_repaired` events
+     */
+    key: string;
+    /**
+     * Repair Method
+     */
+    repair_method: string | null;
+    /**
+     * Repaired At
+     */
+    repaired_at: string | null;
+    /**
+     * Ticker
+     *
+     * null: a whole subscription or connection
+     */
+    ticker: string | null;
+    /**
+     * Unrepairable Reason
+     *
+     * set instead of `repaired_at` when the hole stays a hole
+     */
+    unrepairable_reason: string | null;
+};
+
+/**
+ * MarketGapPage
+ */
+export type MarketGapPage = {
+    /**
+     * End
+     */
+    end: string;
+    /**
+     * Items
+     *
+     * gaps overlapping [start, end), oldest gap_start first
+     */
+    items: Array<MarketGap>;
+    /**
+     * Next Cursor
+     */
+    next_cursor: string | null;
+    /**
+     * Start
+     */
+    start: string;
+    /**
+     * Ticker
+     */
+    ticker: string;
+};
+
+/**
  * MarketPage
  */
 export type MarketPage = {
@@ -2385,6 +2470,75 @@ export type GetMarketResponses = {
 };
 
 export type GetMarketResponse = GetMarketResponses[keyof GetMarketResponses];
+
+export type ListMarketGapsData = {
+    body?: never;
+    path: {
+        /**
+         * Ticker
+         *
+         * market ticker, e.g. KXHIGHNY-26NOV21-T60
+         */
+        ticker: string;
+    };
+    query?: {
+        /**
+         * Start
+         *
+         * inclusive; default end − 1 day; ISO 8601 (2026-11-01 or 2026-11-01T12:00Z), Unix seconds, now, or relative (-90m, -1d, -2w)
+         */
+        start?: string | null;
+        /**
+         * End
+         *
+         * exclusive; default now; ISO 8601 (2026-11-01 or 2026-11-01T12:00Z), Unix seconds, now, or relative (-90m, -1d, -2w)
+         */
+        end?: string | null;
+        /**
+         * Limit
+         *
+         * page size (at most 1000)
+         */
+        limit?: number;
+        /**
+         * Cursor
+         *
+         * `next_cursor` of the previous page
+         */
+        cursor?: string | null;
+    };
+    url: '/api/v1/markets/{ticker}/gaps';
+};
+
+export type ListMarketGapsErrors = {
+    /**
+     * Not found
+     */
+    404: Problem;
+    /**
+     * Validation error
+     */
+    422: Problem;
+    /**
+     * Too many requests
+     */
+    429: Problem;
+    /**
+     * Internal server error
+     */
+    500: Problem;
+};
+
+export type ListMarketGapsError = ListMarketGapsErrors[keyof ListMarketGapsErrors];
+
+export type ListMarketGapsResponses = {
+    /**
+     * Successful Response
+     */
+    200: MarketGapPage;
+};
+
+export type ListMarketGapsResponse = ListMarketGapsResponses[keyof ListMarketGapsResponses];
 
 export type GetMarketHistoryData = {
     body?: never;

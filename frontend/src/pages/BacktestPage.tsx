@@ -135,7 +135,7 @@ function Executions({ id, status }: { id: string; status: BacktestDetail["status
                   <Time iso={e.entry_ts} short />
                 </td>
                 <td>
-                  <Link to="/markets/$ticker" params={{ ticker: e.ticker }}>
+                  <Link to="/markets/$ticker" params={{ ticker: e.ticker }} search={{ backtest: id }}>
                     {e.ticker}
                   </Link>
                 </td>

@@ -17,6 +17,8 @@ from kalshi_analytics.markets.pricing import implied_probability_with_source
 from kalshi_analytics.markets.schemas import (
     BookLevel,
     CandleHistory,
+    MarketGap,
+    MarketGapPage,
     MarketPage,
     MarketResponse,
     OrderBook,
@@ -31,7 +33,7 @@ from kalshi_analytics.web.fast_lane import Endpoint, FastRoute, Reader, choice_r
 from kalshi_analytics.web.params import NO_NUL, Cursor, Limit, query_time, time_query
 from kalshi_analytics.web.problems import inputs_from, problem_responses
 from kalshi_analytics.web.ratelimit import charge, rate_limit
-from kalshi_analytics.web.responses import JSON, Gzipped, model_json, spliced_json
+from kalshi_analytics.web.responses import JSON, Gzipped, model_json, model_response, spliced_json
 
 ONE = Decimal(1)
 _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
@@ -305,6 +307,41 @@ async def list_trades(
 
     with inputs_from("query"):  # a bad cursor
         return await cached(request, ticker, build, horizon=end_)
+
+
+@router.get(
+    "/{ticker}/gaps",
+    operation_id="listMarketGaps",
+    summary="Recorder feed gaps that touch a market (its own, and whole-subscription ones) overlapping "
+    "[start, end), oldest first, cursor-paginated; an open gap has no gap_end.",
+    response_model=MarketGapPage,
+    dependencies=read_limited,
+)
+async def list_market_gaps(
+    *,
+    request: Request,
+    ticker: Ticker,
+    start: Annotated[str | None, time_query("inclusive; default end − 1 day")] = None,
+    end: Annotated[str | None, time_query("exclusive; default now")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    asked = query_time(request, "start", start), query_time(request, "end", end)
+    with inputs_from("query"):
+        start_, end_ = service.window(*asked)
+    # Not cached: a gap about a whole subscription concerns every market, and gaps are few and indexed.
+    async with reads(request) as db:
+        with inputs_from("query"):  # a bad cursor
+            rows, next_cursor = await service.gap_page(db, ticker, start=start_, end=end_, limit=limit, cursor=cursor)
+    return model_response(
+        MarketGapPage(
+            ticker=ticker,
+            start=start_,
+            end=end_,
+            items=[MarketGap.model_validate(dict(r)) for r in rows],
+            next_cursor=next_cursor,
+        )
+    )
 
 
 # The fast lane (web/fast_lane.py) of the two hottest reads, with the rules of the declarations above (Ticker,

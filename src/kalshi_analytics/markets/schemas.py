@@ -189,3 +189,27 @@ class TradePage(_Model):
     ticker: str
     items: list[Trade]
     next_cursor: str | None
+
+
+class MarketGap(_Model):
+    """A recorder feed gap (``feed_gaps``) that touches a market: about its ticker, or (``ticker`` null) about a
+    whole subscription or connection, which every market shares."""
+
+    key: str = Field(description="the gap's identity, as in the stream's `gap_opened` / `gap_repaired` events")
+    ticker: str | None = Field(description="null: a whole subscription or connection")
+    channel: str
+    cause: str
+    detected_at: datetime
+    gap_start: datetime
+    gap_end: datetime | None = Field(description="null while the gap is still open")
+    repaired_at: datetime | None
+    repair_method: str | None
+    unrepairable_reason: str | None = Field(description="set instead of `repaired_at` when the hole stays a hole")
+
+
+class MarketGapPage(_Model):
+    ticker: str
+    start: datetime
+    end: datetime
+    items: list[MarketGap] = Field(description="gaps overlapping [start, end), oldest gap_start first")
+    next_cursor: str | None

@@ -23,6 +23,7 @@ from kalshi_analytics.markets import candle_blocks, snapshot_chunks
 from kalshi_analytics.markets.pricing import implied_probability_sql
 from kalshi_analytics.web.cursors import (
     Reader,
+    cursor_bigint,
     cursor_decimal,
     cursor_text,
     cursor_time,
@@ -769,5 +770,34 @@ async def trade_page(
         rows = rows[:limit]
         next_cursor = encode_cursor("trades", rows[-1]["ts"].isoformat(), rows[-1]["trade_id"])
     elif not rows and cursor is None:
+        await ensure_market(session, ticker)
+    return rows, next_cursor
+
+
+# ------------------------------------------------------------------------------------------------ feed gaps
+_GAPS_SQL = (
+    "SELECT id, key, market_ticker AS ticker, channel, cause, detected_at, gap_start, gap_end, repaired_at, "
+    "repair_method, unrepairable_reason FROM feed_gaps "
+    "WHERE (market_ticker = :ticker OR market_ticker IS NULL) AND gap_start < :end "
+    "AND coalesce(gap_end, 'infinity') > :start {after} ORDER BY gap_start, id LIMIT :limit"
+)
+
+
+async def gap_page(
+    session: Db, ticker: str, *, start: datetime, end: datetime, limit: int, cursor: str | None
+) -> tuple[Sequence[Record], str | None]:
+    """Feed gaps about ``ticker`` or a whole subscription (ticker NULL) that overlap ``[start, end)`` — an open
+    gap (no ``gap_end``) runs on to now — oldest first, keyset-paginated on (gap_start, id)."""
+    params: dict[str, Any] = {"ticker": ticker, "start": start, "end": end, "limit": limit + 1}
+    after = ""
+    if cursor:
+        params["cts"], params["cid"] = decode_cursor(cursor, "gaps", cursor_time, cursor_bigint)
+        after = "AND (gap_start, id) > (:cts, :cid)"
+    rows = await session.all(_GAPS_SQL.format(after=after), params)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("gaps", rows[-1]["gap_start"].isoformat(), rows[-1]["id"])
+    if cursor is None:
         await ensure_market(session, ticker)
     return rows, next_cursor
