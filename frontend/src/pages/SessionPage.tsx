@@ -118,7 +118,6 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
         <Card label="Max drawdown" value={usd(cards.maxDrawdown)} tone={Number(cards.maxDrawdown) > 0 ? "neg" : undefined} hint="largest fall of equity from a previous peak" />
         <Card label="Open positions" value={String(cards.openPositions)} hint={`exposure at cost ${usd(cards.exposure)}`} />
         <Card label="Equity" value={usd(cards.equity)} hint={`cash ${usd(cards.cash)} + positions at their marks; initial ${usd(s.initial_capital)}`} />
-        <Card label="Fills" value={count(state.numFills)} hint={`fees ${usd(cards.feesPaid)}`} />
       </div>
 
       <div className="panel">
@@ -207,8 +206,9 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
       <div className="panel">
         <h2>
           Fills{" "}
-          <span className="muted small">
-            {state.fills.length < state.numFills ? `latest ${state.fills.length} of ${count(state.numFills)}` : ""}
+          <span className="muted small" data-testid="fill-count">
+            {state.fills.length < state.numFills ? `latest ${state.fills.length} of ${count(state.numFills)}` : count(state.numFills)}
+            {state.numFills > 0 && ` · fees ${usd(cards.feesPaid)}`}
           </span>
         </h2>
         {state.fills.length === 0 ? (
