@@ -17,15 +17,21 @@ const numberOf = (m: Metrics | null | undefined, key: string): number | null => 
 };
 const fixed = (digits: number, suffix = "") => (v: number | null) => (v === null ? "—" : `${v.toFixed(digits)}${suffix}`);
 const money = (v: number | null) => (v === null ? "—" : usd(String(v)));
+/** A percentage to two decimals, or to two significant digits when smaller than that shows ("-0.0031%"). */
+const percent = (v: number | null): string => {
+  if (v === null) return "—";
+  if (v !== 0 && Math.abs(v) < 0.005) return `${v.toPrecision(2)}%`;
+  return `${v.toFixed(2)}%`;
+};
 
 /** The compared metrics: label, value of a run, how it is shown, which way is better. */
 const ROWS: { label: string; value: (b: BacktestDetail) => number | null; show: (v: number | null) => string; better: Better; hint?: string }[] = [
   { label: "Total P&L", value: (b) => (b.total_pnl === null ? null : Number(b.total_pnl)), show: money, better: "higher" },
-  { label: "Return", value: (b) => numberOf(b.metrics, "return_pct"), show: fixed(2, "%"), better: "higher" },
+  { label: "Return", value: (b) => numberOf(b.metrics, "return_pct"), show: percent, better: "higher" },
   { label: "Sharpe", value: (b) => numberOf(b.metrics, "sharpe"), show: fixed(2), better: "higher" },
   { label: "Sortino", value: (b) => numberOf(b.metrics, "sortino"), show: fixed(2), better: "higher" },
   { label: "Max drawdown", value: (b) => numberOf(b.metrics, "max_drawdown"), show: money, better: "lower" },
-  { label: "Max drawdown %", value: (b) => numberOf(b.metrics, "max_drawdown_pct"), show: fixed(2, "%"), better: "lower" },
+  { label: "Max drawdown %", value: (b) => numberOf(b.metrics, "max_drawdown_pct"), show: percent, better: "lower" },
   { label: "Trades", value: (b) => b.num_trades, show: (v) => count(v), better: null },
   { label: "Win rate", value: (b) => { const w = numberOf(b.metrics, "win_rate"); return w === null ? null : w * 100; }, show: fixed(1, "%"), better: "higher" },
   { label: "Fees", value: (b) => (b.fees_paid === null ? null : Number(b.fees_paid)), show: money, better: "lower" },
@@ -88,7 +94,7 @@ export function BacktestComparePage() {
       </p>
       <div className="page-head">
         <h1>Compare backtests</h1>
-        <div className="filters" role="group" aria-label="Align the curves">
+        <div className="toggle" role="group" aria-label="Align the curves">
           <label>
             <input type="radio" name="align" checked={align === "time"} onChange={() => setAlign("time")} /> by time
           </label>
