@@ -48,7 +48,7 @@ export function CalibrationPlot({ calibration }: { calibration: Calibration }) {
         <text x={SIZE / 2} y={SIZE - 4} textAnchor="middle" className="axis">
           price paid
         </text>
-        <text x={10} y={SIZE / 2} textAnchor="middle" className="axis" transform={`rotate(-90 10 ${SIZE / 2})`}>
+        <text x={x(0)} y={y(1) - 14} textAnchor="middle" className="axis">
           side won
         </text>
       </svg>
