@@ -49,6 +49,8 @@ async def test_start_a_paper_session_see_its_fill_live_and_stop_it(
                     if "/api/v1/stream" not in req.url:
                         failed.append(f"{req.method} {req.url}: {req.failure}")
 
+                reads: list[str] = []  # the session's REST reads (everything else comes over the stream)
+                page.on("request", lambda r: reads.append(r.url) if "/api/v1/paper-sessions/" in r.url else None)
                 page.on("console", on_console)
                 page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
                 page.on("requestfailed", on_failed)
@@ -112,6 +114,9 @@ async def test_start_a_paper_session_see_its_fill_live_and_stop_it(
                 assert [(f["ticker"], f["action"], Decimal(f["count"])) for f in api_fills] == [(ticker, "buy", 3)]
                 await page.wait_for_timeout(500)  # the chart paints on the next frame
                 await page.screenshot(path=str(ARTIFACTS / "paper-session.png"), full_page=True)
+                # One snapshot was read; the fill, position, equity and cards came over the stream, not by polling.
+                mine = [u for u in reads if f"/paper-sessions/{sid}" in u]
+                assert [u.split(sid, 1)[1].split("?")[0] for u in mine] == ["/live"], mine
 
                 # 5. The decision gate (no backtest of buy_and_hold in this database) and the divergence report.
                 await expect(page.get_by_test_id("gate-verdict")).to_have_attribute("data-passed", "false")

@@ -13,6 +13,7 @@ import { drawdown } from "../lib/equity";
 
 const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
 const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const hms = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2 });
@@ -62,7 +63,11 @@ function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => 
         timeVisible: true,
         secondsVisible: false,
         tickMarkFormatter: (t: Time, type: TickMarkType) =>
-          type === TickMarkType.Time || type === TickMarkType.TimeWithSeconds ? hm.format(timeOf(t)) : day.format(timeOf(t)),
+          type === TickMarkType.TimeWithSeconds
+            ? hms.format(timeOf(t)) // ticks seconds apart (a live session sampled every few seconds)
+            : type === TickMarkType.Time
+              ? hm.format(timeOf(t))
+              : day.format(timeOf(t)),
       },
       rightPriceScale: { scaleMargins: { top: 0.1, bottom: 0.1 } },
     });
