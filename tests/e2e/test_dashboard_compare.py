@@ -111,6 +111,14 @@ async def test_compare_two_backtests(own_db: tuple[str, AsyncEngine], tmp_path: 
                 await expect(chart).to_have_attribute("data-series", "2")
                 await chart.locator("canvas").first.wait_for()
 
+                # Narrow, the comparison stacks: the chart takes the width, the metrics table scrolls in its panel.
+                await page.set_viewport_size({"width": 420, "height": 900})
+                await page.wait_for_timeout(500)
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 420, f"the comparison scrolls sideways at 420 px ({width} px wide)"
+                await page.screenshot(path=str(ARTIFACTS / "backtests-compare-narrow.png"), full_page=True)
+                await page.set_viewport_size({"width": 1280, "height": 900})
+
                 # 3. Removing a run leaves one: the page asks for two.
                 await page.get_by_role("button", name=f"Remove {second[:8]}").click()
                 await page.get_by_text("Choose at least two runs to compare").wait_for()
