@@ -33,33 +33,26 @@ function describe(details: Record<string, unknown>): string {
     .join(" · ");
 }
 
-function StopButton({ sessionId, onDone }: { sessionId: string; onDone: () => void }) {
+/** Stop: POST stop, then the page reads the session again either way; ``onDone`` gets what to tell the user (a
+ * 409: somebody — or the runner, on a failure — ended it first), shown by the page (this button is gone by then). */
+export function StopButton({ sessionId, onDone }: { sessionId: string; onDone: (message: string | null) => void }) {
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<string | null>(null);
   const stop = async () => {
     setBusy(true);
-    setMessage(null);
+    let message: string | null = null;
     try {
       await unwrap(stopPaperSession({ path: { session_id: sessionId } }));
     } catch (e) {
-      // 409: somebody (or the runner, on a failure) ended it first: say so and show what it is now.
-      setMessage(e instanceof ApiError && e.status === 409 ? `Not stopped: ${e.message}.` : `Could not stop: ${e instanceof Error ? e.message : String(e)}`);
+      message = e instanceof ApiError && e.status === 409 ? `Not stopped: ${e.message}.` : `Could not stop: ${e instanceof Error ? e.message : String(e)}`;
     } finally {
       setBusy(false);
-      onDone();
     }
+    onDone(message);
   };
   return (
-    <div className="stop">
-      <button type="button" className="danger" onClick={() => void stop()} disabled={busy}>
-        {busy ? "Stopping…" : "Stop session"}
-      </button>
-      {message && (
-        <div className="field-error" role="alert">
-          {message}
-        </div>
-      )}
-    </div>
+    <button type="button" className="danger" onClick={() => void stop()} disabled={busy}>
+      {busy ? "Stopping…" : "Stop session"}
+    </button>
   );
 }
 
@@ -67,6 +60,7 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
   const s = state.session;
   const running = s.status === "running";
   const cards = useMemo(() => cardsOf(state), [state]);
+  const [stopNote, setStopNote] = useState<string | null>(null);
   const perf = useQuery({
     queryKey: ["strategy-performance", s.strategy],
     queryFn: () => unwrap(getStrategyPerformance({ path: { name: s.strategy } })),
@@ -103,9 +97,22 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
           <span className={`live-pill live-${stream}`} data-testid="stream-state" title="paper events over the live stream">
             {stream === "live" ? "● live" : stream === "down" ? "stream down, retrying" : "connecting…"}
           </span>
-          {running && <StopButton sessionId={s.id} onDone={refetch} />}
+          {running && (
+            <StopButton
+              sessionId={s.id}
+              onDone={(note) => {
+                setStopNote(note);
+                refetch();
+              }}
+            />
+          )}
         </div>
       </div>
+      {stopNote && (
+        <p className="field-error" role="alert">
+          {stopNote}
+        </p>
+      )}
       <div className="cards" data-testid="session-cards">
         <Card label="Total P&L" value={usd(cards.totalPnl)} tone={tone(cards.totalPnl)} hint="equity − initial capital = realised + unrealised" />
         <Card label="Unrealised P&L" value={usd(cards.unrealisedPnl)} tone={tone(cards.unrealisedPnl)} hint="open positions at their marks vs their average price" />
