@@ -36,6 +36,15 @@ const backtestsRoute = createRoute({
   component: lazyRouteComponent(() => import("./pages/BacktestsPage"), "BacktestsPage"),
 });
 
+// Several runs side by side: ?ids=a,b,c (declared before the one-run route; a static segment wins anyway).
+const backtestCompareRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/backtests/compare",
+  validateSearch: (search: Record<string, unknown>): { ids?: string } =>
+    typeof search.ids === "string" ? { ids: search.ids } : {},
+  component: lazyRouteComponent(() => import("./pages/BacktestComparePage"), "BacktestComparePage"),
+});
+
 const backtestRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: "/backtests/$backtestId",
@@ -46,6 +55,7 @@ const routeTree = rootRoute.addChildren([
   marketsRoute,
   marketRoute,
   backtestsRoute,
+  backtestCompareRoute,
   backtestRoute,
   sessionsRoute,
   sessionRoute,

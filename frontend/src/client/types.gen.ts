@@ -1362,6 +1362,43 @@ export type PaperSessionCreate = {
 };
 
 /**
+ * PaperSessionLive
+ *
+ * ``GET /api/v1/paper-sessions/{id}/live``: everything a session page shows, read in ONE database snapshot, and
+ * the journal id that snapshot is as of. Resume the live stream after ``as_of_event_id`` (``last_event_id=``) to
+ * get exactly the changes that came later: none missed, none twice.
+ */
+export type PaperSessionLive = {
+    /**
+     * As Of Event Id
+     *
+     * the stream's last event id this state includes
+     */
+    as_of_event_id: number;
+    /**
+     * Equity
+     */
+    equity: Array<EquityPoint>;
+    /**
+     * Events
+     */
+    events: Array<SessionEventView>;
+    /**
+     * Fills
+     *
+     * the latest fills (at most `fills_limit`), oldest first
+     */
+    fills: Array<FillView>;
+    /**
+     * Positions
+     *
+     * open positions
+     */
+    positions: Array<PositionView>;
+    session: PaperSessionView;
+};
+
+/**
  * PaperSessionPage
  */
 export type PaperSessionPage = {
@@ -3124,6 +3161,57 @@ export type ListPaperSessionFillsResponses = {
 };
 
 export type ListPaperSessionFillsResponse = ListPaperSessionFillsResponses[keyof ListPaperSessionFillsResponses];
+
+export type GetPaperSessionLiveData = {
+    body?: never;
+    path: {
+        /**
+         * Session Id
+         *
+         * paper session id (UUID)
+         */
+        session_id: string;
+    };
+    query?: {
+        /**
+         * Fills Limit
+         *
+         * at most this many of the latest fills
+         */
+        fills_limit?: number;
+    };
+    url: '/api/v1/paper-sessions/{session_id}/live';
+};
+
+export type GetPaperSessionLiveErrors = {
+    /**
+     * Not found
+     */
+    404: Problem;
+    /**
+     * Validation error
+     */
+    422: Problem;
+    /**
+     * Too many requests
+     */
+    429: Problem;
+    /**
+     * Internal server error
+     */
+    500: Problem;
+};
+
+export type GetPaperSessionLiveError = GetPaperSessionLiveErrors[keyof GetPaperSessionLiveErrors];
+
+export type GetPaperSessionLiveResponses = {
+    /**
+     * Successful Response
+     */
+    200: PaperSessionLive;
+};
+
+export type GetPaperSessionLiveResponse = GetPaperSessionLiveResponses[keyof GetPaperSessionLiveResponses];
 
 export type ListPaperSessionPositionsData = {
     body?: never;

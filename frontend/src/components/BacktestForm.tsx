@@ -35,7 +35,7 @@ function defaultWindow(now = new Date()): { start: string; end: string } {
   return { start: localInputValue(start), end: localInputValue(end) };
 }
 
-function Errors({ id, messages }: { id: string; messages: string[] | undefined }) {
+export function Errors({ id, messages }: { id: string; messages: string[] | undefined }) {
   if (!messages?.length) return null;
   return (
     <div className="field-error" id={id} role="alert">
@@ -44,7 +44,7 @@ function Errors({ id, messages }: { id: string; messages: string[] | undefined }
   );
 }
 
-function Row({
+export function Row({
   id,
   label,
   hint,
@@ -153,6 +153,126 @@ function ParamFields({
   );
 }
 
+/** The chosen strategy and the values of its generated parameter fields (reset to its defaults on a change). */
+export type StrategyChoice = {
+  name: string;
+  strategy: StrategyInfo | undefined;
+  fields: SchemaField[];
+  values: Record<string, FieldValue>;
+  choose: (name: string) => void;
+  set: (field: string, v: FieldValue) => void;
+  params: () => Record<string, unknown>;
+};
+
+export function useStrategyChoice(strategies: StrategyInfo[], onChange?: () => void): StrategyChoice {
+  const [name, setName] = useState(strategies[0]?.name ?? "");
+  const strategy = strategies.find((s) => s.name === name);
+  const fields = useMemo(() => fieldsOf(strategy?.params_schema), [strategy]);
+  const [values, setValues] = useState<Record<string, FieldValue>>(() => initialValues(fields));
+  return {
+    name,
+    strategy,
+    fields,
+    values,
+    choose: (next) => {
+      setName(next);
+      setValues(initialValues(fieldsOf(strategies.find((s) => s.name === next)?.params_schema)));
+      onChange?.();
+    },
+    set: (field, v) => setValues((old) => ({ ...old, [field]: v })),
+    params: () => paramsOf(fields, values),
+  };
+}
+
+/** The strategy select and its parameters, generated from its ``params_schema``; errors keyed as errorsByField. */
+export function StrategyFields({
+  strategies,
+  choice,
+  errors,
+}: {
+  strategies: StrategyInfo[];
+  choice: StrategyChoice;
+  errors: Record<string, string[]>;
+}) {
+  const base = useId();
+  const sid = `${base}-strategy`;
+  return (
+    <>
+      <h3>Strategy</h3>
+      <Row id={sid} label="Strategy" hint={choice.strategy?.description} errors={errors.strategy}>
+        <select id={sid} value={choice.name} onChange={(e) => choice.choose(e.target.value)}>
+          {strategies.map((s) => (
+            <option key={`${s.name}-${s.version}`} value={s.name}>
+              {s.name} (v{s.version})
+            </option>
+          ))}
+        </select>
+      </Row>
+      <h3>Parameters</h3>
+      <Errors id={`${base}-params-error`} messages={errors.params} />
+      <ParamFields key={choice.name} fields={choice.fields} values={choice.values} errors={errors} onChange={choice.set} />
+    </>
+  );
+}
+
+export type MarketFilterState = {
+  kind: FilterKind;
+  text: string;
+  setKind: (k: FilterKind) => void;
+  setText: (t: string) => void;
+  /** What to ask of the user before sending, or null. */
+  missing: () => string | null;
+  value: () => ReturnType<typeof marketFilterOf>;
+};
+
+export function useMarketFilter(initial: FilterKind): MarketFilterState {
+  const [kind, setKind] = useState<FilterKind>(initial);
+  const [text, setText] = useState("");
+  return {
+    kind,
+    text,
+    setKind,
+    setText,
+    missing: () =>
+      kind !== "any" && !text.trim() ? (kind === "category" ? "Enter a category." : "Enter one or more tickers.") : null,
+    value: () => marketFilterOf(kind, text),
+  };
+}
+
+/** The market selection: any market (when ``allowAny``), one category word, or tickers. */
+export function MarketFilterField({
+  id,
+  filter,
+  errors,
+  allowAny = true,
+}: {
+  id: string;
+  filter: MarketFilterState;
+  errors: string[] | undefined;
+  allowAny?: boolean;
+}) {
+  return (
+    <Row id={id} label="Market filter" hint="a category word (e.g. politics) or tickers separated by commas" errors={errors}>
+      <div className="filter-row">
+        <select aria-label="Filter by" value={filter.kind} onChange={(e) => filter.setKind(e.target.value as FilterKind)}>
+          {allowAny && <option value="any">Any market</option>}
+          <option value="category">Category</option>
+          <option value="tickers">Tickers</option>
+        </select>
+        <input
+          id={id}
+          type="text"
+          value={filter.text}
+          disabled={filter.kind === "any"}
+          placeholder={filter.kind === "category" ? "politics" : filter.kind === "tickers" ? "KXFOO-1, KXBAR-2" : ""}
+          aria-invalid={!!errors || undefined}
+          onChange={(e) => filter.setText(e.target.value)}
+        />
+      </div>
+    </Row>
+  );
+}
+
 /** A new backtest: the strategy, its parameters (generated from its ``params_schema``), the window and the market
  * filter. ``submit`` sends the body (POST /api/v1/backtests); a 422's field errors are shown next to their fields. */
 export function BacktestForm({
@@ -167,21 +287,11 @@ export function BacktestForm({
   onCancel?: () => void;
 }) {
   const base = useId();
-  const [strategyName, setStrategyName] = useState(strategies[0]?.name ?? "");
-  const strategy = strategies.find((s) => s.name === strategyName);
-  const fields = useMemo(() => fieldsOf(strategy?.params_schema), [strategy]);
-  const [values, setValues] = useState<Record<string, FieldValue>>(() => initialValues(fields));
-  const [win, setWindow] = useState(defaultWindow);
-  const [filterKind, setFilterKind] = useState<FilterKind>("any");
-  const [filterText, setFilterText] = useState("");
   const [errors, setErrors] = useState<Record<string, string[]>>({});
+  const choice = useStrategyChoice(strategies, () => setErrors({}));
+  const [win, setWindow] = useState(defaultWindow);
+  const filter = useMarketFilter("any");
   const [busy, setBusy] = useState(false);
-
-  const chooseStrategy = (name: string) => {
-    setStrategyName(name);
-    setValues(initialValues(fieldsOf(strategies.find((s) => s.name === name)?.params_schema)));
-    setErrors({});
-  };
 
   const onSubmit = async (e: FormEvent) => {
     e.preventDefault();
@@ -190,16 +300,15 @@ export function BacktestForm({
     const end = utcOf(win.end);
     if (!start) local.start = ["Enter a start time."];
     if (!end) local.end = ["Enter an end time."];
-    if (filterKind !== "any" && !filterText.trim()) {
-      local.market_filter = [filterKind === "category" ? "Enter a category." : "Enter one or more tickers."];
-    }
+    const filterError = filter.missing();
+    if (filterError) local.market_filter = [filterError];
     if (Object.keys(local).length) {
       setErrors(local);
       return;
     }
-    const body: BacktestCreate = { strategy: strategyName, params: paramsOf(fields, values), start, end };
-    const filter = marketFilterOf(filterKind, filterText);
-    if (filter !== undefined) body.market_filter = filter;
+    const body: BacktestCreate = { strategy: choice.name, params: choice.params(), start, end };
+    const selection = filter.value();
+    if (selection !== undefined) body.market_filter = selection;
     setBusy(true);
     setErrors({});
     try {
@@ -214,31 +323,12 @@ export function BacktestForm({
     }
   };
 
-  const sid = `${base}-strategy`;
   return (
     <form className="run-form" onSubmit={(e) => void onSubmit(e)} noValidate aria-label="New backtest">
       <fieldset disabled={busy}>
         <div className="form-grid">
           <div className="form-col">
-            <h3>Strategy</h3>
-            <Row id={sid} label="Strategy" hint={strategy?.description} errors={errors.strategy}>
-              <select id={sid} value={strategyName} onChange={(e) => chooseStrategy(e.target.value)}>
-                {strategies.map((s) => (
-                  <option key={`${s.name}-${s.version}`} value={s.name}>
-                    {s.name} (v{s.version})
-                  </option>
-                ))}
-              </select>
-            </Row>
-            <h3>Parameters</h3>
-            <Errors id={`${base}-params-error`} messages={errors.params} />
-            <ParamFields
-              key={strategyName}
-              fields={fields}
-              values={values}
-              errors={errors}
-              onChange={(name, v) => setValues((old) => ({ ...old, [name]: v }))}
-            />
+            <StrategyFields strategies={strategies} choice={choice} errors={errors} />
           </div>
           <div className="form-col">
             <h3>Window</h3>
@@ -271,33 +361,7 @@ export function BacktestForm({
               />
             </Row>
             <h3>Markets</h3>
-            <Row
-              id={`${base}-filter`}
-              label="Market filter"
-              hint="a category word (e.g. politics) or tickers separated by commas"
-              errors={errors.market_filter}
-            >
-              <div className="filter-row">
-                <select
-                  aria-label="Filter by"
-                  value={filterKind}
-                  onChange={(e) => setFilterKind(e.target.value as FilterKind)}
-                >
-                  <option value="any">Any market</option>
-                  <option value="category">Category</option>
-                  <option value="tickers">Tickers</option>
-                </select>
-                <input
-                  id={`${base}-filter`}
-                  type="text"
-                  value={filterText}
-                  disabled={filterKind === "any"}
-                  placeholder={filterKind === "category" ? "politics" : filterKind === "tickers" ? "KXFOO-1, KXBAR-2" : ""}
-                  aria-invalid={!!errors.market_filter || undefined}
-                  onChange={(e) => setFilterText(e.target.value)}
-                />
-              </div>
-            </Row>
+            <MarketFilterField id={`${base}-filter`} filter={filter} errors={errors.market_filter} />
           </div>
         </div>
         <Errors id={`${base}-form-error`} messages={errors[""]} />

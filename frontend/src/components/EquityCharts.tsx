@@ -13,11 +13,12 @@ import { drawdown } from "../lib/equity";
 
 const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
 const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const hms = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2 });
 
-type Point = { time: UTCTimestamp; value: number };
+export type Point = { time: UTCTimestamp; value: number };
 
 /** Equity samples as chart points: whole seconds, strictly increasing (a repeated second keeps its last value). */
 export function pointsOf(ts: string[], values: number[]): Point[] {
@@ -36,9 +37,20 @@ export function pointsOf(ts: string[], values: number[]): Point[] {
   return out;
 }
 
-function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => (points: Point[]) => void, points: Point[]) {
-  const apply = useRef<((p: Point[]) => void) | null>(null);
+type Series = { set: (points: Point[]) => void; update: (point: Point) => void };
+
+/** Whether ``next`` is ``prev`` with points appended (its last point possibly revised): then a live chart appends
+ * with ``update()`` instead of redrawing everything. */
+export function extendsSeries(prev: Point[], next: Point[]): boolean {
+  if (prev.length === 0 || next.length < prev.length) return false;
+  const i = prev.length - 1;
+  return next[0]!.time === prev[0]!.time && next[i]!.time === prev[i]!.time && (i === 0 || next[i - 1]!.value === prev[i - 1]!.value);
+}
+
+function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => Series, points: Point[]) {
+  const series = useRef<Series | null>(null);
   const chart = useRef<IChartApi | null>(null);
+  const shown = useRef<Point[]>([]);
   useEffect(() => {
     if (!box.current) return;
     const dark = window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
@@ -51,22 +63,35 @@ function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => 
         timeVisible: true,
         secondsVisible: false,
         tickMarkFormatter: (t: Time, type: TickMarkType) =>
-          type === TickMarkType.Time || type === TickMarkType.TimeWithSeconds ? hm.format(timeOf(t)) : day.format(timeOf(t)),
+          type === TickMarkType.TimeWithSeconds
+            ? hms.format(timeOf(t)) // ticks seconds apart (a live session sampled every few seconds)
+            : type === TickMarkType.Time
+              ? hm.format(timeOf(t))
+              : day.format(timeOf(t)),
       },
       rightPriceScale: { scaleMargins: { top: 0.1, bottom: 0.1 } },
     });
     chart.current = c;
-    apply.current = make(c);
+    series.current = make(c);
+    shown.current = [];
     return () => {
       c.remove();
       chart.current = null;
-      apply.current = null;
+      series.current = null;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   useEffect(() => {
-    apply.current?.(points);
-    chart.current?.timeScale().fitContent();
+    const s = series.current;
+    if (!s) return;
+    if (extendsSeries(shown.current, points)) {
+      // A live session's new samples: appended in place (the view keeps its zoom and scroll).
+      for (const p of points.slice(shown.current.length - 1)) s.update(p);
+    } else {
+      s.set(points);
+      chart.current?.timeScale().fitContent();
+    }
+    shown.current = points;
   }, [points]);
 }
 
@@ -80,7 +105,7 @@ export function EquityChart({ ts, equity }: { ts: string[]; equity: number[] }) 
     box,
     (c) => {
       const s = c.addSeries(LineSeries, { color: "#2f6fde", lineWidth: 2, lineType: LineType.WithSteps, priceFormat });
-      return (p) => s.setData(p);
+      return { set: (p) => s.setData(p), update: (p) => s.update(p) };
     },
     points,
   );
@@ -116,7 +141,7 @@ export function DrawdownChart({ ts, equity }: { ts: string[]; equity: number[] }
         lineType: LineType.WithSteps,
         priceFormat,
       });
-      return (p) => s.setData(p);
+      return { set: (p) => s.setData(p), update: (p) => s.update(p) };
     },
     points,
   );

@@ -125,9 +125,11 @@ export function boundsHint(f: SchemaField): string {
 /** The form's input that an API field error names: ``body.params.size`` → ``params.size``; the window's sides
  * (``start``/``start_date``) → ``start``/``end``; anything of the market filter → ``market_filter``. Fields the
  * form does not show map to null (shown above the buttons). */
-export function formKeyOf(apiField: string): string | null {
+export function formKeyOf(apiField: string, extra: readonly string[] = []): string | null {
   const path = apiField.replace(/^body\./, "");
   if (path === "body") return null;
+  const top = path.split(".")[0]!;
+  if (extra.includes(top)) return top;
   if (path.startsWith("params.")) return `params.${path.split(".")[1]}`;
   if (path === "params") return "params";
   if (path === "start" || path === "start_date") return "start";
@@ -137,11 +139,15 @@ export function formKeyOf(apiField: string): string | null {
   return null;
 }
 
-/** The API's field errors grouped by form key; the rest under "". */
-export function errorsByField(errors: { field: string; message: string }[]): Record<string, string[]> {
+/** The API's field errors grouped by form key; the rest under "". ``extra``: top-level body fields this form shows
+ * besides the strategy, its parameters, the window and the market filter (e.g. a paper session's capital). */
+export function errorsByField(
+  errors: { field: string; message: string }[],
+  extra: readonly string[] = [],
+): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const e of errors) {
-    const key = formKeyOf(e.field) ?? "";
+    const key = formKeyOf(e.field, extra) ?? "";
     const message = key === "" ? `${e.field.replace(/^body\./, "")}: ${e.message}` : e.message;
     (out[key] ??= []).push(message);
   }

@@ -66,3 +66,53 @@ export function useMarketStream(tickers: string[], handlers: StreamHandlers, ena
 
   return state;
 }
+
+/** One event of the paper kinds: its id (the journal's), its name and its data. */
+export type StreamEvent = { id: number; kind: string; data: Record<string, unknown> };
+
+/** The stream of events about no market (`paper_*`, `backtest_finished`), for every session/run — the caller
+ * filters. With ``after`` (a state's ``as_of_event_id``) it resumes right after that state, so each later change
+ * arrives once; EventSource then resumes by itself with Last-Event-ID. On ``reset`` (too old to resume) the
+ * source is closed: the caller refetches its state and opens a new one from it (a new ``after``). */
+export function useKindStream(
+  kinds: readonly string[],
+  after: number | null,
+  handlers: { event: (e: StreamEvent) => void; reset: () => void },
+  enabled = true,
+  epoch = 0,
+): StreamState {
+  const [state, setState] = useState<StreamState>("connecting");
+  const ref = useRef(handlers);
+  ref.current = handlers;
+  const key = kinds.join(",");
+
+  useEffect(() => {
+    if (!enabled || after === null) return;
+    const params = new URLSearchParams({ kinds: key, last_event_id: String(after) });
+    const source = new EventSource(`${API_BASE}/api/v1/stream?${params.toString()}`);
+    setState("connecting");
+    const onData = (e: Event) => {
+      const m = e as MessageEvent<string>;
+      const id = Number(m.lastEventId);
+      if (!Number.isFinite(id)) return;
+      let data: unknown;
+      try {
+        data = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      if (data && typeof data === "object") ref.current.event({ id, kind: m.type, data: data as Record<string, unknown> });
+    };
+    for (const k of key.split(",")) source.addEventListener(k, onData);
+    source.addEventListener("ready", () => setState("live"));
+    source.addEventListener("reset", () => {
+      source.close();
+      setState("connecting");
+      ref.current.reset();
+    });
+    source.onerror = () => setState(source.readyState === EventSource.CLOSED ? "down" : "connecting");
+    return () => source.close();
+  }, [key, after, enabled, epoch]);
+
+  return state;
+}

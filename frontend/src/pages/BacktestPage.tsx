@@ -1,9 +1,11 @@
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { Link, useParams } from "@tanstack/react-router";
 import { getBacktest, getBacktestEquity, listBacktestExecutions, type BacktestDetail } from "../client";
+import { CalibrationPlot } from "../components/CalibrationPlot";
 import { DrawdownChart, EquityChart } from "../components/EquityCharts";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
 import { isNotFound, unwrap } from "../lib/api";
+import { calibrationOf } from "../lib/calibration";
 import { cents, count, usd } from "../lib/format";
 import { NotFound } from "./NotFound";
 
@@ -172,13 +174,53 @@ function describeFilter(f: Record<string, unknown>): string {
   return parts.length ? parts.join(" · ") : "any market";
 }
 
-function Gaps({ gaps }: { gaps: BacktestDetail["feed_gaps"] }) {
+type GapRow = { key: string; channel: string | null; market_ticker: string | null; cause: string | null; gap_start: string; gap_end: string | null; repaired_at: string | null; repair_method: string | null };
+
+/** The recorder's feed gaps stored with the run (those overlapping its window, of its markets or of a whole feed). */
+export function gapsOf(gaps: BacktestDetail["feed_gaps"]): { count: number; rows: GapRow[] } {
   const n = typeof gaps?.count === "number" ? gaps.count : 0;
+  const raw = Array.isArray(gaps?.gaps) ? (gaps.gaps as unknown[]) : [];
+  const rows = raw.filter((g): g is GapRow => !!g && typeof g === "object" && typeof (g as GapRow).gap_start === "string");
+  return { count: Math.max(n, rows.length), rows };
+}
+
+function Gaps({ gaps }: { gaps: BacktestDetail["feed_gaps"] }) {
+  const { count: n, rows } = gapsOf(gaps);
   if (!n) return null;
   return (
-    <p className="notice" role="note">
-      {n} recorder feed gap{n === 1 ? "" : "s"} overlap{n === 1 ? "s" : ""} this window: data may be missing there.
-    </p>
+    <details className="notice gaps" role="note" data-testid="window-gaps">
+      <summary>
+        {n} recorder feed gap{n === 1 ? "" : "s"} overlap{n === 1 ? "s" : ""} this window: data may be missing there.
+      </summary>
+      {rows.length > 0 && (
+        <div className="table-wrap flat">
+          <table className="data">
+            <thead>
+              <tr>
+                <th>From</th>
+                <th>To</th>
+                <th>Market</th>
+                <th>Cause</th>
+                <th>Repair</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((g) => (
+                <tr key={g.key}>
+                  <td>
+                    <Time iso={g.gap_start} short />
+                  </td>
+                  <td>{g.gap_end ? <Time iso={g.gap_end} short /> : <span className="muted">open</span>}</td>
+                  <td>{g.market_ticker ?? <span className="muted">whole feed{g.channel ? ` (${g.channel})` : ""}</span>}</td>
+                  <td>{g.cause ?? "—"}</td>
+                  <td>{g.repaired_at ? (g.repair_method ?? "repaired") : <span className="muted">not repaired</span>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </details>
   );
 }
 
@@ -235,6 +277,12 @@ export function BacktestPage() {
       {b.status === "done" && <MetricCards b={b} />}
       <Gaps gaps={b.feed_gaps} />
       <Charts id={b.id} status={b.status} />
+      {b.status === "done" && (
+        <div className="panel">
+          <h2>Calibration: price paid vs how often the side won</h2>
+          <CalibrationPlot calibration={calibrationOf(b.metrics)} />
+        </div>
+      )}
       <div className="panel">
         <h2>Executions</h2>
         <Executions id={b.id} status={b.status} />

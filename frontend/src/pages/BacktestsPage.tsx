@@ -5,6 +5,7 @@ import { createBacktest, listBacktests, listStrategies, type BacktestSummary } f
 import { BacktestForm } from "../components/BacktestForm";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
 import { unwrap } from "../lib/api";
+import { MAX_COMPARE } from "../lib/compare";
 import { count, usd } from "../lib/format";
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -40,9 +41,19 @@ function NewBacktest({ onClose }: { onClose: () => void }) {
   );
 }
 
-function Row({ b }: { b: BacktestSummary }) {
+function Row({ b, selected, toggle, full }: { b: BacktestSummary; selected: boolean; toggle: () => void; full: boolean }) {
   return (
-    <tr>
+    <tr className={selected ? "selected" : undefined}>
+      <td className="pick">
+        <input
+          type="checkbox"
+          aria-label={`Compare ${b.id.slice(0, 8)}`}
+          checked={selected}
+          disabled={!selected && (full || b.status !== "done")}
+          title={b.status !== "done" ? "only finished runs can be compared" : full ? `at most ${MAX_COMPARE} runs` : undefined}
+          onChange={toggle}
+        />
+      </td>
       <td>
         <Link to="/backtests/$backtestId" params={{ backtestId: b.id }} className="mono">
           {b.id.slice(0, 8)}
@@ -70,6 +81,8 @@ function Row({ b }: { b: BacktestSummary }) {
 
 export function BacktestsPage() {
   const [formOpen, setFormOpen] = useState(false);
+  const [picked, setPicked] = useState<string[]>([]);
+  const toggle = (id: string) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id]));
   const backtests = useQuery({
     queryKey: ["backtests"],
     queryFn: () => unwrap(listBacktests({ query: { limit: 200 } })),
@@ -80,11 +93,33 @@ export function BacktestsPage() {
     <section>
       <div className="page-head">
         <h1>Backtests</h1>
-        {!formOpen && (
-          <button type="button" className="primary" onClick={() => setFormOpen(true)}>
-            New backtest
-          </button>
-        )}
+        <div className="head-actions">
+          {picked.length > 0 && (
+            <>
+              <span className="muted">{picked.length} selected</span>
+              <button type="button" onClick={() => setPicked([])}>
+                Clear
+              </button>
+            </>
+          )}
+          <Link
+            to="/backtests/compare"
+            search={{ ids: picked.join(",") }}
+            className={`button ${picked.length < 2 ? "disabled" : ""}`}
+            aria-disabled={picked.length < 2}
+            title={picked.length < 2 ? "tick two or more finished runs to compare them" : undefined}
+            onClick={(e) => {
+              if (picked.length < 2) e.preventDefault();
+            }}
+          >
+            Compare{picked.length >= 2 ? ` ${picked.length} runs` : ""}
+          </Link>
+          {!formOpen && (
+            <button type="button" className="primary" onClick={() => setFormOpen(true)}>
+              New backtest
+            </button>
+          )}
+        </div>
       </div>
       {formOpen && <NewBacktest onClose={() => setFormOpen(false)} />}
       {backtests.isPending ? (
@@ -100,6 +135,9 @@ export function BacktestsPage() {
           <table className="data backtests">
             <thead>
               <tr>
+                <th className="pick">
+                  <span className="sr-only">Compare</span>
+                </th>
                 <th>Run</th>
                 <th>Status</th>
                 <th>Strategy</th>
@@ -113,7 +151,7 @@ export function BacktestsPage() {
             </thead>
             <tbody>
               {backtests.data.items.map((b) => (
-                <Row key={b.id} b={b} />
+                <Row key={b.id} b={b} selected={picked.includes(b.id)} toggle={() => toggle(b.id)} full={picked.length >= MAX_COMPARE} />
               ))}
             </tbody>
           </table>

@@ -1,11 +1,42 @@
-import { useQuery } from "@tanstack/react-query";
-import { Link } from "@tanstack/react-router";
-import { listPaperSessions } from "../client";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { Link, useNavigate } from "@tanstack/react-router";
+import { useState } from "react";
+import { createPaperSession, listPaperSessions, listStrategies } from "../client";
+import { PaperSessionForm } from "../components/PaperSessionForm";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
 import { unwrap } from "../lib/api";
 import { usd } from "../lib/format";
 
+function NewSession({ onClose }: { onClose: () => void }) {
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const strategies = useQuery({ queryKey: ["strategies"], queryFn: () => unwrap(listStrategies()), staleTime: 60_000 });
+  return (
+    <div className="panel" data-testid="new-session">
+      <h2>New paper session</h2>
+      {strategies.isPending ? (
+        <Loading what="strategies" />
+      ) : strategies.isError ? (
+        <ErrorState error={strategies.error} what="strategies" retry={() => void strategies.refetch()} />
+      ) : strategies.data.length === 0 ? (
+        <Empty>No strategy is registered.</Empty>
+      ) : (
+        <PaperSessionForm
+          strategies={strategies.data}
+          submit={(body) => unwrap(createPaperSession({ body }))}
+          onCreated={(id) => {
+            void queryClient.invalidateQueries({ queryKey: ["paper-sessions"] });
+            void navigate({ to: "/paper/$sessionId", params: { sessionId: id } });
+          }}
+          onCancel={onClose}
+        />
+      )}
+    </div>
+  );
+}
+
 export function SessionsPage() {
+  const [formOpen, setFormOpen] = useState(false);
   const sessions = useQuery({
     queryKey: ["paper-sessions"],
     queryFn: () => unwrap(listPaperSessions({ query: { limit: 200 } })),
@@ -15,15 +46,21 @@ export function SessionsPage() {
     <section>
       <div className="page-head">
         <h1>Paper trading</h1>
+        {!formOpen && (
+          <button type="button" className="primary" onClick={() => setFormOpen(true)}>
+            New session
+          </button>
+        )}
       </div>
+      {formOpen && <NewSession onClose={() => setFormOpen(false)} />}
       {sessions.isPending ? (
         <Loading what="paper sessions" />
       ) : sessions.isError ? (
         <ErrorState error={sessions.error} what="paper sessions" retry={() => void sessions.refetch()} />
       ) : sessions.data.items.length === 0 ? (
         <Empty>
-          No paper session yet. Start one with <code>kalshi-analytics live start --help</code> or{" "}
-          <code>POST /api/v1/paper-sessions</code>.
+          No paper session yet. Start one with <strong>New session</strong> above, or{" "}
+          <code>kalshi-analytics live start --help</code>.
         </Empty>
       ) : (
         <div className="table-wrap">

@@ -23,6 +23,7 @@ from kalshi_analytics.live.schemas import (
     EquityPoint,
     FillPage,
     PaperSessionCreate,
+    PaperSessionLive,
     PaperSessionPage,
     PaperSessionView,
     PositionView,
@@ -174,6 +175,23 @@ async def get_paper_equity(session_id: SessionId, engine: EngineDep) -> list[Equ
 )
 async def list_paper_events(session_id: SessionId, engine: EngineDep) -> list[SessionEventView]:
     return await service.get_events(engine, session_id)
+
+
+@router.get(
+    "/{session_id}/live",
+    operation_id="getPaperSessionLive",
+    summary="A session page's state in one database snapshot — the session, open positions, the latest fills, "
+    "equity and events — with `as_of_event_id`: resume `GET /api/v1/stream?kinds=paper_fill,paper_position,"
+    "paper_equity,paper_session&last_event_id=…` from it to receive exactly what changed since.",
+    response_model=PaperSessionLive,
+    dependencies=read_limited,
+)
+async def get_paper_live(
+    session_id: SessionId,
+    engine: EngineDep,
+    fills_limit: Annotated[int, Query(ge=1, le=1000, description="at most this many of the latest fills")] = 500,
+) -> Response:
+    return model_response(await service.live_state(engine, session_id, fills_limit=fills_limit))
 
 
 def _compare_in_thread(url: URL, session_id: uuid.UUID) -> CompareReport:

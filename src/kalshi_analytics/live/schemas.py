@@ -145,6 +145,19 @@ class SessionEventView(BaseModel):
     recorded_at: datetime
 
 
+class PaperSessionLive(BaseModel):
+    """``GET /api/v1/paper-sessions/{id}/live``: everything a session page shows, read in ONE database snapshot, and
+    the journal id that snapshot is as of. Resume the live stream after ``as_of_event_id`` (``last_event_id=``) to
+    get exactly the changes that came later: none missed, none twice."""
+
+    as_of_event_id: int = Field(description="the stream's last event id this state includes")
+    session: PaperSessionView
+    positions: list[PositionView] = Field(description="open positions")
+    fills: list[FillView] = Field(description="the latest fills (at most `fills_limit`), oldest first")
+    equity: list[EquityPoint]
+    events: list[SessionEventView]
+
+
 class SessionPerformance(BaseModel):
     id: uuid.UUID
     status: SessionStatus

@@ -29,6 +29,7 @@ from kalshi_analytics.live.schemas import (
     EquityPoint,
     FillView,
     PaperSessionCreate,
+    PaperSessionLive,
     PaperSessionView,
     PositionView,
     SessionEventView,
@@ -314,15 +315,26 @@ async def _exists(engine: AsyncEngine, session_id: uuid.UUID) -> None:
 
 async def get_fills(engine: AsyncEngine, session_id: uuid.UUID, *, after: int = 0, limit: int = 1000) -> list[FillView]:
     await _exists(engine, session_id)
-    rows = await _fetch(
-        engine,
-        "SELECT id, ticker, side, action, price, count, fee, cash_after, snapshot_ts AS ts, snapshot_source AS source, "
-        "signal, committed_at FROM paper_fills WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        session_id,
-        after,
-        limit,
-    )
-    return [FillView(**{**dict(r), "signal": r["signal"]}) for r in rows]
+    rows = await _fetch(engine, _FILLS_SQL + " AND id > $2 ORDER BY id LIMIT $3", session_id, after, limit)
+    return [_fill(r) for r in rows]
+
+
+_FILLS_SQL = (
+    "SELECT id, ticker, side, action, price, count, fee, cash_after, snapshot_ts AS ts, snapshot_source AS source, "
+    "signal, committed_at FROM paper_fills WHERE session_id = $1"
+)
+_POSITIONS_SQL = (
+    "SELECT * FROM paper_positions WHERE session_id = $1 AND (NOT $2 OR contracts > 0) ORDER BY ticker, side"
+)
+_EQUITY_SQL = "SELECT ts, equity, cash FROM paper_equity WHERE session_id = $1 ORDER BY ts"
+_EVENTS_SQL = (
+    "SELECT id, at, kind, ticker, until, details, recorded_at FROM paper_session_events WHERE session_id = $1 "
+    "ORDER BY id"
+)
+
+
+def _fill(r: Any) -> FillView:
+    return FillView(**{**dict(r), "signal": r["signal"]})
 
 
 def _position(r: Any) -> PositionView:
@@ -342,32 +354,52 @@ def _position(r: Any) -> PositionView:
 
 async def get_positions(engine: AsyncEngine, session_id: uuid.UUID, *, open_only: bool = True) -> list[PositionView]:
     await _exists(engine, session_id)
-    rows = await _fetch(
-        engine,
-        "SELECT * FROM paper_positions WHERE session_id = $1 AND (NOT $2 OR contracts > 0) ORDER BY ticker, side",
-        session_id,
-        open_only,
-    )
+    rows = await _fetch(engine, _POSITIONS_SQL, session_id, open_only)
     return [_position(r) for r in rows]
 
 
 async def get_equity(engine: AsyncEngine, session_id: uuid.UUID) -> list[EquityPoint]:
     await _exists(engine, session_id)
-    rows = await _fetch(
-        engine, "SELECT ts, equity, cash FROM paper_equity WHERE session_id = $1 ORDER BY ts", session_id
-    )
+    rows = await _fetch(engine, _EQUITY_SQL, session_id)
     return [EquityPoint(ts=r["ts"], equity=r["equity"], cash=r["cash"]) for r in rows]
 
 
 async def get_events(engine: AsyncEngine, session_id: uuid.UUID) -> list[SessionEventView]:
     await _exists(engine, session_id)
-    rows = await _fetch(
-        engine,
-        "SELECT id, at, kind, ticker, until, details, recorded_at FROM paper_session_events WHERE session_id = $1 "
-        "ORDER BY id",
-        session_id,
-    )
+    rows = await _fetch(engine, _EVENTS_SQL, session_id)
     return [SessionEventView(**dict(r)) for r in rows]
+
+
+async def live_state(engine: AsyncEngine, session_id: uuid.UUID, *, fills_limit: int = 500) -> PaperSessionLive:
+    """A session, its open positions, latest fills, equity and events as ONE snapshot of the database sees them,
+    with the journal's head in that snapshot.
+
+    Journal ids are taken under the head row's lock and become visible with their transaction's changes
+    (:mod:`kalshi_analytics.events`), so a REPEATABLE READ snapshot that reads head N holds exactly the paper
+    changes journaled up to N: the stream resumed after N brings the rest, each once."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        pg: Any = raw.driver_connection
+        async with pg.transaction(isolation="repeatable_read", readonly=True):
+            head = await events.head(pg)
+            row = await pg.fetchrow(_SESSION_SQL + " WHERE s.id = $1", session_id)
+            if row is None:
+                raise NotFoundError(f"no paper session {session_id}")
+            positions = await pg.fetch(_POSITIONS_SQL, session_id, True)
+            fills = await pg.fetch(
+                f"SELECT * FROM ({_FILLS_SQL} ORDER BY id DESC LIMIT $2) f ORDER BY id", session_id, fills_limit
+            )
+            equity = await pg.fetch(_EQUITY_SQL, session_id)
+            evs = await pg.fetch(_EVENTS_SQL, session_id)
+        await conn.rollback()
+    return PaperSessionLive(
+        as_of_event_id=head,
+        session=_view(row),
+        positions=[_position(r) for r in positions],
+        fills=[_fill(r) for r in fills],
+        equity=[EquityPoint(ts=r["ts"], equity=r["equity"], cash=r["cash"]) for r in equity],
+        events=[SessionEventView(**dict(r)) for r in evs],
+    )
 
 
 def sharpe_of(points: Sequence[tuple[datetime, Decimal]]) -> float | None:
