@@ -11,6 +11,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
+import { markPainted } from "../lib/marks";
 import type { Bar, VolumeBar } from "../lib/candles";
 import { runsOf } from "../lib/gaps";
 import { GapShading } from "./gapShading";
@@ -139,6 +140,7 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
     lastTime.current = bars.length ? bars[bars.length - 1]!.time : -Infinity;
     lastVolumeTime.current = volumes.length ? volumes[volumes.length - 1]!.time : -Infinity;
     chart.current?.timeScale().scrollToRealTime();
+    if (bars.length) markPainted("ka:candles-rendered", { candles: bars.length });
   }, [bars, volumes]);
 
   useEffect(() => {

@@ -39,6 +39,7 @@ import { applyGapEvent, shadedBuckets, shadedRanges, type Gap } from "../lib/gap
 import { executionMarks, executionWindow } from "../lib/markers";
 import { useMarketStream, type GapOpenedEvent, type GapRepairedEvent } from "../lib/stream";
 import { mergeTrades, TAPE_MAX } from "../lib/tape";
+import { markPainted } from "../lib/marks";
 import { NotFound } from "./NotFound";
 
 /** Pages fetched at most for one chart (10,000 candles each) or one list of gaps / executions. */
@@ -236,6 +237,10 @@ export function MarketPage() {
     { snapshot: onSnapshot, orderbook: onBook, trade: onTrade, gap_opened: onGapOpened, gap_repaired: onGapRepaired, reset: onReset },
     found,
   );
+
+  useEffect(() => {
+    if (latest) markPainted("ka:tick", { ts: latest.ts });
+  }, [latest]);
 
   // Open gaps run on to now: the shading grows with the clock.
   const [now, setNow] = useState(() => Date.now() / 1000);
