@@ -1101,6 +1101,12 @@ export type MarketSummary = {
      */
     category: string | null;
     /**
+     * Change 24H
+     *
+     * implied probability now minus 24 h ago (the latest snapshot at or before then; for a market recorded for less than a day, its first snapshot); null when either is unknown
+     */
+    change_24h?: string | null;
+    /**
      * Close Time
      */
     close_time: string | null;
@@ -2371,13 +2377,13 @@ export type ListMarketsData = {
         /**
          * Q
          *
-         * case-insensitive title search
+         * case-insensitive search of the title and the ticker
          */
         q?: string | null;
         /**
          * Sort
          */
-        sort?: 'ticker' | 'close_time' | 'volume';
+        sort?: 'ticker' | 'close_time' | 'volume' | 'implied_probability' | 'change_24h';
         /**
          * Order
          */
