@@ -39,6 +39,13 @@ const backtestRoute = createRoute({
   component: lazyRouteComponent(() => import("./pages/BacktestPage"), "BacktestPage"),
 });
 
+// Recorder health: polled every few seconds.
+const healthRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/health",
+  component: lazyRouteComponent(() => import("./pages/HealthPage"), "HealthPage"),
+});
+
 const routeTree = rootRoute.addChildren([
   marketsRoute,
   marketRoute,
@@ -46,6 +53,7 @@ const routeTree = rootRoute.addChildren([
   backtestRoute,
   sessionsRoute,
   sessionRoute,
+  healthRoute,
 ]);
 
 export const router = createRouter({ routeTree, defaultPreload: "intent" });
