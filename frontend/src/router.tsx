@@ -1,11 +1,18 @@
 import { createRootRoute, createRoute, createRouter, lazyRouteComponent } from "@tanstack/react-router";
 import { Layout } from "./components/Layout";
+import { parseMarketsSearch } from "./lib/marketsSearch";
 import { MarketsPage } from "./pages/MarketsPage";
 import { NotFound } from "./pages/NotFound";
 
 const rootRoute = createRootRoute({ component: Layout, notFoundComponent: () => <NotFound /> });
 
-const marketsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: MarketsPage });
+// The markets view (search, filters, sort) is in the URL's search params: a link reproduces it.
+const marketsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/",
+  component: MarketsPage,
+  validateSearch: parseMarketsSearch,
+});
 
 // The market page carries the chart library: its own chunk, loaded when a market is opened.
 const marketRoute = createRoute({

@@ -12,7 +12,12 @@ export type StreamHandlers = {
 
 export type StreamState = "connecting" | "live" | "down";
 
-export function useMarketStream(tickers: string[], handlers: StreamHandlers, enabled = true): StreamState {
+export function useMarketStream(
+  tickers: string[],
+  handlers: StreamHandlers,
+  enabled = true,
+  kinds = "snapshot,orderbook",
+): StreamState {
   const [state, setState] = useState<StreamState>("connecting");
   const ref = useRef(handlers);
   ref.current = handlers;
@@ -20,7 +25,7 @@ export function useMarketStream(tickers: string[], handlers: StreamHandlers, ena
 
   useEffect(() => {
     if (!enabled || !key) return;
-    const params = new URLSearchParams({ tickers: key, kinds: "snapshot,orderbook" });
+    const params = new URLSearchParams({ tickers: key, kinds });
     const source = new EventSource(`${API_BASE}/api/v1/stream?${params.toString()}`);
     setState("connecting");
     const json = <T,>(e: Event): T => JSON.parse((e as MessageEvent<string>).data) as T;
@@ -30,7 +35,7 @@ export function useMarketStream(tickers: string[], handlers: StreamHandlers, ena
     source.addEventListener("reset", () => ref.current.reset?.());
     source.onerror = () => setState(source.readyState === EventSource.CLOSED ? "down" : "connecting");
     return () => source.close();
-  }, [key, enabled]);
+  }, [key, enabled, kinds]);
 
   return state;
 }
