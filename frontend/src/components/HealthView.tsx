@@ -26,11 +26,11 @@ export type HealthViewProps = {
   apiDown: boolean;
 };
 
-function Card({ label, value, grade = "none", hint }: { label: string; value: string; grade?: Grade; hint?: string }) {
+function Card({ label, value, grade = "none", hint, mono = false }: { label: string; value: string; grade?: Grade; hint?: string; mono?: boolean }) {
   return (
     <div className={`card grade-${grade}`} title={hint}>
       <div className="card-label">{label}</div>
-      <div className="card-value">{value}</div>
+      <div className={mono ? "card-value card-id" : "card-value"}>{value}</div>
     </div>
   );
 }
@@ -42,7 +42,7 @@ function DatabaseBanner({ readiness, statusError, apiDown }: Pick<HealthViewProp
     return (
       <div className="notice health-alert" role="alert">
         <strong>Database unreachable.</strong> {db.detail}. The recorder holds what it receives and writes it when the
-        database is back; this page retries every few seconds.
+        database is back; this page retries every few seconds{statusError ? " and shows the last answer it had" : ""}.
       </div>
     );
   }
@@ -66,12 +66,13 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
   return (
     <>
       <DatabaseBanner readiness={readiness} statusError={statusError} apiDown={apiDown} />
-      <div className="cards" aria-label="Recorder summary">
+      <div className="cards health-cards" aria-label="Recorder summary">
         <Card
           label="Leader"
           value={leader ? leader.instance_id : "none"}
           grade={status ? (leader ? "ok" : "bad") : "none"}
           hint={leader ? `${leader.hostname} pid ${leader.pid}` : "no recorder holds the lease"}
+          mono={!!leader}
         />
         <Card
           label="Leader heartbeat"

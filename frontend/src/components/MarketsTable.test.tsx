@@ -57,6 +57,7 @@ describe("MarketsTable", () => {
     const rows = [
       market("KXRAIN-1", { implied_probability: "0.2000", change_24h: "-0.0310", yes_bid: "0.1900", yes_ask: "0.2100" }),
       market("KXVOTE-3", { implied_probability: null, change_24h: null, yes_bid: null, yes_ask: null }),
+      market("KXFLAT-4", { change_24h: "-0.0004" }),
     ];
     renderWithRouter(<MarketsTable markets={rows} sort="volume" order="desc" onSort={() => {}} />);
     const rain = (await screen.findByText("KXRAIN-1")).closest("tr")!;
@@ -66,6 +67,8 @@ describe("MarketsTable", () => {
     const recount = screen.getByText("KXVOTE-3").closest("tr")!;
     expect(within(recount).getAllByText("—").length).toBeGreaterThanOrEqual(3); // no price, change or spread
     expect(screen.getByText("KXRAIN-1").closest("a")).toHaveAttribute("href", "/markets/KXRAIN-1");
+    const flat = within(screen.getByText("KXFLAT-4").closest("tr")!).getByText("0 pts");
+    expect(flat).not.toHaveClass("neg"); // −0.04 points shows as 0, uncoloured
   });
 
   it("asks for a server sort when a sortable header is clicked, and marks the sorted column", async () => {
@@ -102,6 +105,7 @@ describe("MarketsTable", () => {
     expect(points("0.0250")).toBe("+2.5 pts");
     expect(points("-0.2000")).toBe("−20.0 pts");
     expect(points("0.0000")).toBe("0 pts");
+    expect(points("-0.0004")).toBe("0 pts");
     expect(points(null)).toBe("—");
   });
 });

@@ -38,16 +38,22 @@ const columns = [
   }),
   col.accessor("implied_probability", {
     header: "Implied prob.",
-    cell: (c) => <span title={c.row.original.implied_probability_source ?? "no price"}>{pct(c.getValue())}</span>,
+    // Keyed by its value: a live change remounts the cell's text, which flashes once (.live-row .tick).
+    cell: (c) => (
+      <span key={c.getValue() ?? "none"} className="tick" title={c.row.original.implied_probability_source ?? "no price"}>
+        {pct(c.getValue())}
+      </span>
+    ),
     meta: { numeric: true, sort: "implied_probability" } satisfies ColumnMeta,
   }),
   col.accessor("change_24h", {
     header: "24 h",
     cell: (c) => {
-      const n = num(c.getValue());
+      const text = points(c.getValue());
+      const tone = text.startsWith("+") ? "pos" : text.startsWith("−") ? "neg" : undefined;
       return (
-        <span className={n === null || n === 0 ? undefined : n > 0 ? "pos" : "neg"} title="implied probability now minus 24 h ago">
-          {points(c.getValue())}
+        <span className={tone} title="implied probability now minus 24 h ago (or since the market was first recorded)">
+          {text}
         </span>
       );
     },

@@ -59,7 +59,8 @@ describe("grades and durations", () => {
   });
 
   it("words durations at a sensible precision", () => {
-    expect(duration(0.04)).toBe("0.0 s");
+    expect(duration(0.04)).toBe("40 ms");
+    expect(duration(0.9996)).toBe("1000 ms");
     expect(duration(2.345)).toBe("2.3 s");
     expect(duration(42.6)).toBe("43 s");
     expect(duration(185)).toBe("3 min 5 s");

@@ -26,9 +26,10 @@ export function ageNow(ageAtFetch: number, fetchedAtMs: number, nowMs: number): 
   return Math.max(0, ageAtFetch + Math.max(0, nowMs - fetchedAtMs) / 1000);
 }
 
-/** "0.4 s", "12 s", "3 min 5 s", "2 h 10 min". */
+/** "40 ms", "2.3 s", "12 s", "3 min 5 s", "2 h 10 min". */
 export function duration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   if (seconds < 10) return `${seconds.toFixed(1)} s`;
   if (seconds < 60) return `${Math.round(seconds)} s`;
   if (seconds < 3600) {

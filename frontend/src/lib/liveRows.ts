@@ -36,8 +36,7 @@ export function mergeLive(row: MarketSummary, snap: Snapshot | undefined): Marke
     last_price: snap.last_price,
     implied_probability: snap.implied_probability,
     implied_probability_source: snap.implied_probability_source,
-    volume: snap.volume ?? row.volume,
-    open_interest: snap.open_interest ?? row.open_interest,
+    // volume and open interest stay as listed: the list is sorted by them (the next listing brings them anew)
     change_24h: change,
     last_updated: snap.ts,
   };

@@ -86,9 +86,9 @@ describe("live quotes over listed rows", () => {
 
   it("takes a newer snapshot's quote and moves the 24 h change by as much as the probability", () => {
     const merged = mergeLive(row, snap("2026-11-28T12:00:05Z", "0.4900", "0.5100", "0.5000"));
-    expect(merged).toMatchObject({ yes_bid: "0.4900", yes_ask: "0.5100", implied_probability: "0.5000", volume: "12" });
+    expect(merged).toMatchObject({ yes_bid: "0.4900", yes_ask: "0.5100", implied_probability: "0.5000", last_updated: "2026-11-28T12:00:05Z" });
     expect(merged.change_24h).toBe("0.1400"); // 0.05 + (0.50 − 0.41)
-    expect(merged.open_interest).toBe("5"); // not in the snapshot: kept
+    expect([merged.volume, merged.open_interest]).toEqual(["10", "5"]); // as listed: the list is sorted by volume
     expect(mergeLive({ ...row, change_24h: "-0.0100" }, snap("2026-11-28T12:00:05Z", "0.3", "0.3", "0.3000")).change_24h).toBe("-0.1200");
   });
 

@@ -209,7 +209,7 @@ function SeriesFilter({ value, options, onChange }: { value: string; options: st
       <input
         className="series-filter"
         aria-label="Series"
-        placeholder="Series, e.g. KXHIGHNY"
+        placeholder="Series ticker"
         list="series-options"
         value={draft}
         onChange={(e) => {
