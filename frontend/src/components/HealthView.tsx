@@ -86,7 +86,7 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
           hint={status?.messages == null ? undefined : `${status.messages.toLocaleString()} WebSocket messages since the leader started`}
         />
         <Card
-          label="Exchange → commit (p50 / p99)"
+          label="Exchange → commit p50/p99"
           value={
             status?.commit_lag_p50_seconds == null
               ? "—"
@@ -96,7 +96,7 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
         />
         <Card label="Open gaps" value={status ? count(status.open_gaps) : "—"} grade={status ? (status.open_gaps ? "warn" : "ok") : "none"} />
         <Card
-          label="Coverage, last 24 h"
+          label="Coverage, 24 h"
           value={coverage === null ? "—" : `${(coverage * 100).toFixed(coverage >= 0.99995 || coverage === 0 ? 0 : 2)}%`}
           grade={coverageGrade(coverage)}
           hint="share of the last day outside every feed gap"
@@ -234,10 +234,10 @@ function hourTitle(h: GapHour): string {
 export function GapHours({ hours }: { hours: GapHour[] }) {
   if (hours.length === 0) return <Empty>No hours reported.</Empty>;
   const w = 24;
-  const barH = 70;
+  const total = hours.reduce((n, h) => n + h.gaps_started, 0);
+  const barH = total ? 70 : 10; // no bars to draw: only the coverage strip
   const most = Math.max(1, ...hours.map((h) => h.gaps_started));
   const width = hours.length * w;
-  const total = hours.reduce((n, h) => n + h.gaps_started, 0);
   return (
     <figure className="gap-hours">
       <svg viewBox={`0 0 ${width} ${barH + 44}`} role="img" aria-label={`${total} gaps started in the last ${hours.length} hours`}>
@@ -264,7 +264,8 @@ export function GapHours({ hours }: { hours: GapHour[] }) {
         <line x1={0} x2={width} y1={barH} y2={barH} className="baseline" />
       </svg>
       <figcaption className="muted small">
-        Bars: gaps that began in each hour (darker while still open; tallest = {most}). Strip: the hour’s coverage —{" "}
+        {total ? `Bars: gaps that began in each hour (red while one is still open; tallest = ${most}). ` : "No gap began in these hours. "}
+        Strip: the hour’s coverage —{" "}
         <span className="cov-key cov-ok" /> no gap, <span className="cov-key cov-warn" /> ≥ 99 %,{" "}
         <span className="cov-key cov-bad" /> less. Hover an hour for its figures; hours in your time zone.
       </figcaption>
