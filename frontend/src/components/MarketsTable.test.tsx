@@ -6,7 +6,7 @@ import {
   createRouter,
   RouterProvider,
 } from "@tanstack/react-router";
-import { render, screen, waitFor, within } from "@testing-library/react";
+import { act, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { MarketPage, MarketSummary } from "../client";
@@ -84,7 +84,7 @@ describe("MarketsTable", () => {
     expect(within(screen.getByRole("columnheader", { name: "Spread" })).queryByRole("button")).toBeNull(); // not sortable
   });
 
-  it("puts only the rows in view in the DOM, reports them, and asks for more near the end", async () => {
+  it("puts only the rows in view in the DOM, reports them, and asks for no more far from the end", async () => {
     const many = Array.from({ length: 5000 }, (_, i) => market(`KX-${String(i).padStart(4, "0")}`));
     const onVisible = vi.fn();
     const onEnd = vi.fn();
@@ -110,6 +110,27 @@ describe("MarketsTable", () => {
   });
 });
 
+class FakeEventSource {
+  static CLOSED = 2;
+  static opened: FakeEventSource[] = [];
+  readyState = 0;
+  closed = false;
+  onerror: (() => void) | null = null;
+  handlers: Record<string, ((e: MessageEvent<string>) => void)[]> = {};
+  constructor(readonly url: string) {
+    FakeEventSource.opened.push(this);
+  }
+  addEventListener(kind: string, fn: (e: MessageEvent<string>) => void) {
+    (this.handlers[kind] ??= []).push(fn);
+  }
+  emit(kind: string, data: unknown) {
+    for (const fn of this.handlers[kind] ?? []) fn(new MessageEvent(kind, { data: JSON.stringify(data) }));
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
 // The page against a stand-in for the API's answers: the URL sets the query, the controls set the URL.
 describe("MarketsPage", () => {
   const asked: URLSearchParams[] = [];
@@ -121,6 +142,15 @@ describe("MarketsPage", () => {
       const url = new URL(input instanceof Request ? input.url : String(input));
       asked.push(url.searchParams);
       const q = url.searchParams.get("q");
+      if (q === "paged") {
+        // Two pages: the second asked for with the first's cursor once the end of the list is in view.
+        const second = url.searchParams.get("cursor") === "after-A";
+        const page: MarketPage = {
+          items: second ? [market("PAGED-B")] : [market("PAGED-A")],
+          next_cursor: second ? null : "after-A",
+        };
+        return new Response(JSON.stringify(page), { status: 200, headers: { "Content-Type": "application/json" } });
+      }
       const page: MarketPage = {
         items: [market("KXRAIN-1", { title: "Rain in Paris" }), market("KXVOTE-2", { title: "Turnout" })].filter(
           (m) => !q || `${m.ticker} ${m.title}`.toLowerCase().includes(q.toLowerCase()),
@@ -129,14 +159,8 @@ describe("MarketsPage", () => {
       };
       return new Response(JSON.stringify(page), { status: 200, headers: { "Content-Type": "application/json" } });
     }) as typeof fetch;
-    // jsdom has no EventSource: one that never connects (the stream is not under test here).
-    (globalThis as { EventSource?: unknown }).EventSource = class {
-      static CLOSED = 2;
-      readyState = 0;
-      onerror: (() => void) | null = null;
-      addEventListener() {}
-      close() {}
-    };
+    // jsdom has no EventSource: one the test drives by hand.
+    (globalThis as { EventSource?: unknown }).EventSource = FakeEventSource;
   });
   afterAll(() => {
     globalThis.fetch = realFetch;
@@ -202,6 +226,53 @@ describe("MarketsPage", () => {
     await user.click(screen.getByRole("button", { name: "Clear filters" }));
     await waitFor(() => expect(router.state.location.search).toEqual({ sort: "implied_probability", order: "asc" }));
     expect(screen.getByLabelText("Search markets")).toHaveValue("");
+  });
+
+  it("loads the next page with the cursor when the end of the list comes into view", async () => {
+    renderAt("/?q=paged");
+    await screen.findByText("PAGED-B");
+    expect(bodyTickers()).toEqual(["PAGED-A", "PAGED-B"]);
+    const cursors = asked.filter((p) => p.get("q") === "paged").map((p) => p.get("cursor"));
+    expect(cursors).toEqual([null, "after-A"]);
+  });
+
+  it("streams the quotes of the rows on screen and shows them in place", async () => {
+    FakeEventSource.opened.length = 0;
+    renderAt("/");
+    await screen.findByText("KXRAIN-1");
+    await waitFor(() => expect(FakeEventSource.opened.filter((s) => !s.closed)).toHaveLength(1));
+    const source = FakeEventSource.opened.find((s) => !s.closed)!;
+    const params = new URL(source.url).searchParams;
+    expect(params.get("tickers")).toBe("KXRAIN-1,KXVOTE-2");
+    expect(params.get("kinds")).toBe("snapshot");
+    const row = () => screen.getByText("KXRAIN-1").closest("tr")!;
+    expect(within(row()).getByText("43.5%")).toBeInTheDocument();
+    act(() => {
+      source.emit("ready", {});
+      source.emit("snapshot", {
+        ticker: "KXRAIN-1",
+        ts: "2026-11-28T12:00:00Z",
+        received_at: "2026-11-28T12:00:00Z",
+        source: "websocket",
+        sequence: 9,
+        yes_bid: "0.5000",
+        yes_ask: "0.5200",
+        no_bid: "0.4800",
+        no_ask: null,
+        last_price: "0.5100",
+        yes_bid_size: null,
+        yes_ask_size: null,
+        volume: "1300",
+        open_interest: null,
+        status: "active",
+        implied_probability: "0.5100",
+        implied_probability_source: "mid",
+      });
+    });
+    expect(within(row()).getByText("51.0%")).toBeInTheDocument();
+    expect(within(row()).getByText("+10.0 pts")).toBeInTheDocument(); // 0.025 + (0.51 − 0.435)
+    expect(row()).toHaveClass("live-row");
+    expect(screen.getByTestId("markets-stream")).toHaveTextContent("live");
   });
 
   it("says when nothing matches", async () => {
