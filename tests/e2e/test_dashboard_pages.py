@@ -50,9 +50,11 @@ async def stack(
                 RecorderService(engine, sim_settings(sim), fast_config(tmp / "b", lock_key=config.lock_key))
             )
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(s.run(stop)) for s in services]
+        tasks = [asyncio.create_task(services[0].run(stop))]
         try:
             await asyncio.wait_for(services[0].ready.wait(), 30)
+            # The second starts once the first leads, so it is the one that waits.
+            tasks += [asyncio.create_task(s.run(stop)) for s in services[1:]]
             settings = make_settings(url, api_dashboard=True, api_dashboard_dir=DIST, api_stream_heartbeat_seconds=1)
             app = create_app(settings, engine=engine)
             async with running_api(app) as base:
@@ -317,6 +319,11 @@ async def test_health_page_shows_the_leader_a_standby_and_a_database_outage(
                     await gone.dispose()
                 await alert.wait_for(state="detached", timeout=15_000)
                 await expect(db).to_contain_text("reachable")
+                await page.set_viewport_size({"width": 420, "height": 900})  # a narrow window
+                await page.wait_for_timeout(300)
+                await page.screenshot(path=str(ARTIFACTS / "health-narrow.png"), full_page=True)
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 420, f"the page scrolls sideways: {width} px"
                 unexpected = [e for e in watch.errors if "503" not in e]
                 assert unexpected == [], unexpected
             finally:

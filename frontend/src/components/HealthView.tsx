@@ -203,7 +203,7 @@ function Instances({ instances, fetchedAt, now }: { instances: Instance[]; fetch
                   {i.hostname} <span className="muted">pid {i.pid}</span>
                 </td>
                 <td className={`num beat-${state}`} title={utcTitle(i.heartbeat_at)}>
-                  {duration(age)} ago <span className="sr-only">({state})</span>
+                  {duration(age)} ago{state !== "ok" && ` · ${state}`}
                 </td>
                 <td>
                   <Time iso={i.leader_since} short />
