@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.api.app import create_app
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.service import RecorderService
-from kalshi_analytics.simulator.server import SimulatorConfig, run_simulator
+from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
 from tests.conftest import wait_until
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, DIST, _preconditions
 from tests.fixtures.app import make_settings
@@ -36,9 +36,9 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 @asynccontextmanager
 async def stack(
     url: str, engine: AsyncEngine, tmp: Path, *, standby: bool = False
-) -> AsyncIterator[tuple[str, FastAPI]]:
+) -> AsyncIterator[tuple[str, FastAPI, Simulator]]:
     """Simulator + recorder (and, with ``standby``, a second recorder waiting for the lease) + the API serving the
-    build; yields the API's base URL and app once the leader records."""
+    build; yields the API's base URL, the app and the simulator once the leader records."""
     sim_cfg = SimulatorConfig(seed=11, markets=24, speed=5, port=0, rate_limit=None, activity=3.0)
     async with run_simulator(sim_cfg) as sim:
         for sub in ("a", "b"):
@@ -58,7 +58,7 @@ async def stack(
             settings = make_settings(url, api_dashboard=True, api_dashboard_dir=DIST, api_stream_heartbeat_seconds=1)
             app = create_app(settings, engine=engine)
             async with running_api(app) as base:
-                yield base, app
+                yield base, app, sim
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
@@ -136,7 +136,7 @@ async def test_markets_search_filter_and_sort_live_in_the_url(own_db: tuple[str,
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with stack(url, engine, tmp_path) as (base, _app):
+    async with stack(url, engine, tmp_path) as (base, _app, _sim):
         priced = await _priced_markets(base, 6)
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -259,7 +259,7 @@ async def test_health_page_shows_the_leader_a_standby_and_a_database_outage(
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with stack(url, engine, tmp_path, standby=True) as (base, app):
+    async with stack(url, engine, tmp_path, standby=True) as (base, app, sim):
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
 
             async def both_beat() -> bool:
@@ -301,6 +301,24 @@ async def test_health_page_shows_the_leader_a_standby_and_a_database_outage(
                 await page.screenshot(path=str(ARTIFACTS / "health.png"), full_page=True)
                 assert watch.errors == [], watch.errors
                 assert watch.failed == [], watch.failed
+
+                # The feed misbehaves: frames dropped (sequence gaps, repaired from REST) and one that is not even
+                # JSON. Within a refresh the page shows gaps begun this hour, the recent gaps and the rejected frame.
+                sim.set_faults(ws_drop_fraction=0.3)
+                await page.wait_for_timeout(1500)
+                sim.reset_faults()
+                assert sim.inject_ws_frame("this is not JSON") >= 1
+                rejected = (
+                    page.locator(".card")
+                    .filter(has=page.get_by_text("Rejected frames", exact=True))
+                    .locator(".card-value")
+                )
+                await expect(rejected).not_to_have_text("0", timeout=15_000)
+                recent = page.get_by_role("region", name="Recent gaps")
+                await expect(recent.locator("tbody tr").first).to_be_visible(timeout=15_000)
+                await expect(page.locator(".gap-hours rect.bar-open, .gap-hours rect.bar-closed").first).to_be_visible()
+                await page.wait_for_timeout(300)
+                await page.screenshot(path=str(ARTIFACTS / "health-gaps.png"), full_page=True)
 
                 # The database goes away (for the API: its engines point at a closed port): the page says so
                 # within a refresh, keeps the last status on screen, and recovers by itself.

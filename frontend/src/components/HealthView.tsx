@@ -143,7 +143,7 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
           )}
           {status && Object.keys(status.rejected ?? {}).length > 0 && (
             <>
-              <h3>Rejected by reason</h3>
+              <h3 className="rejected-h">Rejected by reason</h3>
               <table className="data compact">
                 <tbody>
                   {Object.entries(status.rejected ?? {})
@@ -318,7 +318,7 @@ function RecentGaps({ gaps, now }: { gaps: Gap[]; now: number }) {
           })}
         </tbody>
       </table>
-      {gaps.length > shown.length && <p className="muted small">The {shown.length} newest of {gaps.length} shown.</p>}
+      {gaps.length > shown.length && <p className="muted small table-foot">The {shown.length} newest shown.</p>}
     </div>
   );
 }
