@@ -282,6 +282,29 @@ async def test_recorder_status_runs_an_open_gap_to_now(own_db: tuple[str, AsyncE
     assert sum(h["gaps_open"] for h in hours) == 1
 
 
+async def test_recorder_status_counts_a_gap_timed_ahead_of_the_database_clock_in_the_current_hour(
+    own_db: tuple[str, AsyncEngine],
+) -> None:
+    """The exchange's clock (which times gaps) may run ahead of the database's: such a gap is this hour's."""
+    from kalshi_analytics.api.app import create_app
+
+    url, eng = own_db
+    async with eng.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO feed_gaps (key, detected_at, channel, cause, gap_start, gap_end, repaired_at) VALUES "
+                "('ahead-1', now(), 'ticker', 'seq_jump', now() + interval '10 seconds', "
+                "now() + interval '11 seconds', now())"
+            )
+        )
+    app = create_app(make_settings(url), engine=eng)
+    async with serve(app) as client:
+        hours = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+    assert (hours[-1]["gaps_started"], hours[-1]["gaps_repaired"]) == (1, 1)
+    assert sum(h["gaps_started"] for h in hours) == 1
+    assert hours[-1]["seconds_in_gaps"] == 0  # none of it has happened yet, by the database's clock
+
+
 async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:
     from kalshi_analytics.api.app import create_app
 

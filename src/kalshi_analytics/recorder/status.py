@@ -168,17 +168,19 @@ async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
 
 
 # Each of the last :hours clock hours (the current one to now): the gaps that began in it, and the part of it inside
-# the union of every gap (range_agg merges overlapping gaps; an open gap runs to now). Gaps are few: a scan is fine.
+# the union of every gap (range_agg merges overlapping gaps; an open gap runs to now). A gap is timed by the exchange's
+# clock, which may run a little ahead of the database's: one that begins "after now" counts in the current hour.
+# Gaps are few: a scan is fine.
 _GAP_HOURS_SQL = """
 WITH hours AS (
     SELECT h AS hour_start, least(h + interval '1 hour', now()) AS hour_end
     FROM generate_series(date_trunc('hour', now()) - make_interval(hours => :hours - 1), date_trunc('hour', now()),
                          interval '1 hour') h
 ), g AS (
-    SELECT gap_start, greatest(gap_start, coalesce(gap_end, now())) AS gap_end, repaired_at, unrepairable_reason
+    SELECT least(gap_start, now()) AS gap_start,
+           greatest(least(gap_start, now()), coalesce(gap_end, now())) AS gap_end, repaired_at, unrepairable_reason
     FROM feed_gaps
-    WHERE gap_start < now()
-      AND (gap_end IS NULL OR gap_end > date_trunc('hour', now()) - make_interval(hours => :hours - 1))
+    WHERE gap_end IS NULL OR gap_end > date_trunc('hour', now()) - make_interval(hours => :hours - 1)
 ), missing AS (
     SELECT range_agg(tstzrange(gap_start, gap_end)) AS ranges FROM g
 )
