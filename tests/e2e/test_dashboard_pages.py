@@ -338,6 +338,8 @@ async def test_health_page_shows_the_leader_a_standby_and_a_database_outage(
                 await alert.wait_for(state="detached", timeout=15_000)
                 await expect(db).to_contain_text("reachable")
                 await page.set_viewport_size({"width": 420, "height": 900})  # a narrow window
+                await page.goto(base + "/health")  # a client-side route, loaded straight from its URL
+                await expect(card).to_contain_text(leader)
                 await page.wait_for_timeout(300)
                 await page.screenshot(path=str(ARTIFACTS / "health-narrow.png"), full_page=True)
                 width = await page.evaluate("document.documentElement.scrollWidth")
