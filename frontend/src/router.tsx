@@ -1,11 +1,18 @@
 import { createRootRoute, createRoute, createRouter, lazyRouteComponent } from "@tanstack/react-router";
 import { Layout } from "./components/Layout";
+import { parseMarketsSearch } from "./lib/marketsSearch";
 import { MarketsPage } from "./pages/MarketsPage";
 import { NotFound } from "./pages/NotFound";
 
 const rootRoute = createRootRoute({ component: Layout, notFoundComponent: () => <NotFound /> });
 
-const marketsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: MarketsPage });
+// The markets view (search, filters, sort) is in the URL's search params: a link reproduces it.
+const marketsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/",
+  component: MarketsPage,
+  validateSearch: parseMarketsSearch,
+});
 
 // The market page carries the chart library: its own chunk, loaded when a market is opened.
 const marketRoute = createRoute({
@@ -51,6 +58,13 @@ const backtestRoute = createRoute({
   component: lazyRouteComponent(() => import("./pages/BacktestPage"), "BacktestPage"),
 });
 
+// Recorder health: polled every few seconds.
+const healthRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/health",
+  component: lazyRouteComponent(() => import("./pages/HealthPage"), "HealthPage"),
+});
+
 const routeTree = rootRoute.addChildren([
   marketsRoute,
   marketRoute,
@@ -59,6 +73,7 @@ const routeTree = rootRoute.addChildren([
   backtestRoute,
   sessionsRoute,
   sessionRoute,
+  healthRoute,
 ]);
 
 export const router = createRouter({ routeTree, defaultPreload: "intent" });

@@ -183,6 +183,128 @@ async def test_recorder_status_shows_the_commit_lag_the_leader_logs(
     assert (status["commit_lag_p50_seconds"], status["commit_lag_p99_seconds"]) == (0.039, 0.475)
 
 
+async def test_recorder_status_shows_the_leaders_rates_and_rejections(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    info = {
+        "msgs_per_s": 41.5,
+        "messages": 1200,
+        "rows_written": 900,
+        "queue_depth": 3,
+        "rejected": {"unparseable": 2, "database_refused": 1, "junk": "x"},
+    }
+    await _beat(engine, "api-test-busy-leader", "leader", info)
+    async with engine.begin() as conn:
+        await _lease(conn, "api-test-busy-leader")
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert status["messages_per_second"] == 41.5
+    assert (status["messages"], status["rows_written"], status["queue_depth"]) == (1200, 900, 3)
+    assert status["rejected"] == {"unparseable": 2, "database_refused": 1}  # a count that is not a number is left out
+    assert status["rejected_total"] == 3
+
+
+async def test_recorder_status_without_a_leader_reports_no_rates(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _beat(engine, "api-test-standby-only", "standby", {"msgs_per_s": 9.0, "rejected": {"unparseable": 5}})
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM recorder_heartbeats WHERE instance_id <> 'api-test-standby-only'"))
+    status = (await client.get("/api/v1/recorder/status")).json()
+    assert status["leader"] is None
+    assert (status["messages_per_second"], status["rejected"], status["rejected_total"]) == (None, {}, 0)
+
+
+async def test_recorder_status_tells_gaps_and_coverage_hour_by_hour(own_db: tuple[str, AsyncEngine]) -> None:
+    from kalshi_analytics.api.app import create_app
+
+    url, eng = own_db
+    async with eng.begin() as conn:
+        now = (await conn.execute(text("SELECT now()"))).scalar_one()
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    m = timedelta(minutes=1)
+    gaps = [  # (start, end, repaired): two overlapping gaps (10–30 min), one across the next hour (50–70 min)
+        (hour + 10 * m, hour + 20 * m, True),
+        (hour + 15 * m, hour + 30 * m, False),
+        (hour + 50 * m, hour + 70 * m, False),
+        (hour - timedelta(days=3), hour - timedelta(days=2), True),  # long before the last day: not counted
+    ]
+    async with eng.begin() as conn:
+        for i, (start, end, repaired) in enumerate(gaps):
+            await conn.execute(
+                text(
+                    "INSERT INTO feed_gaps (key, detected_at, channel, market_ticker, cause, gap_start, gap_end, "
+                    "repaired_at, repair_method) VALUES (:k, :s, 'orderbook_delta', 'KX-GAP', 'disconnect', :s, :e, "
+                    ":r, :rm)"
+                ),
+                {
+                    "k": f"hours-{i}",
+                    "s": start,
+                    "e": end,
+                    "r": end if repaired else None,
+                    "rm": "rest" if repaired else None,
+                },
+            )
+    app = create_app(make_settings(url), engine=eng)
+    async with serve(app) as client:
+        status = (await client.get("/api/v1/recorder/status")).json()
+    hours = status["gap_hours"]
+    assert len(hours) == 24
+    starts = [datetime.fromisoformat(h["hour_start"]) for h in hours]
+    assert starts == sorted(starts)
+    assert starts[-1] == now.replace(minute=0, second=0, microsecond=0)
+    by_start = dict(zip(starts, hours, strict=True))
+    first = by_start[hour]
+    assert (first["gaps_started"], first["gaps_open"], first["gaps_repaired"]) == (3, 2, 1)
+    assert first["seconds_in_gaps"] == 30 * 60  # 10–30 (the overlap counted once) and 50–60
+    assert abs(first["coverage"] - 0.5) < 1e-9
+    second = by_start[hour + timedelta(hours=1)]
+    assert (second["gaps_started"], second["seconds_in_gaps"]) == (0, 10 * 60)
+    quiet = [h for s, h in by_start.items() if s not in (hour, hour + timedelta(hours=1))]
+    assert all(h["coverage"] == 1 and h["gaps_started"] == 0 for h in quiet)
+
+
+async def test_recorder_status_runs_an_open_gap_to_now(own_db: tuple[str, AsyncEngine]) -> None:
+    from kalshi_analytics.api.app import create_app
+
+    url, eng = own_db
+    async with eng.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO feed_gaps (key, detected_at, channel, cause, gap_start) "
+                "VALUES ('open-1', now(), 'ticker', 'outage', now() - interval '90 minutes')"
+            )
+        )
+    app = create_app(make_settings(url), engine=eng)
+    async with serve(app) as client:
+        hours = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+    assert hours[-1]["coverage"] == 0  # the current hour, wholly inside the open gap so far
+    assert hours[-2]["coverage"] < 1
+    assert sum(h["gaps_open"] for h in hours) == 1
+
+
+async def test_recorder_status_counts_a_gap_timed_ahead_of_the_database_clock_in_the_current_hour(
+    own_db: tuple[str, AsyncEngine],
+) -> None:
+    """The exchange's clock (which times gaps) may run ahead of the database's: such a gap is this hour's."""
+    from kalshi_analytics.api.app import create_app
+
+    url, eng = own_db
+    async with eng.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO feed_gaps (key, detected_at, channel, cause, gap_start, gap_end, repaired_at) VALUES "
+                "('ahead-1', now(), 'ticker', 'seq_jump', now() + interval '10 seconds', "
+                "now() + interval '11 seconds', now())"
+            )
+        )
+    app = create_app(make_settings(url), engine=eng)
+    async with serve(app) as client:
+        hours = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+    assert (hours[-1]["gaps_started"], hours[-1]["gaps_repaired"]) == (1, 1)
+    assert sum(h["gaps_started"] for h in hours) == 1
+    assert hours[-1]["seconds_in_gaps"] == 0  # none of it has happened yet, by the database's clock
+
+
 async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:
     from kalshi_analytics.api.app import create_app
 

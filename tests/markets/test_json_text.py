@@ -103,6 +103,7 @@ async def test_a_market_list_is_json_build_objects_text(engine: AsyncEngine, cli
         "'open_interest', open_interest::text, 'yes_price', yes_bid::text, 'no_price', no_bid::text, "
         "'yes_bid', yes_bid::text, 'yes_ask', yes_ask::text, 'last_price', last_price::text, "
         f"'implied_probability', ({PROB})::text, 'implied_probability_source', {SOURCE}, "
+        f"'change_24h', (({PROB}) - ({PROB}))::text, "  # the one snapshot is both the latest and the day-old one
         f"'last_updated', {iso('ts')}"
     )
     async with engine.connect() as conn:

@@ -840,6 +840,48 @@ export type Gap = {
 };
 
 /**
+ * GapHour
+ *
+ * One clock hour of the last day, as the feed gaps tell it.
+ */
+export type GapHour = {
+    /**
+     * Coverage
+     *
+     * share of the hour (to now, for the current hour) outside every feed gap: 1 = no gap at all
+     */
+    coverage: number;
+    /**
+     * Gaps Open
+     *
+     * of those, still neither repaired nor given up
+     */
+    gaps_open: number;
+    /**
+     * Gaps Repaired
+     *
+     * of those, repaired since
+     */
+    gaps_repaired: number;
+    /**
+     * Gaps Started
+     *
+     * feed gaps that began in this hour (any channel or market)
+     */
+    gaps_started: number;
+    /**
+     * Hour Start
+     */
+    hour_start: string;
+    /**
+     * Seconds In Gaps
+     *
+     * seconds of this hour inside at least one feed gap (overlapping gaps counted once; an open gap runs to now)
+     */
+    seconds_in_gaps: number;
+};
+
+/**
  * Instance
  */
 export type Instance = {
@@ -1143,6 +1185,12 @@ export type MarketSummary = {
      * Category
      */
     category: string | null;
+    /**
+     * Change 24H
+     *
+     * implied probability now minus 24 h ago (the latest snapshot at or before then; for a market recorded for less than a day, its first snapshot); null when either is unknown
+     */
+    change_24h?: string | null;
     /**
      * Close Time
      */
@@ -1656,6 +1704,12 @@ export type RecorderStatus = {
      */
     commit_lag_p99_seconds?: number | null;
     /**
+     * Gap Hours
+     *
+     * the last 24 clock hours, oldest first, the current one last
+     */
+    gap_hours?: Array<GapHour>;
+    /**
      * Instances
      */
     instances: Array<Instance>;
@@ -1667,13 +1721,51 @@ export type RecorderStatus = {
     lag_seconds: number | null;
     leader: Instance | null;
     /**
+     * Messages
+     *
+     * WebSocket messages the leader received since it started
+     */
+    messages?: number | null;
+    /**
+     * Messages Per Second
+     *
+     * WebSocket messages the leader received per second, over its last heartbeat interval
+     */
+    messages_per_second?: number | null;
+    /**
      * Open Gaps
      */
     open_gaps: number;
     /**
+     * Queue Depth
+     *
+     * rows waiting in the leader's sink queue
+     */
+    queue_depth?: number | null;
+    /**
      * Recent Gaps
      */
     recent_gaps: Array<Gap>;
+    /**
+     * Rejected
+     *
+     * what the leader refused to store since it started (frames and rows), counted by reason
+     */
+    rejected?: {
+        [key: string]: number;
+    };
+    /**
+     * Rejected Total
+     *
+     * the sum of `rejected`
+     */
+    rejected_total?: number;
+    /**
+     * Rows Written
+     *
+     * rows the leader's sink committed since it started
+     */
+    rows_written?: number | null;
 };
 
 /**
@@ -2407,13 +2499,13 @@ export type ListMarketsData = {
         /**
          * Q
          *
-         * case-insensitive title search
+         * case-insensitive search of the title and the ticker
          */
         q?: string | null;
         /**
          * Sort
          */
-        sort?: 'ticker' | 'close_time' | 'volume';
+        sort?: 'ticker' | 'close_time' | 'volume' | 'implied_probability' | 'change_24h';
         /**
          * Order
          */

@@ -20,6 +20,9 @@ export function Layout() {
           <Link to="/paper" activeProps={{ className: "active" }}>
             Paper trading
           </Link>
+          <Link to="/health" activeProps={{ className: "active" }}>
+            Recorder health
+          </Link>
           <a href={`${API_BASE}/api/v1/docs`}>API docs</a>
         </nav>
         <span className="tz" title="Times are shown in this time zone; hover a time for UTC">

@@ -98,7 +98,13 @@ async def list_markets(
     series: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="series ticker")] = None,
     event: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="event ticker")] = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, pattern=NO_NUL, description="case-insensitive title search")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="case-insensitive search of the title and the ticker",
+        ),
     ] = None,
     sort: service.MarketSort = "ticker",
     order: service.SortOrder = "asc",

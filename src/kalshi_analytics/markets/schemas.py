@@ -40,6 +40,11 @@ class MarketSummary(_Model):
     last_price: Price | None
     implied_probability: Price | None
     implied_probability_source: ProbabilitySourceField
+    change_24h: Decimal | None = Field(
+        None,
+        description="implied probability now minus 24 h ago (the latest snapshot at or before then; for a market "
+        "recorded for less than a day, its first snapshot); null when either is unknown",
+    )
     last_updated: datetime | None = Field(description="exchange time of the latest snapshot")
 
 

@@ -34,7 +34,7 @@ from kalshi_analytics.web.cursors import (
 #: Reads run on one pooled asyncpg connection in autocommit mode.
 Db = Reads
 
-MarketSort = Literal["ticker", "close_time", "volume"]
+MarketSort = Literal["ticker", "close_time", "volume", "implied_probability", "change_24h"]
 
 _PROB, _PROB_SOURCE = implied_probability_sql()
 
@@ -151,6 +151,31 @@ _SORT_EXPR = {
 }
 
 
+#: The sorts by the latest quote: the catalogue is joined to each market's latest snapshot (and the one a day
+#: before, for the change) before ordering. A market without a price sorts last either way: its key is a sentinel
+#: beyond every value (a probability is 0–1, a change −1–1) on the side the order ends with.
+_QUOTE_SORTS = frozenset({"implied_probability", "change_24h"})
+_QUOTE_PROB, _ = implied_probability_sql("s.yes_bid", "s.yes_ask", "s.last_price")
+_DAY_AGO_PROB, _ = implied_probability_sql("d.yes_bid", "d.yes_ask", "d.last_price")
+_CHANGE_24H = f"({_QUOTE_PROB}) - ({_DAY_AGO_PROB})"
+CHANGE_WINDOW = timedelta(hours=24)
+
+
+def _quote_sort_expr(sort: str, order: str) -> str:
+    value = _QUOTE_PROB if sort == "implied_probability" else _CHANGE_24H
+    return f"COALESCE({value}, {'3' if order == 'asc' else '-3'})"
+
+
+#: The price a day ago: the latest snapshot at or before ``:day_ago``, or, for a market recorded for less than a
+#: day, its first snapshot (the change is then since the recording began).
+_DAY_AGO_JOIN = (
+    "LEFT JOIN LATERAL ((SELECT yes_bid, yes_ask, last_price FROM market_snapshots d "
+    "WHERE d.ticker = m.ticker AND d.ts <= :day_ago ORDER BY d.ts DESC LIMIT 1) UNION ALL "
+    "(SELECT yes_bid, yes_ask, last_price FROM market_snapshots d "
+    "WHERE d.ticker = m.ticker AND d.ts > :day_ago ORDER BY d.ts ASC LIMIT 1) LIMIT 1) d ON true"
+)
+
+
 def _close_time_key(value: Any) -> str:
     # The sort key as PostgreSQL wrote it: a timestamptz's text, or 'infinity' for markets without a close time.
     return "infinity" if value == "infinity" else cursor_time(value).isoformat()
@@ -161,6 +186,8 @@ _SORT_KEY: dict[str, Reader] = {
     "ticker": cursor_text,
     "close_time": _close_time_key,
     "volume": lambda value: str(cursor_decimal(value)),
+    "implied_probability": lambda value: str(cursor_decimal(value)),
+    "change_24h": lambda value: str(cursor_decimal(value)),
 }
 
 
@@ -212,6 +239,7 @@ _MARKET_SUMMARY_FIELDS = (
     ("last_price", _text("last_price")),
     ("implied_probability", _text(_PROB)),
     ("implied_probability_source", _text(_PROB_SOURCE)),
+    ("change_24h", _text("change_24h")),
     ("last_updated", _iso("last_updated")),
 )
 
@@ -226,9 +254,14 @@ async def list_markets(
     cursor: str | None,
     max_spread: Decimal,
 ) -> tuple[JsonPage, str | None]:
-    expr, typ = _SORT_EXPR[sort]
+    quote_sort = sort in _QUOTE_SORTS
+    expr, typ = (_quote_sort_expr(sort, order), "numeric") if quote_sort else _SORT_EXPR[sort]
     where: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1, "max_spread": max_spread}
+    params: dict[str, Any] = {
+        "limit": limit + 1,
+        "max_spread": max_spread,
+        "day_ago": datetime.now(UTC) - CHANGE_WINDOW,
+    }
     if f.statuses is not None:
         where.append("m.status = ANY(:statuses)")
         params["statuses"] = list(f.statuses)
@@ -242,23 +275,42 @@ async def list_markets(
         where.append("m.event_ticker = :event")
         params["event"] = f.event
     if f.q:
-        where.append("m.title ILIKE :q")
+        where.append("(m.title ILIKE :q OR m.ticker ILIKE :q)")
         params["q"] = _like(f.q)
     kind = f"markets:{sort}:{order}"
+    after = ""
     if cursor:
         params["ck"], params["ct"] = decode_cursor(cursor, kind, _SORT_KEY[sort], cursor_text)
         op = ">" if order == "asc" else "<"
-        where.append(f"({expr}, m.ticker) {op} (CAST(CAST(:ck AS text) AS {typ}), :ct)")
+        after = f"(%s, m.ticker) {op} (CAST(CAST(:ck AS text) AS {typ}), :ct)"
     direction = "ASC" if order == "asc" else "DESC"
-    by = f"{expr} {direction}, m.ticker {direction}"
-    # Filter, order and cut the catalogue first; only the page's markets look up their latest snapshot.
-    inner = (
-        "SELECT m.ticker, m.title, m.event_ticker, m.series_ticker, m.category, m.status, m.close_time, "
-        "m.volume, m.open_interest, s.yes_bid, s.yes_ask, s.no_bid, s.last_price, s.ts AS last_updated, "
-        f"({expr})::text AS sort_key, row_number() OVER (ORDER BY {by}) AS rn FROM (SELECT * FROM markets m "
-        + ("WHERE " + " AND ".join(where) + " " if where else "")
-        + f"ORDER BY {by} LIMIT :limit) m {_LATEST_JOIN}"
+    cols = (
+        "m.ticker, m.title, m.event_ticker, m.series_ticker, m.category, m.status, m.close_time, m.volume, "
+        "m.open_interest, s.yes_bid, s.yes_ask, s.no_bid, s.last_price, s.ts AS last_updated, "
+        f"({_CHANGE_24H}) AS change_24h"
     )
+    if not quote_sort:
+        # Filter, order and cut the catalogue first; only the page's markets look up their latest snapshot.
+        if after:
+            where.append(after % expr)
+        by = f"{expr} {direction}, m.ticker {direction}"
+        inner = (
+            f"SELECT {cols}, ({expr})::text AS sort_key, row_number() OVER (ORDER BY {by}) AS rn "
+            "FROM (SELECT * FROM markets m "
+            + ("WHERE " + " AND ".join(where) + " " if where else "")
+            + f"ORDER BY {by} LIMIT :limit) m {_LATEST_JOIN} {_DAY_AGO_JOIN}"
+        )
+    else:
+        # The key needs each filtered market's latest quote: join, then order and cut.
+        by = f"k {direction}, ticker {direction}"
+        inner = (
+            "SELECT *, k::text AS sort_key, row_number() OVER (ORDER BY " + by + ") AS rn FROM ("
+            f"SELECT {cols}, {expr} AS k FROM markets m {_LATEST_JOIN} {_DAY_AGO_JOIN} "
+            + ("WHERE " + " AND ".join(where) + " " if where else "")
+            + ") m "
+            + (f"WHERE {after % 'm.k'} " if after else "")
+            + f"ORDER BY {by} LIMIT :limit"
+        )
     page = await _json_page(
         session, inner, params=params, fields=_MARKET_SUMMARY_FIELDS, key_cols=("sort_key", "ticker"), limit=limit
     )

@@ -99,6 +99,8 @@ class RecorderService:
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
         self._last_summary: tuple[float, int] = (time.monotonic(), 0)
+        self._rate_mark: tuple[float, int] = (time.monotonic(), 0)  # (when, messages) the heartbeat rate runs from
+        self._msgs_per_s: float | None = None
         self._led_before = False
         self._zombies: set[asyncio.Future[None]] = set()
         self._signer: KalshiSigner | None = None
@@ -113,6 +115,9 @@ class RecorderService:
         if self.stream is not None:
             out["messages"] = self.stream.messages
             out["subscribed"] = len(self.stream.tickers)
+            rate = self._message_rate(self.stream.messages)
+            if rate is not None:
+                out["msgs_per_s"] = rate
         if self.sink is not None:
             st = self.sink.stats
             out["rows_written"] = sum(st.new.values())
@@ -133,6 +138,16 @@ class RecorderService:
         # (so /recorder/status) and /metrics tell one figure.
         out.update(commit_lag_quantiles(self.metrics))
         return out
+
+    def _message_rate(self, messages: int, min_seconds: float = 1.0) -> float | None:
+        """Messages per second since the previous rate mark (the heartbeat calls :meth:`info` every few seconds);
+        a call sooner than ``min_seconds`` after the mark keeps the last rate."""
+        now = time.monotonic()
+        then, before = self._rate_mark
+        if now - then >= min_seconds:
+            self._msgs_per_s = round(max(0, messages - before) / (now - then), 1)
+            self._rate_mark = (now, messages)
+        return self._msgs_per_s
 
     def summary(self) -> dict[str, Any]:
         info = self.info()

@@ -14,6 +14,7 @@ from kalshi_analytics.recorder.leader import latest_leader_heartbeat
 
 MAX_INSTANCES = 100
 RECENT_GAPS = 50
+GAP_HOURS = 24
 
 
 class Instance(BaseModel):
@@ -40,6 +41,22 @@ class Gap(BaseModel):
     repair_method: str | None
 
 
+class GapHour(BaseModel):
+    """One clock hour of the last day, as the feed gaps tell it."""
+
+    hour_start: datetime
+    gaps_started: int = Field(description="feed gaps that began in this hour (any channel or market)")
+    gaps_open: int = Field(description="of those, still neither repaired nor given up")
+    gaps_repaired: int = Field(description="of those, repaired since")
+    seconds_in_gaps: float = Field(
+        description="seconds of this hour inside at least one feed gap (overlapping gaps counted once; an open gap "
+        "runs to now)"
+    )
+    coverage: float = Field(
+        description="share of the hour (to now, for the current hour) outside every feed gap: 1 = no gap at all"
+    )
+
+
 class RecorderStatus(BaseModel):
     leader: Instance | None
     lag_seconds: float | None = Field(description="age of the leader's last heartbeat (s)")
@@ -47,9 +64,23 @@ class RecorderStatus(BaseModel):
         None, description="exchange time → commit, median, as the leader's log and /metrics report it"
     )
     commit_lag_p99_seconds: float | None = Field(None, description="exchange time → commit, 99th percentile")
+    messages_per_second: float | None = Field(
+        None, description="WebSocket messages the leader received per second, over its last heartbeat interval"
+    )
+    messages: int | None = Field(None, description="WebSocket messages the leader received since it started")
+    rows_written: int | None = Field(None, description="rows the leader's sink committed since it started")
+    queue_depth: int | None = Field(None, description="rows waiting in the leader's sink queue")
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="what the leader refused to store since it started (frames and rows), counted by reason",
+    )
+    rejected_total: int = Field(0, description="the sum of `rejected`")
     instances: list[Instance]
     open_gaps: int
     recent_gaps: list[Gap]
+    gap_hours: list[GapHour] = Field(
+        default_factory=list, description=f"the last {GAP_HOURS} clock hours, oldest first, the current one last"
+    )
 
 
 @dataclass(frozen=True)
@@ -116,15 +147,72 @@ async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
     # Open = neither repaired nor given up with a reason (an unrepairable gap is closed, not open).
     open_sql = "SELECT count(*) FROM feed_gaps WHERE repaired_at IS NULL AND unrepairable_reason IS NULL"
     open_gaps = (await conn.execute(text(open_sql))).scalar_one()
+    hours = (await conn.execute(text(_GAP_HOURS_SQL), {"hours": GAP_HOURS})).mappings()
+    rejected = _info_counts(leader, "rejected")
     return RecorderStatus(
         leader=leader,
         lag_seconds=leader.heartbeat_age_seconds if leader else None,
         commit_lag_p50_seconds=_info_float(leader, "commit_lag_p50_s"),
         commit_lag_p99_seconds=_info_float(leader, "commit_lag_p99_s"),
+        messages_per_second=_info_float(leader, "msgs_per_s"),
+        messages=_info_int(leader, "messages"),
+        rows_written=_info_int(leader, "rows_written"),
+        queue_depth=_info_int(leader, "queue_depth"),
+        rejected=rejected,
+        rejected_total=sum(rejected.values()),
         instances=instances,
         open_gaps=open_gaps,
         recent_gaps=[Gap.model_validate(dict(g)) for g in gaps],
+        gap_hours=[GapHour.model_validate(dict(h)) for h in hours],
     )
+
+
+# Each of the last :hours clock hours (the current one to now): the gaps that began in it, and the part of it inside
+# the union of every gap (range_agg merges overlapping gaps; an open gap runs to now). A gap is timed by the exchange's
+# clock, which may run a little ahead of the database's: one that begins "after now" counts in the current hour.
+# Gaps are few: a scan is fine.
+_GAP_HOURS_SQL = """
+WITH hours AS (
+    SELECT h AS hour_start, least(h + interval '1 hour', now()) AS hour_end
+    FROM generate_series(date_trunc('hour', now()) - make_interval(hours => :hours - 1), date_trunc('hour', now()),
+                         interval '1 hour') h
+), g AS (
+    SELECT least(gap_start, now()) AS gap_start,
+           greatest(least(gap_start, now()), coalesce(gap_end, now())) AS gap_end, repaired_at, unrepairable_reason
+    FROM feed_gaps
+    WHERE gap_end IS NULL OR gap_end > date_trunc('hour', now()) - make_interval(hours => :hours - 1)
+), missing AS (
+    SELECT range_agg(tstzrange(gap_start, gap_end)) AS ranges FROM g
+)
+SELECT h.hour_start,
+       count(g.gap_start) AS gaps_started,
+       count(g.gap_start) FILTER (WHERE g.repaired_at IS NULL AND g.unrepairable_reason IS NULL) AS gaps_open,
+       count(g.gap_start) FILTER (WHERE g.repaired_at IS NOT NULL) AS gaps_repaired,
+       m.seconds AS seconds_in_gaps,
+       CASE WHEN h.hour_end > h.hour_start
+            THEN greatest(0, 1 - m.seconds / extract(epoch FROM h.hour_end - h.hour_start)::float8)
+            ELSE 1 END AS coverage
+FROM hours h
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(extract(epoch FROM upper(r) - lower(r))), 0)::float8 AS seconds
+    FROM missing, unnest(missing.ranges * tstzmultirange(tstzrange(h.hour_start, h.hour_end))) r
+) m
+LEFT JOIN g ON g.gap_start >= h.hour_start AND g.gap_start < h.hour_start + interval '1 hour'
+GROUP BY h.hour_start, h.hour_end, m.seconds
+ORDER BY h.hour_start
+"""
+
+
+def _info_int(instance: Instance | None, key: str) -> int | None:
+    value = (instance.info or {}).get(key) if instance is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _info_counts(instance: Instance | None, key: str) -> dict[str, int]:
+    value = (instance.info or {}).get(key) if instance is not None else None
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _info_float(instance: Instance | None, key: str) -> float | None:
