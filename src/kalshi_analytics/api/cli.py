@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -66,7 +66,7 @@ def api(
     urls = public_urls(bind_host, bind_port)
     typer.echo(f"api:        {urls['api']}  (its metrics {urls['metrics']})")
     typer.echo(f"docs:       {urls['docs']}  (ReDoc {urls['redoc']})")
-    options = {"access_log": False, "log_config": None, "timeout_graceful_shutdown": GRACE_SECONDS}
+    options: dict[str, Any] = {"access_log": False, "log_config": None, "timeout_graceful_shutdown": GRACE_SECONDS}
     if count > 1:  # port 0 or no SO_REUSEPORT: uvicorn's own supervisor, one shared socket
         uvicorn.run(
             APP_FACTORY,
