@@ -4,6 +4,9 @@ only from the environment (required ones refused when missing), and every variab
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +122,24 @@ def test_every_variable_it_reads_is_documented() -> None:
         if name == "postgres":
             continue
         assert set(compose.as_dict(svc.get("environment"))) <= settings, name
+
+
+def test_docker_compose_config_where_available(tmp_path: Path) -> None:
+    """`docker compose config`, when this machine has Docker's CLI with the compose plugin (no daemon needed)."""
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30, check=False).returncode
+    ):
+        pytest.skip("docker compose not installed")
+    env = {**os.environ, **ENV, "COMPOSE_PROFILES": "sim"}
+    done = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr

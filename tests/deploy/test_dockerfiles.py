@@ -6,6 +6,7 @@ and that .dockerignore lets into the build context."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,13 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
         "src/kalshi_analytics/db/alembic/env.py",
     ):
         assert not df.ignored(path, patterns), path
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_hadolint_where_available(name: str) -> None:
+    """hadolint, when this machine has it (the structural tests above stand in where it has not)."""
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed")
+    done = subprocess.run([hadolint, str(REPO_ROOT / name)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
