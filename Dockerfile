@@ -21,6 +21,7 @@ COPY frontend/ ./
 RUN npm run build
 
 # ------------------------------------------------------------------------------------------------------ package
+# Every dependency ships a CPython 3.11 manylinux wheel: no compiler is needed here either.
 FROM ${PYTHON_IMAGE} AS python-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv

@@ -59,7 +59,11 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
-    kalshi_env: KalshiEnv = Field(KalshiEnv.SIM, description="prod | demo | sim (the built-in simulator)")
+    kalshi_env: KalshiEnv = Field(
+        KalshiEnv.SIM,
+        description="prod | demo | sim (the built-in simulator); unset, the commands use sim and notebooks (the "
+        "research module) read prod",
+    )
     kalshi_api_base: str | None = Field(None, description="REST base URL; overrides KALSHI_ENV")
     kalshi_ws_url: str | None = Field(None, description="WebSocket URL; overrides KALSHI_ENV")
     kalshi_api_key_id: str | None = Field(None, description="Kalshi API key id for signed requests")

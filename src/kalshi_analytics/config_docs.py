@@ -98,7 +98,11 @@ COMPOSE_VARIABLES: tuple[ComposeVariable, ...] = (
         "",
         "compose's own: `sim` adds the built-in simulator (set KALSHI_ENV=sim with it) for offline use",
     ),
-    ComposeVariable("POSTGRES_PASSWORD", None, "password of the postgres service's database user (required)"),
+    ComposeVariable(
+        "POSTGRES_PASSWORD",
+        None,
+        "password of the postgres service's database user (required; URL-safe characters: it goes into DB_URL)",
+    ),
     ComposeVariable("POSTGRES_USER", "kalshi", "the postgres service's database user"),
     ComposeVariable("POSTGRES_DB", "kalshi", "the postgres service's database"),
     ComposeVariable("POSTGRES_IMAGE", "postgres:16", "PostgreSQL image (15 or newer)"),

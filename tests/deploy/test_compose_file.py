@@ -17,6 +17,7 @@ from kalshi_analytics.config import Settings
 from kalshi_analytics.config_docs import COMPOSE_VARIABLES, env_name
 from tests.conftest import REPO_ROOT
 from tests.deploy import compose
+from tests.deploy import dockerfile as df
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
@@ -85,6 +86,13 @@ def test_services_and_their_wiring() -> None:
     for name in ("migrate", "poller", "live", "api", "sim"):
         assert services[name]["env_file"] == [{"path": ".env", "required": False}]
         assert services[name]["init"] is True
+        # What .env cannot move (environment wins over env_file): the container's addresses and paths, which
+        # must agree with the images' (their healthchecks and COPY destinations).
+        env = services[name]["environment"]
+        image = df.stages((REPO_ROOT / services[name]["build"]["dockerfile"]).read_text())[0][-1].env()
+        for key in ("API_HOST", "API_PORT", "METRICS_HOST", "API_DASHBOARD_DIR", "KALSHI_ANALYTICS_DATA_DIR"):
+            assert env[key] == image.get(key, env[key]), (name, key)
+        assert env["METRICS_HOST"] == env["API_HOST"] == "0.0.0.0"
 
 
 @pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "KALSHI_ENV"])
