@@ -360,6 +360,31 @@ async def test_compose_services_run_as_a_process_stack(
             assert status.status_code == 200
             assert "exchange_active" in status.json()
 
+            # The standby is real: the leader recorder killed outright (no chance to release its lock), the other
+            # leads within seconds; the dead one restarted (compose's restart: unless-stopped) waits as standby.
+            assert services["poller"]["restart"] == "unless-stopped"
+            values = [await metric(client, port, "kalshi_recorder_leader") for port in pollers]
+            leader, standby = (stack.procs["poller"][i] for i in (values.index(1.0), values.index(0.0)))
+            assert leader.process is not None
+            leader.process.kill()
+            await leader.process.wait()
+
+            async def standby_leads() -> bool:
+                return await metric(client, standby.ports[9464], "kalshi_recorder_leader") == 1.0
+
+            figures["standby took over"] = await eventually(standby_leads, "the standby recorder to lead", stack)
+            with leader.log.open("ab") as out_file:
+                leader.started = time.monotonic()
+                leader.process = await asyncio.create_subprocess_exec(
+                    *leader.argv, env=leader.env, cwd=leader.workdir, stdout=out_file, stderr=asyncio.subprocess.STDOUT
+                )
+            await wait_healthy(leader, stack, None)
+            figures[f"{leader.name} restarted, healthy"] = leader.healthy_after or 0.0
+            assert await metric(client, leader.ports[9464], "kalshi_recorder_leader") == 0.0
+            for api in stack.procs["api"]:
+                ready = await client.get(f"http://127.0.0.1:{api.ports[8000]}/api/v1/ready")
+                assert ready.status_code == 200, ready.text
+
         # docker compose stop: SIGTERM to every container (dependents first), each must exit 0 in time.
         for name in reversed(order):
             running = [p for p in stack.procs[name] if p.process is not None and p.process.returncode is None]
