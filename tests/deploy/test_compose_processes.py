@@ -173,6 +173,12 @@ async def wait_healthy(proc: Proc, stack: Stack, timeout_option: str | None) -> 
     pytest.fail(f"{proc.name} not healthy within {HEALTHY_WITHIN} s: {' '.join(argv)} said {last!r}\n{stack.logs()}")
 
 
+def sockets(pid: int) -> list[Any]:
+    proc = psutil.Process(pid)
+    listing = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6 names it connections
+    return list(listing(kind="inet"))
+
+
 async def metric(client: httpx.AsyncClient, port: int, name: str) -> float | None:
     try:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
@@ -319,9 +325,7 @@ async def test_compose_services_run_as_a_process_stack(
                     if p.process is None or p.process.returncode is not None:
                         continue
                     listening = {
-                        (c.laddr.ip, c.laddr.port)
-                        for c in psutil.Process(p.process.pid).net_connections(kind="inet")
-                        if c.status == psutil.CONN_LISTEN
+                        (c.laddr.ip, c.laddr.port) for c in sockets(p.process.pid) if c.status == psutil.CONN_LISTEN
                     }
                     assert listening, p.name
                     assert listening <= {("127.0.0.1", port) for port in p.ports.values()}, (p.name, listening)
