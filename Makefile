@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean dashboard frontend-test openapi
+.PHONY: run test lint typecheck pytest bench clean dashboard frontend-test openapi env-example
 
 # The dashboard (frontend/): built by `make run` when its build is missing or older than its sources and Node.js
 # is here; without Node.js the product runs without it (the API's `/` then leads to the docs).
@@ -48,6 +48,10 @@ frontend-test: frontend/node_modules/.package-lock.json
 openapi: $(STAMP) frontend/node_modules/.package-lock.json
 	$(BIN)/python -m kalshi_analytics.api.openapi frontend/openapi.json
 	cd frontend && npm run generate
+
+# .env.example: every setting with its default and meaning, generated from Settings (a test checks it is current).
+env-example: $(STAMP)
+	$(BIN)/python -m kalshi_analytics.config_docs env-example > .env.example
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -59,7 +59,11 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
-    kalshi_env: KalshiEnv = Field(KalshiEnv.SIM, description="prod | demo | sim (the built-in simulator)")
+    kalshi_env: KalshiEnv = Field(
+        KalshiEnv.SIM,
+        description="prod | demo | sim (the built-in simulator); unset, the commands use sim and notebooks (the "
+        "research module) read prod",
+    )
     kalshi_api_base: str | None = Field(None, description="REST base URL; overrides KALSHI_ENV")
     kalshi_ws_url: str | None = Field(None, description="WebSocket URL; overrides KALSHI_ENV")
     kalshi_api_key_id: str | None = Field(None, description="Kalshi API key id for signed requests")
@@ -83,11 +87,21 @@ class Settings(BaseSettings):
         description="where the embedded database and caches live",
     )
 
-    poll_interval_seconds: float = Field(5.0, gt=0, le=3600)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["json", "kv"] = "kv"
+    poll_interval_seconds: float = Field(
+        5.0, gt=0, le=3600, description="the recorder's poll loop: seconds between polls of the markets"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the recorder's and the live runner's Prometheus metrics listen on (0.0.0.0 in a "
+        "container, so Prometheus can scrape them)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="DEBUG | INFO | WARNING | ERROR | CRITICAL"
+    )
+    log_format: Literal["json", "kv"] = Field("kv", description="kv = key=value lines, json = one JSON object per line")
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
+        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"],
+        description="origins (comma-separated) whose browsers may call the API (the dashboard's dev server)",
     )
 
     api_host: str = Field("127.0.0.1", description="address the API listens on")
@@ -158,8 +172,10 @@ class Settings(BaseSettings):
     )
     backtest_sweep_max_runs: int = Field(1000, ge=1, description="largest parameter grid `backtest sweep` runs")
 
-    sim_host: str = "127.0.0.1"
-    sim_port: int = Field(8765, ge=1, le=65535)
+    sim_host: str = Field(
+        "127.0.0.1", description="the simulator's address: where `simulate` listens and KALSHI_ENV=sim connects"
+    )
+    sim_port: int = Field(8765, ge=1, le=65535, description="the simulator's port (REST and WebSocket)")
     sim_seed: int = Field(1, description="`up`'s simulator: model seed (a new universe on every start either way)")
     sim_markets: int = Field(50, ge=1, le=10_000, description="`up`'s simulator: markets kept listed and trading")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -253,8 +252,8 @@ def test_open_streams_do_not_hold_up_a_stop(database_url: str, workers: int) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # One worker is uvicorn's own server, which re-raises the signal it stopped on once it has shut down cleanly.
-    assert proc.returncode in (0, -signal.SIGTERM), err.decode()[-2000:]
+    # One worker is uvicorn's own server (ApiServer keeps it from re-raising the signal it stopped on).
+    assert proc.returncode == 0, err.decode()[-2000:]  # a stop asked for is a clean exit, not death by signal
     assert "Traceback" not in err.decode()
     assert stopped_in < 5, f"stopped {stopped_in:.1f} s after SIGTERM"
 

@@ -8,7 +8,9 @@ responses :data:`GRACE_SECONDS` before they are cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Generator
 
 import uvicorn
 
@@ -20,7 +22,17 @@ GRACE_SECONDS = 10
 
 
 class ApiServer(uvicorn.Server):
-    """``kalshi-analytics api``'s server (each worker's): uvicorn's own signal handling."""
+    """``kalshi-analytics api``'s server (each worker's): uvicorn's own signal handling, except that a stop asked
+    for by SIGTERM or Ctrl-C and carried out ends the process with status 0 (uvicorn raises the signal again once
+    it has shut down, so the process would die of it: a container stopped on purpose would show as killed)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        with super().capture_signals():
+            yield
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         end_streams()

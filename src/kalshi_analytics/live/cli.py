@@ -94,6 +94,8 @@ def runner_cmd(
     from kalshi_analytics.live.runner import LiveRunner
     from kalshi_analytics.recorder.cli import install_stop
 
+    host = settings().metrics_host
+
     async def go() -> None:
         engine = await _open()
         stop = asyncio.Event()
@@ -103,10 +105,10 @@ def runner_cmd(
         server = None
         if metrics_port is not None:
             try:
-                server = serve_metrics(runner.metrics, metrics_port)
+                server = serve_metrics(runner.metrics, metrics_port, host)
             except OSError:  # taken (a second runner on this machine): any free port
-                server = serve_metrics(runner.metrics, 0)
-            typer.echo(f"metrics:     http://127.0.0.1:{server.server_port}/metrics")
+                server = serve_metrics(runner.metrics, 0, host)
+            typer.echo(f"metrics:     http://{host}:{server.server_port}/metrics")
         task = asyncio.create_task(runner.run(stop))
         stopper = asyncio.create_task(stop.wait())
         try:

@@ -43,7 +43,9 @@ async def run_recorder(
     from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
 
     selection = Selection(status=status, series=tuple(series), events=tuple(events), categories=tuple(categories))
-    service = RecorderService(engine, s, RecorderConfig(selection=selection, metrics_port=metrics_port))
+    service = RecorderService(
+        engine, s, RecorderConfig(selection=selection, metrics_port=metrics_port, metrics_addr=s.metrics_host)
+    )
     task = asyncio.create_task(service.run(stop))
     await asyncio.sleep(0.05)
     if announce:

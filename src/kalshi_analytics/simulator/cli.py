@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -105,6 +107,13 @@ def simulate(  # noqa: PLR0917 - a typer command: one parameter per CLI option
             typer.echo(f"REST      {sim.base_url}")
             typer.echo(f"WebSocket {sim.ws_url}")
             typer.echo(f"admin     {sim.admin_url}/state, /faults, /log, /trades, /settle/<ticker>, /clock")
-            await asyncio.Event().wait()
+            # Ctrl-C or SIGTERM (a container stopping) closes the servers and exits 0.
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        typer.echo("simulator stopped")
 
     run(go)
