@@ -38,12 +38,15 @@ async def run_recorder(
     duration: float | None,
     stop: asyncio.Event,
     announce: bool = True,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     from kalshi_analytics.recorder.poll import Selection
     from kalshi_analytics.recorder.service import RecorderConfig, RecorderService
 
     selection = Selection(status=status, series=tuple(series), events=tuple(events), categories=tuple(categories))
-    service = RecorderService(engine, s, RecorderConfig(selection=selection, metrics_port=metrics_port))
+    service = RecorderService(
+        engine, s, RecorderConfig(selection=selection, metrics_port=metrics_port, metrics_addr=metrics_host)
+    )
     task = asyncio.create_task(service.run(stop))
     await asyncio.sleep(0.05)
     if announce:
@@ -68,6 +71,12 @@ def recorder(  # noqa: PLR0917 - a typer command: one parameter per CLI option
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any).")
     ] = 9464,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", help="Address the metrics listen on (0.0.0.0 for a Prometheus on another host)."
+        ),
+    ] = "127.0.0.1",
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
@@ -93,6 +102,7 @@ def recorder(  # noqa: PLR0917 - a typer command: one parameter per CLI option
                 metrics_port=metrics_port,
                 duration=duration,
                 stop=stop,
+                metrics_host=metrics_host,
             )
         finally:
             await engine.dispose()
