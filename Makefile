@@ -52,6 +52,7 @@ openapi: $(STAMP) frontend/node_modules/.package-lock.json
 # .env.example: every setting with its default and meaning, generated from Settings (a test checks it is current).
 env-example: $(STAMP)
 	$(BIN)/python -m kalshi_analytics.config_docs env-example > .env.example
+	$(BIN)/python -m kalshi_analytics.config_docs reference > docs/configuration.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

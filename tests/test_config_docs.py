@@ -80,3 +80,31 @@ def test_a_setting_without_description_is_refused() -> None:
 
     with pytest.raises(ValueError, match="undocumented has no description"):
         config_docs.describe("undocumented", Bad.model_fields["undocumented"])
+
+
+# ----------------------------------------------------------------------- docs/configuration.md (the reference)
+REFERENCE = REPO_ROOT / "docs" / "configuration.md"
+
+
+def test_the_reference_is_current() -> None:
+    assert REFERENCE.read_text(encoding="utf-8") == config_docs.reference(), "run `make env-example`"
+
+
+def test_the_reference_has_a_row_per_setting_with_its_default_values_and_meaning() -> None:
+    text = config_docs.reference()
+    rows = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines() if line.startswith("| `")}
+    for name, info in Settings.model_fields.items():
+        row = rows[config_docs.env_name(name, info)]
+        assert info.description and row.rstrip(" |").endswith(info.description.strip().replace("|", "\\|"))
+    assert "KALSHI_ANALYTICS_DATA_DIR" in rows  # the alias, not the field name
+    assert "| `POLL_INTERVAL_SECONDS` | `5` | number, > 0, ≤ 3600 |" in text
+    assert "| `KALSHI_ENV` | `sim` | `prod` \\| `demo` \\| `sim` |" in text
+    assert "| `API_RATE_LIMIT_ENABLED` | `true` | true/false |" in text
+    assert "/root" not in text and "/home/" not in text
+
+
+def test_reference_check_reports_drift(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stale = tmp_path / "configuration.md"
+    stale.write_text(config_docs.reference().replace("POLL_INTERVAL_SECONDS", "POLL_SECONDS"), encoding="utf-8")
+    assert config_docs.main(["reference", "--check", str(stale)]) == 1
+    assert config_docs.main(["reference", "--check", str(REFERENCE)]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
 
 PREFIX = "kalshi_live"
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -14,6 +14,7 @@ class LiveMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r, p = self.registry, PREFIX
+        ProcessCollector(registry=r)  # process_start_time_seconds etc.: a restart shows as a new start time
         self.leader = Gauge(f"{p}_leader", "1 while this runner leads (0 as standby)", registry=r)
         self.sessions = Gauge(f"{p}_sessions", "Running paper sessions this runner advances", registry=r)
         self.stale_markets = Gauge(f"{p}_stale_markets", "Session markets with an open feed gap", registry=r)

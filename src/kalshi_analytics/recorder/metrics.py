@@ -10,7 +10,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
 
 from kalshi_analytics.kalshi import validation
 
@@ -29,6 +37,8 @@ class RecorderMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         p = PREFIX
+        # process_start_time_seconds, CPU, memory, open fds (Linux): a restart shows as a new start time.
+        ProcessCollector(registry=r)
         # Exchange side (the poll and stream loops).
         self.messages = Counter(f"{p}_messages", "WebSocket/REST messages received, by type", ["type"], registry=r)
         # One counter for everything refused (a frame at the edge, a row by the database), every reason shown
@@ -41,6 +51,9 @@ class RecorderMetrics:
         self.gaps = Counter(f"{p}_gaps", "Feed gaps detected, by cause", ["cause"], registry=r)
         self.gaps_repaired = Counter(f"{p}_gaps_repaired", "Feed gaps repaired, by method", ["method"], registry=r)
         self.reconnects = Counter(f"{p}_reconnects", "WebSocket reconnects", registry=r)
+        self.ws_connected = Gauge(
+            f"{p}_ws_connected", "1 while the stream loop's WebSocket is connected (0 otherwise)", registry=r
+        )
         self.poll_duration = Histogram(
             f"{p}_poll_duration_seconds", "Duration of one poll of all markets", buckets=POLL_BUCKETS, registry=r
         )

@@ -193,10 +193,13 @@ class StreamRecorder:
     # ------------------------------------------------------------------------------------------------ the loop
     async def run(self) -> None:
         book_task = asyncio.create_task(self._book_loop(), name="recorder-books")
+        ws = self.ws
+        self.metrics.ws_connected.set_function(lambda: 1.0 if ws.connected else 0.0)
         try:
             async for ev in self.ws.events():
                 await self.handle(ev)
         finally:
+            self.metrics.ws_connected.set_function(lambda: 0.0)
             book_task.cancel()
             self.sync_metrics()
             for t in list(self._tasks):
