@@ -95,12 +95,14 @@ def test_the_reference_has_a_row_per_setting_with_its_default_values_and_meaning
     rows = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines() if line.startswith("| `")}
     for name, info in Settings.model_fields.items():
         row = rows[config_docs.env_name(name, info)]
-        assert info.description and row.rstrip(" |").endswith(info.description.strip().replace("|", "\\|"))
+        assert info.description
+        assert row.rstrip(" |").endswith(info.description.strip().replace("|", "\\|"))
     assert "KALSHI_ANALYTICS_DATA_DIR" in rows  # the alias, not the field name
     assert "| `POLL_INTERVAL_SECONDS` | `5` | number, > 0, ≤ 3600 |" in text
     assert "| `KALSHI_ENV` | `sim` | `prod` \\| `demo` \\| `sim` |" in text
     assert "| `API_RATE_LIMIT_ENABLED` | `true` | true/false |" in text
-    assert "/root" not in text and "/home/" not in text
+    assert "/root" not in text
+    assert "/home/" not in text
 
 
 def test_reference_check_reports_drift(tmp_path) -> None:  # type: ignore[no-untyped-def]
