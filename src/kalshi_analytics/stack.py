@@ -79,7 +79,10 @@ async def run_up(s: Settings, engine: Any, *, duration: float | None, metrics_po
         typer.echo(dashboard_line(s, urls["api"].removesuffix("/api/v1") + "/"))
         runner = LiveRunner(engine)
         live = asyncio.create_task(runner.run(stop), name="live-runner")
-        typer.echo("live:       paper-trading runner on  (kalshi-analytics live start --help)")
+        typer.echo(
+            "live:       paper-trading runner on (sessions: the dashboard's Paper trading page, "
+            "or `kalshi-analytics live start`)"
+        )
         try:
             await run_recorder(
                 s,
