@@ -56,6 +56,7 @@ from kalshi_analytics.backtests.engine import (
     uses_vectorised,
 )
 from kalshi_analytics.backtests.progress import OnPhase, no_progress
+from kalshi_analytics.db import locks
 from kalshi_analytics.db.engine import driver_in_transaction
 from kalshi_analytics.errors import InvalidInputError, NoDataError, NotFoundError, UnavailableError
 from kalshi_analytics.strategies import registry
@@ -66,7 +67,7 @@ from kalshi_analytics.web.cursors import cursor_bigint, cursor_time, cursor_uuid
 
 BacktestResultId = NewType("BacktestResultId", uuid.UUID)
 #: The advisory lock creates take turns on to count the queue: "KALSHI" then 0002 (the recorder's is 0001).
-QUEUE_LOCK_KEY = 0x4B414C5348490002
+QUEUE_LOCK_KEY = locks.BACKTEST_QUEUE
 #: ``Retry-After`` of a create refused because the queue is full: a few runs' time.
 QUEUE_RETRY_AFTER_SECONDS = 30
 #: Windows outside these bounds are refused: no recorded data can lie there, and extreme years break timezone

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics import events, notifications
 from kalshi_analytics.backtests.data import PRICE_COLUMNS, MarketFilter, float_sql, load_dataset, load_markets
 from kalshi_analytics.backtests.service import resolve
+from kalshi_analytics.db import locks
 from kalshi_analytics.db.engine import driver_in_transaction, libpq_url
 from kalshi_analytics.live import service
 from kalshi_analytics.live.metrics import LiveMetrics
@@ -45,7 +46,7 @@ from kalshi_analytics.trading.portfolio import SIDES
 log = get_logger(__name__)
 
 #: The live runner's advisory lock key ("KALSHI" then 0002; the recorder's is 0001).
-LOCK_KEY = 0x4B414C5348490002
+LOCK_KEY = locks.LIVE_RUNNER_LEADER
 KINDS = [
     events.EventKind.SNAPSHOT.value,
     events.EventKind.MARKET_STATUS.value,

@@ -37,6 +37,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from kalshi_analytics.db import locks
 from kalshi_analytics.db.engine import libpq_url
 from kalshi_analytics.logs import get_logger
 from kalshi_analytics.recorder import lease
@@ -45,7 +46,7 @@ from kalshi_analytics.recorder.metrics import RecorderMetrics
 log = get_logger(__name__)
 
 #: The recorder's advisory lock key: "KALSHI" then 0001 (one bigint, so ``pg_locks`` shows it as classid/objid).
-DEFAULT_LOCK_KEY = 0x4B414C5348490001
+DEFAULT_LOCK_KEY = locks.RECORDER_LEADER
 
 
 class LeadershipLost(Exception):
