@@ -199,18 +199,6 @@ async def eventually(condition: Any, what: str, stack: Stack, within: float = 60
     pytest.fail(f"timed out after {within} s waiting for {what}\n{stack.logs()}")
 
 
-@pytest.fixture
-def dashboard_build(tmp_path: Path) -> Path:
-    """The dashboard's build as the image holds it: the real one when built, else a stand-in page."""
-    real = REPO_ROOT / "frontend" / "dist"
-    if (real / "index.html").is_file():
-        return real
-    stand_in = tmp_path / "dashboard"
-    stand_in.mkdir()
-    (stand_in / "index.html").write_text("<!doctype html><title>Kalshi Analytics</title><div id=root></div>")
-    return stand_in
-
-
 def plan_stack(tmp_path: Path, fresh_database_url: str, server_url: str, dashboard_build: Path) -> Stack:
     """Every process of the ``sim`` profile, planned (nothing started): argv, environment, ports, healthcheck."""
     private = make_url(fresh_database_url)
