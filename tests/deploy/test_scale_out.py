@@ -18,8 +18,8 @@ requests in five runs (``ReadError``: connections reset with a request on them; 
 pooled connections the server closed before reusing them, and the supervisor had a new worker listening within ~1.6
 s. So ``SO_REUSEPORT`` meets the bound "no failed request beyond those in flight", but each of those reaches the
 client as a failure: nothing in front can send it again. The proxy, retrying an idempotent GET on the other upstream
-when its connection is refused or reset (or an answer is cut short), turned them into none: 0 failed in ten of
-eleven runs (2–4 in flight at the kill), 1 in one (a ``ReadError`` between the load and the proxy itself, cause not
+when its connection is refused or reset (or an answer is cut short), turned them into none: 0 failed in fifteen of
+sixteen runs (2–5 in flight at the kill), 1 in one (a ``ReadError`` between the load and the proxy itself, cause not
 found; still within the bound). It is the shape of the seed's deployment anyway (a load balancer in front of
 replicas, as on Cloud Run). Picked: the proxy; ``--workers`` remains how one replica uses several cores. The price:
 a Python proxy halves this load's throughput (~4,500 against ~8,500 requests in 15 s on two shared cores).
