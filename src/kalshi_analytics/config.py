@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     )
 
     db_url: str | None = Field(None, description="PostgreSQL URL; unset = embedded PostgreSQL")
+    db_read_url: str | None = Field(
+        None,
+        description="PostgreSQL URL of a read replica for the API's market reads (catalogue, latest, history, "
+        "candles, order books, trades); unset = they read DB_URL. Writes (backtests, paper sessions), readiness, "
+        "the live stream (LISTEN/NOTIFY and its event journal) and the response cache it refreshes stay on "
+        "DB_URL: a standby cannot LISTEN, and the stream must resume from committed rows, never a lagging copy",
+    )
     test_database_url: str | None = Field(None, description="PostgreSQL URL the test suite uses")
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("kalshi-analytics")),
@@ -226,7 +233,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must look like 1200/minute (N per second|minute|hour|day), got {v!r}") from None
         return v
 
-    @field_validator("db_url", "test_database_url")
+    @field_validator("db_url", "db_read_url", "test_database_url")
     @classmethod
     def _postgres_url(cls, v: str | None) -> str | None:
         if v is None or v == "":

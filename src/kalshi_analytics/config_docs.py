@@ -70,7 +70,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "Database: unset DB_URL = a private embedded PostgreSQL under KALSHI_ANALYTICS_DATA_DIR.",
-        _names("db_url", "test_database_url", "data_dir"),
+        _names("db_url", "db_read_url", "test_database_url", "data_dir"),
     ),
     Section("Recorder and live runner", _names("poll_interval_seconds", "metrics_host")),
     Section("Logging", _prefix("log_")),

@@ -91,6 +91,8 @@ class Stack:
     procs: dict[str, list[Proc]] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)  # a container port -> the first replica's loopback port
     paths: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the services but postgres, in depends_on order
+    postgres_env: dict[str, str] = field(default_factory=dict)  # the postgres healthcheck's environment
 
     def logs(self) -> str:
         return "\n".join(p.tail() for ps in self.procs.values() for p in ps)
@@ -197,21 +199,8 @@ async def eventually(condition: Any, what: str, stack: Stack, within: float = 60
     pytest.fail(f"timed out after {within} s waiting for {what}\n{stack.logs()}")
 
 
-@pytest.fixture
-def dashboard_build(tmp_path: Path) -> Path:
-    """The dashboard's build as the image holds it: the real one when built, else a stand-in page."""
-    real = REPO_ROOT / "frontend" / "dist"
-    if (real / "index.html").is_file():
-        return real
-    stand_in = tmp_path / "dashboard"
-    stand_in.mkdir()
-    (stand_in / "index.html").write_text("<!doctype html><title>Kalshi Analytics</title><div id=root></div>")
-    return stand_in
-
-
-async def test_compose_services_run_as_a_process_stack(
-    tmp_path: Path, fresh_database_url: str, server_url: str, dashboard_build: Path
-) -> None:
+def plan_stack(tmp_path: Path, fresh_database_url: str, server_url: str, dashboard_build: Path) -> Stack:
+    """Every process of the ``sim`` profile, planned (nothing started): argv, environment, ports, healthcheck."""
     private = make_url(fresh_database_url)
     project = tmp_path / "project"
     project.mkdir()
@@ -242,7 +231,8 @@ async def test_compose_services_run_as_a_process_stack(
         "PGHOST": server.host or str(server.query.get("host", "")),
         "PGPORT": str(server.port or 5432),
     }
-    order = [s for s in compose.start_order(services) if s != "postgres"]
+    stack.postgres_env = pg_env
+    stack.order = order = [s for s in compose.start_order(services) if s != "postgres"]
 
     # Every other service: its processes, ports assigned up front so references between services resolve.
     plans: list[tuple[str, int, dict[str, Any], Image]] = []
@@ -281,42 +271,77 @@ async def test_compose_services_run_as_a_process_stack(
         for procs in stack.procs.values():
             for p in procs:
                 assert all(path not in v for v in [*p.env.values(), *p.argv]) or path in stack.paths, (p.name, path)
+    return stack
 
-    begun = time.monotonic()
+
+async def start(proc: Proc) -> None:
+    """Start (or restart) one process, its output appended to its log."""
+    with proc.log.open("ab") as out_file:
+        proc.started = time.monotonic()
+        proc.process = await asyncio.create_subprocess_exec(
+            *proc.argv, env=proc.env, cwd=proc.workdir, stdout=out_file, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def bring_up(stack: Stack, tmp_path: Path, figures: dict[str, float]) -> None:
+    """``docker compose up``: postgres's healthcheck first, then each service in ``depends_on`` order once what
+    it waits for is healthy (or, for the one-shot, completed); each replica must reach healthy."""
+    services = stack.services
     healthy: set[str] = set()
     completed: set[str] = set()
+    check = compose.Healthcheck(services["postgres"]["healthcheck"]["test"]).argv()
+    code, out = await run_check(check, stack.postgres_env, tmp_path, 10)
+    assert code == 0, out
+    healthy.add("postgres")
+    for name in stack.order:
+        for dep, spec in compose.depends_on(services[name]).items():
+            want = {"service_healthy": healthy, "service_completed_successfully": completed}
+            if spec["condition"] in want:
+                assert dep in want[spec["condition"]], f"{name} waits for {dep} ({spec['condition']})"
+        for proc in stack.procs[name]:
+            await start(proc)
+        if services[name].get("restart") == "no":  # the one-shot: waited for, must succeed
+            for proc in stack.procs[name]:
+                assert proc.process is not None
+                proc.exit_code = await asyncio.wait_for(proc.process.wait(), HEALTHY_WITHIN)
+                assert proc.exit_code == 0, stack.logs()
+                figures[f"{name} done"] = time.monotonic() - proc.started
+            completed.add(name)
+            continue
+        timeout_option = (services[name].get("healthcheck") or {}).get("timeout")
+        await asyncio.gather(*(wait_healthy(p, stack, timeout_option) for p in stack.procs[name]))
+        healthy.add(name)
+        for p in stack.procs[name]:
+            figures[f"{p.name} healthy"] = p.healthy_after or 0.0
+
+
+async def leader_and_standby(client: httpx.AsyncClient, stack: Stack) -> tuple[Proc, Proc]:
+    """The recorder that leads and the one that waits, by their ``kalshi_recorder_leader`` metric."""
+    pollers = stack.procs["poller"]
+    values = [await metric(client, p.ports[9464], "kalshi_recorder_leader") for p in pollers]
+    assert sorted(values) == [0.0, 1.0], values  # type: ignore[type-var]
+    return pollers[values.index(1.0)], pollers[values.index(0.0)]
+
+
+async def kill_all(stack: Stack) -> None:
+    for ps in stack.procs.values():
+        for p in ps:
+            if p.process is not None and p.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.process.kill()
+                await p.process.wait()
+
+
+async def test_compose_services_run_as_a_process_stack(
+    tmp_path: Path, fresh_database_url: str, server_url: str, dashboard_build: Path
+) -> None:
+    stack = plan_stack(tmp_path, fresh_database_url, server_url, dashboard_build)
+    services, order = stack.services, stack.order
+    begun = time.monotonic()
     figures: dict[str, float] = {}
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            # postgres first: its own healthcheck must pass.
-            code, out = await run_check(compose.Healthcheck(pg["healthcheck"]["test"]).argv(), pg_env, tmp_path, 10)
-            assert code == 0, out
-            healthy.add("postgres")
-            for name in order:
-                for dep, spec in compose.depends_on(services[name]).items():
-                    want = {"service_healthy": healthy, "service_completed_successfully": completed}
-                    if spec["condition"] in want:
-                        assert dep in want[spec["condition"]], f"{name} waits for {dep} ({spec['condition']})"
-                for proc in stack.procs[name]:
-                    out_file = proc.log.open("wb")
-                    proc.started = time.monotonic()
-                    proc.process = await asyncio.create_subprocess_exec(
-                        *proc.argv, env=proc.env, cwd=proc.workdir, stdout=out_file, stderr=asyncio.subprocess.STDOUT
-                    )
-                    out_file.close()
-                if services[name].get("restart") == "no":  # the one-shot: waited for, must succeed
-                    for proc in stack.procs[name]:
-                        assert proc.process is not None
-                        proc.exit_code = await asyncio.wait_for(proc.process.wait(), HEALTHY_WITHIN)
-                        assert proc.exit_code == 0, stack.logs()
-                        figures[f"{name} done"] = time.monotonic() - proc.started
-                    completed.add(name)
-                    continue
-                timeout_option = (services[name].get("healthcheck") or {}).get("timeout")
-                await asyncio.gather(*(wait_healthy(p, stack, timeout_option) for p in stack.procs[name]))
-                healthy.add(name)
-                for p in stack.procs[name]:
-                    figures[f"{p.name} healthy"] = p.healthy_after or 0.0
+            await bring_up(stack, tmp_path, figures)
             figures["all healthy"] = time.monotonic() - begun
             # Each process listens on loopback only (the containers' 0.0.0.0 mapped here through API_HOST,
             # METRICS_HOST and --host), and only on ports its service exposes.
@@ -367,8 +392,7 @@ async def test_compose_services_run_as_a_process_stack(
             # The standby is real: the leader recorder killed outright (no chance to release its lock), the other
             # leads within seconds; the dead one restarted (compose's restart: unless-stopped) waits as standby.
             assert services["poller"]["restart"] == "unless-stopped"
-            values = [await metric(client, port, "kalshi_recorder_leader") for port in pollers]
-            leader, standby = (stack.procs["poller"][i] for i in (values.index(1.0), values.index(0.0)))
+            leader, standby = await leader_and_standby(client, stack)
             assert leader.process is not None
             leader.process.kill()
             await leader.process.wait()
@@ -377,11 +401,7 @@ async def test_compose_services_run_as_a_process_stack(
                 return await metric(client, standby.ports[9464], "kalshi_recorder_leader") == 1.0
 
             figures["standby took over"] = await eventually(standby_leads, "the standby recorder to lead", stack)
-            with leader.log.open("ab") as out_file:
-                leader.started = time.monotonic()
-                leader.process = await asyncio.create_subprocess_exec(
-                    *leader.argv, env=leader.env, cwd=leader.workdir, stdout=out_file, stderr=asyncio.subprocess.STDOUT
-                )
+            await start(leader)
             await wait_healthy(leader, stack, None)
             figures[f"{leader.name} restarted, healthy"] = leader.healthy_after or 0.0
             assert await metric(client, leader.ports[9464], "kalshi_recorder_leader") == 0.0
@@ -408,9 +428,4 @@ async def test_compose_services_run_as_a_process_stack(
         for what, value in figures.items():
             print(f"  {what:28} {value:6.2f}")
     finally:
-        for ps in stack.procs.values():
-            for p in ps:
-                if p.process is not None and p.process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        p.process.kill()
-                    await p.process.wait()
+        await kill_all(stack)

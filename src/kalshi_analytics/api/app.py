@@ -12,6 +12,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -24,7 +25,7 @@ from kalshi_analytics.backtests import endpoints as backtests
 from kalshi_analytics.backtests.worker import BacktestWorker
 from kalshi_analytics.config import Settings, load_settings
 from kalshi_analytics.db import migrations
-from kalshi_analytics.db.engine import create_engine, libpq_url, session_factory
+from kalshi_analytics.db.engine import create_engine, display_url, libpq_url, session_factory
 from kalshi_analytics.db.outage import DatabaseGate
 from kalshi_analytics.db.reads import create_read_pool
 from kalshi_analytics.live import endpoints as live
@@ -42,6 +43,24 @@ from kalshi_analytics.web.ratelimit import RateLimits, scope_client
 log = get_logger(__name__)
 
 API_POOL_SIZE = 10
+
+
+async def _read_pools(primary: str, replica: str | None) -> tuple[asyncpg.Pool, ...]:
+    """The primary's pool, then the replica's when ``DB_READ_URL`` is set: the market reads use the last one.
+
+    The live stream keeps the primary's: it LISTENs (a standby cannot) and reads the journal rows a NOTIFY
+    announced, which a lagging replica may not have yet. The response cache it refreshes is filled from those
+    rows, so it stays consistent with the primary too; a cached market read may be as old as the replica's lag."""
+    primary_pool = await create_read_pool(primary, API_POOL_SIZE)
+    if not replica:
+        return (primary_pool,)
+    try:
+        read_pool = await create_read_pool(libpq_url(replica), API_POOL_SIZE)
+    except BaseException:
+        await primary_pool.close()
+        raise
+    log.info("market_reads_from_replica", replica=display_url(replica))
+    return primary_pool, read_pool
 
 
 def create_app(
@@ -67,22 +86,22 @@ def create_app(
                 url = (await choose_database(settings)).url
             eng = create_engine(url, pool_size=API_POOL_SIZE, pre_ping=False)
         sessions = session_factory(eng)
-        read_pool = await create_read_pool(libpq_url(eng.url), API_POOL_SIZE)
+        pools = await _read_pools(libpq_url(eng.url), settings.db_read_url)  # the primary's first, reads' last
         hub = stream.StreamHub(
             libpq_url(eng.url),
-            read_pool,
+            pools[0],
             max_spread=settings.api_max_spread,
             cache=app.state.response_cache,
             refresh_key=markets.latest_cache_key,
             resume_seconds=settings.stream_resume_seconds,
         )
         app.state.database_gate = gate = DatabaseGate(
-            libpq_url(eng.url), retry_after=settings.api_retry_after_seconds, engines=(eng,), pools=(read_pool,)
+            libpq_url(eng.url), retry_after=settings.api_retry_after_seconds, engines=(eng,), pools=pools
         )
         app.state.engine = eng
         app.state.sessions = sessions
         app.state.read_engine = eng.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.read_pool = read_pool
+        app.state.read_pool = pools[-1]
         app.state.stream_hub = hub
         app.state.migration_head = await asyncio.to_thread(migrations.head_revision)
         await hub.start()
@@ -97,7 +116,8 @@ def create_app(
                 await worker.stop()
             await hub.stop()
             await gate.close()
-            await read_pool.close()
+            for pool in pools:
+                await pool.close()
             if owned:
                 await eng.dispose()
 

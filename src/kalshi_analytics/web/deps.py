@@ -71,7 +71,8 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncConnection]:
 @asynccontextmanager
 async def reads(request: Request) -> AsyncIterator[Reads]:
     """A pooled asyncpg connection for the markets reads, taken only when a query must run (a cached answer
-    needs none) — hence a context manager the endpoint opens, not a dependency."""
+    needs none) — hence a context manager the endpoint opens, not a dependency. It is the replica's when
+    ``DB_READ_URL`` is set (:mod:`kalshi_analytics.api.app`); everything else here uses the primary."""
     pool: asyncpg.Pool = request.app.state.read_pool
     async with _database(request), pool.acquire() as conn:
         yield Reads(conn)
