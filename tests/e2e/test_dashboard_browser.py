@@ -28,6 +28,7 @@ from kalshi_analytics.recorder.rows import GapOpened, GapRepaired
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
 from tests.conftest import REPO_ROOT, wait_until
+from tests.e2e.browser import Watch
 from tests.fixtures.app import make_settings, write
 from tests.markets.conftest import running_api
 from tests.recorder.conftest import fast_config, sim_settings
@@ -110,31 +111,19 @@ async def _open_gaps(legend: Locator) -> int:
 
 async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncEngine], tmp_path: Path) -> None:
     _preconditions()
-    from playwright.async_api import ConsoleMessage, Request, Route, async_playwright
+    from playwright.async_api import Route, async_playwright
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # shared with the other browser tests: each overwrites its own
     async with stack_and_simulator(url, engine, tmp_path) as (base, sim):
         ticker = await _a_traded_market(base)
-        console_errors: list[str] = []
-        failed: list[str] = []
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 860}, timezone_id="America/New_York")
 
-                def on_console(msg: ConsoleMessage) -> None:
-                    if msg.type == "error":
-                        console_errors.append(msg.text)
-
-                def on_failed(req: Request) -> None:
-                    # A stream closed by leaving its page is the browser's doing, not a failure.
-                    if "/api/v1/stream" not in req.url:
-                        failed.append(f"{req.method} {req.url}: {req.failure}")
-
-                page.on("console", on_console)
-                page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
-                page.on("requestfailed", on_failed)
+                watch = Watch(page)
+                console_errors, failed = watch.errors, watch.failed
 
                 # 1. Markets: a table of what the recorder has seen, filtered by the search box.
                 await page.goto(base + "/")

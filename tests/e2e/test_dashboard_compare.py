@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import wait_until
+from tests.e2e.browser import Watch
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, _a_traded_market, _preconditions, stack
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -44,31 +45,20 @@ async def _two_runs(base: str, ticker: str) -> list[str]:
 
 async def test_compare_two_backtests(own_db: tuple[str, AsyncEngine], tmp_path: Path) -> None:
     _preconditions()
-    from playwright.async_api import ConsoleMessage, Request, async_playwright, expect
+    from playwright.async_api import async_playwright, expect
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with stack(url, engine, tmp_path) as base:
         ticker = await _a_traded_market(base)
         first, second = await _two_runs(base, ticker)
-        console_errors: list[str] = []
-        failed: list[str] = []
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})
 
-                def on_console(msg: ConsoleMessage) -> None:
-                    if msg.type == "error":
-                        console_errors.append(msg.text)
-
-                def on_failed(req: Request) -> None:
-                    if "/api/v1/stream" not in req.url:
-                        failed.append(f"{req.method} {req.url}: {req.failure}")
-
-                page.on("console", on_console)
-                page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
-                page.on("requestfailed", on_failed)
+                watch = Watch(page)
+                console_errors, failed = watch.errors, watch.failed
 
                 # 1. The list: tick both runs; Compare is offered from two on.
                 await page.goto(base + "/backtests")

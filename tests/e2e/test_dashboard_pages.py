@@ -25,6 +25,7 @@ from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.service import RecorderService
 from kalshi_analytics.simulator.server import Simulator, SimulatorConfig, run_simulator
 from tests.conftest import wait_until
+from tests.e2e.browser import Watch
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, DIST, _preconditions
 from tests.fixtures.app import make_settings
 from tests.markets.conftest import running_api
@@ -62,20 +63,6 @@ async def stack(
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
-
-
-class Watch:
-    """Console errors and failed requests of a page (a stream closed by navigating away is not a failure)."""
-
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        self.failed: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on(
-            "requestfailed",
-            lambda r: None if "/api/v1/stream" in r.url else self.failed.append(f"{r.method} {r.url}: {r.failure}"),
-        )
 
 
 async def _listing(page: Any, action: Any, **params: str) -> list[dict[str, Any]]:

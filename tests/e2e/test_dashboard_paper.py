@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.e2e.browser import Watch
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, _a_traded_market, _preconditions, stack
 from tests.live.test_endpoints import live_runner
 
@@ -28,32 +29,21 @@ async def test_start_a_paper_session_see_its_fill_live_and_stop_it(
     own_db: tuple[str, AsyncEngine], tmp_path: Path
 ) -> None:
     _preconditions()
-    from playwright.async_api import ConsoleMessage, Request, async_playwright, expect
+    from playwright.async_api import async_playwright, expect
 
     url, engine = own_db
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with stack(url, engine, tmp_path) as base, live_runner(engine):
         ticker = await _a_traded_market(base)
-        console_errors: list[str] = []
-        failed: list[str] = []
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})
 
-                def on_console(msg: ConsoleMessage) -> None:
-                    if msg.type == "error":
-                        console_errors.append(msg.text)
-
-                def on_failed(req: Request) -> None:
-                    if "/api/v1/stream" not in req.url:
-                        failed.append(f"{req.method} {req.url}: {req.failure}")
-
+                watch = Watch(page)
+                console_errors, failed = watch.errors, watch.failed
                 reads: list[str] = []  # the session's REST reads (everything else comes over the stream)
                 page.on("request", lambda r: reads.append(r.url) if "/api/v1/paper-sessions/" in r.url else None)
-                page.on("console", on_console)
-                page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
-                page.on("requestfailed", on_failed)
 
                 # 1. The list, empty in its designed state; the form, generated from the strategy's schema.
                 await page.goto(base + "/")

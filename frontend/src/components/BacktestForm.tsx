@@ -365,17 +365,24 @@ export function BacktestForm({
           </div>
         </div>
         <Errors id={`${base}-form-error`} messages={errors[""]} />
-        <div className="form-actions">
-          <button type="submit" className="primary">
-            {busy ? "Starting…" : "Run backtest"}
-          </button>
-          {onCancel && (
-            <button type="button" onClick={onCancel}>
-              Cancel
-            </button>
-          )}
-        </div>
+        <FormActions busy={busy} label="Run backtest" onCancel={onCancel} />
       </fieldset>
     </form>
+  );
+}
+
+/** A run form's buttons: submit (saying so while the request is out) and, when the form can be closed, Cancel. */
+export function FormActions({ busy, label, onCancel }: { busy: boolean; label: string; onCancel?: () => void }) {
+  return (
+    <div className="form-actions">
+      <button type="submit" className="primary">
+        {busy ? "Starting…" : label}
+      </button>
+      {onCancel && (
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      )}
+    </div>
   );
 }

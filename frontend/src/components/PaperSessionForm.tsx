@@ -2,7 +2,7 @@ import { useId, useState, type FormEvent } from "react";
 import type { PaperSessionCreate, StrategyInfo } from "../client";
 import { ApiError } from "../lib/api";
 import { errorsByField } from "../lib/schemaForm";
-import { Errors, MarketFilterField, Row, StrategyFields, useMarketFilter, useStrategyChoice } from "./BacktestForm";
+import { Errors, FormActions, MarketFilterField, Row, StrategyFields, useMarketFilter, useStrategyChoice } from "./BacktestForm";
 
 /** The body fields this form shows besides the strategy, its parameters and the markets. */
 const SHOWN = ["name", "initial_capital", "max_position", "equity_interval_seconds", "restart_policy"] as const;
@@ -124,16 +124,7 @@ export function PaperSessionForm({
           </div>
         </div>
         <Errors id={`${base}-form-error`} messages={errors[""]} />
-        <div className="form-actions">
-          <button type="submit" className="primary">
-            {busy ? "Starting…" : "Start session"}
-          </button>
-          {onCancel && (
-            <button type="button" onClick={onCancel}>
-              Cancel
-            </button>
-          )}
-        </div>
+        <FormActions busy={busy} label="Start session" onCancel={onCancel} />
       </fieldset>
     </form>
   );

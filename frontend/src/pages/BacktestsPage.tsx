@@ -1,9 +1,10 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { useState } from "react";
-import { createBacktest, listBacktests, listStrategies, type BacktestSummary } from "../client";
+import { createBacktest, listBacktests, type BacktestSummary } from "../client";
 import { BacktestForm } from "../components/BacktestForm";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
+import { WithStrategies } from "../components/WithStrategies";
 import { unwrap } from "../lib/api";
 import { MAX_COMPARE } from "../lib/compare";
 import { count, usd } from "../lib/format";
@@ -16,27 +17,22 @@ const tone = (v: string | number | null | undefined) =>
 function NewBacktest({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const strategies = useQuery({ queryKey: ["strategies"], queryFn: () => unwrap(listStrategies()), staleTime: 60_000 });
   return (
     <div className="panel" data-testid="new-backtest">
       <h2>New backtest</h2>
-      {strategies.isPending ? (
-        <Loading what="strategies" />
-      ) : strategies.isError ? (
-        <ErrorState error={strategies.error} what="strategies" retry={() => void strategies.refetch()} />
-      ) : strategies.data.length === 0 ? (
-        <Empty>No strategy is registered.</Empty>
-      ) : (
-        <BacktestForm
-          strategies={strategies.data}
-          submit={(body) => unwrap(createBacktest({ body }))}
-          onCreated={(id) => {
-            void queryClient.invalidateQueries({ queryKey: ["backtests"] });
-            void navigate({ to: "/backtests/$backtestId", params: { backtestId: id } });
-          }}
-          onCancel={onClose}
-        />
-      )}
+      <WithStrategies>
+        {(strategies) => (
+          <BacktestForm
+            strategies={strategies}
+            submit={(body) => unwrap(createBacktest({ body }))}
+            onCreated={(id) => {
+              void queryClient.invalidateQueries({ queryKey: ["backtests"] });
+              void navigate({ to: "/backtests/$backtestId", params: { backtestId: id } });
+            }}
+            onCancel={onClose}
+          />
+        )}
+      </WithStrategies>
     </div>
   );
 }

@@ -1,36 +1,32 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { useState } from "react";
-import { createPaperSession, listPaperSessions, listStrategies } from "../client";
+import { createPaperSession, listPaperSessions } from "../client";
 import { PaperSessionForm } from "../components/PaperSessionForm";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
+import { WithStrategies } from "../components/WithStrategies";
 import { unwrap } from "../lib/api";
 import { usd } from "../lib/format";
 
 function NewSession({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const strategies = useQuery({ queryKey: ["strategies"], queryFn: () => unwrap(listStrategies()), staleTime: 60_000 });
   return (
     <div className="panel" data-testid="new-session">
       <h2>New paper session</h2>
-      {strategies.isPending ? (
-        <Loading what="strategies" />
-      ) : strategies.isError ? (
-        <ErrorState error={strategies.error} what="strategies" retry={() => void strategies.refetch()} />
-      ) : strategies.data.length === 0 ? (
-        <Empty>No strategy is registered.</Empty>
-      ) : (
-        <PaperSessionForm
-          strategies={strategies.data}
-          submit={(body) => unwrap(createPaperSession({ body }))}
-          onCreated={(id) => {
-            void queryClient.invalidateQueries({ queryKey: ["paper-sessions"] });
-            void navigate({ to: "/paper/$sessionId", params: { sessionId: id } });
-          }}
-          onCancel={onClose}
-        />
-      )}
+      <WithStrategies>
+        {(strategies) => (
+          <PaperSessionForm
+            strategies={strategies}
+            submit={(body) => unwrap(createPaperSession({ body }))}
+            onCreated={(id) => {
+              void queryClient.invalidateQueries({ queryKey: ["paper-sessions"] });
+              void navigate({ to: "/paper/$sessionId", params: { sessionId: id } });
+            }}
+            onCancel={onClose}
+          />
+        )}
+      </WithStrategies>
     </div>
   );
 }
