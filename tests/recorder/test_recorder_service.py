@@ -158,3 +158,39 @@ async def test_backfill_is_idempotent_and_rejects_bad_input(recorder_db_url: str
     assert second.new.get("trades", 0) == 0
     assert second.new.get("market_snapshots", 0) == 0
     assert second.duplicates["trades"] == n_trades
+
+
+async def test_an_exchange_not_up_yet_is_waited_for_not_a_crash(recorder_db_url: str, tmp_path: Path) -> None:
+    """Started before its exchange (a container before the simulator, a network down): the recorder says so, keeps
+    trying, records once the exchange answers, and stops cleanly — it used to end with a traceback after 5 tries."""
+    from kalshi_analytics.config import load_settings
+    from tests.conftest import free_port
+
+    port = free_port()
+    settings = load_settings(
+        kalshi_api_base=f"http://127.0.0.1:{port}/trade-api/v2",
+        kalshi_ws_url=f"ws://127.0.0.1:{port}/trade-api/ws/v2",
+        kalshi_rate_limit_rps=2000,
+    )
+    engine = create_engine(recorder_db_url)
+    service = RecorderService(engine, settings, fast_config(tmp_path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.sleep(12)  # longer than the REST client's five tries
+        assert not task.done(), task.exception() if task.done() else None
+        assert not service.ready.is_set()
+        async with run_simulator(_sim(port=port)):
+            await asyncio.wait_for(service.ready.wait(), 30)
+
+            async def recorded() -> bool:
+                return await _count(engine, "SELECT count(*) FROM market_snapshots") > 0
+
+            await wait_until(recorded, "snapshots recorded", seconds=20)
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    finally:
+        stop.set()
+        if not task.done():
+            task.cancel()
+        await engine.dispose()

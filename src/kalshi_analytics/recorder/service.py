@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.config import Settings
 from kalshi_analytics.kalshi.credentials import load_signer, verify_credentials
-from kalshi_analytics.kalshi.rest import KalshiRestClient
+from kalshi_analytics.kalshi.rest import KalshiRestClient, is_retryable
 from kalshi_analytics.kalshi.signing import KalshiSigner
 from kalshi_analytics.kalshi.ws import KalshiWsClient
 from kalshi_analytics.logs import get_logger
@@ -42,6 +42,10 @@ from kalshi_analytics.recorder.sink import Sink
 from kalshi_analytics.recorder.stream import StreamRecorder
 
 log = get_logger(__name__)
+
+#: The first poll of a leadership, while the exchange cannot be reached: tried again after this, doubling to the max.
+FIRST_POLL_WAIT_SECONDS = 1.0
+FIRST_POLL_WAIT_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -277,7 +281,9 @@ class RecorderService:
                 poller.on_new_markets = stream.on_new_markets
                 self.poller, self.gaps, self.stream = poller, gaps, stream
                 ws.start()
-                await poller.poll_once(sweep=False)
+                if not await self._first_poll(poller, stop):
+                    clean = True
+                    return
                 await stream.start(poller.tickers)
                 await self._resume_gap(gaps, poller)
                 self._led_before = True
@@ -320,6 +326,34 @@ class RecorderService:
                 await self.gaps.close()
             await ws.close()
             log.info("recorder_stopped", **self.info())
+
+    async def _first_poll(self, poller: Poller, stop: asyncio.Event) -> bool:
+        """The first poll of a leadership, tried until the exchange answers (a container started before its
+        exchange, a network that is down): said once, then every attempt at debug level. False when stopped first.
+        Later polls are the poll loop's (it rides out outages by itself)."""
+        wait = FIRST_POLL_WAIT_SECONDS
+        told = False
+        while True:
+            try:
+                await poller.poll_once(sweep=False)
+                if told:
+                    log.info("recorder_exchange_reachable", exchange=self.settings.api_base)
+                return True
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                (log.debug if told else log.warning)(
+                    "recorder_exchange_unreachable",
+                    exchange=self.settings.api_base,
+                    error=f"{type(exc).__name__}: {exc}"[:200],
+                    retry_in_s=wait,
+                    hint="is the exchange (or `kalshi-analytics simulate`) running? KALSHI_ENV / KALSHI_API_BASE",
+                )
+                told = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+                return False
+            wait = min(2 * wait, FIRST_POLL_WAIT_MAX_SECONDS)
 
     async def _open_gate(self, sink: Sink) -> SnapshotGate:
         """The as-of rule in front of the sink, continuing from what is stored (the previous leader's marks)."""
