@@ -164,6 +164,8 @@ async def test_browse_markets_open_one_and_see_it_live(own_db: tuple[str, AsyncE
                 facts = page.get_by_test_id("market-facts")
                 await facts.get_by_text("Recorded from").wait_for()
                 assert await facts.locator("time").count() >= 3, "open/close, recorded from/to, last update"
+                # The exchange's resolution rules, as the simulator lists them (Kalshi's rules_primary).
+                assert "resolves to Yes" in await page.get_by_test_id("market-rules").inner_text()
 
                 # The simulator drops WebSocket frames: the recorder sees the sequence jump, records a feed gap
                 # (of a whole subscription: every market's), and the page shades it as the stream tells it.

@@ -54,6 +54,16 @@ async def test_market_detail_mid(client: httpx.AsyncClient, engine: AsyncEngine)
     assert body["result"] is None
 
 
+async def test_market_detail_carries_the_exchange_rules(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    t, bare = ticker(), ticker()
+    rules = {"rules_primary": "If CPI rises above 0.4%, Yes.", "rules_secondary": "Source: BLS | release"}
+    await write(engine, market(t, raw={"ticker": t, **rules}), market(bare))
+    body = (await client.get(f"/api/v1/markets/{t}")).json()
+    assert (body["rules_primary"], body["rules_secondary"]) == (rules["rules_primary"], rules["rules_secondary"])
+    none = (await client.get(f"/api/v1/markets/{bare}")).json()
+    assert (none["rules_primary"], none["rules_secondary"]) == (None, None)
+
+
 async def test_implied_probability_wide_spread_and_one_sided_use_last(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

@@ -1128,6 +1128,18 @@ export type MarketResponse = {
      */
     result: string | null;
     /**
+     * Rules Primary
+     *
+     * the exchange's resolution rules (as it last listed them)
+     */
+    rules_primary?: string | null;
+    /**
+     * Rules Secondary
+     *
+     * the exchange's further resolution details, if any
+     */
+    rules_secondary?: string | null;
+    /**
      * Series Ticker
      */
     series_ticker: string | null;

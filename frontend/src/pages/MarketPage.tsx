@@ -447,6 +447,15 @@ export function MarketPage() {
               <Time iso={latest?.ts ?? m.last_updated} />
             </Fact>
           </dl>
+          <h3 className="rules-title">Rules</h3>
+          {m.rules_primary ? (
+            <div className="rules" data-testid="market-rules">
+              <p>{m.rules_primary}</p>
+              {m.rules_secondary ? <p className="muted">{m.rules_secondary}</p> : null}
+            </div>
+          ) : (
+            <p className="muted small">The exchange has not listed rules for this market.</p>
+          )}
         </div>
       </div>
     </section>

@@ -82,6 +82,8 @@ class MarketResponse(_Model):
     settlement_value: Price | None
     settled_at: datetime | None
     last_updated: datetime = Field(description="latest snapshot's exchange time, else the catalogue update time")
+    rules_primary: str | None = Field(None, description="the exchange's resolution rules (as it last listed them)")
+    rules_secondary: str | None = Field(None, description="the exchange's further resolution details, if any")
 
 
 class Snapshot(_Model):

@@ -323,6 +323,7 @@ async def list_markets(
 _MARKET_SQL = (
     "SELECT m.ticker, m.title, m.subtitle, m.event_ticker, m.series_ticker, m.category, m.status, m.open_time, "
     "m.close_time, m.result, m.settlement_value, m.settled_at, m.updated_at, "
+    "m.raw->>'rules_primary' AS rules_primary, m.raw->>'rules_secondary' AS rules_secondary, "
     "COALESCE(s.volume, m.volume) AS volume, COALESCE(s.open_interest, m.open_interest) AS open_interest, "
     "s.ts, s.yes_bid, s.yes_ask, s.no_bid, s.no_ask, s.last_price "
     f"FROM markets m {_LATEST_JOIN} WHERE m.ticker = :ticker"
