@@ -11,16 +11,13 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
+import { chartLook, day, full, hm, timeOf } from "../lib/chartTime";
 import { markPainted } from "../lib/marks";
 import type { Bar, VolumeBar } from "../lib/candles";
 import { runsOf } from "../lib/gaps";
 import { GapShading } from "./gapShading";
 import type { TradeMark } from "../lib/markers";
 
-const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
-const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 // A daily bucket is a UTC day: labelled by its UTC date, not by the local time of its UTC midnight.
 const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
 const utcDay = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
@@ -69,11 +66,9 @@ export function CandleChart({ bars, volumes, live, liveVolume, liveCount, gapTim
 
   useEffect(() => {
     if (!box.current) return;
-    const dark = window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
     const c = createChart(box.current, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#30343a", attributionLogo: false },
-      grid: { vertLines: { color: dark ? "#2a2e35" : "#eef0f3" }, horzLines: { color: dark ? "#2a2e35" : "#eef0f3" } },
+      ...chartLook(),
       localization: { timeFormatter: (t: Time) => (daily.current ? dateOnly : full).format(timeOf(t)) },
       timeScale: {
         timeVisible: true,

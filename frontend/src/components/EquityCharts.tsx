@@ -3,19 +3,14 @@ import {
   createChart,
   LineSeries,
   LineType,
-  TickMarkType,
   type IChartApi,
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useMemo, useRef } from "react";
+import { chartLook, full, tickLabel, timeOf } from "../lib/chartTime";
 import { drawdown } from "../lib/equity";
 
-const timeOf = (t: Time): Date => new Date((typeof t === "number" ? t : 0) * 1000);
-const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const hms = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2 });
 
 export type Point = { time: UTCTimestamp; value: number };
@@ -53,21 +48,14 @@ function useChart(box: React.RefObject<HTMLDivElement>, make: (c: IChartApi) => 
   const shown = useRef<Point[]>([]);
   useEffect(() => {
     if (!box.current) return;
-    const dark = window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
     const c = createChart(box.current, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#30343a", attributionLogo: false },
-      grid: { vertLines: { color: dark ? "#2a2e35" : "#eef0f3" }, horzLines: { color: dark ? "#2a2e35" : "#eef0f3" } },
+      ...chartLook(),
       localization: { timeFormatter: (t: Time) => full.format(timeOf(t)) },
       timeScale: {
         timeVisible: true,
         secondsVisible: false,
-        tickMarkFormatter: (t: Time, type: TickMarkType) =>
-          type === TickMarkType.TimeWithSeconds
-            ? hms.format(timeOf(t)) // ticks seconds apart (a live session sampled every few seconds)
-            : type === TickMarkType.Time
-              ? hm.format(timeOf(t))
-              : day.format(timeOf(t)),
+        tickMarkFormatter: tickLabel,
       },
       rightPriceScale: { scaleMargins: { top: 0.1, bottom: 0.1 } },
     });

@@ -1,12 +1,9 @@
 import { createChart, LineSeries, LineType, TickMarkType, type IChartApi, type ISeriesApi, type Time, type UTCTimestamp } from "lightweight-charts";
 import { useEffect, useRef } from "react";
+import { chartLook, full, tickLabel, timeOf } from "../lib/chartTime";
 import { elapsedLabel, type Align, type OverlayPoint } from "../lib/compare";
 
 export const COLORS = ["#2f6fde", "#d64545", "#1f9d55", "#b7791f", "#805ad5", "#dd6b20", "#319795", "#718096"];
-const full = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const hms = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", minimumFractionDigits: 2 });
 const secondsOf = (t: Time): number => (typeof t === "number" ? t : 0);
 
@@ -17,18 +14,12 @@ export function OverlayChart({ series, align }: { series: { id: string; points: 
   const lines = useRef<ISeriesApi<"Line">[]>([]);
   useEffect(() => {
     if (!box.current) return;
-    const dark = window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
-    const label = (t: Time, type: TickMarkType) => {
-      if (align === "elapsed") return elapsedLabel(secondsOf(t));
-      const d = new Date(secondsOf(t) * 1000);
-      return type === TickMarkType.TimeWithSeconds ? hms.format(d) : type === TickMarkType.Time ? hm.format(d) : day.format(d);
-    };
+    const label = (t: Time, type: TickMarkType) => (align === "elapsed" ? elapsedLabel(secondsOf(t)) : tickLabel(t, type));
     const c = createChart(box.current, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#30343a", attributionLogo: false },
-      grid: { vertLines: { color: dark ? "#2a2e35" : "#eef0f3" }, horzLines: { color: dark ? "#2a2e35" : "#eef0f3" } },
+      ...chartLook(),
       localization: {
-        timeFormatter: (t: Time) => (align === "elapsed" ? elapsedLabel(secondsOf(t)) : full.format(new Date(secondsOf(t) * 1000))),
+        timeFormatter: (t: Time) => (align === "elapsed" ? elapsedLabel(secondsOf(t)) : full.format(timeOf(t))),
       },
       timeScale: { timeVisible: true, secondsVisible: true, tickMarkFormatter: label },
       rightPriceScale: { scaleMargins: { top: 0.1, bottom: 0.1 } },

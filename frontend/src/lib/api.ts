@@ -57,3 +57,6 @@ export async function unwrap<T>(call: Promise<Result<T>>): Promise<T> {
 export function isNotFound(error: unknown): boolean {
   return error instanceof ApiError && error.status === 404;
 }
+
+/** Whether an id from the URL can be a run's or a session's id (a UUID): else the page is a not-found at once. */
+export const isUuid = (id: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);

@@ -3,15 +3,15 @@ import { Link, useParams } from "@tanstack/react-router";
 import { getBacktest, getBacktestEquity, listBacktestExecutions, type BacktestDetail } from "../client";
 import { CalibrationPlot } from "../components/CalibrationPlot";
 import { DrawdownChart, EquityChart } from "../components/EquityCharts";
+import { Card, toneOf } from "../components/Card";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
-import { isNotFound, unwrap } from "../lib/api";
+import { isNotFound, isUuid, unwrap } from "../lib/api";
 import { calibrationOf } from "../lib/calibration";
 import { cents, count, usd } from "../lib/format";
 import { NotFound } from "./NotFound";
 
 const POLL = 1500;
 const PAGE = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Metrics = Record<string, unknown>;
 
@@ -21,18 +21,6 @@ const numberOf = (m: Metrics | null | undefined, key: string): number | null => 
   if (typeof v === "string" && v !== "" && Number.isFinite(Number(v))) return Number(v);
   return null;
 };
-
-const tone = (v: number | string | null | undefined) =>
-  v === null || v === undefined || Number(v) === 0 ? undefined : Number(v) < 0 ? "neg" : "pos";
-
-function Card({ label, value, tone, hint }: { label: string; value: string; tone?: "pos" | "neg"; hint?: string }) {
-  return (
-    <div className="card" title={hint}>
-      <div className="card-label">{label}</div>
-      <div className={`card-value ${tone ?? ""}`}>{value}</div>
-    </div>
-  );
-}
 
 const fixed = (v: number | null, digits = 2, suffix = "") => (v === null ? "—" : `${v.toFixed(digits)}${suffix}`);
 
@@ -50,8 +38,8 @@ function MetricCards({ b }: { b: BacktestDetail }) {
   const winRate = numberOf(m, "win_rate");
   return (
     <div className="cards" data-testid="metric-cards">
-      <Card label="Total P&L" value={usd(b.total_pnl)} tone={tone(b.total_pnl)} hint="realised + unrealised at the end" />
-      <Card label="Return" value={percent(numberOf(m, "return_pct"))} tone={tone(numberOf(m, "return_pct"))} hint="of the initial capital" />
+      <Card label="Total P&L" value={usd(b.total_pnl)} tone={toneOf(b.total_pnl)} hint="realised + unrealised at the end" />
+      <Card label="Return" value={percent(numberOf(m, "return_pct"))} tone={toneOf(numberOf(m, "return_pct"))} hint="of the initial capital" />
       <Card label="Sharpe" value={fixed(numberOf(m, "sharpe"))} hint="annualised, from the equity samples (risk-free 0)" />
       <Card label="Sortino" value={fixed(numberOf(m, "sortino"))} />
       <Card
@@ -150,7 +138,7 @@ function Executions({ id, status }: { id: string; status: BacktestDetail["status
                 <td className="num">{cents(e.exit_price)}</td>
                 <td>{e.exit_reason ?? <span className="muted">open</span>}</td>
                 <td className="num">{usd(e.fees)}</td>
-                <td className={`num ${tone(e.pnl) ?? ""}`}>{usd(e.pnl)}</td>
+                <td className={`num ${toneOf(e.pnl) ?? ""}`}>{usd(e.pnl)}</td>
               </tr>
             ))}
           </tbody>
@@ -226,7 +214,7 @@ function Gaps({ gaps }: { gaps: BacktestDetail["feed_gaps"] }) {
 
 export function BacktestPage() {
   const { backtestId } = useParams({ from: "/backtests/$backtestId" });
-  const wellFormed = UUID.test(backtestId);
+  const wellFormed = isUuid(backtestId);
   const backtest = useQuery({
     queryKey: ["backtest", backtestId],
     queryFn: () => unwrap(getBacktest({ path: { backtest_id: backtestId } })),

@@ -4,27 +4,15 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { getPaperSessionLive, getStrategyPerformance, stopPaperSession } from "../client";
 import { EquityChart } from "../components/EquityCharts";
 import { Divergence, Gate } from "../components/SessionReports";
+import { Card, toneOf } from "../components/Card";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
-import { ApiError, isNotFound, unwrap } from "../lib/api";
+import { ApiError, isNotFound, isUuid, unwrap } from "../lib/api";
 import { cents, count, usd } from "../lib/format";
 import { applyEvent, cardsOf, fromSnapshot, needsRefetch, PAPER_KINDS, unrealised, type LiveState } from "../lib/paperLive";
 import { str } from "../lib/decimal";
 import { useKindStream } from "../lib/stream";
 import { NotFound } from "./NotFound";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function Card({ label, value, tone, hint }: { label: string; value: string; tone?: "pos" | "neg"; hint?: string }) {
-  return (
-    <div className="card" title={hint}>
-      <div className="card-label">{label}</div>
-      <div className={`card-value ${tone ?? ""}`}>{value}</div>
-    </div>
-  );
-}
-
-const tone = (v: string | null | undefined) =>
-  v === null || v === undefined || Number(v) === 0 ? undefined : Number(v) < 0 ? "neg" : "pos";
 
 function describe(details: Record<string, unknown>): string {
   return Object.entries(details)
@@ -114,9 +102,9 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
         </p>
       )}
       <div className="cards" data-testid="session-cards">
-        <Card label="Total P&L" value={usd(cards.totalPnl)} tone={tone(cards.totalPnl)} hint="equity − initial capital = realised + unrealised" />
-        <Card label="Unrealised P&L" value={usd(cards.unrealisedPnl)} tone={tone(cards.unrealisedPnl)} hint="open positions at their marks vs their average price" />
-        <Card label="Realised P&L" value={usd(cards.realisedPnl)} tone={tone(cards.realisedPnl)} hint="closed and settled trades, after fees" />
+        <Card label="Total P&L" value={usd(cards.totalPnl)} tone={toneOf(cards.totalPnl)} hint="equity − initial capital = realised + unrealised" />
+        <Card label="Unrealised P&L" value={usd(cards.unrealisedPnl)} tone={toneOf(cards.unrealisedPnl)} hint="open positions at their marks vs their average price" />
+        <Card label="Realised P&L" value={usd(cards.realisedPnl)} tone={toneOf(cards.realisedPnl)} hint="closed and settled trades, after fees" />
         <Card
           label="Sharpe"
           value={sharpe === null ? "—" : sharpe.toFixed(2)}
@@ -169,7 +157,7 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
                         <td className="num">{count(p.contracts)}</td>
                         <td className="num">{cents(p.avg_price)}</td>
                         <td className="num">{cents(p.mark)}</td>
-                        <td className={`num ${tone(shown) ?? ""}`}>{usd(shown)}</td>
+                        <td className={`num ${toneOf(shown) ?? ""}`}>{usd(shown)}</td>
                       </tr>
                     );
                   })}
@@ -268,7 +256,7 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
 
 export function SessionPage() {
   const { sessionId } = useParams({ from: "/paper/$sessionId" });
-  const wellFormed = UUID.test(sessionId);
+  const wellFormed = isUuid(sessionId);
   const [stream, setStream] = useState<string>("connecting");
   const snapshot = useQuery({
     queryKey: ["paper-live", sessionId],
