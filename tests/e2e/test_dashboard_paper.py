@@ -127,7 +127,7 @@ async def test_start_a_paper_session_see_its_fill_live_and_stop_it(
                 # 7. The list shows it stopped, with its fill; narrow, the session page stacks without sideways scroll.
                 await page.get_by_role("link", name="Paper trading").first.click()
                 listed = page.locator("table.data tbody tr").filter(has_text="e2e paper")
-                await expect(listed.locator(".status")).to_have_text("stopped")
+                await expect(listed.locator(".status")).to_have_text("stopped", timeout=15_000)
                 await page.screenshot(path=str(ARTIFACTS / "paper-sessions.png"), full_page=True)
                 await page.set_viewport_size({"width": 420, "height": 900})
                 await listed.get_by_role("link").click()

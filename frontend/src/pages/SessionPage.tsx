@@ -1,4 +1,4 @@
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "@tanstack/react-router";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { getPaperSessionLive, getStrategyPerformance, stopPaperSession } from "../client";
@@ -45,6 +45,7 @@ export function StopButton({ sessionId, onDone }: { sessionId: string; onDone: (
 }
 
 function Live({ state, refetch, stream }: { state: LiveState; refetch: () => void; stream: string }) {
+  const queryClient = useQueryClient();
   const s = state.session;
   const running = s.status === "running";
   const cards = useMemo(() => cardsOf(state), [state]);
@@ -91,6 +92,7 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
               onDone={(note) => {
                 setStopNote(note);
                 refetch();
+                void queryClient.invalidateQueries({ queryKey: ["paper-sessions"] }); // the list shows it stopped at once
               }}
             />
           )}
