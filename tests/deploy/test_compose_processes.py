@@ -26,7 +26,7 @@ import psutil
 import pytest
 from sqlalchemy import make_url
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_port, wait_until
 from tests.deploy import compose
 from tests.deploy import dockerfile as df
 
@@ -275,11 +275,17 @@ def plan_stack(tmp_path: Path, fresh_database_url: str, server_url: str, dashboa
 
 
 async def start(proc: Proc) -> None:
-    """Start (or restart) one process, its output appended to its log."""
+    """Start (or restart) one process, its output appended to its log; in a process group of its own, which
+    :func:`kill_all` ends whole (as a container's end takes every process in it)."""
     with proc.log.open("ab") as out_file:
         proc.started = time.monotonic()
         proc.process = await asyncio.create_subprocess_exec(
-            *proc.argv, env=proc.env, cwd=proc.workdir, stdout=out_file, stderr=asyncio.subprocess.STDOUT
+            *proc.argv,
+            env=proc.env,
+            cwd=proc.workdir,
+            stdout=out_file,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -324,11 +330,13 @@ async def leader_and_standby(client: httpx.AsyncClient, stack: Stack) -> tuple[P
 
 
 async def kill_all(stack: Stack) -> None:
+    """SIGKILL every process of the stack with whatever it started (its group; also where the process itself
+    has already ended, e.g. a supervisor killed by the test, whose workers would live on)."""
     for ps in stack.procs.values():
         for p in ps:
-            if p.process is not None and p.process.returncode is None:
+            if p.process is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    p.process.kill()
+                    os.killpg(p.process.pid, signal.SIGKILL)
                 await p.process.wait()
 
 
@@ -429,3 +437,24 @@ async def test_compose_services_run_as_a_process_stack(
             print(f"  {what:28} {value:6.2f}")
     finally:
         await kill_all(stack)
+
+
+async def test_kill_all_leaves_no_process_of_the_stack_behind(tmp_path: Path) -> None:
+    """An API with workers is a supervisor and its children: killing only the supervisor (SIGKILL, at the end of
+    a test) would leave the workers running, re-parented to init, for the rest of the test run. The whole group
+    goes."""
+    child = "import time; time.sleep(120)"
+    parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"
+    proc = Proc("api", 1, [sys.executable, "-c", parent], dict(os.environ), {}, None, tmp_path, tmp_path / "api.log")
+    await start(proc)
+    assert proc.process is not None
+    supervisor = psutil.Process(proc.process.pid)
+    await wait_until(lambda: bool(supervisor.children()), "the supervisor to start its worker")
+    (worker,) = supervisor.children()
+    try:
+        await kill_all(Stack(services={}, procs={"api": [proc]}))
+        _, alive = psutil.wait_procs([worker], timeout=5)
+        assert not alive, "the worker outlived its supervisor"
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
