@@ -104,6 +104,12 @@ class RecorderMetrics:
             registry=r,
         )
         self.notifications = Counter(f"{p}_notifications", "NOTIFY market_updates sent", registry=r)
+        self.partition_checks = Counter(
+            f"{p}_partition_checks", "Checks that the months ahead have their partitions (created if not)", registry=r
+        )
+        self.partition_failures = Counter(
+            f"{p}_partition_failures", "Partition checks that failed (tried again a minute later)", registry=r
+        )
         # Leadership.
         self.leader = Gauge(f"{p}_leader", "1 while this instance holds the recorder lock", registry=r)
         self.heartbeat_failures = Counter(f"{p}_heartbeat_failures", "Heartbeat writes that failed", registry=r)

@@ -35,6 +35,7 @@ from kalshi_analytics.recorder.consistency import SnapshotGate
 from kalshi_analytics.recorder.gaps import GapRepairer
 from kalshi_analytics.recorder.leader import DEFAULT_LOCK_KEY, LeaderElection, LeadershipLost
 from kalshi_analytics.recorder.metrics import RecorderMetrics, commit_lag_quantiles, serve_metrics
+from kalshi_analytics.recorder.partitions import PartitionKeeper
 from kalshi_analytics.recorder.poll import Poller, Selection
 from kalshi_analytics.recorder.rejected import RejectedLog
 from kalshi_analytics.recorder.resume import Resume
@@ -67,6 +68,7 @@ class RecorderConfig:
     sink_options: dict[str, Any] = field(default_factory=dict)
     election_options: dict[str, Any] = field(default_factory=dict)
     ws_options: dict[str, Any] = field(default_factory=dict)
+    partition_options: dict[str, Any] = field(default_factory=dict)
 
 
 class RecorderService:
@@ -92,6 +94,7 @@ class RecorderService:
             metrics=self.metrics,
             **self.config.election_options,
         )
+        self.partitions = PartitionKeeper(engine, self.metrics, **self.config.partition_options)
         self.sink: Sink | None = None
         self.poller: Poller | None = None
         self.stream: StreamRecorder | None = None
@@ -299,6 +302,7 @@ class RecorderService:
                     asyncio.create_task(poller.run(), name="recorder-poll"),
                     asyncio.create_task(stream.run(), name="recorder-stream"),
                     asyncio.create_task(self._summary_loop(), name="recorder-summary"),
+                    asyncio.create_task(self.partitions.run(), name="recorder-partitions"),
                 ]
                 self.ready.set()
                 stopper = asyncio.create_task(stop.wait())
