@@ -15,7 +15,7 @@
    Rate limiting stays on (see ``RATE_NOTE``).
 3. wrk (or, without it, a bounded asyncio client) drives each route for ``--duration`` seconds with
    ``--concurrency`` connections, loopback only; requests/s, p50/p95/p99, and the ratio to ``/health``
-   (the full FastAPI stack without a database) measured in the same mode of the same run.
+   (the full FastAPI stack without a database), measured just before and just after it (``--rounds``: repeated).
 
 Goals (issue 12): every uncached read route ≥ 0.25× `/health` with p95 ≤ 50 ms; cached reads ≥ 1.3×.
 """
@@ -427,8 +427,11 @@ async def measure(
     cached: bool,
     use_wrk: bool,
 ) -> dict[str, dict[str, float]]:
-    """Each route right after its own `/health` run: on a shared machine the load of the moment moves both, and
-    the ratio of neighbours is what holds still. The `/health` row is the median of those runs."""
+    """Each route between two `/health` runs, its ratio taken to their mean: on a shared machine the load of the
+    moment moves both, and the ratio of neighbours is what holds still (one `/health` run before only, as this
+    bench did first, let a drift of the load between the two show as a ratio). With ``--rounds`` > 1 a route is
+    measured that many times, bracketed each time, and its row shows the round with the median ratio (and the
+    range). The `/health` row is the median of its runs."""
 
     async def run(paths: list[str], duration: float) -> dict[str, float]:
         if use_wrk:
@@ -436,6 +439,7 @@ async def measure(
         return await drive("127.0.0.1", port, paths, duration, args.concurrency, args.gzip)
 
     health_name, health_paths = next(iter(routes.items()))
+    health_seconds = max(3.0, args.duration / 2)
     out: dict[str, dict[str, float]] = {}
     healths: list[dict[str, float]] = []
     for name, paths in list(routes.items())[1:]:
@@ -443,28 +447,39 @@ async def measure(
             continue
         if cached and args.warm_connections:
             await warm("127.0.0.1", port, paths, args.warm_connections, args.gzip)
-        health = await run(health_paths, max(3.0, args.duration / 2))
-        healths.append(health)
-        hits0, misses0 = await cache_counters(port)
-        r = await run(paths, args.duration)
-        hits1, misses1 = await cache_counters(port)
-        answered = (hits1 - hits0) + (misses1 - misses0)
-        # Cached: answers sent from the cache. Uncached: requests that joined another's query in flight (the
-        # same path asked at the same moment shares one build; nothing is kept).
-        r["hits"] = (hits1 - hits0) / answered if answered else float("nan")
-        r["health"] = health["rps"]
+        rounds: list[dict[str, float]] = []
+        before = await run(health_paths, health_seconds)
+        healths.append(before)
+        for _ in range(args.rounds):
+            hits0, misses0 = await cache_counters(port)
+            r = await run(paths, args.duration)
+            hits1, misses1 = await cache_counters(port)
+            after = await run(health_paths, health_seconds)
+            healths.append(after)
+            answered = (hits1 - hits0) + (misses1 - misses0)
+            # Cached: answers sent from the cache. Uncached: requests that joined another's query in flight (the
+            # same path asked at the same moment shares one build; nothing is kept).
+            r["hits"] = (hits1 - hits0) / answered if answered else float("nan")
+            r["health"] = (before["rps"] + after["rps"]) / 2
+            r["ratio"] = r["rps"] / r["health"]
+            rounds.append(r)
+            before = after
+        ratios = sorted(x["ratio"] for x in rounds)
+        r = sorted(rounds, key=lambda x: x["ratio"])[len(rounds) // 2]
+        r["ratio_min"], r["ratio_max"] = ratios[0], ratios[-1]
         out[name] = r
-        hits = f"{r['hits']:8.1%}" if answered else f"{'-':>8}"
+        hits = f"{r['hits']:8.1%}" if r["hits"] == r["hits"] else f"{'-':>8}"
         errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
         flag = "" if r["p95"] <= 50 else "  (p95 over 50 ms)"
+        spread = f" (rounds {ratios[0]:.2f}–{ratios[-1]:.2f}×)" if len(rounds) > 1 else ""
         print(
             f"  {name:52} {r['rps']:8.0f} {r['p50']:7.1f} {r['p95']:7.1f} {r['p99']:7.1f} "
-            f"{r['rps'] / health['rps']:6.2f}× {hits}{errors}{flag}  (/health just before: {health['rps']:,.0f})",
+            f"{r['ratio']:6.2f}× {hits}{errors}{flag}  (/health around it: {r['health']:,.0f}){spread}",
             flush=True,
         )
     if healths:
         mid = sorted(healths, key=lambda h: h["rps"])[len(healths) // 2]
-        out = {health_name: {**mid, "health": mid["rps"], "hits": float("nan")}, **out}
+        out = {health_name: {**mid, "health": mid["rps"], "hits": float("nan"), "ratio": 1.0}, **out}
         print(
             f"  {health_name:52} {mid['rps']:8.0f} {mid['p50']:7.1f} {mid['p95']:7.1f} {mid['p99']:7.1f}  "
             f"(median of {len(healths)} runs)"
@@ -477,6 +492,9 @@ async def main() -> None:
     ap.add_argument("--markets", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=HOURS, help="hours of data, ending now")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per route")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="measure each route this many times, each between two /health runs"
+    )
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--raw-limit", type=int, default=100, help="page size of the raw-history route")
@@ -597,15 +615,14 @@ async def main() -> None:
                 proc.terminate()
                 proc.wait(20)
         if len(results) == 2:
-            print("\nside by side (ms; × = req/s over /health's run just before it, same mode)")
+            print("\nside by side (ms; × = req/s over the mean of /health's runs around it, same mode)")
             names = [n for n in routes if all(n in r for r in results.values())]
             for n in names:
                 u, c = results["uncached"][n], results["cached"][n]
-                hu, hc = u["health"], c["health"]
                 print(
                     f"| {n} | {u['rps']:,.0f} | {u['p50']:.1f} / {u['p95']:.1f} / {u['p99']:.1f} | "
-                    f"**{u['rps'] / hu:.2f}×** | {c['rps']:,.0f} | {c['p50']:.1f} / {c['p95']:.1f} / {c['p99']:.1f} | "
-                    f"**{c['rps'] / hc:.2f}×** |"
+                    f"**{u['ratio']:.2f}×** | {c['rps']:,.0f} | {c['p50']:.1f} / {c['p95']:.1f} / {c['p99']:.1f} | "
+                    f"**{c['ratio']:.2f}×** |"
                 )
 
 

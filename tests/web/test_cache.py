@@ -393,6 +393,35 @@ async def test_large_answers_go_out_gzipped_to_clients_that_accept_it(
         assert int(zipped.headers["content-length"]) < len(plain.content) / 4
 
 
+async def test_answers_from_the_cache_carry_the_headers_the_route_sent(
+    app_factory: Callable[..., FastAPI], engine: AsyncEngine
+) -> None:
+    """Answered before routing from headers made once per stored answer: the same headers as the route's own
+    answer, every time (nothing around it may add to them twice), in each encoding."""
+    t = ticker()
+    start = datetime(2026, 11, 19, 0, 0, tzinfo=UTC)
+    rows = [
+        SnapshotRow(ticker=t, ts=start + timedelta(seconds=30 * i), source="poll",
+                    received_at=start + timedelta(seconds=30 * i), yes_bid=D("0.40") + D("0.01") * (i % 20))
+        for i in range(240)
+    ]  # fmt: skip
+    await write(engine, market(t), *rows)
+    app = app_factory()
+    params = {"interval": "1m", "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+    async with serve(app) as client:
+        cache: ResponseCache = app.state.response_cache
+        url = f"/api/v1/markets/{t}/history"
+        for encoding in ("gzip", "identity"):
+            asked = {"Origin": ALLOWED_ORIGIN, "Accept-Encoding": encoding}
+            answers = [await client.get(url, params=params, headers=asked) for _ in range(3)]
+            assert [sorted(r.headers.multi_items()) for r in answers[1:]] == [
+                sorted(answers[0].headers.multi_items())
+            ] * 2
+            assert answers[2].headers.get_list("vary") == ["Accept-Encoding, Origin"]
+            assert answers[2].content == answers[0].content
+        assert cache.misses == 1
+
+
 async def test_history_with_an_end_stays_cached_while_live_data_arrives_but_not_after_a_repair(
     app_factory: Callable[..., FastAPI], engine: AsyncEngine
 ) -> None:

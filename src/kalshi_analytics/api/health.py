@@ -176,6 +176,20 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        # The labelled children, looked up once each: ``labels()`` costs ~5 µs a call, twice a request.
+        self._observed: dict[tuple[str, str], Histogram] = {}
+        self._counted: dict[tuple[str, str, int], Counter] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered (its headers sent) after ``seconds``."""
+        timer = self._observed.get((method, route))
+        if timer is None:
+            timer = self._observed[method, route] = self.latency.labels(method, route)
+        counter = self._counted.get((method, route, status))
+        if counter is None:
+            counter = self._counted[method, route, status] = self.requests.labels(method, route, str(status))
+        timer.observe(seconds)
+        counter.inc()
 
 
 class MetricsMiddleware:
@@ -196,10 +210,8 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                route = scope.get("route")
-                path = getattr(route, "path", None) or "unmatched"
-                self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
-                self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+                path = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.metrics.observe(scope["method"], path, status, time.perf_counter() - start)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -52,12 +52,16 @@ class RateLimits:
 
     def allow(self, route_classes: tuple[str, ...], key: str) -> bool:
         """Charge one request to each of ``route_classes`` if all have room (nothing is charged otherwise)."""
-        if not self.enabled:
+        if not self.enabled or not route_classes:
             return True
-        items = [(self.items[c], c) for c in route_classes]
-        if not all(self.limiter.test(item, c, key) for item, c in items):
+        # A hit tests and charges at once, so the last class needs no test of its own: once the others have
+        # room and it was charged, their hits cannot fail (nothing runs between these calls in the event loop).
+        *first, last = route_classes
+        if not all(self.limiter.test(self.items[c], c, key) for c in first):
             return False
-        return all([self.limiter.hit(item, c, key) for item, c in items])
+        if not self.limiter.hit(self.items[last], last, key):
+            return False
+        return all([self.limiter.hit(self.items[c], c, key) for c in first])
 
     def check(self, route_class: str, key: str) -> None:
         if not self.enabled:
