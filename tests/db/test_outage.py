@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import make_url
 from structlog.testing import capture_logs
 
 from kalshi_analytics.db.engine import DatabaseUnavailableError, libpq_url
@@ -46,6 +47,26 @@ async def test_connection_errors_of_the_driver_mean_unreachable(dsn: str, kind: 
     assert isinstance(error, kind)
     assert unreachable(error) == kind.__name__
     assert unreachable(_wrapped(error)) == kind.__name__
+
+
+@pytest.mark.parametrize(
+    ("database", "kind"),
+    [
+        ("template0", asyncpg.ObjectNotInPrerequisiteStateError),  # "not currently accepting connections"
+        ("ka_no_such_database", asyncpg.InvalidCatalogNameError),  # dropped under a running API
+    ],
+)
+async def test_a_server_refusing_the_connection_means_unreachable(
+    server_url: str, database: str, kind: type[BaseException]
+) -> None:
+    """Refused at connection set-up, a request cannot be served (503), whatever the SQLSTATE; the same class
+    raised by a query is the query's business."""
+    dsn = libpq_url(make_url(server_url).set(database=database))
+    error = await _connect_error(dsn, timeout=5)
+    assert isinstance(error, kind)
+    assert unreachable(error) == kind.__name__
+    assert unreachable(_wrapped(error)) == kind.__name__
+    assert unreachable(kind("raised by a query")) is None
 
 
 def test_the_same_os_errors_from_elsewhere_are_not_outages() -> None:

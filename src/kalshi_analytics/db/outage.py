@@ -98,7 +98,11 @@ def _reason(exc: BaseException) -> str | None:
             return reason or type(exc).__name__
     if isinstance(exc, asyncpg.InterfaceError) and any(w in str(exc).lower() for w in ("closed", "connection")):
         return "connection closed"
-    return type(exc).__name__ if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS else None
+    # Refused at the door: a database not accepting connections (maintenance, ALLOW_CONNECTIONS false), one
+    # dropped, a password rotated. No request can be served until that changes; not a fault of the request.
+    refused = isinstance(exc, asyncpg.PostgresError) and _raised_while_connecting(exc)
+    gone = isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS
+    return type(exc).__name__ if refused or gone else None
 
 
 def _raised_by_driver(exc: BaseException) -> bool:
@@ -106,6 +110,16 @@ def _raised_by_driver(exc: BaseException) -> bool:
     tb = exc.__traceback__
     while tb is not None:
         if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _raised_while_connecting(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the driver's connection set-up (the same error from a query is the query's)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == "asyncpg.connect_utils":
             return True
         tb = tb.tb_next
     return False
