@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     db_read_url: str | None = Field(
         None,
         description="PostgreSQL URL of a read replica for the API's market reads (catalogue, latest, history, "
-        "candles, order books, trades); unset = they read DB_URL. Writes (backtests, paper sessions), readiness, "
-        "the live stream (LISTEN/NOTIFY and its event journal) and the response cache it refreshes stay on "
-        "DB_URL: a standby cannot LISTEN, and the stream must resume from committed rows, never a lagging copy",
+        "candles, order books, trades); unset = they read DB_URL. Writes (backtests, paper sessions), the live "
+        "stream (LISTEN/NOTIFY and its event journal) and the response cache it refreshes stay on DB_URL: a "
+        "standby cannot LISTEN, and the stream must resume from committed rows, never a lagging copy. /ready "
+        "checks both",
     )
     test_database_url: str | None = Field(None, description="PostgreSQL URL the test suite uses")
     data_dir: Path = Field(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kalshi_analytics.api.app import create_app
 from kalshi_analytics.db.engine import create_engine
 from kalshi_analytics.recorder.rows import SnapshotRow
-from tests.conftest import _admin, drop_database
+from tests.conftest import _admin, drop_database, wait_until
 from tests.fixtures.app import make_settings, market, serve, ticker, write
 from tests.markets.conftest import running_api, sse
 
@@ -108,3 +108,42 @@ async def test_the_live_stream_listens_on_the_primary(
         await write(primary, row)
         event = await reader.until("snapshot", seconds=5)
         assert Decimal(event.json()["yes_bid"]) == Decimal("0.61")
+
+
+async def test_readiness_checks_the_replica_the_market_reads_use(
+    primary_and_replica: tuple[str, str, AsyncEngine, AsyncEngine, str, str], server_url: str
+) -> None:
+    """A replica gone makes every market read a 503: the replica is part of readiness, so a load balancer stops
+    sending this API traffic (it said ready before while every market read failed)."""
+    url, replica_url, _primary, _replica, old, _new = primary_and_replica
+    name = make_url(replica_url).database
+    settings = make_settings(url, db_read_url=replica_url, api_backtest_worker=False, api_cache_mb=0)
+
+    async def replica_check(client: httpx.AsyncClient) -> dict[str, object]:
+        answer = await client.get("/api/v1/ready")  # 503 here in any case: no recorder heartbeat in this test
+        checks: dict[str, dict[str, object]] = answer.json()["checks"]
+        assert checks["database"]["ok"], checks
+        return checks["read_replica"]
+
+    async with serve(create_app(settings)) as client:
+        check = await replica_check(client)
+        assert check["ok"], check
+        assert "reachable" in str(check["detail"])
+        try:
+            await _admin(server_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await _admin(server_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            assert (await client.get(f"/api/v1/markets/{old}/latest")).status_code == 503
+            check = await replica_check(client)
+            assert not check["ok"]
+            assert "read replica unreachable" in str(check["detail"])
+        finally:
+            await _admin(server_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await replica_check(client))["ok"]
+
+        async def serving() -> bool:
+            return (await client.get(f"/api/v1/markets/{old}/latest")).status_code == 200
+
+        await wait_until(serving, "market reads again once the replica is back", seconds=2)
+    # Without DB_READ_URL there is no replica to check.
+    async with serve(create_app(make_settings(url, api_backtest_worker=False))) as client:
+        assert "read_replica" not in (await client.get("/api/v1/ready")).json()["checks"]

@@ -153,7 +153,7 @@ export const listPaperSessionPositions = <ThrowOnError extends boolean = false>(
 export const stopPaperSession = <ThrowOnError extends boolean = false>(options: Options<StopPaperSessionData, ThrowOnError>) => (options.client ?? client).post<StopPaperSessionResponses, StopPaperSessionErrors, ThrowOnError>({ url: '/api/v1/paper-sessions/{session_id}/stop', ...options });
 
 /**
- * Readiness: database reachable, migrations at head, leader recorder heartbeat fresh.
+ * Readiness: database (and read replica, if any) reachable, migrations at head, leader recorder heartbeat fresh.
  */
 export const getReadiness = <ThrowOnError extends boolean = false>(options?: Options<GetReadinessData, ThrowOnError>) => (options?.client ?? client).get<GetReadinessResponses, GetReadinessErrors, ThrowOnError>({ url: '/api/v1/ready', ...options });
 

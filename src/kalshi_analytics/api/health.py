@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import asyncpg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -62,9 +63,32 @@ async def readiness_checks(request: Request) -> dict[str, Check]:
             beat = await recorder.leader_heartbeat(conn)
             checks["recorder"] = _recorder_check(beat, settings.api_ready_heartbeat_max_age_seconds)
     except Exception as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
-        checks["database"] = Check(ok=False, detail=f"database unreachable: {reason}")
+        checks["database"] = Check(ok=False, detail=f"database unreachable: {_reason(exc)}")
+    if settings.db_read_url:
+        checks["read_replica"] = await _replica_check(request.app.state.read_pool)
     return checks
+
+
+def _reason(exc: BaseException) -> str:
+    return "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+#: How long ago the replica replayed its last transaction (NULL on a server that is not a standby).
+_REPLAYED_SQL = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
+)
+
+
+async def _replica_check(pool: asyncpg.Pool) -> Check:
+    """The replica the market reads use (``DB_READ_URL``): reachable, and how far its replay is behind."""
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS), pool.acquire() as conn:
+            replayed = await conn.fetchval(_REPLAYED_SQL)
+    except Exception as exc:
+        return Check(ok=False, detail=f"read replica unreachable: {_reason(exc)}")
+    if replayed is None:
+        return Check(ok=True, detail="reachable (not a standby)")
+    return Check(ok=True, detail=f"reachable; last transaction replayed {float(replayed):.1f} s ago")
 
 
 def _recorder_check(beat: recorder.LeaderBeat | None, limit: float) -> Check:
@@ -86,7 +110,8 @@ def _recorder_check(beat: recorder.LeaderBeat | None, limit: float) -> Check:
 @router.get(
     "/ready",
     operation_id="getReadiness",
-    summary="Readiness: database reachable, migrations at head, leader recorder heartbeat fresh.",
+    summary="Readiness: database (and read replica, if any) reachable, migrations at head, leader recorder "
+    "heartbeat fresh.",
     response_model=Readiness,
     responses=problem_responses(503),
 )
