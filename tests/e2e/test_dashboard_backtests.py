@@ -113,6 +113,13 @@ async def test_start_a_backtest_from_the_form_and_see_its_equity(
                     detail = (await client.get(f"/api/v1/backtests/{run_id}")).json()
                 assert detail["params"] == {"side": "yes", "size": 5.0}
                 assert detail["market_filter"]["tickers"] == [ticker]
+                # A Sharpe ratio annualised from minutes of data says so under its value.
+                sharpe_note = cards.locator(".card").filter(has_text="Sharpe").locator(".card-note")
+                if detail["metrics"]["sharpe"] is None:
+                    await expect(sharpe_note).to_have_count(0)
+                else:
+                    short = re.compile(r"^from \d+ min.* of data: too short to annualise$")
+                    await expect(sharpe_note).to_have_text(short)
                 await page.wait_for_timeout(500)  # the charts paint on the next frame
                 await page.screenshot(path=str(ARTIFACTS / "backtest.png"), full_page=True)
 

@@ -1,9 +1,23 @@
-/** A metric card: its label, value (coloured by ``tone``) and, on hover, what it means. */
-export function Card({ label, value, tone, hint }: { label: string; value: string; tone?: "pos" | "neg"; hint?: string }) {
+/** A metric card: its label, value (coloured by ``tone``), on hover what it means, and a ``note`` to read with
+ * the value when it needs one. */
+export function Card({
+  label,
+  value,
+  tone,
+  hint,
+  note,
+}: {
+  label: string;
+  value: string;
+  tone?: "pos" | "neg";
+  hint?: string;
+  note?: string | null;
+}) {
   return (
     <div className="card" title={hint}>
       <div className="card-label">{label}</div>
       <div className={`card-value ${tone ?? ""}`}>{value}</div>
+      {note && <div className="card-note">{note}</div>}
     </div>
   );
 }

@@ -5,6 +5,7 @@ import { CalibrationPlot } from "../components/CalibrationPlot";
 import { DrawdownChart, EquityChart } from "../components/EquityCharts";
 import { Card, toneOf } from "../components/Card";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
+import { annualisedSpan, shortWindowNote } from "../lib/annualisation";
 import { isNotFound, isUuid, unwrap } from "../lib/api";
 import { calibrationOf } from "../lib/calibration";
 import { cents, count, usd } from "../lib/format";
@@ -40,7 +41,12 @@ function MetricCards({ b }: { b: BacktestDetail }) {
     <div className="cards" data-testid="metric-cards">
       <Card label="Total P&L" value={usd(b.total_pnl)} tone={toneOf(b.total_pnl)} hint="realised + unrealised at the end" />
       <Card label="Return" value={percent(numberOf(m, "return_pct"))} tone={toneOf(numberOf(m, "return_pct"))} hint="of the initial capital" />
-      <Card label="Sharpe" value={fixed(numberOf(m, "sharpe"))} hint="annualised, from the equity samples (risk-free 0)" />
+      <Card
+        label="Sharpe"
+        value={fixed(numberOf(m, "sharpe"))}
+        hint="annualised (365 d), from the equity samples (risk-free 0)"
+        note={numberOf(m, "sharpe") === null ? null : shortWindowNote(annualisedSpan(m))}
+      />
       <Card label="Sortino" value={fixed(numberOf(m, "sortino"))} />
       <Card
         label="Max drawdown"

@@ -6,6 +6,7 @@ import { EquityChart } from "../components/EquityCharts";
 import { Divergence, Gate } from "../components/SessionReports";
 import { Card, toneOf } from "../components/Card";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
+import { shortWindowNote } from "../lib/annualisation";
 import { ApiError, isNotFound, isUuid, unwrap } from "../lib/api";
 import { cents, count, usd } from "../lib/format";
 import { applyEvent, cardsOf, fromSnapshot, needsRefetch, PAPER_KINDS, unrealised, type LiveState } from "../lib/paperLive";
@@ -111,6 +112,7 @@ function Live({ state, refetch, stream }: { state: LiveState; refetch: () => voi
           label="Sharpe"
           value={sharpe === null ? "—" : sharpe.toFixed(2)}
           hint={running ? "annualised (365 d) from the equity points; refreshed every 10 s" : "reported for running sessions"}
+          note={sharpe === null ? null : shortWindowNote((Date.now() - Date.parse(s.started_at)) / 1000)}
         />
         <Card label="Max drawdown" value={usd(cards.maxDrawdown)} tone={Number(cards.maxDrawdown) > 0 ? "neg" : undefined} hint="largest fall of equity from a previous peak" />
         <Card label="Open positions" value={String(cards.openPositions)} hint={`exposure at cost ${usd(cards.exposure)}`} />
