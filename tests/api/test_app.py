@@ -214,6 +214,18 @@ async def test_recorder_status_without_a_leader_reports_no_rates(
     assert (status["messages_per_second"], status["rejected"], status["rejected_total"]) == (None, {}, 0)
 
 
+async def recorder_started(eng: AsyncEngine, at: datetime, instance_id: str = "gap-hours-recorder") -> None:
+    """A recorder that started at ``at``: coverage counts from the first one's start."""
+    async with eng.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO recorder_heartbeats (instance_id, role, hostname, pid, started_at, heartbeat_at) "
+                "VALUES (:i, 'stopped', 'test', 1, :at, :at)"
+            ),
+            {"i": instance_id, "at": at},
+        )
+
+
 async def test_recorder_status_tells_gaps_and_coverage_hour_by_hour(own_db: tuple[str, AsyncEngine]) -> None:
     from kalshi_analytics.api.app import create_app
 
@@ -222,6 +234,7 @@ async def test_recorder_status_tells_gaps_and_coverage_hour_by_hour(own_db: tupl
         now = (await conn.execute(text("SELECT now()"))).scalar_one()
     hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     m = timedelta(minutes=1)
+    await recorder_started(eng, now - timedelta(days=2))
     gaps = [  # (start, end, repaired): two overlapping gaps (10–30 min), one across the next hour (50–70 min)
         (hour + 10 * m, hour + 20 * m, True),
         (hour + 15 * m, hour + 30 * m, False),
@@ -267,6 +280,7 @@ async def test_recorder_status_runs_an_open_gap_to_now(own_db: tuple[str, AsyncE
     from kalshi_analytics.api.app import create_app
 
     url, eng = own_db
+    await recorder_started(eng, datetime.now(UTC) - timedelta(days=2))
     async with eng.begin() as conn:
         await conn.execute(
             text(
@@ -289,6 +303,7 @@ async def test_recorder_status_counts_a_gap_timed_ahead_of_the_database_clock_in
     from kalshi_analytics.api.app import create_app
 
     url, eng = own_db
+    await recorder_started(eng, datetime.now(UTC) - timedelta(days=2))
     async with eng.begin() as conn:
         await conn.execute(
             text(
@@ -303,6 +318,54 @@ async def test_recorder_status_counts_a_gap_timed_ahead_of_the_database_clock_in
     assert (hours[-1]["gaps_started"], hours[-1]["gaps_repaired"]) == (1, 1)
     assert sum(h["gaps_started"] for h in hours) == 1
     assert hours[-1]["seconds_in_gaps"] == 0  # none of it has happened yet, by the database's clock
+
+
+async def test_hours_before_the_first_recorder_are_not_recorded_rather_than_covered(
+    own_db: tuple[str, AsyncEngine],
+) -> None:
+    """A database a recorder first wrote 90 minutes ago has no gap in the day before, and no coverage either: those
+    hours are null, the hour it started in counts from its start, and the day's share is over what was recorded."""
+    from kalshi_analytics.api.app import create_app
+
+    url, eng = own_db
+    app = create_app(make_settings(url), engine=eng)
+    async with serve(app) as client:
+        nothing = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+        assert all(h["coverage"] is None and h["recorded_seconds"] == 0 for h in nothing)
+
+        async with eng.connect() as conn:
+            now = (await conn.execute(text("SELECT now()"))).scalar_one()
+        started = now - timedelta(minutes=90)
+        await recorder_started(eng, started)
+        hours = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+    for h in hours:
+        begin = datetime.fromisoformat(h["hour_start"])
+        if begin + timedelta(hours=1) <= started:
+            assert (h["coverage"], h["recorded_seconds"]) == (None, 0), h
+        elif begin <= started:
+            assert h["coverage"] == 1
+            end = min(begin + timedelta(hours=1), now)
+            assert abs(h["recorded_seconds"] - (end - started).total_seconds()) < 5
+        else:
+            assert h["coverage"] == 1
+            assert h["recorded_seconds"] > 0
+    assert sum(h["coverage"] is not None for h in hours) in (2, 3)  # 90 minutes touch two or three clock hours
+
+    # A gap before the first recorder's start (its heartbeat row lost, say) means something was recording then.
+    async with eng.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO feed_gaps (key, detected_at, channel, cause, gap_start, gap_end, repaired_at) VALUES "
+                "('early-1', :s, 'ticker', 'seq_jump', :s, :e, :e)"
+            ),
+            {"s": started - timedelta(hours=4), "e": started - timedelta(hours=4) + timedelta(minutes=6)},
+        )
+    async with serve(create_app(make_settings(url), engine=eng)) as client:
+        hours = (await client.get("/api/v1/recorder/status")).json()["gap_hours"]
+    early = [h for h in hours if h["gaps_started"]]
+    assert len(early) == 1
+    assert early[0]["coverage"] is not None
+    assert early[0]["coverage"] < 1
 
 
 async def test_ready_reports_missing_migrations(fresh_database_url: str) -> None:

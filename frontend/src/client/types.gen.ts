@@ -848,9 +848,9 @@ export type GapHour = {
     /**
      * Coverage
      *
-     * share of the hour (to now, for the current hour) outside every feed gap: 1 = no gap at all
+     * share of the recorded part of the hour outside every feed gap: 1 = no gap at all; null = no recorder had started yet (time a recorder missed later is a gap, so it counts against coverage)
      */
-    coverage: number;
+    coverage: number | null;
     /**
      * Gaps Open
      *
@@ -874,9 +874,15 @@ export type GapHour = {
      */
     hour_start: string;
     /**
+     * Recorded Seconds
+     *
+     * seconds of this hour (to now, for the current hour) since the first recorder of this database started (or its first feed gap began, if earlier): 0 = nothing recorded yet then
+     */
+    recorded_seconds: number;
+    /**
      * Seconds In Gaps
      *
-     * seconds of this hour inside at least one feed gap (overlapping gaps counted once; an open gap runs to now)
+     * seconds of this hour's recorded part inside at least one feed gap (overlapping gaps counted once; an open gap runs to now)
      */
     seconds_in_gaps: number;
 };

@@ -46,8 +46,8 @@ const status = (over: Partial<RecorderStatus> = {}): RecorderStatus => {
       },
     ],
     gap_hours: [
-      { hour_start: "2026-11-28T11:00:00Z", gaps_started: 2, gaps_open: 0, gaps_repaired: 2, seconds_in_gaps: 36, coverage: 0.99 },
-      { hour_start: "2026-11-28T12:00:00Z", gaps_started: 1, gaps_open: 1, gaps_repaired: 0, seconds_in_gaps: 1800, coverage: 0 },
+      { hour_start: "2026-11-28T11:00:00Z", gaps_started: 2, gaps_open: 0, gaps_repaired: 2, seconds_in_gaps: 36, recorded_seconds: 3600, coverage: 0.99 },
+      { hour_start: "2026-11-28T12:00:00Z", gaps_started: 1, gaps_open: 1, gaps_repaired: 0, seconds_in_gaps: 1800, recorded_seconds: 1800, coverage: 0 },
     ],
     ...over,
   };
@@ -77,6 +77,7 @@ describe("HealthView", () => {
     // 3600 s at 99 % and 1800 s at 0 %: 66 % of the last 1.5 h
     expect(within(card("Coverage, 24 h")).getByText("66.00%")).toBeInTheDocument();
     expect(card("Coverage, 24 h")).toHaveClass("grade-bad");
+    expect(within(card("Coverage, 24 h")).getByText("over 1 h 30 min recorded")).toBeInTheDocument();
     expect(screen.getAllByTestId("gap-hour")).toHaveLength(2);
     expect(screen.queryByRole("alert")).toBeNull();
     // the leader first; the standby's 30 s old heartbeat is stale

@@ -9,6 +9,7 @@ import {
   heartbeatState,
   lagGrade,
   orderInstances,
+  recordedSeconds,
   type Grade,
   type ReadinessView,
 } from "../lib/health";
@@ -26,11 +27,26 @@ export type HealthViewProps = {
   apiDown: boolean;
 };
 
-function Card({ label, value, grade = "none", hint, mono = false }: { label: string; value: string; grade?: Grade; hint?: string; mono?: boolean }) {
+function Card({
+  label,
+  value,
+  grade = "none",
+  hint,
+  note,
+  mono = false,
+}: {
+  label: string;
+  value: string;
+  grade?: Grade;
+  hint?: string;
+  note?: string;
+  mono?: boolean;
+}) {
   return (
     <div className={`card grade-${grade}`} title={hint}>
       <div className="card-label">{label}</div>
       <div className={mono ? "card-value card-id" : "card-value"}>{value}</div>
+      {note && <div className="card-note">{note}</div>}
     </div>
   );
 }
@@ -60,7 +76,8 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
   const leader = status?.leader ?? null;
   const leaderAge = leader ? ageNow(leader.heartbeat_age_seconds, fetchedAt, now) : null;
   const beat = leaderAge === null ? null : heartbeatState(leaderAge);
-  const coverage = status ? dayCoverage(status.gap_hours ?? [], now) : null;
+  const coverage = status ? dayCoverage(status.gap_hours ?? []) : null;
+  const recorded = status ? recordedSeconds(status.gap_hours ?? []) : 0;
   const db = readiness?.checks["database"];
   const migrations = readiness?.checks["migrations"];
   return (
@@ -99,7 +116,8 @@ export function HealthView({ status, fetchedAt, now, readiness, statusError, api
           label="Coverage, 24 h"
           value={coverage === null ? "—" : `${(coverage * 100).toFixed(coverage >= 0.99995 || coverage === 0 ? 0 : 2)}%`}
           grade={coverageGrade(coverage)}
-          hint="share of the last day outside every feed gap"
+          hint="share of the last day's recorded time outside every feed gap"
+          note={coverage !== null && recorded < 23 * 3600 ? `over ${duration(recorded)} recorded` : undefined}
         />
         <Card
           label="Rejected frames"
@@ -225,6 +243,7 @@ const hourLabel = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: 
 function hourTitle(h: GapHour): string {
   const start = new Date(h.hour_start);
   const span = `${hourLabel.format(start)}–${hourLabel.format(new Date(start.getTime() + 3600_000))}`;
+  if (h.coverage === null) return `${span}: not recorded (no recorder had started yet)`;
   const gaps = h.gaps_started === 1 ? "1 gap started" : `${h.gaps_started} gaps started`;
   const open = h.gaps_open ? ` (${h.gaps_open} still open)` : "";
   return `${span}: ${gaps}${open}; ${duration(h.seconds_in_gaps)} inside gaps; coverage ${(h.coverage * 100).toFixed(1)}%`;
@@ -267,7 +286,7 @@ export function GapHours({ hours }: { hours: GapHour[] }) {
         {total ? `Bars: gaps that began in each hour (red while one is still open; tallest = ${most}). ` : "No gap began in these hours. "}
         Strip: the hour’s coverage —{" "}
         <span className="cov-key cov-ok" /> no gap, <span className="cov-key cov-warn" /> ≥ 99 %,{" "}
-        <span className="cov-key cov-bad" /> less. Hover an hour for its figures; hours in your time zone.
+        <span className="cov-key cov-bad" /> less, <span className="cov-key cov-none" /> not recorded yet. Hover an hour for its figures; hours in your time zone.
       </figcaption>
     </figure>
   );

@@ -5,6 +5,7 @@ import {
   coverageGrade,
   databaseUp,
   dayCoverage,
+  recordedSeconds,
   duration,
   heartbeatState,
   lagGrade,
@@ -24,12 +25,13 @@ const instance = (id: string, role: string, age: number): Instance => ({
   info: null,
 });
 
-const hour = (start: string, coverage: number): GapHour => ({
+const hour = (start: string, coverage: number | null, recorded = 3600): GapHour => ({
   hour_start: start,
   gaps_started: 0,
   gaps_open: 0,
   gaps_repaired: 0,
-  seconds_in_gaps: (1 - coverage) * 3600,
+  seconds_in_gaps: (1 - (coverage ?? 1)) * recorded,
+  recorded_seconds: coverage === null ? 0 : recorded,
   coverage,
 });
 
@@ -71,12 +73,17 @@ describe("grades and durations", () => {
 });
 
 describe("coverage over the day", () => {
-  it("weighs each hour by how much of it has passed", () => {
-    const now = Date.parse("2026-11-28T12:30:00Z");
-    const hours = [hour("2026-11-28T11:00:00Z", 0.5), hour("2026-11-28T12:00:00Z", 1)];
-    // 3600 s at 50 % and 1800 s at 100 %: 3600 of 5400 s covered
-    expect(dayCoverage(hours, now)).toBeCloseTo(3600 / 5400, 10);
-    expect(dayCoverage([], now)).toBeNull();
+  it("weighs each hour by its recorded time, and leaves out hours before the first recorder", () => {
+    const hours = [
+      hour("2026-11-28T10:00:00Z", null),
+      hour("2026-11-28T11:00:00Z", 0.5),
+      hour("2026-11-28T12:00:00Z", 1, 1800), // the current hour, half past
+    ];
+    // 3600 s at 50 % and 1800 s at 100 %: 3600 of 5400 recorded seconds covered; the unrecorded hour is not 100 %
+    expect(dayCoverage(hours)).toBeCloseTo(3600 / 5400, 10);
+    expect(recordedSeconds(hours)).toBe(5400);
+    expect(dayCoverage([hour("2026-11-28T10:00:00Z", null)])).toBeNull();
+    expect(dayCoverage([])).toBeNull();
   });
 
   it("grades coverage: whole, nearly whole, not", () => {

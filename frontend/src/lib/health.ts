@@ -50,18 +50,22 @@ export function lagGrade(p99: number | null | undefined): Grade {
   return "bad";
 }
 
-/** The share of the whole window outside every gap (hours weighted by their length; the current one is partial). */
-export function dayCoverage(hours: GapHour[], nowMs: number): number | null {
+/** The share of the window's recorded time outside every gap (each hour weighted by its recorded seconds: the
+ * current one is partial, hours before the first recorder have none); null while nothing was recorded. */
+export function dayCoverage(hours: GapHour[]): number | null {
   let covered = 0;
   let total = 0;
   for (const h of hours) {
-    const start = Date.parse(h.hour_start);
-    const len = Math.max(0, Math.min(3600, (nowMs - start) / 1000));
-    if (len <= 0) continue;
-    covered += h.coverage * len;
-    total += len;
+    if (h.coverage === null || h.recorded_seconds <= 0) continue;
+    covered += h.coverage * h.recorded_seconds;
+    total += h.recorded_seconds;
   }
   return total > 0 ? covered / total : null;
+}
+
+/** The recorded part of the window, in seconds (less than the window while the first recorder is younger). */
+export function recordedSeconds(hours: GapHour[]): number {
+  return hours.reduce((n, h) => n + Math.max(0, h.recorded_seconds), 0);
 }
 
 /** A coverage share's grade: all of it ok, 99 % and up a warning, below that bad. */

@@ -49,11 +49,16 @@ class GapHour(BaseModel):
     gaps_open: int = Field(description="of those, still neither repaired nor given up")
     gaps_repaired: int = Field(description="of those, repaired since")
     seconds_in_gaps: float = Field(
-        description="seconds of this hour inside at least one feed gap (overlapping gaps counted once; an open gap "
-        "runs to now)"
+        description="seconds of this hour's recorded part inside at least one feed gap (overlapping gaps counted "
+        "once; an open gap runs to now)"
     )
-    coverage: float = Field(
-        description="share of the hour (to now, for the current hour) outside every feed gap: 1 = no gap at all"
+    recorded_seconds: float = Field(
+        description="seconds of this hour (to now, for the current hour) since the first recorder of this database "
+        "started (or its first feed gap began, if earlier): 0 = nothing recorded yet then"
+    )
+    coverage: float | None = Field(
+        description="share of the recorded part of the hour outside every feed gap: 1 = no gap at all; null = no "
+        "recorder had started yet (time a recorder missed later is a gap, so it counts against coverage)"
     )
 
 
@@ -170,12 +175,19 @@ async def recorder_status(conn: AsyncConnection) -> RecorderStatus:
 # Each of the last :hours clock hours (the current one to now): the gaps that began in it, and the part of it inside
 # the union of every gap (range_agg merges overlapping gaps; an open gap runs to now). A gap is timed by the exchange's
 # clock, which may run a little ahead of the database's: one that begins "after now" counts in the current hour.
+# Coverage counts from the first recorder's start (heartbeat rows are never deleted), or the first gap if earlier (a
+# gap means something was recording): before that nothing was recorded, which is not "no gap"; after it, time without
+# a leader is a gap of its own (the next leader writes it).
 # Gaps are few: a scan is fine.
 _GAP_HOURS_SQL = """
-WITH hours AS (
-    SELECT h AS hour_start, least(h + interval '1 hour', now()) AS hour_end
-    FROM generate_series(date_trunc('hour', now()) - make_interval(hours => :hours - 1), date_trunc('hour', now()),
-                         interval '1 hour') h
+WITH since AS (
+    SELECT coalesce(least((SELECT min(started_at) FROM recorder_heartbeats), (SELECT min(gap_start) FROM feed_gaps)),
+                    'infinity'::timestamptz) AS t
+), hours AS (
+    SELECT h AS hour_start, least(h + interval '1 hour', now()) AS hour_end,
+           least(greatest(h, since.t), h + interval '1 hour', now()) AS recorded_from
+    FROM since, generate_series(date_trunc('hour', now()) - make_interval(hours => :hours - 1),
+                                date_trunc('hour', now()), interval '1 hour') h
 ), g AS (
     SELECT least(gap_start, now()) AS gap_start,
            greatest(least(gap_start, now()), coalesce(gap_end, now())) AS gap_end, repaired_at, unrepairable_reason
@@ -189,16 +201,17 @@ SELECT h.hour_start,
        count(g.gap_start) FILTER (WHERE g.repaired_at IS NULL AND g.unrepairable_reason IS NULL) AS gaps_open,
        count(g.gap_start) FILTER (WHERE g.repaired_at IS NOT NULL) AS gaps_repaired,
        m.seconds AS seconds_in_gaps,
-       CASE WHEN h.hour_end > h.hour_start
-            THEN greatest(0, 1 - m.seconds / extract(epoch FROM h.hour_end - h.hour_start)::float8)
-            ELSE 1 END AS coverage
+       extract(epoch FROM h.hour_end - h.recorded_from)::float8 AS recorded_seconds,
+       CASE WHEN h.hour_end > h.recorded_from
+            THEN greatest(0, 1 - m.seconds / extract(epoch FROM h.hour_end - h.recorded_from)::float8)
+            END AS coverage
 FROM hours h
 CROSS JOIN LATERAL (
     SELECT coalesce(sum(extract(epoch FROM upper(r) - lower(r))), 0)::float8 AS seconds
-    FROM missing, unnest(missing.ranges * tstzmultirange(tstzrange(h.hour_start, h.hour_end))) r
+    FROM missing, unnest(missing.ranges * tstzmultirange(tstzrange(h.recorded_from, h.hour_end))) r
 ) m
 LEFT JOIN g ON g.gap_start >= h.hour_start AND g.gap_start < h.hour_start + interval '1 hour'
-GROUP BY h.hour_start, h.hour_end, m.seconds
+GROUP BY h.hour_start, h.hour_end, h.recorded_from, m.seconds
 ORDER BY h.hour_start
 """
 
