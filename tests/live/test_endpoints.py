@@ -401,3 +401,19 @@ async def test_the_gate_reads_the_latest_backtest_of_the_chosen_window(own_db: t
         assert (none["backtest_id"], none["passed"]) == (None, False)
         bad = await client.get("/api/v1/strategies/momentum/performance", params={"gate_end": "someday"})
         assert_problem(bad, 422)
+        assert "too short" not in latest["note"] + september["note"]  # no annualisation block: nothing to say
+
+    # A Sharpe annualised from two minutes of data passes or fails the gate all the same, and the note says so.
+    async with engine.begin() as c:
+        await c.execute(
+            text(
+                "INSERT INTO backtest_results (strategy_name, strategy_version, params, window_start, window_end, "
+                "status, finished_at, metrics) VALUES ('momentum', '1', '{}', now() - interval '10 minutes', now(), "
+                "'done', now(), CAST(:m AS jsonb))"
+            ),
+            {"m": '{"sharpe": 38.2, "annualisation": {"returns": 2, "interval_seconds": 60}}'},
+        )
+    async with serve(app) as client:
+        short = (await client.get("/api/v1/strategies/momentum/performance")).json()["backtest_gate"]
+    assert (short["sharpe_ratio"], short["passed"]) == (38.2, True)
+    assert short["note"].endswith("(annualised from 2 min of data: too short to read; run it over a week or more)")

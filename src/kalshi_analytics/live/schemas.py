@@ -6,7 +6,7 @@ Money is an exact decimal serialised as a JSON string, as everywhere in the API;
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -21,6 +21,8 @@ SessionStatus = Literal["running", "stopped", "failed"]
 RestartPolicy = Literal["resume", "reset"]
 #: The Sharpe ratio a strategy's backtest should reach before it trades live (the seed's decision gate).
 SHARPE_GATE = 0.5
+#: A Sharpe ratio annualised from less data than this is too short to read (the dashboard says so too).
+SHARPE_SHORT_WINDOW = timedelta(days=7)
 
 
 class PaperSessionCreate(BaseModel):

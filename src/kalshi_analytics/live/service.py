@@ -11,7 +11,7 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,7 @@ from kalshi_analytics.db.engine import driver_in_transaction
 from kalshi_analytics.errors import ConflictError, InvalidInputError, NotFoundError
 from kalshi_analytics.live.schemas import (
     SHARPE_GATE,
+    SHARPE_SHORT_WINDOW,
     BacktestGate,
     EquityPoint,
     FillView,
@@ -456,7 +457,9 @@ async def backtest_gate(
     whose data window lies within it (either side open)."""
     rows = await _fetch(
         engine,
-        "SELECT id, window_start, window_end, (metrics->>'sharpe')::float8 AS sharpe FROM backtest_results "
+        "SELECT id, window_start, window_end, (metrics->>'sharpe')::float8 AS sharpe, "
+        "(metrics->'annualisation'->>'returns')::float8 * (metrics->'annualisation'->>'interval_seconds')::float8 "
+        "AS span_seconds FROM backtest_results "
         "WHERE strategy_name = $1 AND status = 'done' AND ($2::timestamptz IS NULL OR window_start >= $2) "
         "AND ($3::timestamptz IS NULL OR window_end <= $3) ORDER BY finished_at DESC NULLS LAST LIMIT 1",
         strategy,
@@ -484,8 +487,18 @@ async def backtest_gate(
         window_end=r["window_end"],
         passed=passed,
         note=f"latest backtest Sharpe {shown} {'≥' if passed else '<'} {SHARPE_GATE}"
-        + ("" if passed else ": the seed's gate for live trading is not met"),
+        + ("" if passed else ": the seed's gate for live trading is not met")
+        + _short_window(sharpe, r["span_seconds"]),
     )
+
+
+def _short_window(sharpe: float | None, span_seconds: float | None) -> str:
+    """A caution when the Sharpe ratio was annualised from less than :data:`SHARPE_SHORT_WINDOW` of data."""
+    if sharpe is None or span_seconds is None or span_seconds >= SHARPE_SHORT_WINDOW.total_seconds():
+        return ""
+    span = timedelta(seconds=round(span_seconds))
+    told = f"{span.total_seconds() / 3600:.1f} h" if span >= timedelta(hours=1) else f"{span.seconds // 60} min"
+    return f" (annualised from {told} of data: too short to read; run it over a week or more)"
 
 
 async def strategy_performance(
