@@ -10,9 +10,9 @@ import {
   lagGrade,
   orderInstances,
   recordedSeconds,
-  type Grade,
   type ReadinessView,
 } from "../lib/health";
+import { Card } from "./Card";
 import { Empty, Time } from "./States";
 
 export type HealthViewProps = {
@@ -26,30 +26,6 @@ export type HealthViewProps = {
   /** The API itself did not answer. */
   apiDown: boolean;
 };
-
-function Card({
-  label,
-  value,
-  grade = "none",
-  hint,
-  note,
-  mono = false,
-}: {
-  label: string;
-  value: string;
-  grade?: Grade;
-  hint?: string;
-  note?: string;
-  mono?: boolean;
-}) {
-  return (
-    <div className={`card grade-${grade}`} title={hint}>
-      <div className="card-label">{label}</div>
-      <div className={mono ? "card-value card-id" : "card-value"}>{value}</div>
-      {note && <div className="card-note">{note}</div>}
-    </div>
-  );
-}
 
 function DatabaseBanner({ readiness, statusError, apiDown }: Pick<HealthViewProps, "readiness" | "statusError" | "apiDown">) {
   const db = readiness?.checks["database"];

@@ -3,6 +3,7 @@ import { Link, useNavigate } from "@tanstack/react-router";
 import { useState } from "react";
 import { createBacktest, listBacktests, type BacktestSummary } from "../client";
 import { BacktestForm } from "../components/BacktestForm";
+import { toneOf } from "../components/Card";
 import { Empty, ErrorState, Loading, Time } from "../components/States";
 import { WithStrategies } from "../components/WithStrategies";
 import { unwrap } from "../lib/api";
@@ -10,9 +11,6 @@ import { MAX_COMPARE } from "../lib/compare";
 import { count, usd } from "../lib/format";
 
 const ACTIVE = new Set(["queued", "running"]);
-
-const tone = (v: string | number | null | undefined) =>
-  v === null || v === undefined || Number(v) === 0 ? "" : Number(v) < 0 ? "neg" : "pos";
 
 function NewBacktest({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
@@ -67,7 +65,7 @@ function Row({ b, selected, toggle, full }: { b: BacktestSummary; selected: bool
       <td>
         <Time iso={b.created_at} short />
       </td>
-      <td className={`num ${tone(b.total_pnl)}`}>{usd(b.total_pnl)}</td>
+      <td className={`num ${toneOf(b.total_pnl) ?? ""}`}>{usd(b.total_pnl)}</td>
       <td className="num">{b.sharpe === null || b.sharpe === undefined ? "—" : b.sharpe.toFixed(2)}</td>
       <td className="num">{b.max_drawdown === null || b.max_drawdown === undefined ? "—" : usd(String(b.max_drawdown))}</td>
       <td className="num">{count(b.num_trades)}</td>
