@@ -9,7 +9,7 @@
   (``{"candle_volume": ..., "period_minutes": 1}``);
 - every trade of the window → a :class:`TradeRow` (``source="backfill"``).
 
-Monthly partitions for the window are created first (``ka_ensure_monthly_partitions``). Writes go through the
+Monthly partitions for the window are created first (:func:`.partitions.ensure_partitions`). Writes go through the
 sink (idempotent: snapshots by ``(ticker, ts, source)``, trades by ``trade_id``), so re-running adds nothing;
 the result reports new vs duplicate rows.
 """
@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kalshi_analytics.errors import InvalidInputError
 from kalshi_analytics.kalshi.domain import ONE, Candlestick
 from kalshi_analytics.kalshi.rest import KalshiRestClient
 from kalshi_analytics.logs import get_logger
+from kalshi_analytics.recorder.partitions import ensure_partitions, month_start
 from kalshi_analytics.recorder.poll import Catalog
 from kalshi_analytics.recorder.rows import SnapshotRow, trade_row
 from kalshi_analytics.recorder.sink import Sink
@@ -77,9 +77,8 @@ def candle_snapshot(ticker: str, c: Candlestick, received_at: datetime) -> Snaps
 
 
 def _months(since: datetime, until: datetime) -> tuple[date, int]:
-    first = date(since.year, since.month, 1)
     n = (until.year - since.year) * 12 + until.month - since.month + 1
-    return first, n
+    return month_start(since), n
 
 
 async def resolve_tickers(
@@ -118,11 +117,7 @@ async def backfill(
             markets.append(await rest.get_market(t))
         except Exception as exc:
             raise BackfillError(f"unknown market {t!r} ({type(exc).__name__})") from None
-    first, n = _months(since, until)
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("SELECT ka_ensure_monthly_partitions('market_snapshots', :first, :n)"), {"first": first, "n": n}
-        )
+    await ensure_partitions(engine, *_months(since, until), lock_timeout=None)
     result = BackfillResult(markets=names)
     sem = asyncio.Semaphore(concurrency)
     done = 0

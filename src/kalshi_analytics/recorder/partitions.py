@@ -36,15 +36,19 @@ def month_start(when: datetime) -> date:
     return date(when.year, when.month, 1)
 
 
-async def ensure_partitions(engine: AsyncEngine, now: datetime, months_ahead: int = MONTHS_AHEAD) -> dict[str, int]:
-    """Create what is missing of this month's partitions and the ``months_ahead`` after it; how many, by table."""
+async def ensure_partitions(
+    engine: AsyncEngine, first: date, months: int, *, lock_timeout: str | None = LOCK_TIMEOUT
+) -> dict[str, int]:
+    """Create what is missing of the partitions of ``months`` months from ``first``; how many, by table. With
+    ``lock_timeout=None`` it waits for its locks as long as it takes (a command a person started, say)."""
     created: dict[str, int] = {}
     async with engine.begin() as conn:
-        await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        if lock_timeout is not None:
+            await conn.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
         for table in PARTITIONED:
             result = await conn.execute(
                 text("SELECT ka_ensure_monthly_partitions(CAST(:t AS regclass), :first, :n)"),
-                {"t": table, "first": month_start(now), "n": months_ahead + 1},
+                {"t": table, "first": first, "n": months},
             )
             created[table] = int(result.scalar_one())
     return created
@@ -74,7 +78,7 @@ class PartitionKeeper:
     async def check(self) -> bool:
         """One pass; whether it succeeded."""
         try:
-            created = await ensure_partitions(self.engine, self.clock(), self.months_ahead)
+            created = await ensure_partitions(self.engine, month_start(self.clock()), self.months_ahead + 1)
         except Exception as exc:  # logged and retried: partitions are a month ahead of need
             self.metrics.partition_failures.inc()
             log.warning("partitions_not_checked", error=f"{type(exc).__name__}: {exc}", retry_s=self.retry)
