@@ -187,48 +187,37 @@ async def serving(proxy: Proxy) -> Any:
         await proxy.aclose()
 
 
-async def busiest_tickers(db_url: str, n: int) -> list[str]:
+async def fetch(db_url: str, sql: str, **params: object) -> list[Any]:
+    """The rows of one query, on an engine of its own (the stack's processes hold the database's others)."""
     engine = create_engine(db_url, pool_size=1)
     try:
         async with engine.connect() as c:
-            rows = await c.execute(
-                text(
-                    "SELECT ticker FROM market_snapshots WHERE received_at > now() - interval '2 minutes' "
-                    "GROUP BY ticker ORDER BY count(*) DESC, ticker LIMIT :n"
-                ),
-                {"n": n},
-            )
-            return [r.ticker for r in rows]
+            return list(await c.execute(text(sql), params))
     finally:
         await engine.dispose()
+
+
+async def busiest_tickers(db_url: str, n: int) -> list[str]:
+    sql = (
+        "SELECT ticker FROM market_snapshots WHERE received_at > now() - interval '2 minutes' "
+        "GROUP BY ticker ORDER BY count(*) DESC, ticker LIMIT :n"
+    )
+    return [r.ticker for r in await fetch(db_url, sql, n=n)]
 
 
 async def journal_head(db_url: str, tickers: list[str]) -> int:
     """The newest snapshot event id of ``tickers`` in the journal (0: none)."""
-    engine = create_engine(db_url, pool_size=1)
-    try:
-        async with engine.connect() as c:
-            sql = "SELECT coalesce(max(id), 0) FROM stream_events WHERE kind = 'snapshot' AND ticker = ANY(:t)"
-            return int((await c.execute(text(sql), {"t": tickers})).scalar_one())
-    finally:
-        await engine.dispose()
+    sql = "SELECT coalesce(max(id), 0) AS head FROM stream_events WHERE kind = 'snapshot' AND ticker = ANY(:t)"
+    return int((await fetch(db_url, sql, t=tickers))[0].head)
 
 
 async def journal(db_url: str, tickers: list[str], after: int, upto: int) -> list[tuple[int, str, str]]:
     """The snapshot events of ``tickers`` the database committed with ids in (``after``, ``upto``]."""
-    engine = create_engine(db_url, pool_size=1)
-    try:
-        async with engine.connect() as c:
-            rows = await c.execute(
-                text(
-                    "SELECT id, ticker, source FROM stream_events WHERE kind = 'snapshot' AND ticker = ANY(:t) "
-                    "AND id > :a AND id <= :u ORDER BY id"
-                ),
-                {"t": tickers, "a": after, "u": upto},
-            )
-            return [(int(r.id), r.ticker, r.source) for r in rows]
-    finally:
-        await engine.dispose()
+    sql = (
+        "SELECT id, ticker, source FROM stream_events WHERE kind = 'snapshot' AND ticker = ANY(:t) "
+        "AND id > :a AND id <= :u ORDER BY id"
+    )
+    return [(int(r.id), r.ticker, r.source) for r in await fetch(db_url, sql, t=tickers, a=after, u=upto)]
 
 
 async def test_kill_the_leader_recorder_and_an_api_process_under_load(
